@@ -1,0 +1,171 @@
+import type {
+  CaptureEvent,
+  ConnOpenEvent,
+  HandshakeRequestEvent,
+  HandshakeResponseEvent,
+  HttpErrorEvent,
+  Side,
+} from '../capture/events.js';
+import { attributeClose, closeEvidenceOf, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
+import { PingPairing, type PingRoundTrip } from './ping-pairing.js';
+
+export type ConnectionState = 'handshaking' | 'open' | 'half-closed' | 'closed';
+
+interface DirectionCounters {
+  frames: number;
+  messages: number;
+  payloadBytes: number;
+  lastFrameAt: number | null;
+}
+
+export interface ConnectionSummary {
+  conn: number;
+  open: ConnOpenEvent;
+  state: ConnectionState;
+  handshakeRequest: HandshakeRequestEvent | null;
+  handshakeResponse: HandshakeResponseEvent | null;
+  upstreamError: HttpErrorEvent | null;
+  httpExchanges: number;
+  /** Path of the first plain HTTP request on this connection. */
+  firstRequestUrl: string | null;
+  /** The plain HTTP request in progress (keep-alive: one at a time). */
+  currentRequest: { exchange: number; method: string; url: string } | null;
+  directions: Record<Side, DirectionCounters>;
+  /** Evidence in the order it was recorded. */
+  evidence: CloseEvidence[];
+  /** Most recent round trips, newest last (bounded). */
+  pings: PingRoundTrip[];
+  pingPairing: PingPairing;
+  protocolErrors: number;
+  bytes: { fromClient: number; fromUpstream: number } | null;
+  closedAt: number | null;
+}
+
+const MAX_PINGS_KEPT = 32;
+
+function emptyCounters(): DirectionCounters {
+  return { frames: 0, messages: 0, payloadBytes: 0, lastFrameAt: null };
+}
+
+/** Who closed, derived from the evidence so far (never stored). */
+export function attributionOf(summary: ConnectionSummary): CloseAttribution {
+  return attributeClose(summary.evidence);
+}
+
+/**
+ * Folds events into one summary per connection. It is the same fold for the
+ * live proxy, `wstap view` and exports. Bounded: closed connections beyond
+ * `maxClosed` are forgotten oldest first (the capture file keeps everything).
+ */
+export class ConnectionTracker {
+  readonly #live = new Map<number, ConnectionSummary>();
+  readonly #closed = new Map<number, ConnectionSummary>();
+  readonly #maxClosed: number;
+
+  constructor(options: { maxClosed?: number } = {}) {
+    this.#maxClosed = options.maxClosed ?? 1000;
+  }
+
+  get(conn: number): ConnectionSummary | undefined {
+    return this.#live.get(conn) ?? this.#closed.get(conn);
+  }
+
+  get live(): IterableIterator<ConnectionSummary> {
+    return this.#live.values();
+  }
+
+  get closed(): IterableIterator<ConnectionSummary> {
+    return this.#closed.values();
+  }
+
+  /** Applies one event; returns the summary it touched, if any. */
+  apply(event: CaptureEvent): ConnectionSummary | null {
+    if (event.kind === 'conn.open') {
+      const summary: ConnectionSummary = {
+        conn: event.conn,
+        open: event,
+        state: event.mode === 'tcp' ? 'open' : 'handshaking',
+        handshakeRequest: null,
+        handshakeResponse: null,
+        upstreamError: null,
+        httpExchanges: 0,
+        firstRequestUrl: null,
+        currentRequest: null,
+        directions: { client: emptyCounters(), upstream: emptyCounters() },
+        evidence: [],
+        pings: [],
+        pingPairing: new PingPairing(),
+        protocolErrors: 0,
+        bytes: null,
+        closedAt: null,
+      };
+      this.#live.set(event.conn, summary);
+      return summary;
+    }
+    if (!('conn' in event)) return null;
+    const summary = this.#live.get(event.conn);
+    if (!summary) return null;
+    this.#applyTo(summary, event);
+    return summary;
+  }
+
+  #applyTo(s: ConnectionSummary, event: CaptureEvent): void {
+    const evidence = closeEvidenceOf(event);
+    if (evidence) {
+      s.evidence.push(evidence);
+      if (s.state === 'open' && (evidence.kind === 'fin' || evidence.kind === 'close-frame')) s.state = 'half-closed';
+    }
+    switch (event.kind) {
+      case 'http.request':
+        s.httpExchanges++;
+        s.firstRequestUrl ??= event.url;
+        s.currentRequest = { exchange: event.exchange, method: event.method, url: event.url };
+        s.state = 'open';
+        break;
+      case 'ws.handshake.request':
+        s.handshakeRequest = event;
+        break;
+      case 'ws.handshake.response':
+        s.handshakeResponse = event;
+        s.state = 'open';
+        break;
+      case 'http.error':
+        s.upstreamError = event;
+        break;
+      case 'ws.frame': {
+        const d = s.directions[event.side];
+        d.frames++;
+        d.payloadBytes += event.length;
+        d.lastFrameAt = event.t;
+        if (event.opcode === 9) s.pingPairing.ping(event.side, event.preview, event.t);
+        else if (event.opcode === 10) {
+          const rtt = s.pingPairing.pong(event.side, event.preview, event.t);
+          if (rtt) {
+            s.pings.push(rtt);
+            if (s.pings.length > MAX_PINGS_KEPT) s.pings.shift();
+          }
+        }
+        break;
+      }
+      case 'ws.message':
+        s.directions[event.side].messages++;
+        break;
+      case 'ws.protocol-error':
+        s.protocolErrors++;
+        break;
+      case 'conn.close':
+        s.state = 'closed';
+        s.closedAt = event.t;
+        s.bytes = event.bytes;
+        this.#live.delete(s.conn);
+        this.#closed.set(s.conn, s);
+        if (this.#closed.size > this.#maxClosed) {
+          const oldest = this.#closed.keys().next().value;
+          if (oldest !== undefined) this.#closed.delete(oldest);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import type { CaptureEvent } from '../capture/events.js';
+import { describeEvidence } from './close-attribution.js';
+import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
+import { printable } from './printable.js';
+
+export type NarrationLevel = 'info' | 'warn' | 'error';
+
+/** One human line about a notable event, plus the fields a JSON log keeps. */
+export interface Narration {
+  level: NarrationLevel;
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
+
+function header(rawHeaders: Array<[string, string]>, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  return rawHeaders.find(([n]) => n.toLowerCase() === lower)?.[1];
+}
+
+/**
+ * Which events deserve a line in `--no-tui` output and what it says. Frames
+ * do not (a busy connection would flood the log); opens, handshakes, HTTP
+ * exchanges, errors and closes do. `summary` is the tracker's state after
+ * the event was applied.
+ */
+export function narrate(event: CaptureEvent, summary: ConnectionSummary | null): Narration | null {
+  switch (event.kind) {
+    case 'session.start':
+      return {
+        level: 'info',
+        msg: `listening on ${event.listen} -> ${event.target} (${event.mode} mode)`,
+        fields: { listen: event.listen, target: event.target, mode: event.mode },
+      };
+    case 'conn.open':
+      return {
+        level: 'info',
+        msg: `#${event.conn} open from ${event.remoteAddress}:${event.remotePort}`,
+        fields: { conn: event.conn, remote: `${event.remoteAddress}:${event.remotePort}` },
+      };
+    case 'ws.handshake.request':
+      return {
+        level: 'info',
+        msg: `#${event.conn} ${printable(event.method)} ${printable(event.url)} HTTP/${event.httpVersion} upgrade: ${printable(header(event.rawHeaders, 'upgrade') ?? '(none)')}`,
+        fields: { conn: event.conn, method: event.method, url: event.url },
+      };
+    case 'ws.handshake.response': {
+      const deflate = event.deflate ? ' permessage-deflate' : '';
+      return {
+        level: event.upgraded ? 'info' : 'warn',
+        msg: `#${event.conn} upstream answered ${event.statusCode} ${printable(event.reason)} after ${event.waitMs.toFixed(1)} ms${event.upgraded ? deflate : ' (not upgraded)'}`,
+        fields: { conn: event.conn, status: event.statusCode, waitMs: event.waitMs },
+      };
+    }
+    case 'ws.handshake.error':
+      return {
+        level: 'warn',
+        msg: `#${event.conn} upstream's response head is not HTTP: ${event.message} at byte ${event.offset}`,
+        fields: { conn: event.conn, code: event.code, offset: event.offset },
+      };
+    case 'http.response':
+      return {
+        level: 'info',
+        msg: `#${event.conn} ${exchangeLine(summary, event.exchange)}-> ${event.statusCode} (${event.responseBodyBytes} B, ttfb ${event.ttfbMs.toFixed(1)} ms, total ${event.totalMs.toFixed(1)} ms)${event.complete ? '' : ' incomplete: client went away'}`,
+        fields: { conn: event.conn, exchange: event.exchange, status: event.statusCode, bytes: event.responseBodyBytes },
+      };
+    case 'http.error':
+      return {
+        level: 'error',
+        msg: `#${event.conn} upstream failed (${event.stage}): ${event.code}: ${printable(event.message)}${event.answeredStatus ? `; answered ${event.answeredStatus}` : ''}`,
+        fields: { conn: event.conn, code: event.code, stage: event.stage },
+      };
+    case 'http.rejected':
+      return {
+        level: 'warn',
+        msg: `#${event.conn} rejected ${printable(event.method)} ${printable(event.url)}: ${event.statusCode} ${event.reason}`,
+        fields: { conn: event.conn, status: event.statusCode },
+      };
+    case 'ws.protocol-error':
+      return {
+        level: 'warn',
+        msg: `#${event.conn} ${event.side} sent an invalid frame (${event.code}) at byte ${event.offset}: ${printable(event.message)}; decoding of that direction stopped, relaying continues`,
+        fields: { conn: event.conn, side: event.side, code: event.code, offset: event.offset },
+      };
+    case 'ws.inflate-error':
+      return {
+        level: 'warn',
+        msg: `#${event.conn} could not inflate a ${event.side} message: ${printable(event.message)}`,
+        fields: { conn: event.conn, side: event.side },
+      };
+    case 'conn.close':
+      return summary ? closeLine(summary) : null;
+    case 'session.end':
+      return {
+        level: event.droppedEvents > 0 ? 'warn' : 'info',
+        msg: `session ended (${event.reason})${event.droppedEvents > 0 ? `; ${event.droppedEvents} events could not be written to the capture` : ''}`,
+        fields: { reason: event.reason, droppedEvents: event.droppedEvents },
+      };
+    default:
+      return null;
+  }
+}
+
+function exchangeLine(summary: ConnectionSummary | null, exchange: number): string {
+  const request = summary?.currentRequest;
+  const what = request && request.exchange === exchange ? `${printable(request.method)} ${printable(request.url)} ` : '';
+  return summary && summary.httpExchanges > 1 ? `exchange ${exchange} ${what}` : what;
+}
+
+function closeLine(s: ConnectionSummary): Narration {
+  const attribution = attributionOf(s);
+  const lifetime = (s.closedAt ?? s.open.t) - s.open.t;
+  const fields: Record<string, unknown> = {
+    conn: s.conn,
+    closedBy: attribution.closedBy,
+    lifetimeMs: Math.round(lifetime),
+    evidence: s.evidence.map((e) => ({ ...e, t: undefined, atMs: Math.round((e.t - s.open.t) * 1000) / 1000 })),
+    idleBeforeCloseMs: attribution.idleBeforeCloseMs,
+    frames: { client: s.directions.client.frames, upstream: s.directions.upstream.frames },
+    bytes: s.bytes,
+  };
+  if (s.evidence.length === 0 || !attribution.first) {
+    return { level: 'info', msg: `#${s.conn} closed after ${seconds(lifetime)} (no close evidence seen)`, fields };
+  }
+  const first = attribution.first;
+  const idle = attribution.idleBeforeCloseMs;
+  const idleText = idle ? `; silent before: client->upstream ${seconds(idle.client)}, upstream->client ${seconds(idle.upstream)}` : '';
+  const chain = s.evidence.map((e) => `${describeEvidence(e)} +${(e.t - first.t).toFixed(1)} ms`).join(', ');
+  const neverAnswered = s.handshakeRequest && !s.handshakeResponse && !s.upstreamError ? '; the upstream closed before answering the handshake' : '';
+  const frames = s.directions.client.frames + s.directions.upstream.frames;
+  const frameText = frames > 0 ? `; frames client ${s.directions.client.frames}, upstream ${s.directions.upstream.frames}` : '';
+  const ping = s.pings.at(-1);
+  const pingText = ping ? `; last ping rtt ${ping.rttMs.toFixed(1)} ms` : '';
+  return {
+    level: neverAnswered ? 'warn' : 'info',
+    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${seconds(lifetime)}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${frameText}${pingText}`,
+    fields,
+  };
+}

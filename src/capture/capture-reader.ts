@@ -1,0 +1,104 @@
+import fs from 'node:fs';
+import readline from 'node:readline';
+import type { CaptureEvent } from './events.js';
+import { CAPTURE_FORMAT, CAPTURE_VERSION, type CaptureHeader } from './capture-format.js';
+
+export class CaptureFormatError extends Error {
+  readonly code = 'WSTAP_BAD_CAPTURE';
+  constructor(
+    readonly path: string,
+    readonly line: number,
+    message: string,
+  ) {
+    super(`${path}:${line}: ${message}`);
+    this.name = 'CaptureFormatError';
+  }
+}
+
+export interface CaptureReadWarning {
+  line: number;
+  message: string;
+}
+
+export interface CaptureReadOptions {
+  /** A line that is not JSON: told here and skipped when it is the last line (a crash cut it), an error otherwise. */
+  onWarning?: (warning: CaptureReadWarning) => void;
+}
+
+function parseHeader(path: string, text: string): CaptureHeader {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new CaptureFormatError(path, 1, 'not a wstap capture (first line is not JSON)');
+  }
+  const header = value as Partial<CaptureHeader> | null;
+  if (!header || typeof header !== 'object' || header.format !== CAPTURE_FORMAT) {
+    throw new CaptureFormatError(path, 1, `not a wstap capture (first line does not name format "${CAPTURE_FORMAT}")`);
+  }
+  if (typeof header.version !== 'number' || header.version > CAPTURE_VERSION) {
+    throw new CaptureFormatError(
+      path,
+      1,
+      `capture format version ${String(header.version)} is newer than this wstap reads (${CAPTURE_VERSION}); upgrade wstap`,
+    );
+  }
+  return header as CaptureHeader;
+}
+
+function isEvent(value: unknown): value is CaptureEvent {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { kind?: unknown }).kind === 'string' &&
+    typeof (value as { t?: unknown }).t === 'number'
+  );
+}
+
+/**
+ * Streams the events of a capture file back, in file order. Memory stays
+ * bounded whatever the file size. A damaged last line (the process was
+ * killed mid-write) is reported and skipped; damage elsewhere is an error.
+ */
+export async function* readCaptureEvents(path: string, options: CaptureReadOptions = {}): AsyncGenerator<CaptureEvent> {
+  const input = fs.createReadStream(path);
+  const lines = readline.createInterface({ input, crlfDelay: Infinity });
+  let lineNo = 0;
+  let damaged: { line: number; message: string } | null = null;
+  try {
+    for await (const text of lines) {
+      lineNo++;
+      if (lineNo === 1) {
+        parseHeader(path, text);
+        continue;
+      }
+      if (damaged) throw new CaptureFormatError(path, damaged.line, damaged.message);
+      if (text.length === 0) continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        damaged = { line: lineNo, message: 'line is not valid JSON' };
+        continue;
+      }
+      if (!isEvent(value)) {
+        damaged = { line: lineNo, message: 'line is not a capture event (needs "kind" and "t")' };
+        continue;
+      }
+      yield value;
+    }
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+  if (lineNo === 0) throw new CaptureFormatError(path, 1, 'file is empty; not a wstap capture');
+  if (damaged) {
+    options.onWarning?.({ line: damaged.line, message: `${damaged.message}; the capture was probably cut short, events up to line ${damaged.line - 1} were read` });
+  }
+}
+
+export async function readCaptureFile(path: string, options: CaptureReadOptions = {}): Promise<CaptureEvent[]> {
+  const events: CaptureEvent[] = [];
+  for await (const event of readCaptureEvents(path, options)) events.push(event);
+  return events;
+}

@@ -1,0 +1,268 @@
+/**
+ * The event model. Everything wstap knows about a session is one of these;
+ * the capture file is these, one per line, and every view (log lines, TUI,
+ * HAR) is a fold over them. Verdicts (who closed, which timeout) are never
+ * stored here: they are derived by `src/analysis`.
+ *
+ * Conventions:
+ * - `t` is wall-clock epoch milliseconds with sub-millisecond precision,
+ *   taken from one anchor per session plus monotonic deltas (see clock.ts),
+ *   so ordering and durations are exact.
+ * - `side` says where bytes or evidence came from: `client` is the
+ *   nginx/browser side, `upstream` the app side.
+ * - Binary data (previews) is base64 so a capture line is plain JSON.
+ */
+
+export type Side = 'client' | 'upstream';
+export type RawHeaders = Array<[string, string]>;
+
+/** Silence of each direction, in ms since its last byte, at the moment of an event. */
+export interface Idle {
+  client: number;
+  upstream: number;
+}
+
+interface Base {
+  t: number;
+}
+
+interface ConnBase extends Base {
+  conn: number;
+}
+
+export interface SessionStartEvent extends Base {
+  kind: 'session.start';
+  version: string;
+  mode: 'http' | 'tcp';
+  listen: string;
+  target: string;
+  pid: number;
+  previewLimit: number;
+}
+
+export interface SessionEndEvent extends Base {
+  kind: 'session.end';
+  reason: string;
+  /** Events that could not be written to the capture (disk full, ...). */
+  droppedEvents: number;
+}
+
+export interface ConnOpenEvent extends ConnBase {
+  kind: 'conn.open';
+  mode: 'http' | 'tcp';
+  remoteAddress: string;
+  remotePort: number;
+  localPort: number;
+}
+
+export interface HttpRequestEvent extends ConnBase {
+  kind: 'http.request';
+  /** Exchange number on this connection (keep-alive), from 1. */
+  exchange: number;
+  method: string;
+  url: string;
+  httpVersion: string;
+  rawHeaders: RawHeaders;
+}
+
+export interface HttpResponseEvent extends ConnBase {
+  kind: 'http.response';
+  exchange: number;
+  statusCode: number;
+  statusMessage: string;
+  httpVersion: string;
+  rawHeaders: RawHeaders;
+  requestBodyBytes: number;
+  responseBodyBytes: number;
+  /** From the request head's arrival to the upstream's response head. */
+  ttfbMs: number;
+  /** From the request head's arrival to the last response byte handed to the client. */
+  totalMs: number;
+  /** false when the client went away before the response was complete. */
+  complete: boolean;
+}
+
+export interface HttpErrorEvent extends ConnBase {
+  kind: 'http.error';
+  exchange: number;
+  /** Where it failed: reaching the upstream, or while relaying the response. */
+  stage: 'connect' | 'response';
+  code: string;
+  message: string;
+  /** Status wstap answered with itself (502), or null when headers had already gone out. */
+  answeredStatus: number | null;
+}
+
+export interface HttpRejectedEvent extends ConnBase {
+  kind: 'http.rejected';
+  method: string;
+  url: string;
+  statusCode: number;
+  reason: string;
+}
+
+export interface HandshakeRequestEvent extends ConnBase {
+  kind: 'ws.handshake.request';
+  method: string;
+  url: string;
+  httpVersion: string;
+  rawHeaders: RawHeaders;
+  /** Bytes of the head as written to the upstream. */
+  headLength: number;
+}
+
+export interface HandshakeResponseEvent extends ConnBase {
+  kind: 'ws.handshake.response';
+  statusCode: number;
+  reason: string;
+  httpVersion: string;
+  rawHeaders: RawHeaders;
+  headLength: number;
+  /** Upgraded to WebSocket framing: 101 with `Upgrade: websocket`. */
+  upgraded: boolean;
+  /** permessage-deflate as the upstream accepted it, or null. */
+  deflate: {
+    serverNoContextTakeover: boolean;
+    clientNoContextTakeover: boolean;
+    serverMaxWindowBits: number;
+    clientMaxWindowBits: number;
+  } | null;
+  /** Milliseconds from the request head to the response head. */
+  waitMs: number;
+}
+
+export interface HandshakeErrorEvent extends ConnBase {
+  kind: 'ws.handshake.error';
+  code: string;
+  message: string;
+  offset: number;
+}
+
+export interface FrameEvent extends ConnBase {
+  kind: 'ws.frame';
+  side: Side;
+  /** Frame number in this direction, from 0. */
+  index: number;
+  /** Offset of the frame's first byte in this direction's byte stream after the handshake. */
+  offset: number;
+  opcode: number;
+  fin: boolean;
+  rsv1: boolean;
+  rsv2: boolean;
+  rsv3: boolean;
+  masked: boolean;
+  length: number;
+  /** Unmasked first bytes of the payload (still compressed when rsv1), base64. */
+  preview: string;
+  previewTruncated: boolean;
+  closeCode?: number;
+  closeReason?: string;
+  /** On close frames: silence of each direction just before it. */
+  idle?: Idle;
+}
+
+export interface MessageEvent extends ConnBase {
+  kind: 'ws.message';
+  side: Side;
+  opcode: 1 | 2;
+  /** Time of the first byte of the first frame; `tEnd` of the last frame. */
+  tEnd: number;
+  firstFrame: number;
+  frames: number;
+  /** Payload bytes on the wire. */
+  wireLength: number;
+  compressed: boolean;
+  /** Payload bytes after inflating (= wireLength when not compressed); null when it could not be inflated. */
+  size: number | null;
+  /** First bytes of the (inflated) message, base64; empty when unknown. */
+  preview: string;
+  previewTruncated: boolean;
+}
+
+export interface ProtocolErrorEvent extends ConnBase {
+  kind: 'ws.protocol-error';
+  side: Side;
+  code: string;
+  message: string;
+  /** Byte offset, in this direction's stream after the handshake, of the offending frame. */
+  offset: number;
+  frameIndex: number;
+}
+
+export interface InflateErrorEvent extends ConnBase {
+  kind: 'ws.inflate-error';
+  side: Side;
+  message: string;
+}
+
+export interface FinEvent extends ConnBase {
+  kind: 'tcp.fin';
+  side: Side;
+  idle: Idle;
+}
+
+export interface RstEvent extends ConnBase {
+  kind: 'tcp.rst';
+  side: Side;
+  idle: Idle;
+}
+
+export interface SocketErrorEvent extends ConnBase {
+  kind: 'tcp.error';
+  side: Side;
+  code: string;
+  message: string;
+  idle: Idle;
+}
+
+/** wstap itself ended the connection (shutdown, or a limit); `side` is absent: it is the proxy. */
+export interface ProxyCloseEvent extends ConnBase {
+  kind: 'proxy.close';
+  reason: string;
+  idle: Idle;
+}
+
+export interface ConnCloseEvent extends ConnBase {
+  kind: 'conn.close';
+  bytes: { fromClient: number; fromUpstream: number };
+}
+
+export type CaptureEvent =
+  | SessionStartEvent
+  | SessionEndEvent
+  | ConnOpenEvent
+  | HttpRequestEvent
+  | HttpResponseEvent
+  | HttpErrorEvent
+  | HttpRejectedEvent
+  | HandshakeRequestEvent
+  | HandshakeResponseEvent
+  | HandshakeErrorEvent
+  | FrameEvent
+  | MessageEvent
+  | ProtocolErrorEvent
+  | InflateErrorEvent
+  | FinEvent
+  | RstEvent
+  | SocketErrorEvent
+  | ProxyCloseEvent
+  | ConnCloseEvent;
+
+export type CaptureEventKind = CaptureEvent['kind'];
+
+/** The events that say a connection is ending, in the order they happened. */
+export type CloseEvidenceEvent = FinEvent | RstEvent | SocketErrorEvent | ProxyCloseEvent | FrameEvent;
+
+export const OPCODE = {
+  continuation: 0,
+  text: 1,
+  binary: 2,
+  close: 8,
+  ping: 9,
+  pong: 10,
+} as const;
+
+/** Receives events as they happen (the store, the capture file, the log). */
+export interface EventSink {
+  record(event: CaptureEvent): void;
+}

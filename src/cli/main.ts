@@ -1,0 +1,53 @@
+import { runDemo } from './demo.js';
+import { runProxy } from './proxy.js';
+import { UsageError } from './usage-error.js';
+import { VERSION } from './version.js';
+
+const HELP = `wstap ${VERSION}: an intercepting WebSocket debugging proxy
+
+Put it between nginx (or any proxy) and your app during an incident: it
+relays every byte unchanged and records handshakes, frames, pings and who
+closed each connection first, and why.
+
+Usage:
+  wstap proxy --target URL [--listen [HOST:]PORT] [--capture FILE] [options]
+  wstap demo                 a self-contained tour on free loopback ports
+  wstap --help | --version
+
+Run \`wstap COMMAND --help\` for a command's options.
+`;
+
+type Command = (args: string[]) => Promise<number>;
+const COMMANDS: Record<string, Command> = { proxy: runProxy, demo: runDemo };
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(HELP);
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '--version' || first === '-V') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[first];
+  if (!command) {
+    throw new UsageError(first.startsWith('-') ? `unknown option ${first}` : `unknown command "${first}"`);
+  }
+  return command(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`wstap: ${err.message} (see wstap --help)\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`wstap: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

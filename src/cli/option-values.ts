@@ -1,0 +1,46 @@
+import net from 'node:net';
+import { UsageError } from './usage-error.js';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** `PORT`, `HOST:PORT` or `[V6]:PORT`; a bare port means loopback. */
+export function parseListen(text: string): ListenAddress {
+  const bare = /^\d+$/.test(text);
+  const match = bare ? null : /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
+  const host = bare ? '127.0.0.1' : (match?.[1] ?? match?.[2]);
+  const portText = bare ? text : match?.[3];
+  const port = Number(portText);
+  if (!host || !portText || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--listen "${text}" is not HOST:PORT (e.g. 127.0.0.1:8066)`);
+  }
+  return { host, port };
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  if (net.isIPv6(host)) return host === '::1';
+  return false;
+}
+
+export function parseNonNegativeNumber(flag: string, text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0) {
+    throw new UsageError(`${flag} "${text}" is not a non-negative number`);
+  }
+  return value;
+}
+
+export function parseNonNegativeInteger(flag: string, text: string): number {
+  const value = parseNonNegativeNumber(flag, text);
+  if (!Number.isInteger(value)) throw new UsageError(`${flag} "${text}" is not a whole number`);
+  return value;
+}
+
+export function parseChoice<T extends string>(flag: string, text: string, choices: readonly T[]): T {
+  if ((choices as readonly string[]).includes(text)) return text as T;
+  throw new UsageError(`${flag} "${text}" is not one of ${choices.join(', ')}`);
+}

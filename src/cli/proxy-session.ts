@@ -1,0 +1,149 @@
+import type { Logger } from 'pino';
+import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
+import { narrate } from '../analysis/event-narrator.js';
+import { CaptureWriter } from '../capture/capture-writer.js';
+import type { CaptureEvent, EventSink } from '../capture/events.js';
+import { SessionClock } from '../capture/session-clock.js';
+import { ProxyListener } from '../relay/proxy-listener.js';
+import type { Target } from '../relay/target.js';
+import { VERSION } from './version.js';
+
+export interface ProxySessionOptions {
+  mode: 'http' | 'tcp';
+  host: string;
+  port: number;
+  target: Target;
+  insecure: boolean;
+  previewLimit: number;
+  capturePath: string | null;
+  overwriteCapture: boolean;
+  logger: Logger;
+  /** Seconds to let live connections finish on shutdown before ending them. */
+  drainSeconds: number;
+}
+
+export type EventListener = (event: CaptureEvent, summary: ConnectionSummary | null) => void;
+
+/**
+ * One running proxy: listener, capture file, the connection fold and the
+ * log lines, wired so that every event goes the same way.
+ */
+export class ProxySession implements EventSink {
+  readonly clock = new SessionClock();
+  readonly tracker = new ConnectionTracker();
+  readonly #options: ProxySessionOptions;
+  readonly #writer: CaptureWriter | null;
+  readonly #listener: ProxyListener;
+  readonly #listeners: EventListener[] = [];
+  #address = '';
+  #stopping: Promise<void> | null = null;
+  #sinkFaults = 0;
+
+  private constructor(options: ProxySessionOptions) {
+    this.#options = options;
+    this.#writer = options.capturePath
+      ? new CaptureWriter({
+          path: options.capturePath,
+          createdBy: `wstap ${VERSION}`,
+          overwrite: options.overwriteCapture,
+          onError: (err) =>
+            options.logger.error(
+              { path: options.capturePath, code: err.code },
+              `capture file ${options.capturePath} stopped accepting data (${err.code ?? err.message}); relaying continues, later events are not saved`,
+            ),
+        })
+      : null;
+    this.#listener = new ProxyListener({
+      mode: options.mode,
+      host: options.host,
+      port: options.port,
+      target: options.target,
+      insecure: options.insecure,
+      previewLimit: options.previewLimit,
+      clock: this.clock,
+      sink: this,
+    });
+  }
+
+  static async start(options: ProxySessionOptions): Promise<ProxySession> {
+    const session = new ProxySession(options);
+    try {
+      const info = await session.#listener.listen();
+      session.#address = info.family === 'IPv6' ? `[${info.address}]:${info.port}` : `${info.address}:${info.port}`;
+    } catch (err) {
+      await session.#writer?.close();
+      throw err;
+    }
+    session.record({
+      kind: 'session.start',
+      t: session.clock.now(),
+      version: VERSION,
+      mode: options.mode,
+      listen: session.#address,
+      target: options.target.href,
+      pid: process.pid,
+      previewLimit: options.previewLimit,
+    });
+    return session;
+  }
+
+  /** `host:port` actually bound (port 0 resolved). */
+  get address(): string {
+    return this.#address;
+  }
+
+  get port(): number {
+    return Number(this.#address.slice(this.#address.lastIndexOf(':') + 1));
+  }
+
+  get capturePath(): string | null {
+    return this.#options.capturePath;
+  }
+
+  onEvent(listener: EventListener): void {
+    this.#listeners.push(listener);
+  }
+
+  record(event: CaptureEvent): void {
+    // Called from socket handlers: nothing here may throw into the relay.
+    this.#writer?.record(event);
+    try {
+      const summary = this.tracker.apply(event);
+      const line = narrate(event, summary);
+      if (line) this.#options.logger[line.level](line.fields, line.msg);
+      for (const listener of this.#listeners) listener(event, summary);
+    } catch (err) {
+      if (this.#sinkFaults++ === 0) {
+        this.#options.logger.error({ err }, `internal fault while recording ${event.kind}; relaying continues`);
+      }
+    }
+  }
+
+  /** Stop accepting, let connections drain if asked, end the rest, close the capture. Idempotent. */
+  stop(reason: string): Promise<void> {
+    this.#stopping ??= this.#stop(reason);
+    return this.#stopping;
+  }
+
+  async #stop(reason: string): Promise<void> {
+    const closing = this.#listener.stopAccepting();
+    if (this.#options.drainSeconds > 0 && this.#listener.liveConnections > 0) {
+      this.#options.logger.info(`waiting up to ${this.#options.drainSeconds} s for ${this.#listener.liveConnections} connection(s) to finish`);
+      await this.#listener.drain(this.#options.drainSeconds * 1000);
+    }
+    await this.#listener.closeAll(reason === 'signal' ? 'shutdown' : reason);
+    await closing;
+    this.record({
+      kind: 'session.end',
+      t: this.clock.now(),
+      reason,
+      droppedEvents: this.#writer?.droppedEvents ?? 0,
+    });
+    await this.#writer?.close();
+  }
+
+  /** Last-resort flush for a process that is about to die. */
+  flushSync(): void {
+    this.#writer?.flushSync();
+  }
+}

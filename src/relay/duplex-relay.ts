@@ -1,0 +1,113 @@
+import type net from 'node:net';
+import type { Side } from '../capture/events.js';
+import type { ConnectionContext } from './connection-context.js';
+
+/**
+ * Sees a copy of every chunk after it was handed to the other side.
+ * `previousByteAt` is when this direction carried its previous byte, so a
+ * decoder can tell how long the direction was silent before this chunk.
+ */
+export type ChunkObserver = (side: Side, chunk: Buffer, t: number, previousByteAt: number) => void;
+
+export interface DuplexRelayOptions {
+  observe: ChunkObserver;
+  /** Called once when both sockets have closed, after `conn.close` was recorded. */
+  onClosed?: () => void;
+}
+
+/**
+ * Pipes two sockets both ways, byte for byte, and records the close evidence
+ * of each side: a FIN is passed on as a FIN (`end()`, half-close kept), an RST
+ * as an RST (`resetAndDestroy()`), any other socket error as an RST too, since
+ * the connection it belonged to is gone.
+ *
+ * Both sockets must have been created with `allowHalfOpen: true`.
+ */
+export class DuplexRelay {
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+  #open = 2;
+  readonly #ctx: ConnectionContext;
+  readonly #options: DuplexRelayOptions;
+
+  constructor(ctx: ConnectionContext, client: net.Socket, upstream: net.Socket, options: DuplexRelayOptions) {
+    this.#ctx = ctx;
+    this.client = client;
+    this.upstream = upstream;
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#wire('client', this.client, this.upstream);
+    this.#wire('upstream', this.upstream, this.client);
+  }
+
+  /** wstap ends the connection itself (shutdown): recorded as evidence from the proxy. */
+  shutdown(reason: string): void {
+    if (this.#open === 0) return;
+    const t = this.#ctx.now();
+    this.#ctx.record({ kind: 'proxy.close', t, conn: this.#ctx.id, reason, idle: this.#ctx.idleAt(t) });
+    this.client.end();
+    this.upstream.end();
+    const force = setTimeout(() => {
+      this.client.destroy();
+      this.upstream.destroy();
+    }, 500);
+    force.unref();
+  }
+
+  #wire(side: Side, src: net.Socket, dst: net.Socket): void {
+    const ctx = this.#ctx;
+    const observe = this.#options.observe;
+    const counter = side === 'client' ? 'fromClient' : 'fromUpstream';
+
+    src.on('data', (chunk: Buffer) => {
+      // Forward first: nothing we record may delay or change the bytes.
+      if (!dst.destroyed && !dst.write(chunk)) src.pause();
+      const t = ctx.now();
+      const previousByteAt = ctx.lastByteAt[side];
+      ctx.lastByteAt[side] = t;
+      ctx.bytes[counter] += chunk.length;
+      observe(side, chunk, t, previousByteAt);
+    });
+    dst.on('drain', () => src.resume());
+
+    src.on('end', () => {
+      const t = ctx.now();
+      ctx.record({ kind: 'tcp.fin', t, conn: ctx.id, side, idle: ctx.idleAt(t) });
+      if (!dst.destroyed) dst.end();
+    });
+
+    src.on('error', (err: NodeJS.ErrnoException) => {
+      const t = ctx.now();
+      if (err.code === 'ECONNRESET') {
+        ctx.record({ kind: 'tcp.rst', t, conn: ctx.id, side, idle: ctx.idleAt(t) });
+      } else {
+        ctx.record({
+          kind: 'tcp.error',
+          t,
+          conn: ctx.id,
+          side,
+          code: err.code ?? 'ERR',
+          message: err.message,
+          idle: ctx.idleAt(t),
+        });
+      }
+      if (!dst.destroyed) dst.resetAndDestroy();
+    });
+
+    src.on('close', () => {
+      // A socket that closes while the peer still has one open for writing can
+      // only do so after an error or our own destroy; either way the other side
+      // cannot carry on alone.
+      if (!dst.destroyed && dst.writableEnded === false && src.readableEnded === false) dst.destroy();
+      this.#open--;
+      if (this.#open === 0) this.#closed();
+    });
+  }
+
+  #closed(): void {
+    this.#ctx.recordClose();
+    this.#options.onClosed?.();
+  }
+}

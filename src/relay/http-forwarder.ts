@@ -1,0 +1,176 @@
+import http from 'node:http';
+import https from 'node:https';
+import { createProxyServer, type ProxyServer } from 'http-proxy-3';
+import type { ConnectionContext } from './connection-context.js';
+import type { Target } from './target.js';
+
+interface ExchangeState {
+  ctx: ConnectionContext;
+  exchange: number;
+  startedAt: number;
+  requestBodyBytes: number;
+  responseHeadAt: number | null;
+  proxyRes: http.IncomingMessage | null;
+  responseBodyBytes: number;
+  settled: boolean;
+}
+
+export interface HttpForwarderOptions {
+  target: Target;
+  insecure: boolean;
+}
+
+/**
+ * Plain HTTP exchanges go through http-proxy-3 with a keep-alive agent.
+ * Headers are passed on as they came (no X-Forwarded-*: nginx in front already
+ * set what the app expects); each exchange is recorded when it ends.
+ */
+export class HttpForwarder {
+  readonly #proxy: ProxyServer;
+  readonly #agent: http.Agent;
+  readonly #target: Target;
+  readonly #exchanges = new WeakMap<http.IncomingMessage, ExchangeState>();
+
+  constructor(options: HttpForwarderOptions) {
+    this.#target = options.target;
+    this.#agent = options.target.tls
+      ? new https.Agent({ keepAlive: true, rejectUnauthorized: !options.insecure })
+      : new http.Agent({ keepAlive: true });
+    this.#proxy = createProxyServer({
+      target: options.target.httpBase,
+      agent: this.#agent,
+      xfwd: false,
+      changeOrigin: false,
+      preserveHeaderKeyCase: true,
+      secure: !options.insecure,
+      ws: false,
+    });
+    this.#proxy.on('proxyRes', (proxyRes, req) => this.#onResponseHead(proxyRes, req));
+  }
+
+  handle(ctx: ConnectionContext, exchange: number, req: http.IncomingMessage, res: http.ServerResponse): void {
+    const startedAt = ctx.now();
+    const state: ExchangeState = {
+      ctx,
+      exchange,
+      startedAt,
+      requestBodyBytes: 0,
+      responseHeadAt: null,
+      proxyRes: null,
+      responseBodyBytes: 0,
+      settled: false,
+    };
+    this.#exchanges.set(req, state);
+    ctx.record({
+      kind: 'http.request',
+      t: startedAt,
+      conn: ctx.id,
+      exchange,
+      method: req.method ?? '',
+      url: req.url ?? '',
+      httpVersion: req.httpVersion,
+      rawHeaders: pairs(req.rawHeaders),
+    });
+    req.on('data', (chunk: Buffer) => {
+      state.requestBodyBytes += chunk.length;
+    });
+    res.on('close', () => this.#onResponseClosed(req, res, state));
+    this.#proxy.web(req, res, {}, (err) => this.#onError(err as NodeJS.ErrnoException, req, res, state));
+  }
+
+  close(): void {
+    this.#proxy.close();
+    this.#agent.destroy();
+  }
+
+  #onResponseHead(proxyRes: http.IncomingMessage, req: http.IncomingMessage): void {
+    const state = this.#exchanges.get(req);
+    if (!state) return;
+    state.responseHeadAt = state.ctx.now();
+    proxyRes.on('data', (chunk: Buffer) => {
+      state.responseBodyBytes += chunk.length;
+    });
+    state.proxyRes = proxyRes;
+  }
+
+  #onResponseClosed(req: http.IncomingMessage, res: http.ServerResponse, state: ExchangeState): void {
+    if (state.settled) return;
+    const { ctx } = state;
+    const t = ctx.now();
+    const proxyRes = state.proxyRes;
+    state.settled = true;
+    this.#exchanges.delete(req);
+    if (!proxyRes) {
+      // The client went away before the upstream answered.
+      ctx.record({
+        kind: 'http.error',
+        t,
+        conn: ctx.id,
+        exchange: state.exchange,
+        stage: 'connect',
+        code: 'CLIENT_ABORTED',
+        message: 'client closed the connection before the upstream answered',
+        answeredStatus: null,
+      });
+      return;
+    }
+    ctx.record({
+      kind: 'http.response',
+      t,
+      conn: ctx.id,
+      exchange: state.exchange,
+      statusCode: proxyRes.statusCode ?? 0,
+      statusMessage: proxyRes.statusMessage ?? '',
+      httpVersion: proxyRes.httpVersion,
+      rawHeaders: pairs(proxyRes.rawHeaders),
+      requestBodyBytes: state.requestBodyBytes,
+      responseBodyBytes: state.responseBodyBytes,
+      ttfbMs: ms((state.responseHeadAt ?? t) - state.startedAt),
+      totalMs: ms(t - state.startedAt),
+      complete: res.writableFinished,
+    });
+  }
+
+  #onError(err: NodeJS.ErrnoException, req: http.IncomingMessage, res: http.ServerResponse, state: ExchangeState): void {
+    if (state.settled) return;
+    const { ctx } = state;
+    const hadResponse = state.responseHeadAt !== null;
+    const code = err.code ?? err.name;
+    let answeredStatus: number | null = null;
+    if (!res.headersSent) {
+      answeredStatus = 502;
+      const body = `wstap: upstream ${this.#target.href} failed: ${code}: ${err.message}\n`;
+      res.writeHead(502, {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': Buffer.byteLength(body),
+        'x-wstap-error': code,
+      });
+      res.end(body);
+    } else {
+      res.destroy();
+    }
+    state.settled = true;
+    ctx.record({
+      kind: 'http.error',
+      t: ctx.now(),
+      conn: ctx.id,
+      exchange: state.exchange,
+      stage: hadResponse ? 'response' : 'connect',
+      code,
+      message: err.message,
+      answeredStatus,
+    });
+    this.#exchanges.delete(req);
+  }
+}
+
+/** Node's flat rawHeaders list as [name, value] pairs: case, order and duplicates survive. */
+export function pairs(raw: string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i] as string, raw[i + 1] as string]);
+  return out;
+}
+
+function ms(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}

@@ -1,0 +1,155 @@
+import type http from 'node:http';
+import type net from 'node:net';
+import type { HandshakeResponseEvent } from '../capture/events.js';
+import { HttpHeadParser, type HttpResponseHead } from '../wire/http-head-parser.js';
+import { negotiatedDeflate } from '../wire/websocket-extensions.js';
+import type { ConnectionContext } from './connection-context.js';
+import { DuplexRelay } from './duplex-relay.js';
+import { pairs } from './http-forwarder.js';
+import type { Target } from './target.js';
+import { dialUpstream } from './upstream-dialer.js';
+import { WebSocketTap } from './websocket-tap.js';
+
+export interface UpgradeRelayOptions {
+  target: Target;
+  insecure: boolean;
+  previewLimit: number;
+}
+
+/**
+ * The request head as it arrived: method, target and version, then the
+ * headers in their order and casing, duplicates kept (Node's rawHeaders).
+ * Not `proxy.ws()`: it lowercases, merges and reorders them.
+ */
+export function serializeRequestHead(req: http.IncomingMessage): Buffer {
+  let head = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return Buffer.from(head + '\r\n', 'latin1');
+}
+
+function headerValues(rawHeaders: Array<[string, string]>, name: string): string[] {
+  const lower = name.toLowerCase();
+  return rawHeaders.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
+}
+
+function isWebSocketUpgrade(head: HttpResponseHead): boolean {
+  return head.statusCode === 101 && headerValues(head.rawHeaders, 'upgrade').some((v) => v.trim().toLowerCase() === 'websocket');
+}
+
+/**
+ * Relays one Upgrade request byte for byte: the head goes to the upstream as
+ * it arrived, the upstream's answer (101, 400, anything) goes back unchanged,
+ * then both directions are piped. A copy of the upstream's bytes feeds our own
+ * head parser, and after a 101 both directions feed the frame decoders.
+ */
+export function relayUpgrade(
+  ctx: ConnectionContext,
+  req: http.IncomingMessage,
+  client: net.Socket,
+  early: Buffer,
+  options: UpgradeRelayOptions,
+  register: (relay: DuplexRelay | null) => void,
+): void {
+  const head = serializeRequestHead(req);
+  const requestAt = ctx.now();
+  const requestHeaders = pairs(req.rawHeaders);
+  ctx.record({
+    kind: 'ws.handshake.request',
+    t: requestAt,
+    conn: ctx.id,
+    method: req.method ?? '',
+    url: req.url ?? '',
+    httpVersion: req.httpVersion,
+    rawHeaders: requestHeaders,
+    headLength: head.length,
+  });
+
+  const tap = new WebSocketTap(ctx, { previewLimit: options.previewLimit });
+  const parser = new HttpHeadParser('response');
+  let headDone = false;
+
+  dialUpstream(ctx, client, options.target, options.insecure, {
+    failed(err) {
+      const code = err.code ?? err.name;
+      const body = `wstap: upstream ${options.target.href} failed: ${code}: ${err.message}\n`;
+      ctx.record({
+        kind: 'http.error',
+        t: ctx.now(),
+        conn: ctx.id,
+        exchange: 1,
+        stage: 'connect',
+        code,
+        message: err.message,
+        answeredStatus: 502,
+      });
+      // The upstream never spoke, so answering is ours to do, as any reverse proxy would.
+      client.on('error', () => client.destroy());
+      client.once('close', () => {
+        ctx.recordClose();
+        register(null);
+      });
+      client.end(
+        `HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\nX-Wstap-Error: ${code}\r\n\r\n${body}`,
+      );
+    },
+    abandoned: () => register(null),
+    connected: (upstream) => {
+      upstream.write(head);
+
+      const observeUpstreamHead = (chunk: Buffer, t: number, previousByteAt: number): void => {
+        const result = parser.push(chunk);
+        if (result.state === 'incomplete') return;
+        headDone = true;
+        if (result.state === 'error') {
+          ctx.record({ kind: 'ws.handshake.error', t, conn: ctx.id, code: result.code, message: result.message, offset: result.offset });
+          tap.disarm();
+          return;
+        }
+        const response = result.head;
+        const event: HandshakeResponseEvent = {
+          kind: 'ws.handshake.response',
+          t,
+          conn: ctx.id,
+          statusCode: response.statusCode,
+          reason: response.reason,
+          httpVersion: response.httpVersion,
+          rawHeaders: response.rawHeaders,
+          headLength: response.headLength,
+          upgraded: isWebSocketUpgrade(response),
+          deflate: negotiatedDeflate(headerValues(response.rawHeaders, 'sec-websocket-extensions')),
+          waitMs: Math.round((t - requestAt) * 1000) / 1000,
+        };
+        ctx.record(event);
+        if (!event.upgraded) {
+          tap.disarm();
+          return;
+        }
+        tap.arm(event);
+        if (result.rest.length > 0) tap.observe('upstream', result.rest, t, previousByteAt);
+      };
+
+      const relay = new DuplexRelay(ctx, client, upstream, {
+        observe: (side, chunk, t, previousByteAt) => {
+          if (side === 'upstream' && !headDone) observeUpstreamHead(chunk, t, previousByteAt);
+          else tap.observe(side, chunk, t, previousByteAt);
+        },
+        onClosed: () => {
+          tap.close();
+          register(null);
+        },
+      });
+      register(relay);
+      relay.start();
+      if (early.length > 0) {
+        // Bytes the client sent right behind its head: forwarded like any other.
+        const t = ctx.now();
+        const previousByteAt = ctx.lastByteAt.client;
+        ctx.lastByteAt.client = t;
+        ctx.bytes.fromClient += early.length;
+        upstream.write(early);
+        tap.observe('client', early, t, previousByteAt);
+      }
+    },
+  });
+}

@@ -1,0 +1,239 @@
+import type { HandshakeResponseEvent, Side } from '../capture/events.js';
+import { FrameDecoder, type DecodedFrame, type FrameHeader, type FrameProtocolError } from '../wire/frame-decoder.js';
+import { MessageAssembler, type AssembledMessage } from '../wire/message-assembler.js';
+import { MessageInflater } from '../wire/message-inflater.js';
+import type { ConnectionContext } from './connection-context.js';
+
+const OPCODE_CLOSE = 8;
+/** Bytes a client may send before the 101 arrives that we keep for decoding. */
+const MAX_EARLY_BYTES = 64 * 1024;
+
+export interface WebSocketTapOptions {
+  previewLimit: number;
+}
+
+/**
+ * Decodes a copy of one upgraded connection's bytes into frame and message
+ * events. It never touches the sockets: a decoder failure, or a fault in this
+ * code, is recorded and ends decoding of that direction only.
+ */
+export class WebSocketTap {
+  readonly #ctx: ConnectionContext;
+  readonly #options: WebSocketTapOptions;
+  #client: DirectionTap | null = null;
+  #upstream: DirectionTap | null = null;
+  #early: Array<{ chunk: Buffer; t: number; previousByteAt: number }> = [];
+  #earlyBytes = 0;
+  #disarmed = false;
+
+  constructor(ctx: ConnectionContext, options: WebSocketTapOptions) {
+    this.#ctx = ctx;
+    this.#options = options;
+  }
+
+  /** The upstream answered 101 with `Upgrade: websocket`: start decoding. */
+  arm(response: HandshakeResponseEvent): void {
+    const deflate = response.deflate;
+    this.#client = new DirectionTap(this.#ctx, 'client', this.#options, deflate && {
+      windowBits: deflate.clientMaxWindowBits,
+      noContextTakeover: deflate.clientNoContextTakeover,
+    });
+    this.#upstream = new DirectionTap(this.#ctx, 'upstream', this.#options, deflate && {
+      windowBits: deflate.serverMaxWindowBits,
+      noContextTakeover: deflate.serverNoContextTakeover,
+    });
+    const early = this.#early;
+    this.#early = [];
+    for (const { chunk, t, previousByteAt } of early) this.#client.push(chunk, t, previousByteAt);
+  }
+
+  /** Not a WebSocket after all (no 101): nothing to decode. */
+  disarm(): void {
+    this.#disarmed = true;
+    this.#early = [];
+  }
+
+  observe(side: Side, chunk: Buffer, t: number, previousByteAt: number): void {
+    const tap = side === 'client' ? this.#client : this.#upstream;
+    if (tap) {
+      tap.push(chunk, t, previousByteAt);
+      return;
+    }
+    if (side === 'client' && !this.#disarmed && this.#earlyBytes + chunk.length <= MAX_EARLY_BYTES) {
+      // Copy: the relay may reuse nothing, but we must not pin large socket buffers.
+      this.#early.push({ chunk: Buffer.from(chunk), t, previousByteAt });
+      this.#earlyBytes += chunk.length;
+    }
+  }
+
+  close(): void {
+    this.#client?.close();
+    this.#upstream?.close();
+  }
+}
+
+interface InflateSettings {
+  windowBits: number;
+  noContextTakeover: boolean;
+}
+
+/** One direction: frame decoder, message assembler and, with permessage-deflate, an inflater. */
+class DirectionTap {
+  readonly #ctx: ConnectionContext;
+  readonly #side: Side;
+  readonly #decoder: FrameDecoder;
+  readonly #assembler: MessageAssembler;
+  readonly #inflater: MessageInflater | null;
+  #messageCompressed = false;
+  #chunkPreviousByteAt = 0;
+  #closeIdle: { client: number; upstream: number } | null = null;
+  #faulted = false;
+
+  constructor(ctx: ConnectionContext, side: Side, options: WebSocketTapOptions, inflate: InflateSettings | null) {
+    this.#ctx = ctx;
+    this.#side = side;
+    this.#assembler = new MessageAssembler({ previewLimit: options.previewLimit });
+    this.#inflater = inflate
+      ? new MessageInflater({ ...inflate, previewLimit: options.previewLimit })
+      : null;
+    this.#decoder = new FrameDecoder(
+      {
+        onFrameHeader: (header) => this.#onFrameHeader(header),
+        onPayload: (_header, data) => this.#inflater?.write(data),
+        onFrame: (frame) => this.#onFrame(frame),
+        onError: (error) => this.#onError(error),
+      },
+      {
+        previewLimit: options.previewLimit,
+        allowRsv1: inflate !== null,
+        wantPayload: (header) => this.#wantPayload(header),
+      },
+    );
+  }
+
+  push(chunk: Buffer, t: number, previousByteAt: number): void {
+    if (this.#faulted) return;
+    this.#chunkPreviousByteAt = previousByteAt;
+    try {
+      this.#decoder.push(chunk, t);
+    } catch (err) {
+      // A bug of ours must cost the recording of this direction, never the relay.
+      this.#faulted = true;
+      this.#inflater?.desync('decoder fault');
+      this.#ctx.record({
+        kind: 'ws.protocol-error',
+        t,
+        conn: this.#ctx.id,
+        side: this.#side,
+        code: 'WSTAP_DECODER_FAULT',
+        message: `decoder fault: ${(err as Error).message}`,
+        offset: this.#decoder.bytesSeen,
+        frameIndex: this.#decoder.framesSeen,
+      });
+    }
+  }
+
+  close(): void {
+    this.#inflater?.close();
+  }
+
+  #wantPayload(header: FrameHeader): boolean {
+    if (!this.#inflater) return false;
+    if (header.opcode === 1 || header.opcode === 2) this.#messageCompressed = header.rsv1;
+    else if (header.opcode !== 0) return false;
+    return this.#messageCompressed;
+  }
+
+  #onFrameHeader(header: FrameHeader): void {
+    if (header.opcode !== OPCODE_CLOSE) return;
+    // Silence before the close frame: this direction up to the chunk that
+    // carried its first byte, the other up to now.
+    const other: Side = this.#side === 'client' ? 'upstream' : 'client';
+    const own = Math.max(0, header.t - this.#chunkPreviousByteAt);
+    const theirs = Math.max(0, header.t - this.#ctx.lastByteAt[other]);
+    const round = (ms: number): number => Math.round(ms * 1000) / 1000;
+    this.#closeIdle =
+      this.#side === 'client'
+        ? { client: round(own), upstream: round(theirs) }
+        : { client: round(theirs), upstream: round(own) };
+  }
+
+  #onFrame(frame: DecodedFrame): void {
+    const ctx = this.#ctx;
+    ctx.record({
+      kind: 'ws.frame',
+      t: frame.t,
+      conn: ctx.id,
+      side: this.#side,
+      index: frame.index,
+      offset: frame.offset,
+      opcode: frame.opcode,
+      fin: frame.fin,
+      rsv1: frame.rsv1,
+      rsv2: frame.rsv2,
+      rsv3: frame.rsv3,
+      masked: frame.masked,
+      length: frame.length,
+      preview: frame.preview.toString('base64'),
+      previewTruncated: frame.previewTruncated,
+      ...(frame.closeCode !== undefined ? { closeCode: frame.closeCode } : {}),
+      ...(frame.closeReason !== undefined ? { closeReason: frame.closeReason } : {}),
+      ...(frame.opcode === OPCODE_CLOSE && this.#closeIdle ? { idle: this.#closeIdle } : {}),
+    });
+    const message = this.#assembler.push(frame);
+    if (message) this.#onMessage(message);
+  }
+
+  #onMessage(message: AssembledMessage): void {
+    if (!message.compressed || !this.#inflater) {
+      this.#recordMessage(message, message.compressed ? null : message.length, message.compressed ? null : message.preview, message.previewTruncated);
+      return;
+    }
+    this.#inflater.end((error, inflated) => {
+      if (error || !inflated) {
+        this.#ctx.record({
+          kind: 'ws.inflate-error',
+          t: this.#ctx.now(),
+          conn: this.#ctx.id,
+          side: this.#side,
+          message: error ? error.message : 'no result',
+        });
+        this.#recordMessage(message, null, null, true);
+        return;
+      }
+      this.#recordMessage(message, inflated.size, inflated.preview, inflated.previewTruncated);
+    });
+  }
+
+  #recordMessage(message: AssembledMessage, size: number | null, preview: Buffer | null, truncated: boolean): void {
+    this.#ctx.record({
+      kind: 'ws.message',
+      t: message.t,
+      tEnd: message.tEnd,
+      conn: this.#ctx.id,
+      side: this.#side,
+      opcode: message.opcode,
+      firstFrame: message.firstFrameIndex,
+      frames: message.frames,
+      wireLength: message.length,
+      compressed: message.compressed,
+      size,
+      preview: preview ? preview.toString('base64') : '',
+      previewTruncated: truncated,
+    });
+  }
+
+  #onError(error: FrameProtocolError): void {
+    this.#inflater?.desync(`frame decoder stopped at byte ${error.offset}`);
+    this.#ctx.record({
+      kind: 'ws.protocol-error',
+      t: error.t,
+      conn: this.#ctx.id,
+      side: this.#side,
+      code: error.code,
+      message: error.message,
+      offset: error.offset,
+      frameIndex: error.frameIndex,
+    });
+  }
+}

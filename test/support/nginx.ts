@@ -1,0 +1,110 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, waitForPort } from './ports.js';
+
+export interface NginxOptions {
+  /** Where nginx forwards (wstap's port). */
+  upstreamPort: number;
+  /** Extra directives inside `location /`, replacing the default WebSocket headers when `websocketHeaders` is false. */
+  locationExtra?: string;
+  websocketHeaders?: boolean;
+  proxyReadTimeout?: string;
+  httpVersion?: '1.0' | '1.1';
+}
+
+export interface Nginx {
+  port: number;
+  dir: string;
+  errorLog(): string;
+  stop(): Promise<void>;
+}
+
+export function nginxBinary(): string {
+  for (const candidate of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) {
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  const which = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' });
+  if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
+  throw new Error('nginx is not installed: the e2e tests need a real nginx (apt-get install -y nginx; .ci/run does it)');
+}
+
+/** A real nginx in the foreground, its own prefix in a temp dir, on a free loopback port. */
+export async function startNginx(options: NginxOptions): Promise<Nginx> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-nginx-'));
+  const port = await freePort();
+  const websocketHeaders = options.websocketHeaders ?? true;
+  const conf = `
+${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes 1;
+daemon off;
+error_log ${dir}/error.log info;
+pid ${dir}/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/client_body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+  upstream wstap { server 127.0.0.1:${options.upstreamPort}; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://wstap;
+      proxy_http_version ${options.httpVersion ?? '1.1'};
+      ${websocketHeaders ? 'proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;' : ''}
+      proxy_set_header Host $host;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_read_timeout ${options.proxyReadTimeout ?? '60s'};
+      ${options.locationExtra ?? ''}
+    }
+  }
+}
+`;
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const child: ChildProcess = spawn(nginxBinary(), ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    await Promise.race([
+      waitForPort(port),
+      exited.then((code) => {
+        throw new Error(`nginx exited with ${code}: ${stderr}\n${readIf(path.join(dir, 'error.log'))}`);
+      }),
+    ]);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    port,
+    dir,
+    errorLog: () => readIf(path.join(dir, 'error.log')),
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGQUIT');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+        await exited;
+        clearTimeout(timer);
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function readIf(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}

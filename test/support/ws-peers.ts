@@ -1,0 +1,95 @@
+import crypto from 'node:crypto';
+import { WebSocket, type ClientOptions } from 'ws';
+import type { CaptureEvent } from '../../src/capture/events.js';
+
+export function connectClient(url: string, options: ClientOptions = {}): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, options);
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`unexpected response ${res.statusCode}`)));
+  });
+}
+
+/** Fingerprint of a message sequence: type, length and bytes of each, in order. */
+export class MessageDigest {
+  readonly #hash = crypto.createHash('sha256');
+  count = 0;
+  bytes = 0;
+  add(data: Buffer, isBinary: boolean): void {
+    const head = Buffer.alloc(9);
+    head.writeUInt8(isBinary ? 2 : 1, 0);
+    head.writeDoubleBE(data.length, 1);
+    this.#hash.update(head).update(data);
+    this.count++;
+    this.bytes += data.length;
+  }
+  hex(): string {
+    return this.#hash.copy().digest('hex');
+  }
+}
+
+/** Resolves after `count` messages arrived on `ws`, with their digest. */
+export function receive(ws: WebSocket, count: number): Promise<MessageDigest> {
+  const digest = new MessageDigest();
+  return new Promise((resolve) => {
+    if (count === 0) resolve(digest);
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      digest.add(data, isBinary);
+      if (digest.count === count) resolve(digest);
+    });
+  });
+}
+
+/** A deterministic mix of text and binary payloads across the 7/16/64-bit length boundaries. */
+export function payloadMix(seed: number): Array<{ data: Buffer; binary: boolean }> {
+  const sizes = [0, 1, 2, 125, 126, 127, 1000, 65535, 65536, 70_000, 300_000];
+  let state = seed;
+  const random = (n: number): Buffer => {
+    const out = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) {
+      state = (state * 1103515245 + 12345) & 0x7fffffff;
+      out[i] = state & 0xff;
+    }
+    return out;
+  };
+  const messages: Array<{ data: Buffer; binary: boolean }> = [];
+  for (const size of sizes) {
+    messages.push({ data: random(size), binary: true });
+    // Text must be valid UTF-8: base64 of random bytes, multibyte characters mixed in.
+    const text = (random(Math.ceil((size * 3) / 4)).toString('base64') + 'é€😀').slice(0, Math.max(0, size));
+    messages.push({ data: Buffer.from(text, 'utf8'), binary: false });
+  }
+  return messages;
+}
+
+export function sendAll(ws: WebSocket, messages: Array<{ data: Buffer; binary: boolean }>, fragmentEvery = 0): MessageDigest {
+  const digest = new MessageDigest();
+  messages.forEach(({ data, binary }, i) => {
+    digest.add(data, binary);
+    if (fragmentEvery > 0 && i % fragmentEvery === 0 && data.length > 3) {
+      // A fragmented message: three frames (ws sends fin=false for the first two).
+      const third = Math.floor(data.length / 3);
+      ws.send(data.subarray(0, third), { binary, fin: false });
+      ws.send(data.subarray(third, 2 * third), { binary, fin: false });
+      ws.send(data.subarray(2 * third), { binary, fin: true });
+    } else {
+      ws.send(data, { binary });
+    }
+  });
+  return digest;
+}
+
+export function closedEvent(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })));
+}
+
+export function ofConn<K extends CaptureEvent['kind']>(events: CaptureEvent[], conn: number, kind: K): Array<Extract<CaptureEvent, { kind: K }>> {
+  return events.filter((e): e is Extract<CaptureEvent, { kind: K }> => e.kind === kind && 'conn' in e && e.conn === conn);
+}
+
+export function ofKind<K extends CaptureEvent['kind']>(events: CaptureEvent[], kind: K): Array<Extract<CaptureEvent, { kind: K }>> {
+  return events.filter((e): e is Extract<CaptureEvent, { kind: K }> => e.kind === kind);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

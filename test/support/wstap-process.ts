@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CaptureEvent } from '../../src/capture/events.js';
+import { readCaptureFile } from '../../src/capture/capture-reader.js';
+
+export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/wstap');
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export interface WstapProcess {
+  port: number;
+  capturePath: string;
+  logs: LogLine[];
+  stderr(): string;
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** SIGINT, then waits for exit; returns the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  events(): Promise<CaptureEvent[]>;
+}
+
+/** Runs the real CLI (`bin/wstap proxy`) with JSON logs and a capture file in a temp dir. */
+export async function startWstap(args: string[]): Promise<WstapProcess> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-run-'));
+  const capturePath = path.join(dir, 'capture.jsonl');
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [BIN, 'proxy', '--listen', '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--capture', capturePath, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const logs: LogLine[] = [];
+  let raw = '';
+  let partial = '';
+  const waiters: Array<() => void> = [];
+  child.stderr?.on('data', (d: Buffer) => {
+    raw += d.toString();
+    partial += d.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.trim()) continue;
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        logs.push({ level: 60, msg: line });
+      }
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const waitForLog = async (predicate: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = logs.find(predicate);
+      if (found) return found;
+      if (child.exitCode !== null) throw new Error(`wstap exited (${child.exitCode}) before the expected log line:\n${raw}`);
+      if (Date.now() > deadline) throw new Error(`no matching wstap log line within ${timeoutMs} ms:\n${raw}`);
+      await new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+  };
+
+  const listening = await waitForLog((l) => typeof l.listen === 'string');
+  const port = Number(String(listening.listen).split(':').pop());
+  return {
+    port,
+    capturePath,
+    logs,
+    stderr: () => raw,
+    waitForLog,
+    stop: async (signal = 'SIGINT') => {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+    events: () => readCaptureFile(capturePath),
+  };
+}
