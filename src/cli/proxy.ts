@@ -46,6 +46,8 @@ export function parseArgsStrict(args: string[], options: NonNullable<ParseArgsCo
   } catch (err) {
     // Node's messages are long and suggest "--" tricks; one plain line is enough.
     const message = (err as Error).message.split('\n')[0] ?? 'bad arguments';
+    const ambiguous = /^Option '(-[-\w]+)[^']*' argument is ambiguous/.exec(message);
+    if (ambiguous) throw new UsageError(`${ambiguous[1]} needs a value; for one that starts with "-", write ${ambiguous[1]}=VALUE`);
     throw new UsageError(message.replace(/\. To specify.*$/, ''));
   }
 }

@@ -1,0 +1,231 @@
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCaptureFile } from '../../src/capture/capture-reader.js';
+import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
+import { BIN, startWstap } from '../support/wstap-process.js';
+import { closedEvent, connectClient, ofKind, sleep } from '../support/ws-peers.js';
+
+function run(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 15_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Sends raw bytes to a port and resolves with everything received until the peer closes. */
+function rawExchange(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let data = '';
+    socket.on('data', (d: Buffer) => (data += d.toString('latin1')));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+    socket.write(request);
+  });
+}
+
+describe('command line', () => {
+  it('--help and --version', () => {
+    const help = run(['--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('wstap proxy --target URL');
+    expect(help.stdout).toContain('wstap demo');
+    const proxyHelp = run(['proxy', '--help']);
+    expect(proxyHelp.status).toBe(0);
+    expect(proxyHelp.stdout).toContain('--capture FILE');
+    const version = run(['--version']);
+    expect(version.status).toBe(0);
+    const pkg = JSON.parse(fs.readFileSync(path.join(path.dirname(BIN), '..', 'package.json'), 'utf8')) as { version: string };
+    expect(version.stdout.trim()).toBe(pkg.version);
+  });
+
+  const bad: Array<[string, string[], RegExp]> = [
+    ['an unknown flag', ['proxy', '--target', 'http://127.0.0.1:1', '--bogus'], /Unknown option '--bogus'/],
+    ['an unknown command', ['frobnicate'], /unknown command "frobnicate"/],
+    ['a missing target', ['proxy'], /--target is required/],
+    ['a bad target scheme', ['proxy', '--target', 'ftp://127.0.0.1:21'], /scheme ftp: is not one of/],
+    ['a target with a path', ['proxy', '--target', 'http://127.0.0.1:80/app'], /a path or query is not supported/],
+    ['a bad listen address', ['proxy', '--target', 'http://127.0.0.1:1', '--listen', 'nowhere'], /--listen "nowhere" is not HOST:PORT/],
+    ['a negative preview size', ['proxy', '--target', 'http://127.0.0.1:1', '--preview-bytes=-1'], /--preview-bytes "-1"/],
+    ['a bad drain time', ['proxy', '--target', 'http://127.0.0.1:1', '--drain', 'soon'], /--drain "soon" is not a non-negative number/],
+    ['a bad log format', ['proxy', '--target', 'http://127.0.0.1:1', '--log-format', 'xml'], /--log-format "xml" is not one of auto, pretty, json/],
+    ['a stray argument', ['proxy', '--target', 'http://127.0.0.1:1', 'extra'], /unexpected argument "extra"/],
+  ];
+  for (const [what, args, message] of bad) {
+    it(`exits 2 with one clear line on ${what}`, () => {
+      const r = run(args);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    });
+  }
+
+  it('refuses to overwrite an existing capture without --force', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-cli-'));
+    const file = path.join(dir, 'old.jsonl');
+    fs.writeFileSync(file, 'precious evidence\n');
+    const r = run(['proxy', '--target', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--capture', file, '--log-format', 'json']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('already exists');
+    expect(fs.readFileSync(file, 'utf8')).toBe('precious evidence\n');
+  });
+
+  it('exits 2 when the listen port is taken', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, 'proxy', '--target', 'http://127.0.0.1:1', '--listen', `127.0.0.1:${port}`, '--log-format', 'json']);
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('exit', (status) => resolve({ status, stderr }));
+    });
+    blocker.close();
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('the port is in use');
+  });
+});
+
+describe('the proxy is never an open forward proxy', () => {
+  let app: UpstreamApp;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+  });
+  afterAll(async () => app?.close());
+
+  it('answers CONNECT with 405, sends absolute-form and foreign-Host requests to the target', async () => {
+    const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`]);
+    const connect = await rawExchange(wstap.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expect(connect).toMatch(/^HTTP\/1\.1 405 /);
+
+    const absolute = await rawExchange(
+      wstap.port,
+      'GET http://example.com/steal?x=1 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n',
+    );
+    expect(absolute).toMatch(/^HTTP\/1\.1 200 /);
+    const hostTrick = await rawExchange(wstap.port, 'GET /other HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n');
+    expect(hostTrick).toMatch(/^HTTP\/1\.1 200 /);
+    // Both reached our app, the only target there is.
+    expect(app.requests.map((r) => r.url)).toEqual(expect.arrayContaining(['/steal?x=1', '/other']));
+    expect(await wstap.stop()).toBe(0);
+    const all = await wstap.events();
+    expect(ofKind(all, 'http.rejected')[0]).toMatchObject({ method: 'CONNECT', statusCode: 405 });
+  });
+});
+
+describe('shutdown', () => {
+  let app: UpstreamApp;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+  });
+  afterAll(async () => app?.close());
+
+  it('SIGINT with a live connection: exits 0 within 2 s, ends it as closed by wstap, capture complete and 0600', async () => {
+    const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`]);
+    const client = await connectClient(`ws://127.0.0.1:${wstap.port}/ws?test=shutdown`);
+    await app.nextConnection();
+    client.send('still here');
+    await sleep(100);
+    const clientClosed = closedEvent(client);
+    const started = Date.now();
+    expect(await wstap.stop('SIGINT')).toBe(0);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await clientClosed;
+
+    expect(fs.statSync(wstap.capturePath).mode & 0o777).toBe(0o600);
+    const all = await readCaptureFile(wstap.capturePath);
+    expect(all[0]?.kind).toBe('session.start');
+    expect(all.at(-1)?.kind).toBe('session.end');
+    const conn = ofKind(all, 'ws.handshake.request')[0]?.conn;
+    expect(ofKind(all, 'proxy.close').find((e) => e.conn === conn)?.reason).toBe('shutdown');
+    expect(ofKind(all, 'conn.close').some((e) => e.conn === conn)).toBe(true);
+    expect(ofKind(all, 'ws.message').some((m) => m.conn === conn && Buffer.from(m.preview, 'base64').toString() === 'still here')).toBe(true);
+  });
+
+  it('--drain waits for live connections to finish by themselves', async () => {
+    const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`, '--drain', '10']);
+    const client = await connectClient(`ws://127.0.0.1:${wstap.port}/ws?test=drain`);
+    await app.nextConnection();
+    const stopped = wstap.stop('SIGTERM');
+    await wstap.waitForLog((l) => /waiting up to 10 s for 1 connection/.test(l.msg));
+    // New connections are refused while draining.
+    await expect(connectClient(`ws://127.0.0.1:${wstap.port}/ws?test=late`)).rejects.toThrow();
+    client.close(1000, 'finished');
+    expect(await stopped).toBe(0);
+    const all = await wstap.events();
+    expect(ofKind(all, 'proxy.close')).toHaveLength(0);
+    const conn = ofKind(all, 'ws.handshake.request')[0]?.conn;
+    expect(ofKind(all, 'ws.frame').find((f) => f.conn === conn && f.opcode === 8)?.closeReason).toBe('finished');
+  });
+});
+
+describe('raw TCP mode', () => {
+  let echo: net.Server;
+  let echoPort: number;
+  beforeAll(async () => {
+    // Echoes, and after the client's FIN sends a last line and FINs itself.
+    echo = net.createServer({ allowHalfOpen: true }, (socket) => {
+      socket.on('error', () => undefined);
+      socket.on('data', (d: Buffer) => socket.write(d));
+      socket.on('end', () => socket.end('bye after your FIN\n'));
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    echoPort = (echo.address() as net.AddressInfo).port;
+  });
+  afterAll(async () => new Promise<void>((r) => echo.close(() => r())));
+
+  it('relays bytes both ways and keeps the half-close', async () => {
+    const wstap = await startWstap(['--tcp', '--target', `127.0.0.1:${echoPort}`]);
+    const received = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port: wstap.port, allowHalfOpen: true });
+      let data = '';
+      socket.on('data', (d: Buffer) => {
+        data += d.toString();
+        if (data === 'ping-1\n') socket.end();
+      });
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+      socket.write('ping-1\n');
+    });
+    expect(received).toBe('ping-1\nbye after your FIN\n');
+    expect(await wstap.stop()).toBe(0);
+    const all = await wstap.events();
+    expect(ofKind(all, 'conn.open')[0]?.mode).toBe('tcp');
+    const evidence = all.filter((e) => e.kind === 'tcp.fin').map((e) => (e.kind === 'tcp.fin' ? e.side : ''));
+    expect(evidence).toEqual(['client', 'upstream']);
+    expect(ofKind(all, 'conn.close')[0]?.bytes).toEqual({ fromClient: 7, fromUpstream: 26 });
+  });
+
+  it('an unreachable upstream is mirrored to the client as a reset', async () => {
+    const dead = net.createServer();
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+    const deadPort = (dead.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => dead.close(() => r()));
+    const wstap = await startWstap(['--tcp', '--target', `127.0.0.1:${deadPort}`]);
+    const outcome = await new Promise<string>((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port: wstap.port });
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+      socket.on('end', () => resolve('fin'));
+    });
+    expect(outcome).toBe('ECONNRESET');
+    expect(await wstap.stop()).toBe(0);
+    const all = await wstap.events();
+    expect(ofKind(all, 'tcp.error')[0]).toMatchObject({ side: 'upstream', code: 'ECONNREFUSED' });
+  });
+});
+
+describe('wstap demo', () => {
+  it('runs on its own and says who closed each connection', () => {
+    const r = spawnSync(process.execPath, [BIN, 'demo', '--log-format', 'json'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('What wstap saw:');
+    expect(r.stdout).toMatch(/chatty .*-> 101, frames \d+ up \/ \d+ down, ping rtt [\d.]+ ms/);
+    expect(r.stdout).toMatch(/closed by client: client close-frame 1000 "bye"/);
+    expect(r.stdout).toMatch(/closed by client: client fin after 2\.\d\d s of both-way silence/);
+    expect(r.stdout).toMatch(/closed by upstream: upstream close-frame 1001 "server going away"/);
+    const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+    expect(lines.some((l) => /-> 200/.test(l.msg))).toBe(true);
+  });
+});

@@ -1,0 +1,205 @@
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { attributeClose, closeEvidenceOf, type CloseEvidence } from '../../src/analysis/close-attribution.js';
+import type { CaptureEvent } from '../../src/capture/events.js';
+import { startNginx, type Nginx, type NginxOptions } from '../support/nginx.js';
+import { freePort } from '../support/ports.js';
+import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
+import { startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { connectClient, ofKind, sleep } from '../support/ws-peers.js';
+
+/** The failure modes an admin meets behind nginx, each with nginx configured to produce it. */
+
+interface Stack {
+  nginx: Nginx;
+  wstap: WstapProcess;
+  stop(): Promise<void>;
+}
+
+async function stack(targetPort: number, nginxOptions: Omit<NginxOptions, 'upstreamPort'> = {}): Promise<Stack> {
+  const wstap = await startWstap(['--target', `http://127.0.0.1:${targetPort}`]);
+  const nginx = await startNginx({ upstreamPort: wstap.port, ...nginxOptions });
+  return {
+    nginx,
+    wstap,
+    stop: async () => {
+      await nginx.stop();
+      await wstap.stop();
+    },
+  };
+}
+
+function evidenceOf(all: CaptureEvent[], conn: number): CloseEvidence[] {
+  return all.filter((e) => 'conn' in e && e.conn === conn).map(closeEvidenceOf).filter((e): e is CloseEvidence => e !== null);
+}
+
+/** Stops wstap (SIGINT) and returns its capture: everything is on disk once it exits. */
+async function finalCapture(s: Stack): Promise<CaptureEvent[]> {
+  await s.nginx.stop();
+  expect(await s.wstap.stop()).toBe(0);
+  return s.wstap.events();
+}
+
+function unexpectedResponse(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('open', () => reject(new Error('the handshake unexpectedly succeeded')));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    ws.once('error', () => undefined);
+  });
+}
+
+describe('nginx proxy_read_timeout 2s on an idle connection', () => {
+  let app: UpstreamApp;
+  let s: Stack;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+    s = await stack(app.port, { proxyReadTimeout: '2s' });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await app?.close();
+  });
+
+  it('is recorded as closed by the client side (nginx FIN) after about 2 s of silence', async () => {
+    const client = await connectClient(`ws://127.0.0.1:${s.nginx.port}/ws?test=idle`);
+    await app.nextConnection();
+    const openedAt = Date.now();
+    const code = await new Promise<number>((resolve) => client.once('close', (c: number) => resolve(c)));
+    const lifetime = Date.now() - openedAt;
+    // nginx closes without a close frame: the browser's 1006.
+    expect(code).toBe(1006);
+    expect(lifetime).toBeGreaterThan(1500);
+
+    const all = await finalCapture(s);
+    const conn = ofKind(all, 'ws.handshake.request')[0]?.conn ?? -1;
+    const evidence = evidenceOf(all, conn);
+    const attribution = attributeClose(evidence);
+    expect(attribution.closedBy).toBe('client');
+    expect(evidence[0]).toMatchObject({ side: 'client', kind: 'fin' });
+    // Both directions were silent for the timeout (nginx re-arms it on a byte either way).
+    expect(attribution.idleBeforeCloseMs?.upstream).toBeGreaterThan(1900);
+    expect(attribution.idleBeforeCloseMs?.upstream).toBeLessThan(3500);
+    expect(attribution.idleBeforeCloseMs?.client).toBeGreaterThan(1900);
+    expect(s.wstap.logs.some((l) => /#\d+ closed by client \(client fin\)/.test(l.msg))).toBe(true);
+  });
+});
+
+describe('upstream down', () => {
+  let s: Stack;
+  let deadPort: number;
+  beforeAll(async () => {
+    deadPort = await freePort();
+    s = await stack(deadPort);
+  });
+  afterAll(async () => s?.stop());
+
+  it('plain HTTP: the client gets 502 naming the target and the error, and it is recorded', async () => {
+    const res = await fetch(`http://127.0.0.1:${s.nginx.port}/api/v4/users/me`);
+    expect(res.status).toBe(502);
+    const body = await res.text();
+    expect(body).toContain(`http://127.0.0.1:${deadPort}`);
+    expect(body).toContain('ECONNREFUSED');
+  });
+
+  it('WebSocket handshake: 502 through nginx, recorded as an upstream connect failure', async () => {
+    const { status, body } = await unexpectedResponse(`ws://127.0.0.1:${s.nginx.port}/ws?test=down`);
+    expect(status).toBe(502);
+    expect(body).toContain('ECONNREFUSED');
+
+    const all = await finalCapture(s);
+    const errors = ofKind(all, 'http.error');
+    expect(errors.length).toBeGreaterThanOrEqual(2);
+    expect(errors.every((e) => e.code === 'ECONNREFUSED' && e.stage === 'connect' && e.answeredStatus === 502)).toBe(true);
+    const handshake = ofKind(all, 'ws.handshake.request').find((e) => e.url.endsWith('test=down'));
+    expect(errors.some((e) => e.conn === handshake?.conn)).toBe(true);
+    expect(ofKind(all, 'conn.close').some((e) => e.conn === handshake?.conn)).toBe(true);
+  });
+});
+
+describe('upstream refuses or drops the upgrade', () => {
+  let refusing: net.Server;
+  let silent: net.Server;
+  let s: Stack;
+  let s2: Stack;
+  beforeAll(async () => {
+    // An app that answers the handshake with 400 and a body.
+    refusing = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => {
+        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nX-App-Reason: Origin not allowed\r\nContent-Length: 19\r\n\r\nOrigin not allowed\n');
+      });
+    });
+    await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
+    s = await stack((refusing.address() as net.AddressInfo).port);
+    // An app that reads the head and closes without a word.
+    silent = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.end());
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    s2 = await stack((silent.address() as net.AddressInfo).port);
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await s2?.stop();
+    await new Promise<void>((r) => refusing.close(() => r()));
+    await new Promise<void>((r) => silent.close(() => r()));
+  });
+
+  it('a 400 answer is passed on unchanged and recorded with its headers', async () => {
+    const { status, body } = await unexpectedResponse(`ws://127.0.0.1:${s.nginx.port}/ws?test=refused`);
+    expect(status).toBe(400);
+    expect(body).toBe('Origin not allowed\n');
+    const all = await finalCapture(s);
+    const response = ofKind(all, 'ws.handshake.response')[0];
+    expect(response).toMatchObject({ statusCode: 400, reason: 'Bad Request', upgraded: false });
+    expect(response?.rawHeaders).toContainEqual(['X-App-Reason', 'Origin not allowed']);
+    expect(ofKind(all, 'ws.frame')).toHaveLength(0);
+  });
+
+  it('an upstream that closes before answering: recorded as such, nginx reports "upstream prematurely closed"', async () => {
+    const { status } = await unexpectedResponse(`ws://127.0.0.1:${s2.nginx.port}/ws?test=early-close`);
+    expect(status).toBe(502);
+    await sleep(200);
+    expect(s2.nginx.errorLog()).toContain('upstream prematurely closed connection');
+    const log = s2.wstap.logs.find((l) => /closed before answering the handshake/.test(l.msg));
+    expect(log?.msg).toMatch(/closed by upstream \(upstream fin\)/);
+    const all = await finalCapture(s2);
+    const conn = ofKind(all, 'ws.handshake.request')[0]?.conn ?? -1;
+    expect(ofKind(all, 'ws.handshake.response')).toHaveLength(0);
+    expect(evidenceOf(all, conn)[0]).toMatchObject({ side: 'upstream', kind: 'fin' });
+  });
+});
+
+describe('nginx without the Upgrade headers', () => {
+  let app: UpstreamApp;
+  let s: Stack;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+    s = await stack(app.port, { websocketHeaders: false });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await app?.close();
+  });
+
+  it('the handshake reaches the app as a plain GET still carrying Sec-WebSocket-Key, and is recorded so', async () => {
+    const { status } = await unexpectedResponse(`ws://127.0.0.1:${s.nginx.port}/ws?test=no-upgrade`);
+    expect(status).toBe(426);
+    const all = await finalCapture(s);
+    const request = ofKind(all, 'http.request').find((e) => e.url.endsWith('test=no-upgrade'));
+    const names = (request?.rawHeaders ?? []).map(([n]) => n.toLowerCase());
+    expect(names).toContain('sec-websocket-key');
+    expect(names).toContain('sec-websocket-version');
+    expect(names).not.toContain('upgrade');
+    expect(ofKind(all, 'ws.handshake.request')).toHaveLength(0);
+    const response = ofKind(all, 'http.response').find((e) => e.conn === request?.conn);
+    expect(response?.statusCode).toBe(426);
+  });
+});

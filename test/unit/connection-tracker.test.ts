@@ -1,0 +1,342 @@
+import { describe, it, expect } from 'vitest';
+import { ConnectionTracker, attributionOf } from '../../src/analysis/connection-tracker.js';
+import type {
+  CaptureEvent,
+  ConnCloseEvent,
+  ConnOpenEvent,
+  FrameEvent,
+  HandshakeRequestEvent,
+  HandshakeResponseEvent,
+  Idle,
+  Side,
+} from '../../src/capture/events.js';
+
+const T0 = 1_700_000_000_000;
+
+function open(conn: number, t = T0, mode: 'http' | 'tcp' = 'http'): ConnOpenEvent {
+  return { kind: 'conn.open', t, conn, mode, remoteAddress: '127.0.0.1', remotePort: 40000 + conn, localPort: 8066 };
+}
+
+function close(conn: number, t: number): ConnCloseEvent {
+  return { kind: 'conn.close', t, conn, bytes: { fromClient: 321, fromUpstream: 654 } };
+}
+
+function handshakeRequest(conn: number, t: number): HandshakeRequestEvent {
+  return {
+    kind: 'ws.handshake.request',
+    t,
+    conn,
+    method: 'GET',
+    url: '/api/v4/websocket',
+    httpVersion: '1.1',
+    rawHeaders: [
+      ['Host', 'chat.example'],
+      ['Upgrade', 'websocket'],
+      ['Connection', 'Upgrade'],
+    ],
+    headLength: 200,
+  };
+}
+
+function handshakeResponse(conn: number, t: number): HandshakeResponseEvent {
+  return {
+    kind: 'ws.handshake.response',
+    t,
+    conn,
+    statusCode: 101,
+    reason: 'Switching Protocols',
+    httpVersion: '1.1',
+    rawHeaders: [['Upgrade', 'websocket']],
+    headLength: 129,
+    upgraded: true,
+    deflate: null,
+    waitMs: 2.5,
+  };
+}
+
+function frame(conn: number, t: number, side: Side, index: number, opcode: number, length: number, extra: Partial<FrameEvent> = {}): FrameEvent {
+  return {
+    kind: 'ws.frame',
+    t,
+    conn,
+    side,
+    index,
+    offset: index * 10,
+    opcode,
+    fin: true,
+    rsv1: false,
+    rsv2: false,
+    rsv3: false,
+    masked: side === 'client',
+    length,
+    preview: '',
+    previewTruncated: false,
+    ...extra,
+  };
+}
+
+const idleAtClose: Idle = { client: 45_000, upstream: 3 };
+
+/** A complete WebSocket connection where the upstream closes first. */
+function wsConnection(conn: number): CaptureEvent[] {
+  const ping = Buffer.from('hb').toString('base64');
+  return [
+    open(conn, T0),
+    handshakeRequest(conn, T0 + 1),
+    handshakeResponse(conn, T0 + 3.5),
+    frame(conn, T0 + 10, 'client', 0, 1, 5),
+    { kind: 'ws.message', t: T0 + 10, conn, side: 'client', opcode: 1, tEnd: T0 + 10, firstFrame: 0, frames: 1, wireLength: 5, compressed: false, size: 5, preview: '', previewTruncated: false },
+    frame(conn, T0 + 20, 'upstream', 0, 2, 100),
+    frame(conn, T0 + 30, 'upstream', 1, 9, 2, { preview: ping }),
+    frame(conn, T0 + 37.25, 'client', 1, 10, 2, { preview: ping }),
+    frame(conn, T0 + 50, 'upstream', 2, 8, 5, { closeCode: 1001, closeReason: 'bye', idle: idleAtClose }),
+    frame(conn, T0 + 51, 'client', 2, 8, 2, { closeCode: 1001, idle: { client: 0.5, upstream: 1 } }),
+    { kind: 'tcp.fin', t: T0 + 52, conn, side: 'upstream', idle: { client: 1, upstream: 2 } },
+    { kind: 'tcp.fin', t: T0 + 53, conn, side: 'client', idle: { client: 2, upstream: 1 } },
+    close(conn, T0 + 54),
+  ];
+}
+
+describe('ConnectionTracker on a WebSocket connection', () => {
+  it('goes handshaking -> open -> half-closed -> closed', () => {
+    const tracker = new ConnectionTracker();
+    const states: string[] = [];
+    for (const e of wsConnection(1)) {
+      const s = tracker.apply(e);
+      expect(s).not.toBeNull();
+      states.push(`${e.kind}:${s?.state}`);
+    }
+    expect(states).toStrictEqual([
+      'conn.open:handshaking',
+      'ws.handshake.request:handshaking',
+      'ws.handshake.response:open',
+      'ws.frame:open',
+      'ws.message:open',
+      'ws.frame:open',
+      'ws.frame:open',
+      'ws.frame:open',
+      'ws.frame:half-closed',
+      'ws.frame:half-closed',
+      'tcp.fin:half-closed',
+      'tcp.fin:half-closed',
+      'conn.close:closed',
+    ]);
+  });
+
+  it('keeps the handshake, byte totals and close time', () => {
+    const tracker = new ConnectionTracker();
+    const events = wsConnection(1);
+    for (const e of events) tracker.apply(e);
+    const s = tracker.get(1);
+    expect(s?.open).toStrictEqual(events[0]);
+    expect(s?.handshakeRequest).toStrictEqual(events[1]);
+    expect(s?.handshakeResponse).toStrictEqual(events[2]);
+    expect(s?.bytes).toStrictEqual({ fromClient: 321, fromUpstream: 654 });
+    expect(s?.closedAt).toBe(T0 + 54);
+    expect(s?.upstreamError).toBeNull();
+    expect(s?.httpExchanges).toBe(0);
+  });
+
+  it('counts frames, messages and payload bytes per side', () => {
+    const tracker = new ConnectionTracker();
+    for (const e of wsConnection(1)) tracker.apply(e);
+    const s = tracker.get(1);
+    expect(s?.directions.client).toStrictEqual({ frames: 3, messages: 1, payloadBytes: 5 + 2 + 2, lastFrameAt: T0 + 51 });
+    expect(s?.directions.upstream).toStrictEqual({ frames: 3, messages: 0, payloadBytes: 100 + 2 + 5, lastFrameAt: T0 + 50 });
+  });
+
+  it('records ping round trips', () => {
+    const tracker = new ConnectionTracker();
+    for (const e of wsConnection(1)) tracker.apply(e);
+    const s = tracker.get(1);
+    expect(s?.pings).toStrictEqual([{ from: 'upstream', rttMs: 7.25, pingAt: T0 + 30, pongAt: T0 + 37.25 }]);
+    expect(s?.pingPairing.pending).toBe(0);
+    expect(s?.pingPairing.unsolicitedPongs).toBe(0);
+  });
+
+  it('keeps the close evidence in recording order', () => {
+    const tracker = new ConnectionTracker();
+    for (const e of wsConnection(1)) tracker.apply(e);
+    const s = tracker.get(1);
+    expect(s?.evidence.map((e) => `${e.side} ${e.kind} ${e.t - T0}`)).toStrictEqual([
+      'upstream close-frame 50',
+      'client close-frame 51',
+      'upstream fin 52',
+      'client fin 53',
+    ]);
+    expect(s?.evidence[0]).toStrictEqual({ side: 'upstream', kind: 'close-frame', t: T0 + 50, code: 1001, reason: 'bye', idle: idleAtClose });
+  });
+
+  it('attributes the close to the side of the earliest evidence', () => {
+    const tracker = new ConnectionTracker();
+    for (const e of wsConnection(1)) tracker.apply(e);
+    const s = tracker.get(1);
+    if (!s) throw new Error('connection 1 not tracked');
+    const attribution = attributionOf(s);
+    expect(attribution.closedBy).toBe('upstream');
+    expect(attribution.first?.kind).toBe('close-frame');
+    expect(attribution.idleBeforeCloseMs).toStrictEqual(idleAtClose);
+  });
+
+  it('attributes by time when evidence is recorded out of order', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(1));
+    tracker.apply(handshakeRequest(1, T0 + 1));
+    tracker.apply(handshakeResponse(1, T0 + 2));
+    tracker.apply({ kind: 'tcp.fin', t: T0 + 9, conn: 1, side: 'upstream', idle: { client: 0, upstream: 0 } });
+    tracker.apply({ kind: 'tcp.rst', t: T0 + 8.5, conn: 1, side: 'client', idle: { client: 5, upstream: 0 } });
+    const s = tracker.get(1);
+    if (!s) throw new Error('connection 1 not tracked');
+    expect(s.evidence.map((e) => e.side)).toStrictEqual(['upstream', 'client']);
+    expect(attributionOf(s).closedBy).toBe('client');
+  });
+
+  it('has no attribution before any evidence', () => {
+    const tracker = new ConnectionTracker();
+    const s = tracker.apply(open(1));
+    if (!s) throw new Error('connection 1 not tracked');
+    expect(attributionOf(s)).toStrictEqual({ closedBy: null, first: null, idleBeforeCloseMs: null });
+  });
+
+  it('moves a connection from live to closed', () => {
+    const tracker = new ConnectionTracker();
+    const events = wsConnection(1);
+    for (const e of events.slice(0, -1)) tracker.apply(e);
+    expect([...tracker.live].map((s) => s.conn)).toStrictEqual([1]);
+    expect([...tracker.closed]).toStrictEqual([]);
+    tracker.apply(events.at(-1) as CaptureEvent);
+    expect([...tracker.live]).toStrictEqual([]);
+    expect([...tracker.closed].map((s) => s.conn)).toStrictEqual([1]);
+  });
+
+  it('tracks interleaved connections independently', () => {
+    const tracker = new ConnectionTracker();
+    const a = wsConnection(1);
+    const b = wsConnection(2);
+    for (let i = 0; i < a.length; i++) {
+      tracker.apply(a[i] as CaptureEvent);
+      if (i < 5) tracker.apply(b[i] as CaptureEvent);
+    }
+    expect(tracker.get(1)?.state).toBe('closed');
+    expect(tracker.get(2)?.state).toBe('open');
+    expect(tracker.get(2)?.directions.client.frames).toBe(1);
+    expect(tracker.get(2)?.directions.upstream.frames).toBe(0);
+    expect(tracker.get(2)?.evidence).toStrictEqual([]);
+  });
+
+  it('starts a tcp-mode connection open', () => {
+    const tracker = new ConnectionTracker();
+    expect(tracker.apply(open(7, T0, 'tcp'))?.state).toBe('open');
+  });
+
+  it('goes half-closed on a fin when open', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(7, T0, 'tcp'));
+    expect(tracker.apply({ kind: 'tcp.fin', t: T0 + 1, conn: 7, side: 'client', idle: { client: 0, upstream: 0 } })?.state).toBe('half-closed');
+  });
+});
+
+describe('ConnectionTracker on plain HTTP', () => {
+  it('counts keep-alive exchanges, remembers the first URL and the current request', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(4));
+    const s1 = tracker.apply({ kind: 'http.request', t: T0 + 1, conn: 4, exchange: 1, method: 'GET', url: '/first', httpVersion: '1.1', rawHeaders: [] });
+    expect(s1?.state).toBe('open');
+    expect(s1?.httpExchanges).toBe(1);
+    expect(s1?.firstRequestUrl).toBe('/first');
+    expect(s1?.currentRequest).toStrictEqual({ exchange: 1, method: 'GET', url: '/first' });
+    tracker.apply({
+      kind: 'http.response',
+      t: T0 + 5,
+      conn: 4,
+      exchange: 1,
+      statusCode: 200,
+      statusMessage: 'OK',
+      httpVersion: '1.1',
+      rawHeaders: [],
+      requestBodyBytes: 0,
+      responseBodyBytes: 12,
+      ttfbMs: 3,
+      totalMs: 4,
+      complete: true,
+    });
+    const s2 = tracker.apply({ kind: 'http.request', t: T0 + 10, conn: 4, exchange: 2, method: 'POST', url: '/second', httpVersion: '1.1', rawHeaders: [] });
+    expect(s2?.httpExchanges).toBe(2);
+    expect(s2?.firstRequestUrl).toBe('/first');
+    expect(s2?.currentRequest).toStrictEqual({ exchange: 2, method: 'POST', url: '/second' });
+    expect(s2?.handshakeRequest).toBeNull();
+  });
+
+  it('keeps the upstream error', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(4));
+    tracker.apply({ kind: 'http.request', t: T0 + 1, conn: 4, exchange: 1, method: 'GET', url: '/', httpVersion: '1.1', rawHeaders: [] });
+    const error = { kind: 'http.error', t: T0 + 2, conn: 4, exchange: 1, stage: 'connect', code: 'ECONNREFUSED', message: 'connect ECONNREFUSED', answeredStatus: 502 } as const;
+    expect(tracker.apply(error)?.upstreamError).toStrictEqual(error);
+  });
+});
+
+describe('ConnectionTracker bounds and unknown connections', () => {
+  it('ignores events for a connection it never saw open', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(1));
+    expect(tracker.apply(frame(99, T0 + 1, 'client', 0, 1, 5))).toBeNull();
+    expect(tracker.apply({ kind: 'tcp.fin', t: T0 + 2, conn: 99, side: 'client', idle: { client: 0, upstream: 0 } })).toBeNull();
+    expect(tracker.apply(close(99, T0 + 3))).toBeNull();
+    expect(tracker.get(99)).toBeUndefined();
+    expect([...tracker.live].map((s) => s.conn)).toStrictEqual([1]);
+    expect([...tracker.closed]).toStrictEqual([]);
+    expect(tracker.get(1)?.directions.client.frames).toBe(0);
+  });
+
+  it('ignores session events', () => {
+    const tracker = new ConnectionTracker();
+    expect(tracker.apply({ kind: 'session.end', t: T0, reason: 'x', droppedEvents: 0 })).toBeNull();
+  });
+
+  it('ignores events for a connection after it closed', () => {
+    const tracker = new ConnectionTracker();
+    for (const e of wsConnection(1)) tracker.apply(e);
+    expect(tracker.apply(frame(1, T0 + 100, 'client', 3, 1, 50))).toBeNull();
+    expect(tracker.get(1)?.directions.client.frames).toBe(3);
+    expect(tracker.get(1)?.state).toBe('closed');
+  });
+
+  it('forgets the oldest closed connections beyond maxClosed', () => {
+    const tracker = new ConnectionTracker({ maxClosed: 2 });
+    for (const conn of [1, 2, 3]) tracker.apply(open(conn, T0 + conn));
+    // Close out of opening order: 2, then 1, then 3.
+    tracker.apply(close(2, T0 + 10));
+    tracker.apply(close(1, T0 + 11));
+    expect([...tracker.closed].map((s) => s.conn)).toStrictEqual([2, 1]);
+    tracker.apply(close(3, T0 + 12));
+    expect([...tracker.closed].map((s) => s.conn)).toStrictEqual([1, 3]);
+    expect(tracker.get(2)).toBeUndefined();
+    expect(tracker.get(1)?.state).toBe('closed');
+    expect(tracker.get(3)?.state).toBe('closed');
+  });
+
+  it('never forgets live connections because of maxClosed', () => {
+    const tracker = new ConnectionTracker({ maxClosed: 1 });
+    for (const conn of [1, 2, 3, 4]) tracker.apply(open(conn));
+    tracker.apply(close(1, T0 + 1));
+    tracker.apply(close(2, T0 + 2));
+    expect([...tracker.live].map((s) => s.conn)).toStrictEqual([3, 4]);
+    expect([...tracker.closed].map((s) => s.conn)).toStrictEqual([2]);
+  });
+
+  it('keeps at most 32 ping round trips, newest last', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(1));
+    tracker.apply(handshakeResponse(1, T0 + 1));
+    for (let i = 0; i < 40; i++) {
+      const payload = Buffer.from(`p${i}`).toString('base64');
+      tracker.apply(frame(1, T0 + 100 * i, 'client', 2 * i, 9, 3, { preview: payload }));
+      tracker.apply(frame(1, T0 + 100 * i + i + 1, 'upstream', 2 * i, 10, 3, { preview: payload }));
+    }
+    const pings = tracker.get(1)?.pings ?? [];
+    expect(pings).toHaveLength(32);
+    expect(pings[0]?.rttMs).toBe(9);
+    expect(pings.at(-1)?.rttMs).toBe(40);
+  });
+});
