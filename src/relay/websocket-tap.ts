@@ -106,6 +106,8 @@ class DirectionTap {
       {
         previewLimit: options.previewLimit,
         allowRsv1: inflate !== null,
+        // RFC 6455 5.1: clients MUST mask, servers MUST NOT. A violation is evidence worth recording.
+        expectMasked: side === 'client',
         wantPayload: (header) => this.#wantPayload(header),
       },
     );

@@ -1,0 +1,437 @@
+import { describe, it, expect } from 'vitest';
+import { narrate, seconds, type Narration } from '../../src/analysis/event-narrator.js';
+import { printable } from '../../src/analysis/printable.js';
+import { ConnectionTracker } from '../../src/analysis/connection-tracker.js';
+import { HttpHeadParser } from '../../src/wire/http-head-parser.js';
+import type {
+  CaptureEvent,
+  ConnOpenEvent,
+  FrameEvent,
+  HandshakeRequestEvent,
+  HandshakeResponseEvent,
+  HttpErrorEvent,
+  HttpRequestEvent,
+  HttpResponseEvent,
+  Side,
+} from '../../src/capture/events.js';
+
+const T0 = 1_700_000_000_000;
+
+function open(conn: number): ConnOpenEvent {
+  return { kind: 'conn.open', t: T0, conn, mode: 'http', remoteAddress: '10.1.2.3', remotePort: 51234, localPort: 8066 };
+}
+
+function handshakeRequest(conn: number, url = '/ws', t = T0 + 1): HandshakeRequestEvent {
+  return {
+    kind: 'ws.handshake.request',
+    t,
+    conn,
+    method: 'GET',
+    url,
+    httpVersion: '1.1',
+    rawHeaders: [
+      ['Host', 'x'],
+      ['upgrade', 'websocket'],
+    ],
+    headLength: 100,
+  };
+}
+
+function handshakeResponse(conn: number, extra: Partial<HandshakeResponseEvent> = {}): HandshakeResponseEvent {
+  return {
+    kind: 'ws.handshake.response',
+    t: T0 + 3,
+    conn,
+    statusCode: 101,
+    reason: 'Switching Protocols',
+    httpVersion: '1.1',
+    rawHeaders: [],
+    headLength: 120,
+    upgraded: true,
+    deflate: null,
+    waitMs: 2,
+    ...extra,
+  };
+}
+
+function frame(conn: number, t: number, side: Side, opcode: number, extra: Partial<FrameEvent> = {}): FrameEvent {
+  return {
+    kind: 'ws.frame',
+    t,
+    conn,
+    side,
+    index: 0,
+    offset: 0,
+    opcode,
+    fin: true,
+    rsv1: false,
+    rsv2: false,
+    rsv3: false,
+    masked: side === 'client',
+    length: 2,
+    preview: '',
+    previewTruncated: false,
+    ...extra,
+  };
+}
+
+function request(conn: number, exchange: number, method: string, url: string): HttpRequestEvent {
+  return { kind: 'http.request', t: T0 + exchange * 10, conn, exchange, method, url, httpVersion: '1.1', rawHeaders: [] };
+}
+
+function response(conn: number, exchange: number, extra: Partial<HttpResponseEvent> = {}): HttpResponseEvent {
+  return {
+    kind: 'http.response',
+    t: T0 + exchange * 10 + 5,
+    conn,
+    exchange,
+    statusCode: 200,
+    statusMessage: 'OK',
+    httpVersion: '1.1',
+    rawHeaders: [],
+    requestBodyBytes: 0,
+    responseBodyBytes: 12,
+    ttfbMs: 3,
+    totalMs: 4.25,
+    complete: true,
+    ...extra,
+  };
+}
+
+/** Folds events through a tracker and narrates each, as the --no-tui log does. */
+function narrateAll(events: CaptureEvent[]): Array<Narration | null> {
+  const tracker = new ConnectionTracker();
+  return events.map((e) => narrate(e, tracker.apply(e)));
+}
+
+function lastLine(events: CaptureEvent[]): Narration {
+  const n = narrateAll(events).at(-1);
+  if (!n) throw new Error('expected a narration for the last event');
+  return n;
+}
+
+const NO_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+describe('narrate: which events produce a line', () => {
+  it('gives a line for opens, handshakes and closes but not for frames, messages or fins', () => {
+    const events: CaptureEvent[] = [
+      open(1),
+      handshakeRequest(1),
+      handshakeResponse(1),
+      frame(1, T0 + 5, 'client', 1),
+      { kind: 'ws.message', t: T0 + 5, conn: 1, side: 'client', opcode: 1, tEnd: T0 + 5, firstFrame: 0, frames: 1, wireLength: 2, compressed: false, size: 2, preview: '', previewTruncated: false },
+      frame(1, T0 + 6, 'upstream', 9),
+      frame(1, T0 + 7, 'client', 10),
+      frame(1, T0 + 8, 'upstream', 8, { closeCode: 1000 }),
+      { kind: 'tcp.fin', t: T0 + 9, conn: 1, side: 'upstream', idle: { client: 1, upstream: 1 } },
+      { kind: 'tcp.rst', t: T0 + 9.5, conn: 1, side: 'client', idle: { client: 1, upstream: 1 } },
+      { kind: 'proxy.close', t: T0 + 9.75, conn: 1, reason: 'shutdown', idle: { client: 1, upstream: 1 } },
+      { kind: 'conn.close', t: T0 + 10, conn: 1, bytes: { fromClient: 1, fromUpstream: 2 } },
+    ];
+    const produced = narrateAll(events).map((n, i) => `${events[i]?.kind}:${n ? 'line' : '-'}`);
+    expect(produced).toStrictEqual([
+      'conn.open:line',
+      'ws.handshake.request:line',
+      'ws.handshake.response:line',
+      'ws.frame:-',
+      'ws.message:-',
+      'ws.frame:-',
+      'ws.frame:-',
+      'ws.frame:-',
+      'tcp.fin:-',
+      'tcp.rst:-',
+      'proxy.close:-',
+      'conn.close:line',
+    ]);
+  });
+
+  it('narrates the open with the remote address', () => {
+    expect(narrate(open(7), null)).toStrictEqual({
+      level: 'info',
+      msg: '#7 open from 10.1.2.3:51234',
+      fields: { conn: 7, remote: '10.1.2.3:51234' },
+    });
+  });
+
+  it('narrates the session start and end', () => {
+    const start = narrate(
+      { kind: 'session.start', t: T0, version: '0.1.0', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 1, previewLimit: 64 },
+      null,
+    );
+    expect(start?.level).toBe('info');
+    expect(start?.msg).toBe('listening on 127.0.0.1:8066 -> http://127.0.0.1:8065 (http mode)');
+    const end = narrate({ kind: 'session.end', t: T0, reason: 'SIGINT', droppedEvents: 0 }, null);
+    expect(end).toMatchObject({ level: 'info', msg: 'session ended (SIGINT)' });
+    const lossy = narrate({ kind: 'session.end', t: T0, reason: 'SIGTERM', droppedEvents: 3 }, null);
+    expect(lossy?.level).toBe('warn');
+    expect(lossy?.msg).toContain('3 events could not be written to the capture');
+  });
+
+  it('narrates the handshake request with method, url, version and upgrade header', () => {
+    expect(narrate(handshakeRequest(2, '/api/v4/websocket?a=1'), null)?.msg).toBe('#2 GET /api/v4/websocket?a=1 HTTP/1.1 upgrade: websocket');
+    const noUpgrade = { ...handshakeRequest(2), rawHeaders: [] as Array<[string, string]> };
+    expect(narrate(noUpgrade, null)?.msg).toContain('upgrade: (none)');
+  });
+
+  it('returns null for a conn.close without a summary', () => {
+    expect(narrate({ kind: 'conn.close', t: T0, conn: 9, bytes: { fromClient: 0, fromUpstream: 0 } }, null)).toBeNull();
+  });
+});
+
+describe('narrate: levels', () => {
+  it('an upgraded handshake response is info and names the wait and deflate', () => {
+    const n = narrate(
+      handshakeResponse(1, { waitMs: 12.34, deflate: { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 } }),
+      null,
+    );
+    expect(n?.level).toBe('info');
+    expect(n?.msg).toBe('#1 upstream answered 101 Switching Protocols after 12.3 ms permessage-deflate');
+  });
+
+  it('a non-101 handshake response is a warning saying not upgraded', () => {
+    const n = narrate(handshakeResponse(1, { statusCode: 403, reason: 'Forbidden', upgraded: false }), null);
+    expect(n?.level).toBe('warn');
+    expect(n?.msg).toBe('#1 upstream answered 403 Forbidden after 2.0 ms (not upgraded)');
+    expect(n?.fields).toStrictEqual({ conn: 1, status: 403, waitMs: 2 });
+  });
+
+  it('http.error is an error naming stage, code and the status wstap answered', () => {
+    const error: HttpErrorEvent = { kind: 'http.error', t: T0, conn: 3, exchange: 1, stage: 'connect', code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:8065', answeredStatus: 502 };
+    const n = narrate(error, null);
+    expect(n?.level).toBe('error');
+    expect(n?.msg).toBe('#3 upstream failed (connect): ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:8065; answered 502');
+    const late = narrate({ ...error, stage: 'response', answeredStatus: null }, null);
+    expect(late?.level).toBe('error');
+    expect(late?.msg).not.toContain('answered');
+  });
+
+  it('handshake errors, protocol errors, inflate errors and rejections are warnings', () => {
+    const events: CaptureEvent[] = [
+      { kind: 'ws.handshake.error', t: T0, conn: 1, code: 'MALFORMED_START_LINE', message: 'bad', offset: 0 },
+      { kind: 'ws.protocol-error', t: T0, conn: 1, side: 'client', code: 'RSV_SET', message: 'rsv2 set', offset: 40, frameIndex: 3 },
+      { kind: 'ws.inflate-error', t: T0, conn: 1, side: 'upstream', message: 'invalid distance' },
+      { kind: 'http.rejected', t: T0, conn: 1, method: 'CONNECT', url: 'evil:443', statusCode: 405, reason: 'CONNECT is not supported' },
+    ];
+    for (const e of events) expect(narrate(e, null)?.level).toBe('warn');
+    expect(narrate(events[1] as CaptureEvent, null)?.msg).toBe(
+      '#1 client sent an invalid frame (RSV_SET) at byte 40: rsv2 set; decoding of that direction stopped, relaying continues',
+    );
+  });
+});
+
+describe('narrate: HTTP exchanges', () => {
+  it('names the request of a single exchange', () => {
+    const n = lastLine([open(4), request(4, 1, 'GET', '/first'), response(4, 1)]);
+    expect(n.level).toBe('info');
+    expect(n.msg).toBe('#4 GET /first -> 200 (12 B, ttfb 3.0 ms, total 4.3 ms)');
+  });
+
+  it('numbers later keep-alive exchanges and says when the client went away', () => {
+    const n = lastLine([open(4), request(4, 1, 'GET', '/first'), response(4, 1), request(4, 2, 'POST', '/second'), response(4, 2, { statusCode: 201, complete: false })]);
+    expect(n.msg).toBe('#4 exchange 2 POST /second -> 201 (12 B, ttfb 3.0 ms, total 4.3 ms) incomplete: client went away');
+  });
+});
+
+describe('narrate: the close line', () => {
+  const idle = { client: 45_000, upstream: 3 };
+  const closedWs: CaptureEvent[] = [
+    open(1),
+    handshakeRequest(1),
+    handshakeResponse(1),
+    frame(1, T0 + 10, 'client', 1),
+    frame(1, T0 + 30, 'upstream', 9, { preview: 'aGI=' }),
+    frame(1, T0 + 38, 'client', 10, { preview: 'aGI=' }),
+    frame(1, T0 + 50, 'upstream', 8, { closeCode: 1001, closeReason: 'bye', idle }),
+    { kind: 'tcp.fin', t: T0 + 52, conn: 1, side: 'upstream', idle: { client: 1, upstream: 2 } },
+    { kind: 'tcp.fin', t: T0 + 53, conn: 1, side: 'client', idle: { client: 2, upstream: 1 } },
+    { kind: 'conn.close', t: T0 + 1500, conn: 1, bytes: { fromClient: 100, fromUpstream: 200 } },
+  ];
+
+  it('names closedBy, the first evidence, the idle seconds and the evidence chain', () => {
+    const n = lastLine(closedWs);
+    expect(n.level).toBe('info');
+    expect(n.msg).toBe(
+      '#1 closed by upstream (upstream close-frame 1001 "bye") after 1.50 s' +
+        '; silent before: client->upstream 45.0 s, upstream->client 0.00 s' +
+        '; evidence: upstream close-frame 1001 "bye" +0.0 ms, upstream fin +2.0 ms, client fin +3.0 ms' +
+        '; frames client 2, upstream 2; last ping rtt 8.0 ms',
+    );
+    expect(n.msg).not.toContain('before answering');
+  });
+
+  it('puts the verdict in the fields', () => {
+    const n = lastLine(closedWs);
+    expect(n.fields.closedBy).toBe('upstream');
+    expect(n.fields.lifetimeMs).toBe(1500);
+    expect(n.fields.idleBeforeCloseMs).toStrictEqual(idle);
+    expect(n.fields.frames).toStrictEqual({ client: 2, upstream: 2 });
+    expect(n.fields.bytes).toStrictEqual({ fromClient: 100, fromUpstream: 200 });
+    const evidence = n.fields.evidence as Array<Record<string, unknown>>;
+    expect(evidence.map((e) => [e.side, e.kind, e.atMs])).toStrictEqual([
+      ['upstream', 'close-frame', 50],
+      ['upstream', 'fin', 52],
+      ['client', 'fin', 53],
+    ]);
+  });
+
+  it('names the earliest evidence even when recorded later', () => {
+    const n = lastLine([
+      open(1),
+      handshakeRequest(1),
+      handshakeResponse(1),
+      { kind: 'tcp.fin', t: T0 + 20, conn: 1, side: 'upstream', idle: { client: 0, upstream: 0 } },
+      { kind: 'tcp.rst', t: T0 + 19, conn: 1, side: 'client', idle: { client: 12_500, upstream: 250 } },
+      { kind: 'conn.close', t: T0 + 21, conn: 1, bytes: { fromClient: 0, fromUpstream: 0 } },
+    ]);
+    expect(n.msg).toMatch(/^#1 closed by client \(client rst\) after 0\.02 s; silent before: client->upstream 12\.5 s, upstream->client 0\.25 s/);
+    expect(n.msg).toContain('evidence: upstream fin +1.0 ms, client rst +0.0 ms');
+  });
+
+  it('says the upstream closed before answering when a handshake request got no response', () => {
+    const n = lastLine([
+      open(5),
+      handshakeRequest(5),
+      { kind: 'tcp.fin', t: T0 + 40, conn: 5, side: 'upstream', idle: { client: 39, upstream: 40 } },
+      { kind: 'tcp.fin', t: T0 + 41, conn: 5, side: 'client', idle: { client: 40, upstream: 1 } },
+      { kind: 'conn.close', t: T0 + 42, conn: 5, bytes: { fromClient: 100, fromUpstream: 0 } },
+    ]);
+    expect(n.level).toBe('warn');
+    expect(n.msg).toContain('#5 closed by upstream (upstream fin)');
+    expect(n.msg).toContain('the upstream closed before answering the handshake');
+    expect(n.msg).not.toContain('frames client');
+  });
+
+  it('does not say "before answering" when the upstream failed with an http.error', () => {
+    const n = lastLine([
+      open(5),
+      handshakeRequest(5),
+      { kind: 'http.error', t: T0 + 2, conn: 5, exchange: 1, stage: 'connect', code: 'ECONNREFUSED', message: 'refused', answeredStatus: 502 },
+      { kind: 'tcp.fin', t: T0 + 3, conn: 5, side: 'client', idle: { client: 2, upstream: 3 } },
+      { kind: 'conn.close', t: T0 + 4, conn: 5, bytes: { fromClient: 100, fromUpstream: 0 } },
+    ]);
+    expect(n.level).toBe('info');
+    expect(n.msg).not.toContain('before answering');
+    expect(n.msg).toContain('closed by client (client fin)');
+  });
+
+  it('names the proxy when wstap ended the connection', () => {
+    const n = lastLine([
+      open(6),
+      handshakeRequest(6),
+      handshakeResponse(6),
+      { kind: 'proxy.close', t: T0 + 10, conn: 6, reason: 'shutdown', idle: { client: 1, upstream: 1 } },
+      { kind: 'conn.close', t: T0 + 11, conn: 6, bytes: { fromClient: 0, fromUpstream: 0 } },
+    ]);
+    expect(n.msg).toContain('#6 closed by proxy (wstap fin (shutdown))');
+    expect(n.fields.closedBy).toBe('proxy');
+  });
+
+  it('says when no close evidence was seen', () => {
+    const n = lastLine([open(8), { kind: 'conn.close', t: T0 + 250, conn: 8, bytes: { fromClient: 0, fromUpstream: 0 } }]);
+    expect(n.level).toBe('info');
+    expect(n.msg).toBe('#8 closed after 0.25 s (no close evidence seen)');
+    expect(n.fields.closedBy).toBeNull();
+  });
+
+  it('escapes a hostile close reason', () => {
+    const n = lastLine([
+      open(1),
+      handshakeRequest(1),
+      handshakeResponse(1),
+      frame(1, T0 + 5, 'upstream', 8, { closeCode: 4000, closeReason: '\x1b[2J\u202eevil\r\n' }),
+      { kind: 'conn.close', t: T0 + 6, conn: 1, bytes: { fromClient: 0, fromUpstream: 0 } },
+    ]);
+    expect(n.msg).not.toMatch(NO_CONTROL);
+    expect(n.msg).toContain('upstream close-frame 4000 "\\x1b[2J\\u202eevil\\r\\n"');
+  });
+});
+
+describe('narrate: hostile text from the wire is escaped', () => {
+  it('escapes ESC in a handshake url', () => {
+    const n = narrate(handshakeRequest(1, '/ws\x1b[2J\x1b[31mpwned'), null);
+    expect(n?.msg).toBe('#1 GET /ws\\x1b[2J\\x1b[31mpwned HTTP/1.1 upgrade: websocket');
+    expect(n?.msg).not.toMatch(NO_CONTROL);
+  });
+
+  it('escapes a hostile reason phrase in a handshake response', () => {
+    const n = narrate(handshakeResponse(1, { statusCode: 400, reason: 'Bad\u009b2J\u2028x', upgraded: false }), null);
+    expect(n?.msg).not.toMatch(NO_CONTROL);
+    expect(n?.msg).toContain('Bad\\x9b2J\\u2028x');
+  });
+
+  it('escapes a hostile request url in an HTTP response line', () => {
+    const n = lastLine([open(4), request(4, 1, 'GET', '/\x1b]0;title\x07'), response(4, 1)]);
+    expect(n.msg).not.toMatch(NO_CONTROL);
+    expect(n.msg).toContain('/\\x1b]0;title\\x07');
+  });
+
+  it('escapes control characters from a malformed upstream response head (ws.handshake.error)', () => {
+    // What the real parser reports for an upstream that answers the handshake with
+    // a start line carrying C1 CSI (0x9b), DEL and a BEL.
+    const parser = new HttpHeadParser('response');
+    const result = parser.push(Buffer.from('HTTP/1.1 2\x9b2J\x7f\x07 nope\r\n\r\n', 'latin1'));
+    if (result.state !== 'error') throw new Error(`expected a parse error, got ${result.state}`);
+    const n = narrate({ kind: 'ws.handshake.error', t: T0, conn: 1, code: result.code, message: result.message, offset: result.offset }, null);
+    expect(n?.level).toBe('warn');
+    expect(n?.msg).not.toMatch(NO_CONTROL);
+  });
+});
+
+describe('printable', () => {
+  it('leaves ordinary text alone, including non-ASCII', () => {
+    expect(printable('GET /chat?room=général ✓ 日本')).toBe('GET /chat?room=général ✓ 日本');
+    expect(printable('')).toBe('');
+  });
+
+  it('escapes C0 controls: ESC, CR, LF, TAB, NUL, BEL', () => {
+    expect(printable('\x1b[2J')).toBe('\\x1b[2J');
+    expect(printable('a\rb\nc\td')).toBe('a\\rb\\nc\\td');
+    expect(printable('\0')).toBe('\\x00');
+    expect(printable('\x07')).toBe('\\x07');
+    expect(printable('\x1f')).toBe('\\x1f');
+  });
+
+  it('escapes DEL and C1 controls', () => {
+    expect(printable('\x7f')).toBe('\\x7f');
+    expect(printable('\u0080')).toBe('\\x80');
+    expect(printable('\u009b31m')).toBe('\\x9b31m');
+    expect(printable('\u009f')).toBe('\\x9f');
+    // Just past C1 is printable.
+    expect(printable('\u00a0é')).toBe('\u00a0é');
+  });
+
+  it('escapes line/paragraph separators and bidi overrides and isolates', () => {
+    expect(printable('a\u2028b\u2029c')).toBe('a\\u2028b\\u2029c');
+    expect(printable('\u202eevil.exe')).toBe('\\u202eevil.exe');
+    expect(printable('\u202a\u202b\u202c\u202d')).toBe('\\u202a\\u202b\\u202c\\u202d');
+    expect(printable('\u2066\u2067\u2068\u2069')).toBe('\\u2066\\u2067\\u2068\\u2069');
+  });
+
+  it('never lets an unsafe character through', () => {
+    let all = '';
+    for (let c = 0; c <= 0x9f; c++) all += String.fromCharCode(c);
+    all += '\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069';
+    expect(printable(all, all.length)).not.toMatch(NO_CONTROL);
+  });
+
+  it('truncates with an ellipsis past maxLength', () => {
+    expect(printable('abcdef', 3)).toBe('abc…');
+    expect(printable('abc', 3)).toBe('abc');
+    expect(printable('x'.repeat(200))).toBe('x'.repeat(200));
+    expect(printable('x'.repeat(201))).toBe(`${'x'.repeat(200)}…`);
+  });
+
+  it('truncates before escaping', () => {
+    expect(printable('\x1b\x1b\x1b\x1b', 2)).toBe('\\x1b\\x1b…');
+  });
+});
+
+describe('seconds', () => {
+  it('shows two decimals under ten seconds and one from ten up', () => {
+    expect(seconds(0)).toBe('0.00 s');
+    expect(seconds(1500)).toBe('1.50 s');
+    expect(seconds(9_990)).toBe('9.99 s');
+    expect(seconds(10_000)).toBe('10.0 s');
+    expect(seconds(65_432)).toBe('65.4 s');
+  });
+});
