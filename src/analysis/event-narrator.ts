@@ -58,7 +58,7 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
     case 'ws.handshake.error':
       return {
         level: 'warn',
-        msg: `#${event.conn} upstream's response head is not HTTP: ${event.message} at byte ${event.offset}`,
+        msg: `#${event.conn} upstream's response head is not HTTP: ${printable(event.message)} at byte ${event.offset}`,
         fields: { conn: event.conn, code: event.code, offset: event.offset },
       };
     case 'http.response':
@@ -90,6 +90,12 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         level: 'warn',
         msg: `#${event.conn} could not inflate a ${event.side} message: ${printable(event.message)}`,
         fields: { conn: event.conn, side: event.side },
+      };
+    case 'tcp.error':
+      return {
+        level: 'warn',
+        msg: `#${event.conn} ${event.side} socket error ${event.code}: ${printable(event.message)}`,
+        fields: { conn: event.conn, side: event.side, code: event.code },
       };
     case 'conn.close':
       return summary ? closeLine(summary) : null;

@@ -49,7 +49,7 @@ export function parseTarget(text: string, mode: 'http' | 'tcp'): Target {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const defaultPort = DEFAULT_PORT[scheme];
   const port = url.port ? Number(url.port) : defaultPort;
-  if (port === undefined) throw new TargetError(`target "${text}": a port is required`);
+  if (port === undefined || port === 0) throw new TargetError(`target "${text}": a port is required`);
   const protocol = scheme === 'tcp:' ? 'tcp:' : isTls ? 'https:' : 'http:';
   const hostPart = net.isIPv6(host) ? `[${host}]` : host;
   return {

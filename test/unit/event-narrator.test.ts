@@ -219,6 +219,17 @@ describe('narrate: levels', () => {
   });
 });
 
+describe('narrate: socket errors', () => {
+  it('a tcp.error gets a warning naming the side and code, escaped', () => {
+    const line = narrate(
+      { kind: 'tcp.error', t: 1, conn: 7, side: 'upstream', code: 'EPIPE', message: 'write EPIPE\u001b[2J', idle: { client: 0, upstream: 0 } },
+      null,
+    );
+    expect(line?.level).toBe('warn');
+    expect(line?.msg).toBe('#7 upstream socket error EPIPE: write EPIPE\\x1b[2J');
+  });
+});
+
 describe('narrate: HTTP exchanges', () => {
   it('names the request of a single exchange', () => {
     const n = lastLine([open(4), request(4, 1, 'GET', '/first'), response(4, 1)]);
@@ -373,6 +384,7 @@ describe('narrate: hostile text from the wire is escaped', () => {
     if (result.state !== 'error') throw new Error(`expected a parse error, got ${result.state}`);
     const n = narrate({ kind: 'ws.handshake.error', t: T0, conn: 1, code: result.code, message: result.message, offset: result.offset }, null);
     expect(n?.level).toBe('warn');
+    expect(n?.msg).toContain("upstream's response head is not HTTP: malformed response start line");
     expect(n?.msg).not.toMatch(NO_CONTROL);
   });
 });
