@@ -58,10 +58,16 @@ async function waitClosed(tag: string): Promise<{ all: CaptureEvent[]; conn: num
 }
 
 describe('relay through a real nginx', () => {
-  for (const deflate of [false, true]) {
-    it(`relays payloads byte-exact both ways (permessage-deflate ${deflate ? 'on' : 'off'})`, async () => {
-      const tag = `exact-${deflate}`;
-      const client = await connectClient(url(tag), { perMessageDeflate: deflate });
+  const variants = [
+    { name: 'off', offer: false as const },
+    { name: 'on, context takeover', offer: true as const },
+    { name: 'on, no context takeover', offer: { clientNoContextTakeover: true, serverNoContextTakeover: true } },
+  ];
+  for (const variant of variants) {
+    const deflate = variant.offer !== false;
+    it(`relays payloads byte-exact both ways (permessage-deflate ${variant.name})`, async () => {
+      const tag = `exact-${variants.indexOf(variant)}`;
+      const client = await connectClient(url(tag), { perMessageDeflate: variant.offer });
       const { ws: server } = await app.nextConnection();
       const toServer = payloadMix(1);
       const toClient = payloadMix(2);
@@ -78,6 +84,9 @@ describe('relay through a real nginx', () => {
       const response = ofConn(all, conn, 'ws.handshake.response')[0];
       expect(response?.statusCode).toBe(101);
       expect(response?.deflate !== null).toBe(deflate);
+      if (typeof variant.offer === 'object') {
+        expect(response?.deflate).toMatchObject({ clientNoContextTakeover: true, serverNoContextTakeover: true });
+      }
       const messages = ofConn(all, conn, 'ws.message');
       const fromClient = messages.filter((m) => m.side === 'client');
       const fromUpstream = messages.filter((m) => m.side === 'upstream');
