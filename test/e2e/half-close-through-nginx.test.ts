@@ -1,11 +1,11 @@
 import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { attributeClose, closeEvidenceOf, type CloseEvidence } from '../../src/analysis/close-attribution.js';
+import { attributeClose, type CloseEvidence } from '../../src/analysis/close-attribution.js';
 import { startNginx, type Nginx } from '../support/nginx.js';
 import { serverTextFrame, startRawUpgradeServer, type RawUpgradeServer } from '../support/upstream-app.js';
 import { startWstap, type WstapProcess } from '../support/wstap-process.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
-import { connectClient, ofKind, sleep } from '../support/ws-peers.js';
+import { connectClient, evidenceOf, ofKind, sleep } from '../support/ws-peers.js';
 
 /**
  * A client FIN is passed on as a FIN, not as a full close: the upstream
@@ -42,7 +42,7 @@ async function evidenceFor(tag: string): Promise<{ all: CaptureEvent[]; conn: nu
     const all = await wstap.events();
     const conn = ofKind(all, 'ws.handshake.request').find((e) => e.url.endsWith(`test=${tag}`))?.conn;
     if (conn !== undefined && ofKind(all, 'conn.close').some((e) => e.conn === conn)) {
-      const evidence = all.filter((e) => 'conn' in e && e.conn === conn).map(closeEvidenceOf).filter((e): e is CloseEvidence => e !== null);
+      const evidence = evidenceOf(all, conn);
       return { all, conn, evidence };
     }
   }

@@ -1,13 +1,13 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { attributeClose, closeEvidenceOf, type CloseEvidence } from '../../src/analysis/close-attribution.js';
+import { attributeClose } from '../../src/analysis/close-attribution.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { startNginx, type Nginx, type NginxOptions } from '../support/nginx.js';
 import { freePort } from '../support/ports.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { startWstap, type WstapProcess } from '../support/wstap-process.js';
-import { connectClient, ofKind, sleep } from '../support/ws-peers.js';
+import { connectClient, evidenceOf, ofKind, sleep } from '../support/ws-peers.js';
 
 /** The failure modes an admin meets behind nginx, each with nginx configured to produce it. */
 
@@ -28,10 +28,6 @@ async function stack(targetPort: number, nginxOptions: Omit<NginxOptions, 'upstr
       await wstap.stop();
     },
   };
-}
-
-function evidenceOf(all: CaptureEvent[], conn: number): CloseEvidence[] {
-  return all.filter((e) => 'conn' in e && e.conn === conn).map(closeEvidenceOf).filter((e): e is CloseEvidence => e !== null);
 }
 
 /** Stops wstap (SIGINT) and returns its capture: everything is on disk once it exits. */

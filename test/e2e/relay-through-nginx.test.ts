@@ -1,11 +1,11 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attributeClose, closeEvidenceOf, type CloseEvidence } from '../../src/analysis/close-attribution.js';
+import { attributeClose } from '../../src/analysis/close-attribution.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { startNginx, type Nginx } from '../support/nginx.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { startWstap, type WstapProcess } from '../support/wstap-process.js';
-import { closedEvent, connectClient, ofConn, ofKind, payloadMix, receive, sendAll, sleep } from '../support/ws-peers.js';
+import { closedEvent, connectClient, evidenceOf, ofConn, ofKind, payloadMix, receive, sendAll, sleep } from '../support/ws-peers.js';
 
 /**
  * client (ws) -> real nginx -> wstap (the real CLI) -> app (ws server).
@@ -42,10 +42,6 @@ function connOf(all: CaptureEvent[], tag: string): number {
   const request = ofKind(all, 'ws.handshake.request').find((e) => e.url.endsWith(`test=${tag}`));
   if (!request) throw new Error(`no handshake recorded for ${tag}`);
   return request.conn;
-}
-
-function evidenceOf(all: CaptureEvent[], conn: number): CloseEvidence[] {
-  return all.filter((e) => 'conn' in e && e.conn === conn).map(closeEvidenceOf).filter((e): e is CloseEvidence => e !== null);
 }
 
 async function waitClosed(tag: string): Promise<{ all: CaptureEvent[]; conn: number }> {

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import { WebSocket, type ClientOptions } from 'ws';
+import { closeEvidenceOf, type CloseEvidence } from '../../src/analysis/close-attribution.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 
 export function connectClient(url: string, options: ClientOptions = {}): Promise<WebSocket> {
@@ -90,6 +91,14 @@ export function ofConn<K extends CaptureEvent['kind']>(events: CaptureEvent[], c
 
 export function ofKind<K extends CaptureEvent['kind']>(events: CaptureEvent[], kind: K): Array<Extract<CaptureEvent, { kind: K }>> {
   return events.filter((e): e is Extract<CaptureEvent, { kind: K }> => e.kind === kind);
+}
+
+/** The close evidence of one connection, in recording order. */
+export function evidenceOf(events: CaptureEvent[], conn: number): CloseEvidence[] {
+  return events
+    .filter((e) => 'conn' in e && e.conn === conn)
+    .map(closeEvidenceOf)
+    .filter((e): e is CloseEvidence => e !== null);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
