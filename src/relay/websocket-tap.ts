@@ -135,8 +135,9 @@ class DirectionTap {
     }
   }
 
+  /** The connection ended: let messages already complete finish inflating, then release zlib. */
   close(): void {
-    this.#inflater?.close();
+    this.#inflater?.finish();
   }
 
   #wantPayload(header: FrameHeader): boolean {

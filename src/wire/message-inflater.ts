@@ -70,6 +70,8 @@ export class MessageInflater {
   private queuedBytes = 0;
   private desyncReason: string | null = null;
   private closed = false;
+  /** finish() was called: no new input; close once the ended messages are reported. */
+  private finishing = false;
 
   constructor(options: MessageInflaterOptions) {
     const { windowBits } = options;
@@ -97,7 +99,7 @@ export class MessageInflater {
    * reference until zlib has consumed it, so it must not be modified.
    */
   write(compressed: Buffer): void {
-    if (this.closed || this.desyncReason !== null) return;
+    if (this.closed || this.finishing || this.desyncReason !== null) return;
     const message = this.openMessage();
     if (message.failure !== null || compressed.length === 0) return;
     const backlog = this.queuedBytes + (this.stream?.writableLength ?? 0);
@@ -145,7 +147,28 @@ export class MessageInflater {
     this.pump();
   }
 
-  /** Releases zlib; messages not yet reported fail. */
+  /**
+   * The connection is over. Messages already ended still complete (their
+   * callbacks come as usual), the unfinished one is dropped since its frames
+   * never all arrived, and zlib is released after the last report.
+   */
+  finish(): void {
+    if (this.closed || this.finishing) return;
+    this.finishing = true;
+    const open = this.open;
+    if (open !== null) {
+      this.open = null;
+      // Only the newest message can be open; if zlib holds part of it, that part is useless.
+      if (open.active) this.releaseStream();
+      for (const slice of open.queued) this.queuedBytes -= slice.length;
+      open.queued = [];
+      const at = this.pending.indexOf(open);
+      if (at >= 0) this.pending.splice(at, 1);
+    }
+    this.pump();
+  }
+
+  /** Releases zlib at once; messages not yet reported fail. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -159,7 +182,7 @@ export class MessageInflater {
       const index = this.nextIndex;
       this.nextIndex += 1;
       this.open = { index, queued: [], ended: false, callback: null, failure: null, active: false, flushing: false, size: 0, preview: [], previewBytes: 0 };
-      if (this.closed) this.open.failure = this.closedError(index);
+      if (this.closed || this.finishing) this.open.failure = this.closedError(index);
       else if (this.desyncReason !== null) this.open.failure = this.outOfSyncError(index);
       this.pending.push(this.open);
       this.pump();
@@ -191,7 +214,8 @@ export class MessageInflater {
     for (;;) {
       const front = this.pending[0];
       if (front === undefined) {
-        if (this.desyncReason !== null) this.releaseStream();
+        if (this.finishing) this.close();
+        else if (this.desyncReason !== null) this.releaseStream();
         return;
       }
       if (front.active) return;

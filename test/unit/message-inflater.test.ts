@@ -307,6 +307,24 @@ describe('MessageInflater', () => {
     expect((await endMessage(inflater)).error?.message).toBe('message 2: not inflated, the inflater was closed');
   });
 
+  it('finish(): ended messages still complete, the unfinished one is dropped, then zlib is released', async () => {
+    // The connection closes right after a large message ended: its evidence must not be lost to the race.
+    const big = Buffer.from('incident '.repeat(200_000));
+    const compressed = await compressMessages([big, Buffer.from('never finished')], 15, false);
+    const inflater = new MessageInflater(options());
+    inflater.write(compressed[0] as Buffer);
+    const ended = endMessage(inflater);
+    inflater.write((compressed[1] as Buffer).subarray(0, 3));
+    inflater.finish();
+    const result = await ended;
+    expect(result.error).toBeNull();
+    expect(result.message?.size).toBe(big.length);
+    // Afterwards nothing more is accepted.
+    inflater.write(Buffer.from([1, 2, 3]));
+    const late = await endMessage(inflater);
+    expect(late.error?.message).toMatch(/the inflater was closed/);
+  });
+
   it('rejects a window size outside 8..15', () => {
     expect(() => new MessageInflater(options({ windowBits: 7 }))).toThrow(RangeError);
     expect(() => new MessageInflater(options({ windowBits: 16 }))).toThrow(RangeError);
