@@ -11,6 +11,12 @@ export type ChunkObserver = (side: Side, chunk: Buffer, t: number, previousByteA
 
 export interface DuplexRelayOptions {
   observe: ChunkObserver;
+  /**
+   * Both sockets have closed; call `done` when everything the observer still
+   * has to record about the connection is recorded (asynchronous inflating),
+   * so `conn.close` stays the connection's last event.
+   */
+  settle?: (done: () => void) => void;
   /** Called once when both sockets have closed, after `conn.close` was recorded. */
   onClosed?: () => void;
 }
@@ -107,7 +113,11 @@ export class DuplexRelay {
   }
 
   #closed(): void {
-    this.#ctx.recordClose();
-    this.#options.onClosed?.();
+    const done = (): void => {
+      this.#ctx.recordClose();
+      this.#options.onClosed?.();
+    };
+    if (this.#options.settle) this.#options.settle(done);
+    else done();
   }
 }

@@ -134,10 +134,8 @@ export function relayUpgrade(
           if (side === 'upstream' && !headDone) observeUpstreamHead(chunk, t, previousByteAt);
           else tap.observe(side, chunk, t, previousByteAt);
         },
-        onClosed: () => {
-          tap.close();
-          register(null);
-        },
+        settle: (done) => tap.close(done),
+        onClosed: () => register(null),
       });
       register(relay);
       relay.start();

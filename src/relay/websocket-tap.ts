@@ -66,9 +66,16 @@ export class WebSocketTap {
     }
   }
 
-  close(): void {
-    this.#client?.close();
-    this.#upstream?.close();
+  /** The connection ended; `settled` is called once every message event of it has been recorded. */
+  close(settled: () => void): void {
+    let waiting = 2;
+    const one = (): void => {
+      if (--waiting === 0) settled();
+    };
+    if (this.#client) this.#client.close(one);
+    else one();
+    if (this.#upstream) this.#upstream.close(one);
+    else one();
   }
 }
 
@@ -136,8 +143,9 @@ class DirectionTap {
   }
 
   /** The connection ended: let messages already complete finish inflating, then release zlib. */
-  close(): void {
-    this.#inflater?.finish();
+  close(settled: () => void): void {
+    if (this.#inflater) this.#inflater.finish(settled);
+    else settled();
   }
 
   #wantPayload(header: FrameHeader): boolean {

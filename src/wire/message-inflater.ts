@@ -72,6 +72,7 @@ export class MessageInflater {
   private closed = false;
   /** finish() was called: no new input; close once the ended messages are reported. */
   private finishing = false;
+  private onReleased: (() => void) | null = null;
 
   constructor(options: MessageInflaterOptions) {
     const { windowBits } = options;
@@ -150,10 +151,16 @@ export class MessageInflater {
   /**
    * The connection is over. Messages already ended still complete (their
    * callbacks come as usual), the unfinished one is dropped since its frames
-   * never all arrived, and zlib is released after the last report.
+   * never all arrived, and zlib is released after the last report;
+   * `onReleased` is called then (at once if already closed).
    */
-  finish(): void {
-    if (this.closed || this.finishing) return;
+  finish(onReleased?: () => void): void {
+    if (this.closed) {
+      onReleased?.();
+      return;
+    }
+    if (onReleased) this.onReleased = onReleased;
+    if (this.finishing) return;
     this.finishing = true;
     const open = this.open;
     if (open !== null) {
@@ -175,6 +182,10 @@ export class MessageInflater {
     this.releaseStream();
     for (const message of this.pending) this.fail(message, this.closedError(message.index));
     this.pump();
+    const released = this.onReleased;
+    this.onReleased = null;
+    // After the failure callbacks above, which pump() queued on nextTick.
+    if (released) process.nextTick(released);
   }
 
   private openMessage(): PendingMessage {

@@ -98,6 +98,8 @@ describe('relay through a real nginx', () => {
         expect(Buffer.from(m.preview, 'base64').equals(expected)).toBe(true);
       });
       expect(ofConn(all, conn, 'ws.protocol-error')).toHaveLength(0);
+      // conn.close is the connection's last event, after the last (asynchronously inflated) message.
+      expect(all.filter((e) => 'conn' in e && e.conn === conn).at(-1)?.kind).toBe('conn.close');
       expect(ofConn(all, conn, 'ws.inflate-error')).toHaveLength(0);
       // Fragmented messages (every third from the client, when longer than 3 bytes) show as three frames.
       expect(fromClient.map((m) => m.frames)).toEqual(toServer.map((m, i) => (i % 3 === 0 && m.data.length > 3 ? 3 : 1)));

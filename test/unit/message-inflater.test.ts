@@ -313,10 +313,22 @@ describe('MessageInflater', () => {
     const compressed = await compressMessages([big, Buffer.from('never finished')], 15, false);
     const inflater = new MessageInflater(options());
     inflater.write(compressed[0] as Buffer);
-    const ended = endMessage(inflater);
+    const order: string[] = [];
+    const ended = new Promise<Outcome>((resolve) =>
+      inflater.end((error, message) => {
+        order.push('message');
+        resolve({ error, message });
+      }),
+    );
     inflater.write((compressed[1] as Buffer).subarray(0, 3));
-    inflater.finish();
+    const released = new Promise<void>((resolve) => inflater.finish(() => {
+      order.push('released');
+      resolve();
+    }));
     const result = await ended;
+    await released;
+    // The owner learns of the release only after the last report.
+    expect(order).toEqual(['message', 'released']);
     expect(result.error).toBeNull();
     expect(result.message?.size).toBe(big.length);
     // Afterwards nothing more is accepted.
