@@ -51,6 +51,9 @@ export class ProxyListener {
         requestTimeout: 0,
         keepAliveTimeout: 65_000,
         noDelay: true,
+        // Node's default is 16 KiB; nginx can send larger heads (large_client_header_buffers),
+        // and the upstream side's head parser allows 64 KiB too.
+        maxHeaderSize: 64 * 1024,
       });
       server.on('connection', (socket: net.Socket) => this.#onHttpConnection(socket));
       server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res));

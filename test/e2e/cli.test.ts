@@ -115,6 +115,23 @@ describe('the proxy is never an open forward proxy', () => {
   });
 });
 
+describe('large request heads', () => {
+  let app: UpstreamApp;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+  });
+  afterAll(async () => app?.close());
+
+  it('passes a 40 KiB request head (over the 16 KiB Node default) on to the app', async () => {
+    const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`]);
+    const big = 'x'.repeat(40 * 1024);
+    const answer = await rawExchange(wstap.port, `GET /big HTTP/1.1\r\nHost: app\r\nX-Big: ${big}\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(app.requests.find((r) => r.url === '/big')?.headers['x-big']).toBe(big);
+    expect(await wstap.stop()).toBe(0);
+  });
+});
+
 describe('shutdown', () => {
   let app: UpstreamApp;
   beforeAll(async () => {

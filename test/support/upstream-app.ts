@@ -18,7 +18,7 @@ export interface UpstreamApp {
  */
 export async function startUpstreamApp(wsOptions: Omit<ServerOptions, 'server' | 'port' | 'noServer'> = {}): Promise<UpstreamApp> {
   const requests: UpstreamApp['requests'] = [];
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

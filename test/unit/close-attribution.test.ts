@@ -1,3 +1,4 @@
+import { frameEvent } from '../support/event-fixtures.js';
 import { describe, it, expect } from 'vitest';
 import {
   attributeClose,
@@ -8,24 +9,7 @@ import {
 import type { CaptureEvent, FrameEvent, Idle, Side } from '../../src/capture/events.js';
 
 function frame(t: number, side: Side, opcode: number, extra: Partial<FrameEvent> = {}): FrameEvent {
-  return {
-    kind: 'ws.frame',
-    t,
-    conn: 3,
-    side,
-    index: 0,
-    offset: 0,
-    opcode,
-    fin: true,
-    rsv1: false,
-    rsv2: false,
-    rsv3: false,
-    masked: side === 'client',
-    length: 0,
-    preview: '',
-    previewTruncated: false,
-    ...extra,
-  };
+  return frameEvent({ conn: 3, t, side, opcode, ...extra });
 }
 
 const idle: Idle = { client: 1234.5, upstream: 6.25 };

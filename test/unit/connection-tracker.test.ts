@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { ConnectionTracker, attributionOf } from '../../src/analysis/connection-tracker.js';
+import { frameEvent, httpResponseEvent } from '../support/event-fixtures.js';
 import type {
   CaptureEvent,
   ConnCloseEvent,
@@ -55,24 +56,7 @@ function handshakeResponse(conn: number, t: number): HandshakeResponseEvent {
 }
 
 function frame(conn: number, t: number, side: Side, index: number, opcode: number, length: number, extra: Partial<FrameEvent> = {}): FrameEvent {
-  return {
-    kind: 'ws.frame',
-    t,
-    conn,
-    side,
-    index,
-    offset: index * 10,
-    opcode,
-    fin: true,
-    rsv1: false,
-    rsv2: false,
-    rsv3: false,
-    masked: side === 'client',
-    length,
-    preview: '',
-    previewTruncated: false,
-    ...extra,
-  };
+  return frameEvent({ conn, t, side, index, offset: index * 10, opcode, length, ...extra });
 }
 
 const idleAtClose: Idle = { client: 45_000, upstream: 3 };
@@ -245,21 +229,7 @@ describe('ConnectionTracker on plain HTTP', () => {
     expect(s1?.httpExchanges).toBe(1);
     expect(s1?.firstRequestUrl).toBe('/first');
     expect(s1?.currentRequest).toStrictEqual({ exchange: 1, method: 'GET', url: '/first' });
-    tracker.apply({
-      kind: 'http.response',
-      t: T0 + 5,
-      conn: 4,
-      exchange: 1,
-      statusCode: 200,
-      statusMessage: 'OK',
-      httpVersion: '1.1',
-      rawHeaders: [],
-      requestBodyBytes: 0,
-      responseBodyBytes: 12,
-      ttfbMs: 3,
-      totalMs: 4,
-      complete: true,
-    });
+    tracker.apply(httpResponseEvent({ conn: 4, t: T0 + 5, exchange: 1 }));
     const s2 = tracker.apply({ kind: 'http.request', t: T0 + 10, conn: 4, exchange: 2, method: 'POST', url: '/second', httpVersion: '1.1', rawHeaders: [] });
     expect(s2?.httpExchanges).toBe(2);
     expect(s2?.firstRequestUrl).toBe('/first');

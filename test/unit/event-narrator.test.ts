@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { narrate, seconds, type Narration } from '../../src/analysis/event-narrator.js';
 import { printable } from '../../src/analysis/printable.js';
 import { ConnectionTracker } from '../../src/analysis/connection-tracker.js';
+import { frameEvent, httpResponseEvent } from '../support/event-fixtures.js';
 import { HttpHeadParser } from '../../src/wire/http-head-parser.js';
 import type {
   CaptureEvent,
@@ -55,24 +56,7 @@ function handshakeResponse(conn: number, extra: Partial<HandshakeResponseEvent> 
 }
 
 function frame(conn: number, t: number, side: Side, opcode: number, extra: Partial<FrameEvent> = {}): FrameEvent {
-  return {
-    kind: 'ws.frame',
-    t,
-    conn,
-    side,
-    index: 0,
-    offset: 0,
-    opcode,
-    fin: true,
-    rsv1: false,
-    rsv2: false,
-    rsv3: false,
-    masked: side === 'client',
-    length: 2,
-    preview: '',
-    previewTruncated: false,
-    ...extra,
-  };
+  return frameEvent({ conn, t, side, opcode, length: 2, ...extra });
 }
 
 function request(conn: number, exchange: number, method: string, url: string): HttpRequestEvent {
@@ -80,22 +64,7 @@ function request(conn: number, exchange: number, method: string, url: string): H
 }
 
 function response(conn: number, exchange: number, extra: Partial<HttpResponseEvent> = {}): HttpResponseEvent {
-  return {
-    kind: 'http.response',
-    t: T0 + exchange * 10 + 5,
-    conn,
-    exchange,
-    statusCode: 200,
-    statusMessage: 'OK',
-    httpVersion: '1.1',
-    rawHeaders: [],
-    requestBodyBytes: 0,
-    responseBodyBytes: 12,
-    ttfbMs: 3,
-    totalMs: 4.25,
-    complete: true,
-    ...extra,
-  };
+  return httpResponseEvent({ conn, exchange, t: T0 + exchange * 10 + 5, totalMs: 4.25, ...extra });
 }
 
 /** Folds events through a tracker and narrates each, as the --no-tui log does. */
