@@ -23,6 +23,26 @@ export interface CaptureReadWarning {
 export interface CaptureReadOptions {
   /** A line that is not JSON: told here and skipped when it is the last line (a crash cut it), an error otherwise. */
   onWarning?: (warning: CaptureReadWarning) => void;
+  /** Updated as the file is read, for progress reports. */
+  progress?: { bytesRead: number };
+}
+
+/**
+ * Checks that a file starts with a capture header we can read, without
+ * reading the rest: callers refuse bad input before creating any output.
+ */
+export function checkCaptureHeader(path: string): CaptureHeader {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(4096);
+    const length = fs.readSync(fd, buffer, 0, buffer.length, 0);
+    if (length === 0) throw new CaptureFormatError(path, 1, 'file is empty; not a wstap capture');
+    const text = buffer.subarray(0, length).toString('utf8');
+    const newline = text.indexOf('\n');
+    return parseHeader(path, newline < 0 ? text : text.slice(0, newline));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function parseHeader(path: string, text: string): CaptureHeader {
@@ -61,7 +81,9 @@ function isEvent(value: unknown): value is CaptureEvent {
  * killed mid-write) is reported and skipped; damage elsewhere is an error.
  */
 export async function* readCaptureEvents(path: string, options: CaptureReadOptions = {}): AsyncGenerator<CaptureEvent> {
-  const input = fs.createReadStream(path);
+  const input = fs.createReadStream(path, { highWaterMark: 1024 * 1024 });
+  const progress = options.progress;
+  if (progress) input.on('data', (chunk) => (progress.bytesRead += chunk.length));
   const lines = readline.createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
   let damaged: { line: number; message: string } | null = null;

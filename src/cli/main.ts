@@ -1,4 +1,5 @@
 import { runDemo } from './demo.js';
+import { runExport } from './export.js';
 import { runProxy } from './proxy.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
@@ -11,6 +12,8 @@ closed each connection first, and why.
 
 Usage:
   wstap proxy --target URL [--listen [HOST:]PORT] [--capture FILE] [options]
+  wstap export CAPTURE.jsonl [-o FILE.har]
+                             the capture as a HAR file for DevTools and vendors
   wstap demo                 a self-contained tour on free loopback ports
   wstap --help | --version
 
@@ -18,7 +21,7 @@ Run \`wstap COMMAND --help\` for a command's options.
 `;
 
 type Command = (args: string[]) => Promise<number>;
-const COMMANDS: Record<string, Command> = { proxy: runProxy, demo: runDemo };
+const COMMANDS: Record<string, Command> = { proxy: runProxy, demo: runDemo, export: runExport };
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;

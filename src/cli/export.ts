@@ -1,0 +1,85 @@
+import { CaptureFormatError } from '../capture/capture-reader.js';
+import { exportCapture } from '../har/export-capture.js';
+import type { PayloadMode } from '../har/har-types.js';
+import { parseChoice } from './option-values.js';
+import { parseArgsStrict } from './proxy.js';
+import { UsageError } from './usage-error.js';
+import { VERSION } from './version.js';
+
+export const EXPORT_HELP = `Usage: wstap export CAPTURE.jsonl [-o FILE.har] [options]
+
+Writes a capture as a HAR 1.2 file that Chrome DevTools and other HAR
+readers open: plain HTTP exchanges as entries, each WebSocket connection as
+one entry with its messages, close and wstap's own findings (_wstap).
+
+Options:
+  -o, --output FILE     where to write                     [CAPTURE.har]
+  --force               overwrite FILE if it exists
+  --payloads MODE       none, preview or full: message data to include  [preview]
+                        (full = everything the capture holds; see --preview-bytes)
+  --no-redact           keep Cookie, Authorization, token-like subprotocols and
+                        secret query parameters (redacted by default)
+  -h, --help            this help
+`;
+
+export const PAYLOAD_MODES: readonly PayloadMode[] = ['none', 'preview', 'full'];
+
+export async function runExport(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgsStrict(args, {
+    output: { type: 'string', short: 'o' },
+    force: { type: 'boolean' },
+    payloads: { type: 'string' },
+    'no-redact': { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(EXPORT_HELP);
+    return 0;
+  }
+  const [input, ...extra] = positionals;
+  if (!input) throw new UsageError('export needs a capture file (wstap export CAPTURE.jsonl -o session.har)');
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const output = typeof values.output === 'string' ? values.output : input.replace(/\.jsonl?$/i, '') + '.har';
+  const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
+  const started = Date.now();
+  try {
+    const stats = await exportCapture({
+      capturePath: input,
+      harPath: output,
+      overwrite: values.force === true,
+      redact: values['no-redact'] !== true,
+      payloads,
+      creatorVersion: VERSION,
+      onWarning: (w) => process.stderr.write(`wstap: warning: ${input}:${w.line}: ${w.message}\n`),
+      onProgress: (done, s) =>
+        process.stderr.write(`wstap: exporting ${input}: ${(done * 100).toFixed(0)}% read, ${s.entries} entries, ${s.messages} messages\n`),
+    });
+    const partial = stats.partialMessages > 0 ? ` (${stats.partialMessages} with partial data, marked with _size)` : '';
+    process.stderr.write(
+      `wstap: wrote ${output}: ${stats.entries} entries, ${stats.messages} messages${partial}, ${values['no-redact'] ? 'NOT redacted' : 'secrets redacted'}, in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
+    return 0;
+  } catch (err) {
+    return exportFailure(err as NodeJS.ErrnoException, input, output);
+  }
+}
+
+export function exportFailure(err: NodeJS.ErrnoException, input: string, output: string): number {
+  if (err instanceof CaptureFormatError) {
+    process.stderr.write(`wstap: ${err.message}\n`);
+    return 2;
+  }
+  if (err.code === 'EEXIST') {
+    process.stderr.write(`wstap: ${output} already exists; pass --force to overwrite it\n`);
+    return 2;
+  }
+  if (err.code === 'ENOENT' && err.path === input) {
+    process.stderr.write(`wstap: ${input}: no such file\n`);
+    return 2;
+  }
+  if (err.code === 'EISDIR' || err.code === 'EACCES' || err.code === 'ENOENT') {
+    process.stderr.write(`wstap: ${err.message}\n`);
+    return 2;
+  }
+  throw err;
+}

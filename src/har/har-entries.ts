@@ -1,0 +1,153 @@
+import net from 'node:net';
+import type { RawHeaders } from '../capture/events.js';
+import type { HarNameValue, HarRequest, HarResponse, HarTimings, HarWstap } from './har-types.js';
+import { redactRawHeaders, redactUrl } from './redaction.js';
+
+/** Pieces shared by HTTP and WebSocket entries. */
+
+export function headerValue(headers: RawHeaders, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  return headers.find(([n]) => n.toLowerCase() === lower)?.[1];
+}
+
+export function toNameValues(headers: RawHeaders): HarNameValue[] {
+  return headers.map(([name, value]) => ({ name, value }));
+}
+
+/** Bytes of a head as relayed: start line, `Name: value` lines, blank line. */
+export function headSize(startLine: string, headers: RawHeaders): number {
+  let size = Buffer.byteLength(startLine, 'latin1') + 2 + 2;
+  for (const [name, value] of headers) size += Buffer.byteLength(name, 'latin1') + 2 + Buffer.byteLength(value, 'latin1') + 2;
+  return size;
+}
+
+/** Query parameters as written (not decoded twice, order kept). */
+export function queryString(url: string): HarNameValue[] {
+  const q = url.indexOf('?');
+  if (q < 0) return [];
+  const end = url.indexOf('#', q);
+  const query = url.slice(q + 1, end < 0 ? undefined : end);
+  if (!query) return [];
+  return query.split('&').map((pair) => {
+    const eq = pair.indexOf('=');
+    const name = eq < 0 ? pair : pair.slice(0, eq);
+    const value = eq < 0 ? '' : pair.slice(eq + 1);
+    return { name: safeDecode(name), value: safeDecode(value) };
+  });
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The URL the client asked for, as nginx forwarded it: scheme from
+ * X-Forwarded-Proto (ws/wss for WebSocket entries), host from Host.
+ */
+export function absoluteUrl(target: string, headers: RawHeaders, websocket: boolean, fallbackHost: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) return target;
+  const proto = (headerValue(headers, 'x-forwarded-proto') ?? 'http').split(',')[0]?.trim().toLowerCase();
+  const secure = proto === 'https' || proto === 'wss';
+  const scheme = websocket ? (secure ? 'wss' : 'ws') : secure ? 'https' : 'http';
+  const host = headerValue(headers, 'host') ?? fallbackHost;
+  return `${scheme}://${host}${target.startsWith('/') ? '' : '/'}${target}`;
+}
+
+export interface RequestParts {
+  method: string;
+  url: string;
+  httpVersion: string;
+  rawHeaders: RawHeaders;
+  headersSize?: number;
+  bodySize: number;
+  websocket: boolean;
+}
+
+export function harRequest(parts: RequestParts, redact: boolean, fallbackHost: string): HarRequest {
+  const headers = redact ? redactRawHeaders(parts.rawHeaders) : parts.rawHeaders;
+  const url = absoluteUrl(parts.url, parts.rawHeaders, parts.websocket, fallbackHost);
+  const shownUrl = redact ? redactUrl(url) : url;
+  return {
+    method: parts.method,
+    url: shownUrl,
+    httpVersion: `HTTP/${parts.httpVersion}`,
+    cookies: [],
+    headers: toNameValues(headers),
+    queryString: queryString(shownUrl),
+    headersSize: parts.headersSize ?? headSize(`${parts.method} ${parts.url} HTTP/${parts.httpVersion}`, parts.rawHeaders),
+    bodySize: parts.bodySize,
+  };
+}
+
+export interface ResponseParts {
+  status: number;
+  statusText: string;
+  httpVersion: string;
+  rawHeaders: RawHeaders;
+  headersSize?: number;
+  bodySize: number;
+  error?: string;
+}
+
+export function harResponse(parts: ResponseParts, redact: boolean): HarResponse {
+  const headers = redact ? redactRawHeaders(parts.rawHeaders) : parts.rawHeaders;
+  const known = parts.status > 0;
+  const response: HarResponse = {
+    status: parts.status,
+    statusText: parts.statusText,
+    httpVersion: known ? `HTTP/${parts.httpVersion}` : '',
+    cookies: [],
+    headers: toNameValues(headers),
+    content: { size: parts.bodySize, mimeType: headerValue(parts.rawHeaders, 'content-type') ?? 'x-unknown' },
+    redirectURL: headerValue(parts.rawHeaders, 'location') ?? '',
+    headersSize: known ? (parts.headersSize ?? headSize(`HTTP/${parts.httpVersion} ${parts.status} ${parts.statusText}`, parts.rawHeaders)) : -1,
+    bodySize: parts.bodySize,
+  };
+  if (parts.error) response._error = parts.error;
+  return response;
+}
+
+/**
+ * HAR timings whose send + wait + receive is `time` exactly: `time` is
+ * defined as that sum, so any reader re-adding them gets the same number.
+ */
+export function harTimings(waitMs: number, receiveMs: number): { time: number; timings: HarTimings } {
+  const wait = round3(Math.max(0, waitMs));
+  let receive = round3(Math.max(0, receiveMs));
+  // Binary floating point: nudge receive by a microsecond or two until the sum
+  // also prints with three decimals, so `time` reads as cleanly as its parts.
+  for (let i = 0; i < 8 && round3(wait + receive) !== wait + receive; i++) receive = round3(receive + 0.001);
+  const send = 0;
+  return { time: send + wait + receive, timings: { blocked: -1, dns: -1, connect: -1, send, wait, receive, ssl: -1 } };
+}
+
+export function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/** Epoch ms -> epoch seconds with microsecond precision (Chrome's WebSocket message time). */
+export function epochSeconds(ms: number): number {
+  return Math.round(ms * 1000) / 1e6;
+}
+
+export function isoTime(ms: number): string {
+  return new Date(Math.floor(ms)).toISOString();
+}
+
+/** HAR says serverIPAddress is an IP: give it only when the target is one. */
+export function serverIp(targetHref: string): string | undefined {
+  try {
+    const host = new URL(targetHref).hostname.replace(/^\[(.*)\]$/, '$1');
+    return net.isIP(host) ? host : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function emptyWstap(connectionId: number, redacted: boolean): HarWstap {
+  return { connectionId, closedBy: null, closeEvents: [], frames: [], idleBeforeCloseMs: null, pings: [], diagnosis: [], redacted };
+}

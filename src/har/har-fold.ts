@@ -1,0 +1,382 @@
+import { attributeClose, closeEvidenceOf, type CloseEvidence } from '../analysis/close-attribution.js';
+import { PingPairing } from '../analysis/ping-pairing.js';
+import type {
+  CaptureEvent,
+  ConnOpenEvent,
+  FrameEvent,
+  HandshakeRequestEvent,
+  HandshakeResponseEvent,
+  HttpErrorEvent,
+  HttpRejectedEvent,
+  HttpRequestEvent,
+  HttpResponseEvent,
+  MessageEvent,
+  ProtocolErrorEvent,
+} from '../capture/events.js';
+import {
+  emptyWstap,
+  epochSeconds,
+  harRequest,
+  harResponse,
+  harTimings,
+  isoTime,
+  serverIp,
+} from './har-entries.js';
+import type { HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
+
+export interface HarFoldOptions {
+  payloads: PayloadMode;
+  redact: boolean;
+}
+
+/**
+ * Where the fold puts what it builds. A WebSocket entry's two unbounded
+ * arrays are not in the entry: their items arrive through `message()` and
+ * `frame()` first (messages in time order), so a writer can stream them.
+ */
+export interface HarFoldSink {
+  message(conn: number, message: HarWebSocketMessage): void;
+  frame(conn: number, frame: HarFrame): void;
+  /** A finished entry; for WebSocket entries `_webSocketMessages` and `_wstap.frames` are empty placeholders. */
+  entry(entry: HarEntry, websocketConn: number | null): void;
+}
+
+export interface HarFoldStats {
+  entries: number;
+  messages: number;
+  /** Messages whose data is not whole in the export (cut preview, payloads none, or not inflated). */
+  partialMessages: number;
+}
+
+interface WebSocketRecord {
+  open: ConnOpenEvent;
+  request: HandshakeRequestEvent;
+  response: HandshakeResponseEvent | null;
+  error: HttpErrorEvent | null;
+  evidence: CloseEvidence[];
+  firstCloseFrame: FrameEvent | null;
+  pairing: PingPairing;
+  pings: Array<{ from: 'client' | 'upstream'; rttMs: number }>;
+  protocolErrors: ProtocolErrorEvent[];
+  /** Recent messages held back to emit in time order (inflating can record them late). */
+  reorder: HarWebSocketMessage[];
+  lastT: number;
+}
+
+/** Messages held back for time ordering; inflating delays a message by far less than this many others. */
+const REORDER_WINDOW = 256;
+const MAX_PINGS = 10_000;
+const MAX_PROTOCOL_ERRORS = 100;
+
+/**
+ * Folds capture events into HAR entries, one event at a time, holding only
+ * per-connection summaries: a capture of any size exports in bounded memory.
+ */
+export class HarFold {
+  readonly stats: HarFoldStats = { entries: 0, messages: 0, partialMessages: 0 };
+  readonly #options: HarFoldOptions;
+  readonly #sink: HarFoldSink;
+  readonly #opens = new Map<number, ConnOpenEvent>();
+  readonly #requests = new Map<string, HttpRequestEvent>();
+  readonly #websockets = new Map<number, WebSocketRecord>();
+  #target = '';
+  #lastT = 0;
+
+  constructor(options: HarFoldOptions, sink: HarFoldSink) {
+    this.#options = options;
+    this.#sink = sink;
+  }
+
+  apply(event: CaptureEvent): void {
+    this.#lastT = Math.max(this.#lastT, event.t);
+    switch (event.kind) {
+      case 'session.start':
+        this.#target = event.target;
+        return;
+      case 'conn.open':
+        this.#opens.set(event.conn, event);
+        return;
+      case 'http.request':
+        this.#requests.set(`${event.conn}/${event.exchange}`, event);
+        return;
+      case 'http.response':
+        this.#httpEntry(event);
+        return;
+      case 'http.error':
+        this.#onHttpError(event);
+        return;
+      case 'http.rejected':
+        this.#rejectedEntry(event);
+        return;
+      case 'ws.handshake.request': {
+        const open = this.#opens.get(event.conn);
+        if (!open) return;
+        this.#websockets.set(event.conn, {
+          open,
+          request: event,
+          response: null,
+          error: null,
+          evidence: [],
+          firstCloseFrame: null,
+          pairing: new PingPairing(),
+          pings: [],
+          protocolErrors: [],
+          reorder: [],
+          lastT: event.t,
+        });
+        return;
+      }
+      case 'conn.close':
+        this.#opens.delete(event.conn);
+        this.#finishWebSocket(event.conn, event.t);
+        return;
+      default:
+        this.#applyToWebSocket(event);
+    }
+  }
+
+  /** The capture ended: connections still open become entries, closed "aborted" unless a close frame was seen. */
+  finish(): void {
+    for (const conn of [...this.#websockets.keys()]) this.#finishWebSocket(conn, this.#lastT);
+    this.#opens.clear();
+    this.#requests.clear();
+  }
+
+  #applyToWebSocket(event: CaptureEvent): void {
+    if (!('conn' in event)) return;
+    const record = this.#websockets.get(event.conn);
+    if (!record) return;
+    record.lastT = Math.max(record.lastT, event.t);
+    const evidence = closeEvidenceOf(event);
+    if (evidence) record.evidence.push(evidence);
+    switch (event.kind) {
+      case 'ws.handshake.response':
+        record.response = event;
+        break;
+      case 'ws.frame':
+        this.#onFrame(record, event);
+        break;
+      case 'ws.message':
+        this.#onMessage(record, event);
+        break;
+      case 'ws.protocol-error':
+        if (record.protocolErrors.length < MAX_PROTOCOL_ERRORS) record.protocolErrors.push(event);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #onFrame(record: WebSocketRecord, event: FrameEvent): void {
+    if (event.opcode === 8 && !record.firstCloseFrame) record.firstCloseFrame = event;
+    if (event.opcode === 9) record.pairing.ping(event.side, event.preview, event.t);
+    if (event.opcode === 10) {
+      const rtt = record.pairing.pong(event.side, event.preview, event.t);
+      if (rtt && record.pings.length < MAX_PINGS) record.pings.push({ from: rtt.from, rttMs: rtt.rttMs });
+    }
+    this.#sink.frame(event.conn, {
+      type: event.side === 'client' ? 'send' : 'receive',
+      time: epochSeconds(event.t),
+      opcode: event.opcode,
+      fin: event.fin,
+      rsv1: event.rsv1,
+      masked: event.masked,
+      length: event.length,
+    });
+  }
+
+  #onMessage(record: WebSocketRecord, event: MessageEvent): void {
+    const message = this.#harMessage(event);
+    // Insert in time order, then let the oldest go once the window is full.
+    const queue = record.reorder;
+    let at = queue.length;
+    while (at > 0 && (queue[at - 1] as HarWebSocketMessage).time > message.time) at--;
+    queue.splice(at, 0, message);
+    if (queue.length > REORDER_WINDOW) this.#sink.message(event.conn, queue.shift() as HarWebSocketMessage);
+  }
+
+  #harMessage(event: MessageEvent): HarWebSocketMessage {
+    this.stats.messages++;
+    const size = event.size ?? event.wireLength;
+    const base = { type: event.side === 'client' ? ('send' as const) : ('receive' as const), time: epochSeconds(event.t), opcode: event.opcode };
+    const whole = event.size !== null && !event.previewTruncated;
+    if (this.#options.payloads === 'none' || event.size === null) {
+      this.stats.partialMessages++;
+      return { ...base, data: '', _size: size };
+    }
+    const bytes = Buffer.from(event.preview, 'base64');
+    const data = event.opcode === 1 ? bytes.toString('utf8') : bytes.toString('base64');
+    if (whole) return { ...base, data };
+    this.stats.partialMessages++;
+    return { ...base, data, _size: size };
+  }
+
+  #finishWebSocket(conn: number, endT: number): void {
+    const record = this.#websockets.get(conn);
+    if (!record) return;
+    this.#websockets.delete(conn);
+    for (const message of record.reorder) this.#sink.message(conn, message);
+    record.reorder = [];
+    const { request, response, error } = record;
+    const redact = this.#options.redact;
+    const waitMs = response ? response.t - request.t : endT - request.t;
+    const { time, timings } = harTimings(waitMs, response ? endT - response.t : 0);
+    const attribution = attributeClose(record.evidence);
+    const closeFrame = record.firstCloseFrame;
+    const webSocketClose: HarWebSocketClose = closeFrame
+      ? { code: closeFrame.closeCode ?? null, reason: closeFrame.closeReason ?? '', timestamp: epochSeconds(closeFrame.t) }
+      : 'aborted';
+    const answeredByWstap = !response && error?.answeredStatus != null;
+    const entry: HarEntry = {
+      startedDateTime: isoTime(request.t),
+      time,
+      request: harRequest(
+        { method: request.method, url: request.url, httpVersion: request.httpVersion, rawHeaders: request.rawHeaders, headersSize: request.headLength, bodySize: 0, websocket: true },
+        redact,
+        this.#fallbackHost(),
+      ),
+      response: response
+        ? harResponse({ status: response.statusCode, statusText: response.reason, httpVersion: response.httpVersion, rawHeaders: response.rawHeaders, headersSize: response.headLength, bodySize: 0 }, redact)
+        : harResponse(
+            {
+              status: error?.answeredStatus ?? 0,
+              statusText: error?.answeredStatus === 502 ? 'Bad Gateway' : '',
+              httpVersion: '1.1',
+              rawHeaders: [],
+              bodySize: 0,
+              error: error ? `${error.code}: ${error.message}` : 'the upstream closed the connection before answering the handshake',
+            },
+            redact,
+          ),
+      cache: {},
+      timings,
+      connection: String(conn),
+      _resourceType: 'websocket',
+      _webSocketMessages: [],
+      _webSocketClose: webSocketClose,
+      _wstap: {
+        ...emptyWstap(conn, redact),
+        closedBy: attribution.closedBy,
+        closeEvents: record.evidence.map((e) => ({
+          side: e.side,
+          kind: e.kind,
+          time: epochSeconds(e.t),
+          ...(e.code !== undefined ? { code: e.code } : {}),
+          ...(e.reason !== undefined ? { reason: e.reason } : {}),
+          ...(e.error !== undefined ? { error: e.error } : {}),
+        })),
+        idleBeforeCloseMs: attribution.idleBeforeCloseMs,
+        pings: record.pings,
+        ...(record.protocolErrors.length > 0
+          ? { protocolErrors: record.protocolErrors.map((p) => ({ side: p.side, code: p.code, message: p.message, offset: p.offset })) }
+          : {}),
+        answeredBy: answeredByWstap ? 'wstap' : 'upstream',
+      },
+    };
+    const ip = serverIp(this.#target);
+    if (ip) entry.serverIPAddress = ip;
+    this.stats.entries++;
+    this.#sink.entry(entry, conn);
+  }
+
+  #httpEntry(event: HttpResponseEvent): void {
+    const request = this.#takeRequest(event.conn, event.exchange);
+    if (!request) return;
+    const redact = this.#options.redact;
+    const { time, timings } = harTimings(event.ttfbMs, event.totalMs - event.ttfbMs);
+    const entry: HarEntry = {
+      startedDateTime: isoTime(request.t),
+      time,
+      request: harRequest({ ...request, bodySize: event.requestBodyBytes, websocket: false }, redact, this.#fallbackHost()),
+      response: harResponse(
+        {
+          status: event.statusCode,
+          statusText: event.statusMessage,
+          httpVersion: event.httpVersion,
+          rawHeaders: event.rawHeaders,
+          bodySize: event.responseBodyBytes,
+          ...(event.complete ? {} : { error: 'the client went away before the response was complete' }),
+        },
+        redact,
+      ),
+      cache: {},
+      timings,
+      connection: String(event.conn),
+      _wstap: { ...emptyWstap(event.conn, redact), answeredBy: 'upstream' },
+    };
+    this.#push(entry);
+  }
+
+  #onHttpError(event: HttpErrorEvent): void {
+    const record = this.#websockets.get(event.conn);
+    if (record) {
+      record.error = event;
+      return;
+    }
+    const request = this.#takeRequest(event.conn, event.exchange);
+    if (!request) return;
+    const redact = this.#options.redact;
+    const { time, timings } = harTimings(event.t - request.t, 0);
+    this.#push({
+      startedDateTime: isoTime(request.t),
+      time,
+      request: harRequest({ ...request, bodySize: 0, websocket: false }, redact, this.#fallbackHost()),
+      response: harResponse(
+        {
+          status: event.answeredStatus ?? 0,
+          statusText: event.answeredStatus === 502 ? 'Bad Gateway' : '',
+          httpVersion: '1.1',
+          rawHeaders: [],
+          bodySize: 0,
+          error: `${event.code}: ${event.message}`,
+        },
+        redact,
+      ),
+      cache: {},
+      timings,
+      connection: String(event.conn),
+      _wstap: { ...emptyWstap(event.conn, redact), answeredBy: event.answeredStatus !== null ? 'wstap' : 'upstream' },
+    });
+  }
+
+  #rejectedEntry(event: HttpRejectedEvent): void {
+    const redact = this.#options.redact;
+    const { time, timings } = harTimings(0, 0);
+    this.#push({
+      startedDateTime: isoTime(event.t),
+      time,
+      request: harRequest(
+        { method: event.method, url: event.url, httpVersion: '1.1', rawHeaders: [], bodySize: 0, websocket: false },
+        redact,
+        this.#fallbackHost(),
+      ),
+      response: harResponse({ status: event.statusCode, statusText: event.reason, httpVersion: '1.1', rawHeaders: [], bodySize: 0 }, redact),
+      cache: {},
+      timings,
+      connection: String(event.conn),
+      _wstap: { ...emptyWstap(event.conn, redact), answeredBy: 'wstap' },
+    });
+  }
+
+  #takeRequest(conn: number, exchange: number): HttpRequestEvent | undefined {
+    const key = `${conn}/${exchange}`;
+    const request = this.#requests.get(key);
+    this.#requests.delete(key);
+    return request;
+  }
+
+  #push(entry: HarEntry): void {
+    const ip = serverIp(this.#target);
+    if (ip) entry.serverIPAddress = ip;
+    this.stats.entries++;
+    this.#sink.entry(entry, null);
+  }
+
+  #fallbackHost(): string {
+    try {
+      return new URL(this.#target).host || 'unknown';
+    } catch {
+      return 'unknown';
+    }
+  }
+}

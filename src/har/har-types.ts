@@ -1,0 +1,138 @@
+/**
+ * HAR 1.2 as wstap writes it, with the extensions Chrome DevTools reads
+ * (`_resourceType`, `_webSocketMessages`) and our own `_wstap` block. This
+ * is the contract of DESIGN.md section 5: users' scripts rely on it.
+ *
+ * Times inside `_webSocketMessages`, `_webSocketClose` and `_wstap` are epoch
+ * SECONDS with microsecond precision (Chrome's convention for WebSocket
+ * messages); `time` and `timings` are milliseconds as HAR 1.2 says.
+ */
+
+export interface HarNameValue {
+  name: string;
+  value: string;
+}
+
+export interface HarRequest {
+  method: string;
+  url: string;
+  httpVersion: string;
+  cookies: HarNameValue[];
+  headers: HarNameValue[];
+  queryString: HarNameValue[];
+  headersSize: number;
+  bodySize: number;
+}
+
+export interface HarResponse {
+  status: number;
+  statusText: string;
+  httpVersion: string;
+  cookies: HarNameValue[];
+  headers: HarNameValue[];
+  content: { size: number; mimeType: string; text?: string; encoding?: string };
+  redirectURL: string;
+  headersSize: number;
+  bodySize: number;
+  /** Chrome's field for a request that failed without a response. */
+  _error?: string;
+}
+
+export interface HarTimings {
+  blocked: number;
+  dns: number;
+  connect: number;
+  send: number;
+  wait: number;
+  receive: number;
+  ssl: number;
+}
+
+export type HarMessageType = 'send' | 'receive';
+
+/** One whole data message; `type` from the client's view ("send" = client to upstream). */
+export interface HarWebSocketMessage {
+  type: HarMessageType;
+  time: number;
+  opcode: 1 | 2;
+  /** UTF-8 text for opcode 1, base64 for opcode 2. */
+  data: string;
+  /** Present when `data` is not the whole message: the message's size in bytes. */
+  _size?: number;
+}
+
+export type HarWebSocketClose = { code: number | null; reason: string; timestamp: number } | 'aborted';
+
+export type HarCloseEventKind = 'close-frame' | 'fin' | 'rst' | 'error' | 'timeout';
+
+export interface HarCloseEvent {
+  side: 'client' | 'upstream' | 'proxy';
+  kind: HarCloseEventKind;
+  time: number;
+  code?: number;
+  reason?: string;
+  error?: string;
+}
+
+/** Every frame, control frames included. */
+export interface HarFrame {
+  type: HarMessageType;
+  time: number;
+  opcode: number;
+  fin: boolean;
+  rsv1: boolean;
+  masked: boolean;
+  length: number;
+}
+
+export interface HarDiagnosis {
+  id: string;
+  severity: 'info' | 'warning' | 'error';
+  message: string;
+  evidence: string[];
+  fix: string;
+}
+
+export interface HarWstap {
+  connectionId: number;
+  closedBy: 'client' | 'upstream' | 'proxy' | null;
+  closeEvents: HarCloseEvent[];
+  frames: HarFrame[];
+  /** Silence of each direction when the first close event happened; null when there was none. */
+  idleBeforeCloseMs: { client: number; upstream: number } | null;
+  pings: Array<{ from: 'client' | 'upstream'; rttMs: number }>;
+  diagnosis: HarDiagnosis[];
+  /** Protocol errors the decoder recorded, with byte offsets. */
+  protocolErrors?: Array<{ side: 'client' | 'upstream'; code: string; message: string; offset: number }>;
+  /** Who produced the response: `wstap` when the upstream could not be reached and wstap answered 502. */
+  answeredBy?: 'upstream' | 'wstap';
+  /** Whether header values and query parameters were redacted in this entry. */
+  redacted: boolean;
+}
+
+export interface HarEntry {
+  startedDateTime: string;
+  time: number;
+  request: HarRequest;
+  response: HarResponse;
+  cache: Record<string, never>;
+  timings: HarTimings;
+  serverIPAddress?: string;
+  connection?: string;
+  _resourceType?: string;
+  _webSocketMessages?: HarWebSocketMessage[];
+  _webSocketClose?: HarWebSocketClose;
+  _wstap?: HarWstap;
+}
+
+export interface HarLog {
+  log: {
+    version: '1.2';
+    creator: { name: string; version: string };
+    pages: [];
+    entries: HarEntry[];
+    comment?: string;
+  };
+}
+
+export type PayloadMode = 'none' | 'preview' | 'full';

@@ -1,0 +1,193 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { CaptureEvent, MessageEvent, Side } from '../../src/capture/events.js';
+import { buildHar } from '../../src/har/har-document.js';
+import { writeHarFile } from '../../src/har/har-file-writer.js';
+import type { HarFoldOptions } from '../../src/har/har-fold.js';
+import type { HarEntry } from '../../src/har/har-types.js';
+import { frameEvent, httpResponseEvent } from '../support/event-fixtures.js';
+import { harSchemaErrors } from '../support/har-schema.js';
+
+const T0 = 1_790_000_000_000;
+const PREVIEW = (text: string): string => Buffer.from(text).toString('base64');
+
+function message(conn: number, t: number, side: Side, text: string, extra: Partial<MessageEvent> = {}): MessageEvent {
+  const bytes = Buffer.byteLength(text);
+  return {
+    kind: 'ws.message', t, tEnd: t, conn, side, opcode: 1, firstFrame: 0, frames: 1,
+    wireLength: bytes, compressed: false, size: bytes, preview: PREVIEW(text), previewTruncated: false, ...extra,
+  };
+}
+
+/** A session: one WebSocket connection closed by the client, one HTTP exchange, one 502, one CONNECT, one left open. */
+function session(): CaptureEvent[] {
+  const idle = { client: 0, upstream: 0 };
+  return [
+    { kind: 'session.start', t: T0, version: '0.1.0', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 1, previewLimit: 256 },
+    { kind: 'conn.open', t: T0 + 1, conn: 1, mode: 'http', remoteAddress: '127.0.0.1', remotePort: 5000, localPort: 8066 },
+    {
+      kind: 'ws.handshake.request', t: T0 + 2, conn: 1, method: 'GET', url: '/api/v4/websocket?access_token=SECRET1&x=1', httpVersion: '1.1', headLength: 300,
+      rawHeaders: [['Host', 'chat.example.com'], ['Upgrade', 'websocket'], ['Connection', 'upgrade'], ['Cookie', 'MMAUTHTOKEN=SECRET2'], ['Authorization', 'Bearer SECRET3'], ['X-Forwarded-Proto', 'https'], ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ==']],
+    },
+    {
+      kind: 'ws.handshake.response', t: T0 + 7.5, conn: 1, statusCode: 101, reason: 'Switching Protocols', httpVersion: '1.1', headLength: 129,
+      rawHeaders: [['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Accept', 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=']], upgraded: true, deflate: null, waitMs: 5.5,
+    },
+    frameEvent({ conn: 1, t: T0 + 10, side: 'client', opcode: 1, length: 5, preview: PREVIEW('hello') }),
+    // Recorded out of time order (an inflate finished late): the export sorts it.
+    message(1, T0 + 30, 'upstream', 'late-recorded but later'),
+    message(1, T0 + 10, 'client', 'hello'),
+    message(1, T0 + 20, 'upstream', 'é binary?', { opcode: 2 }),
+    message(1, T0 + 40, 'client', 'a long message cut', { size: 5000, wireLength: 5000, previewTruncated: true }),
+    message(1, T0 + 50, 'client', '', { compressed: true, size: null, preview: '', wireLength: 77 }),
+    frameEvent({ conn: 1, t: T0 + 60, side: 'upstream', opcode: 9, length: 4, preview: PREVIEW('ping') }),
+    frameEvent({ conn: 1, t: T0 + 61.25, side: 'client', opcode: 10, length: 4, preview: PREVIEW('ping') }),
+    frameEvent({ conn: 1, t: T0 + 100, side: 'client', opcode: 8, length: 5, closeCode: 1000, closeReason: 'bye', idle: { client: 38.75, upstream: 38.75 } }),
+    frameEvent({ conn: 1, t: T0 + 101, side: 'upstream', opcode: 8, length: 5, closeCode: 1000, closeReason: 'bye' }),
+    { kind: 'tcp.fin', t: T0 + 102, conn: 1, side: 'upstream', idle },
+    { kind: 'tcp.fin', t: T0 + 103, conn: 1, side: 'client', idle },
+    { kind: 'conn.close', t: T0 + 104, conn: 1, bytes: { fromClient: 100, fromUpstream: 200 } },
+    { kind: 'conn.open', t: T0 + 200, conn: 2, mode: 'http', remoteAddress: '127.0.0.1', remotePort: 5001, localPort: 8066 },
+    { kind: 'http.request', t: T0 + 201, conn: 2, exchange: 1, method: 'POST', url: '/api/v4/users/login?password=SECRET4', httpVersion: '1.1', rawHeaders: [['Host', 'chat.example.com'], ['Content-Type', 'application/json']] },
+    httpResponseEvent({ conn: 2, t: T0 + 212, exchange: 1, requestBodyBytes: 40, responseBodyBytes: 120, ttfbMs: 9, totalMs: 11, rawHeaders: [['Content-Type', 'application/json'], ['Set-Cookie', 'MMAUTHTOKEN=SECRET5']] }),
+    { kind: 'http.request', t: T0 + 300, conn: 2, exchange: 2, method: 'GET', url: '/api/v4/users/me', httpVersion: '1.1', rawHeaders: [['Host', 'chat.example.com']] },
+    { kind: 'http.error', t: T0 + 303, conn: 2, exchange: 2, stage: 'connect', code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:8065', answeredStatus: 502 },
+    { kind: 'http.rejected', t: T0 + 400, conn: 3, method: 'CONNECT', url: 'example.com:443', statusCode: 405, reason: 'CONNECT is not supported' },
+    { kind: 'conn.open', t: T0 + 500, conn: 4, mode: 'http', remoteAddress: '127.0.0.1', remotePort: 5002, localPort: 8066 },
+    { kind: 'ws.handshake.request', t: T0 + 501, conn: 4, method: 'GET', url: '/ws', httpVersion: '1.1', headLength: 100, rawHeaders: [['Host', 'chat.example.com']] },
+    { kind: 'ws.handshake.response', t: T0 + 502, conn: 4, statusCode: 101, reason: 'Switching Protocols', httpVersion: '1.1', headLength: 90, rawHeaders: [], upgraded: true, deflate: null, waitMs: 1 },
+    message(4, T0 + 600, 'client', 'still open when the capture ended'),
+  ];
+}
+
+const DEFAULTS: HarFoldOptions = { payloads: 'preview', redact: true };
+
+function wsEntry(entries: HarEntry[], conn: number): HarEntry {
+  const entry = entries.find((e) => e._resourceType === 'websocket' && e._wstap?.connectionId === conn);
+  if (!entry) throw new Error(`no websocket entry for ${conn}`);
+  return entry;
+}
+
+describe('HAR from capture events', () => {
+  const har = buildHar(session(), DEFAULTS, '0.1.0');
+  const entries = har.log.entries;
+
+  it('is valid HAR 1.2 with the header the contract names', () => {
+    expect(harSchemaErrors(har)).toEqual([]);
+    expect(har.log.version).toBe('1.2');
+    expect(har.log.creator).toEqual({ name: 'wstap', version: '0.1.0' });
+    expect(har.log.pages).toEqual([]);
+    expect(entries).toHaveLength(5);
+  });
+
+  it('every entry: timings sum to time, integer sizes, empty cache, serverIPAddress for an IP target', () => {
+    for (const e of entries) {
+      expect(e.timings.send + e.timings.wait + e.timings.receive).toBe(e.time);
+      for (const n of [e.request.headersSize, e.request.bodySize, e.response.headersSize, e.response.bodySize, e.response.content.size]) {
+        expect(Number.isInteger(n)).toBe(true);
+      }
+      expect(e.cache).toEqual({});
+      expect(e.serverIPAddress).toBe('127.0.0.1');
+    }
+  });
+
+  it('a WebSocket connection is one entry DevTools can import', () => {
+    const ws = wsEntry(entries, 1);
+    expect(ws.response.status).toBe(101);
+    expect(ws.request.url).toBe('wss://chat.example.com/api/v4/websocket?access_token=%5Bredacted%5D&x=1');
+    expect(ws.startedDateTime).toBe(new Date(T0 + 2).toISOString());
+    expect(ws.timings.wait).toBe(5.5);
+    expect(ws.time).toBe(102);
+    expect(ws.request.headersSize).toBe(300);
+    expect(ws.response.headersSize).toBe(129);
+    // Whole messages, sorted by time, seconds with microseconds, client view.
+    expect(ws._webSocketMessages?.map((m) => [m.type, m.time, m.opcode])).toEqual([
+      ['send', (T0 + 10) / 1000, 1],
+      ['receive', (T0 + 20) / 1000, 2],
+      ['receive', (T0 + 30) / 1000, 1],
+      ['send', (T0 + 40) / 1000, 1],
+      ['send', (T0 + 50) / 1000, 1],
+    ]);
+    const [hello, binary, , cut, notInflated] = ws._webSocketMessages ?? [];
+    expect(hello).toEqual({ type: 'send', time: (T0 + 10) / 1000, opcode: 1, data: 'hello' });
+    expect(Buffer.from(binary?.data ?? '', 'base64').toString()).toBe('é binary?');
+    expect(cut).toMatchObject({ data: 'a long message cut', _size: 5000 });
+    expect(notInflated).toMatchObject({ data: '', _size: 77 });
+    expect(ws._webSocketClose).toEqual({ code: 1000, reason: 'bye', timestamp: (T0 + 100) / 1000 });
+  });
+
+  it('_wstap says who closed, from which evidence, with frames and pings', () => {
+    const w = wsEntry(entries, 1)._wstap;
+    expect(w?.connectionId).toBe(1);
+    expect(w?.closedBy).toBe('client');
+    expect(w?.closeEvents.map((e) => `${e.side} ${e.kind}`)).toEqual(['client close-frame', 'upstream close-frame', 'upstream fin', 'client fin']);
+    expect(w?.closeEvents[0]).toMatchObject({ code: 1000, reason: 'bye', time: (T0 + 100) / 1000 });
+    expect(w?.idleBeforeCloseMs).toEqual({ client: 38.75, upstream: 38.75 });
+    expect(w?.frames.map((f) => f.opcode)).toEqual([1, 9, 10, 8, 8]);
+    expect(w?.frames[0]).toEqual({ type: 'send', time: (T0 + 10) / 1000, opcode: 1, fin: true, rsv1: false, masked: true, length: 5 });
+    expect(w?.pings).toEqual([{ from: 'upstream', rttMs: 1.25 }]);
+    expect(w?.diagnosis).toEqual([]);
+    expect(w?.redacted).toBe(true);
+  });
+
+  it('plain HTTP exchanges, a 502 wstap answered and a rejected CONNECT are entries too', () => {
+    const post = entries.find((e) => e.request.method === 'POST');
+    expect(post?.request.url).toBe('http://chat.example.com/api/v4/users/login?password=%5Bredacted%5D');
+    expect(post?.response).toMatchObject({ status: 200, bodySize: 120, content: { size: 120, mimeType: 'application/json' } });
+    expect(post?.request.bodySize).toBe(40);
+    expect(post?.timings).toMatchObject({ wait: 9, receive: 2 });
+    const failed = entries.find((e) => e.request.url.endsWith('/users/me'));
+    expect(failed?.response).toMatchObject({ status: 502, statusText: 'Bad Gateway', _error: 'ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:8065' });
+    expect(failed?._wstap?.answeredBy).toBe('wstap');
+    expect(entries.find((e) => e.request.method === 'CONNECT')?.response.status).toBe(405);
+  });
+
+  it('a connection still open at the end of the capture is exported, closed "aborted"', () => {
+    const open = wsEntry(entries, 4);
+    expect(open._webSocketClose).toBe('aborted');
+    expect(open._wstap?.closedBy).toBeNull();
+    expect(open._webSocketMessages).toHaveLength(1);
+  });
+
+  it('redacts by default and keeps everything with redaction off', () => {
+    const redacted = JSON.stringify(har);
+    for (const secret of ['SECRET1', 'SECRET2', 'SECRET3', 'SECRET4', 'SECRET5']) expect(redacted).not.toContain(secret);
+    const plain = JSON.stringify(buildHar(session(), { ...DEFAULTS, redact: false }, '0.1.0'));
+    for (const secret of ['SECRET1', 'SECRET2', 'SECRET3', 'SECRET4', 'SECRET5']) expect(plain).toContain(secret);
+  });
+
+  it('--payloads none keeps sizes but no data', () => {
+    const none = buildHar(session(), { ...DEFAULTS, payloads: 'none' }, '0.1.0');
+    const messages = wsEntry(none.log.entries, 1)._webSocketMessages ?? [];
+    expect(messages.every((m) => m.data === '' && typeof m._size === 'number')).toBe(true);
+    expect(messages[0]?._size).toBe(5);
+    expect(harSchemaErrors(none)).toEqual([]);
+  });
+});
+
+describe('streamed HAR file', () => {
+  async function* events(list: CaptureEvent[]): AsyncGenerator<CaptureEvent> {
+    yield* list;
+  }
+
+  it('is the same document as the in-memory one, even when everything spills to disk', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-har-'));
+    const file = path.join(dir, 'out.har');
+    // Many messages on two interleaved connections, with a budget so small every item spills.
+    const list = session();
+    const extra: CaptureEvent[] = [];
+    for (let i = 0; i < 2000; i++) extra.push(message(4, T0 + 700 + i, i % 2 ? 'client' : 'upstream', `m${i} "quoted" \\ ${'x'.repeat(i % 50)}`));
+    list.push(...extra);
+    const stats = await writeHarFile(events(list), { ...DEFAULTS, path: file, overwrite: false, creatorVersion: '0.1.0', spillBudgetBytes: 64 });
+    const streamed = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    expect(streamed).toEqual(buildHar(list, DEFAULTS, '0.1.0'));
+    expect(harSchemaErrors(streamed)).toEqual([]);
+    expect(stats.entries).toBe(5);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    // Never overwrites without being told to.
+    await expect(writeHarFile(events(list), { ...DEFAULTS, path: file, overwrite: false, creatorVersion: '0.1.0' })).rejects.toMatchObject({ code: 'EEXIST' });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
