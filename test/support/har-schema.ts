@@ -1,6 +1,5 @@
 import { createRequire } from 'node:module';
-import type AjvClass from 'ajv';
-import type { ErrorObject } from 'ajv';
+import type { Ajv as AjvClass, ErrorObject } from 'ajv';
 
 /**
  * Validates a document against the HAR 1.2 JSON schema (the maintained
@@ -12,7 +11,7 @@ const draft06 = require('ajv/dist/refs/json-schema-draft-06.json') as object;
 const schemas = require('har-schema') as Record<string, { $id: string }>;
 
 // ajv and ajv-formats are CommonJS modules with a `default` export.
-const Ajv = (require('ajv') as { default: typeof AjvClass }).default;
+const Ajv = (require('ajv') as { Ajv: typeof AjvClass }).Ajv;
 const addFormats = (require('ajv-formats') as { default: (ajv: AjvClass) => AjvClass }).default;
 
 // strict: false: har-schema carries non-standard keywords ("optional", "min").

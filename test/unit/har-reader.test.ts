@@ -442,6 +442,73 @@ describe('harToEvents: close evidence without frames', () => {
   });
 });
 
+describe('harToEvents: HTTP outcomes and odd clocks', () => {
+  function oneEntry(response: Record<string, unknown>, wstap?: Record<string, unknown>): HarReadResult {
+    return harToEvents(
+      har({ name: 'x', version: '1' }, [
+        {
+          startedDateTime: T0_ISO,
+          time: 8,
+          request: { method: 'POST', url: 'https://h.test/p', httpVersion: 'HTTP/1.1', headers: [], bodySize: 33 },
+          response,
+          timings: { send: 1, wait: 2, receive: 5 },
+          ...(wstap ? { _wstap: wstap } : {}),
+        },
+      ]),
+      'h.har',
+    );
+  }
+
+  it('maps a browser failure (status 0) to http.error with the browser code', () => {
+    const result = oneEntry({ status: 0, headers: [], _error: 'net::ERR_CONNECTION_REFUSED' });
+    expect(result.events.find((e) => e.kind === 'http.error')).toMatchObject({
+      stage: 'connect',
+      code: 'net::ERR_CONNECTION_REFUSED',
+      message: '',
+      answeredStatus: null,
+      t: T0 + 8,
+    });
+  });
+
+  it('keeps the status of a response cut short and marks it incomplete', () => {
+    const result = oneEntry({ status: 200, statusText: 'OK', headers: [], bodySize: 10, _error: 'the client went away before the response was complete' });
+    expect(result.events.find((e) => e.kind === 'http.response')).toMatchObject({ statusCode: 200, complete: false, requestBodyBytes: 33, responseBodyBytes: 10 });
+  });
+
+  it('maps a request wstap refused itself to http.rejected', () => {
+    const result = oneEntry({ status: 400, statusText: 'Bad Request', headers: [] }, { connectionId: 9, answeredBy: 'wstap' });
+    const kinds = result.events.map((e) => e.kind);
+    expect(kinds).toEqual(['session.start', 'conn.open', 'http.rejected', 'conn.close', 'session.end']);
+    expect(result.events.find((e) => e.kind === 'http.rejected')).toMatchObject({ conn: 9, method: 'POST', url: '/p', statusCode: 400, reason: 'Bad Request' });
+  });
+
+  it('never puts the handshake after the first message when the file clocks disagree', () => {
+    const result = harToEvents(
+      har({ name: 'x', version: '1' }, [
+        {
+          startedDateTime: T0_ISO,
+          time: 500,
+          request: { method: 'GET', url: 'ws://h.test/', httpVersion: 'HTTP/1.1', headers: [] },
+          response: { status: 101, headers: [] },
+          timings: { send: 0, wait: 400, receive: 100 },
+          _resourceType: 'websocket',
+          _webSocketMessages: [{ type: 'receive', time: S0 + 0.1, opcode: 1, data: 'early' }],
+        },
+      ]),
+      'c.har',
+    );
+    expectWellOrdered(result);
+    expect(result.events.filter((e) => 'conn' in e).map((e) => e.kind)).toEqual([
+      'conn.open',
+      'ws.handshake.request',
+      'ws.handshake.response',
+      'ws.message',
+      'conn.close',
+    ]);
+    expect(result.events.find((e) => e.kind === 'ws.handshake.response')?.t).toBe(T0 + 100);
+  });
+});
+
 describe('harToEvents: bad input', () => {
   it.each([
     ['not JSON', 'this is not json', /not JSON/],
