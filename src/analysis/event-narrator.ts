@@ -32,13 +32,13 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
     case 'session.start':
       return {
         level: 'info',
-        msg: `listening on ${event.listen} -> ${event.target} (${event.mode} mode)`,
+        msg: event.listen ? `listening on ${event.listen} -> ${event.target} (${event.mode} mode)` : `session -> ${event.target || 'unknown target'}`,
         fields: { listen: event.listen, target: event.target, mode: event.mode },
       };
     case 'conn.open':
       return {
         level: 'info',
-        msg: `#${event.conn} open from ${event.remoteAddress}:${event.remotePort}`,
+        msg: `#${event.conn} open from ${event.remoteAddress ? `${event.remoteAddress}:${event.remotePort}` : 'an unknown address'}`,
         fields: { conn: event.conn, remote: `${event.remoteAddress}:${event.remotePort}` },
       };
     case 'ws.handshake.request':

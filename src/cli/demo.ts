@@ -6,8 +6,7 @@ import { printable } from '../analysis/printable.js';
 import { createLogger, type LogFormat } from '../log.js';
 import { parseTarget } from '../relay/target.js';
 import { startDemoApp } from './demo-app.js';
-import { parseChoice } from './option-values.js';
-import { parseArgsStrict } from './proxy.js';
+import { parseArgsStrict, parseChoice } from './option-values.js';
 import { ProxySession } from './proxy-session.js';
 import { UsageError } from './usage-error.js';
 

@@ -1,8 +1,6 @@
 import { CaptureFormatError } from '../capture/capture-reader.js';
 import { exportCapture } from '../har/export-capture.js';
-import type { PayloadMode } from '../har/har-types.js';
-import { parseChoice } from './option-values.js';
-import { parseArgsStrict } from './proxy.js';
+import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
@@ -21,8 +19,6 @@ Options:
                         secret query parameters (redacted by default)
   -h, --help            this help
 `;
-
-export const PAYLOAD_MODES: readonly PayloadMode[] = ['none', 'preview', 'full'];
 
 export async function runExport(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsStrict(args, {

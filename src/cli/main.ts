@@ -1,6 +1,7 @@
 import { runDemo } from './demo.js';
 import { runExport } from './export.js';
 import { runProxy } from './proxy.js';
+import { runView } from './view.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
@@ -14,6 +15,7 @@ Usage:
   wstap proxy --target URL [--listen [HOST:]PORT] [--capture FILE] [options]
   wstap export CAPTURE.jsonl [-o FILE.har]
                              the capture as a HAR file for DevTools and vendors
+  wstap view FILE            what happened to each connection, from a capture or a HAR
   wstap demo                 a self-contained tour on free loopback ports
   wstap --help | --version
 
@@ -21,7 +23,7 @@ Run \`wstap COMMAND --help\` for a command's options.
 `;
 
 type Command = (args: string[]) => Promise<number>;
-const COMMANDS: Record<string, Command> = { proxy: runProxy, demo: runDemo, export: runExport };
+const COMMANDS: Record<string, Command> = { proxy: runProxy, demo: runDemo, export: runExport, view: runView };
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;

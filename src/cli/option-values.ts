@@ -1,4 +1,6 @@
 import net from 'node:net';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { PayloadMode } from '../har/har-types.js';
 import { UsageError } from './usage-error.js';
 
 export interface ListenAddress {
@@ -48,4 +50,24 @@ export function parseNonNegativeInteger(flag: string, text: string): number {
 export function parseChoice<T extends string>(flag: string, text: string, choices: readonly T[]): T {
   if ((choices as readonly string[]).includes(text)) return text as T;
   throw new UsageError(`${flag} "${text}" is not one of ${choices.join(', ')}`);
+}
+
+export const PAYLOAD_MODES: readonly PayloadMode[] = ['none', 'preview', 'full'];
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | Array<string | boolean> | undefined>;
+  positionals: string[];
+}
+
+/** node:util parseArgs, strict, with its errors turned into one-line usage errors. */
+export function parseArgsStrict(args: string[], options: NonNullable<ParseArgsConfig['options']>): ParsedArgs {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    // Node's messages are long and suggest "--" tricks; one plain line is enough.
+    const message = (err as Error).message.split('\n')[0] ?? 'bad arguments';
+    const ambiguous = /^Option '(-[-\w]+)[^']*' argument is ambiguous/.exec(message);
+    if (ambiguous) throw new UsageError(`${ambiguous[1]} needs a value; for one that starts with "-", write ${ambiguous[1]}=VALUE`);
+    throw new UsageError(message.replace(/\. To specify.*$/, ''));
+  }
 }

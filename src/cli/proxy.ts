@@ -1,16 +1,22 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { createLogger, type LogFormat } from '../log.js';
 import { parseTarget, TargetError } from '../relay/target.js';
 import {
   isLoopback,
+  PAYLOAD_MODES,
+  parseArgsStrict,
   parseChoice,
   parseListen,
   parseNonNegativeInteger,
   parseNonNegativeNumber,
 } from './option-values.js';
+import { exportCapture } from '../har/export-capture.js';
 import { ProxySession } from './proxy-session.js';
 import { UsageError } from './usage-error.js';
+import { VERSION } from './version.js';
 
 export const PROXY_HELP = `Usage: wstap proxy --target URL [options]
 
@@ -22,7 +28,10 @@ Options:
   --listen [HOST:]PORT  where to listen                      [127.0.0.1:8066]
   --tcp                 raw TCP relay: no HTTP parsing, close evidence only
   --capture FILE        append every event to FILE (JSON lines, mode 0600)
-  --force               overwrite an existing capture file
+  --har FILE            at exit, write the session as a HAR file (see wstap export)
+  --payloads MODE       with --har: none, preview or full message data   [preview]
+  --no-redact           with --har: keep secrets (redacted by default)
+  --force               overwrite an existing capture or HAR file
   --preview-bytes N     payload bytes kept per frame and message          [256]
   --drain SECONDS       on Ctrl-C, let live connections finish first        [0]
   --insecure            do not verify the upstream's TLS certificate
@@ -34,30 +43,15 @@ Options:
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 
-export interface ParsedArgs {
-  values: Record<string, string | boolean | Array<string | boolean> | undefined>;
-  positionals: string[];
-}
-
-/** node:util parseArgs, strict, with its errors turned into one-line usage errors. */
-export function parseArgsStrict(args: string[], options: NonNullable<ParseArgsConfig['options']>): ParsedArgs {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    // Node's messages are long and suggest "--" tricks; one plain line is enough.
-    const message = (err as Error).message.split('\n')[0] ?? 'bad arguments';
-    const ambiguous = /^Option '(-[-\w]+)[^']*' argument is ambiguous/.exec(message);
-    if (ambiguous) throw new UsageError(`${ambiguous[1]} needs a value; for one that starts with "-", write ${ambiguous[1]}=VALUE`);
-    throw new UsageError(message.replace(/\. To specify.*$/, ''));
-  }
-}
-
 export async function runProxy(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsStrict(args, {
     target: { type: 'string' },
     listen: { type: 'string' },
     tcp: { type: 'boolean' },
     capture: { type: 'string' },
+    har: { type: 'string' },
+    payloads: { type: 'string' },
+    'no-redact': { type: 'boolean' },
     force: { type: 'boolean' },
     'preview-bytes': { type: 'string' },
     drain: { type: 'string' },
@@ -86,7 +80,15 @@ export async function runProxy(args: string[]): Promise<number> {
   const drainSeconds = parseNonNegativeNumber('--drain', typeof values.drain === 'string' ? values.drain : '0');
   const format = parseChoice<LogFormat>('--log-format', typeof values['log-format'] === 'string' ? values['log-format'] : 'auto', ['auto', 'pretty', 'json']);
   const level = parseChoice('--log-level', typeof values['log-level'] === 'string' ? values['log-level'] : 'info', LOG_LEVELS);
+  const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
+  const harPath = typeof values.har === 'string' ? values.har : null;
+  if (harPath && values.force !== true && fs.existsSync(harPath)) {
+    throw new UsageError(`--har ${harPath} already exists; choose another name or pass --force`);
+  }
   const logger = createLogger({ format, level });
+  // --har needs a capture to export from; without --capture it is a private temporary one.
+  const tempDir = harPath && typeof values.capture !== 'string' ? fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-')) : null;
+  const capturePath = typeof values.capture === 'string' ? values.capture : tempDir ? path.join(tempDir, 'capture.jsonl') : null;
 
   if (!isLoopback(listen.host)) {
     logger.warn(`listening on ${listen.host}, not loopback: anyone who can reach this address can send traffic through wstap to ${target.href}`);
@@ -104,16 +106,36 @@ export async function runProxy(args: string[]): Promise<number> {
       target,
       insecure: values.insecure === true,
       previewLimit,
-      capturePath: typeof values.capture === 'string' ? values.capture : null,
+      capturePath,
       overwriteCapture: values.force === true,
       logger,
       drainSeconds,
     });
   } catch (err) {
-    return startFailure(err as NodeJS.ErrnoException, logger, listen, typeof values.capture === 'string' ? values.capture : null);
+    if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+    return startFailure(err as NodeJS.ErrnoException, logger, listen, capturePath);
   }
-  if (session.capturePath) logger.info(`capturing to ${session.capturePath}`);
-  return waitForSignal(session, logger);
+  if (session.capturePath && !tempDir) logger.info(`capturing to ${session.capturePath}`);
+  const code = await waitForSignal(session, logger);
+  if (!harPath || !capturePath) return code;
+  try {
+    const stats = await exportCapture({
+      capturePath,
+      harPath,
+      overwrite: values.force === true,
+      redact: values['no-redact'] !== true,
+      payloads,
+      creatorVersion: VERSION,
+      onWarning: (w) => logger.warn(`capture line ${w.line}: ${w.message}`),
+    });
+    logger.info({ har: harPath, entries: stats.entries, messages: stats.messages }, `wrote ${harPath}: ${stats.entries} entries, ${stats.messages} messages`);
+    return code;
+  } catch (err) {
+    logger.error({ err }, `could not write ${harPath}: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+  }
 }
 
 function startFailure(err: NodeJS.ErrnoException, logger: Logger, listen: { host: string; port: number }, capture: string | null): number {
