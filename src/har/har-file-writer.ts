@@ -28,10 +28,20 @@ export async function writeHarFile(events: AsyncIterable<CaptureEvent>, options:
   options.onOpened?.();
   const out = fs.createWriteStream('', { fd, autoClose: true });
   const write = (text: string): Promise<void> =>
-    out.write(text) ? Promise.resolve() : new Promise((resolve, reject) => {
-      out.once('drain', resolve);
-      out.once('error', reject);
-    });
+    out.write(text)
+      ? Promise.resolve()
+      : new Promise((resolve, reject) => {
+          const onDrain = (): void => {
+            out.off('error', onError);
+            resolve();
+          };
+          const onError = (err: Error): void => {
+            out.off('drain', onDrain);
+            reject(err);
+          };
+          out.once('drain', onDrain);
+          out.once('error', onError);
+        });
   const spill = new SpillStore(options.spillBudgetBytes !== undefined ? { budgetBytes: options.spillBudgetBytes } : {});
   const marker = `wstap-stream-${randomUUID()}`;
   const pending: Array<{ entry: HarEntry; conn: number | null }> = [];

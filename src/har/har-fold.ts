@@ -64,7 +64,7 @@ interface WebSocketRecord {
 }
 
 /** Messages held back for time ordering; inflating delays a message by far less than this many others. */
-const REORDER_WINDOW = 256;
+const REORDER_WINDOW = 64;
 const MAX_PINGS = 10_000;
 const MAX_PROTOCOL_ERRORS = 100;
 

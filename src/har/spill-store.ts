@@ -22,7 +22,7 @@ export class SpillStore {
   #files = 0;
 
   constructor(options: { budgetBytes?: number } = {}) {
-    this.#budget = options.budgetBytes ?? 16 * 1024 * 1024;
+    this.#budget = options.budgetBytes ?? 8 * 1024 * 1024;
     this.#dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-export-'));
   }
 
