@@ -1,4 +1,5 @@
 import type { CaptureEvent } from '../capture/events.js';
+import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
 import { printable } from './printable.js';
@@ -14,11 +15,6 @@ export interface Narration {
 
 export function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-}
-
-function header(rawHeaders: Array<[string, string]>, name: string): string | undefined {
-  const lower = name.toLowerCase();
-  return rawHeaders.find(([n]) => n.toLowerCase() === lower)?.[1];
 }
 
 /**
@@ -44,7 +40,7 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
     case 'ws.handshake.request':
       return {
         level: 'info',
-        msg: `#${event.conn} ${printable(event.method)} ${printable(event.url)} HTTP/${event.httpVersion} upgrade: ${printable(header(event.rawHeaders, 'upgrade') ?? '(none)')}`,
+        msg: `#${event.conn} ${printable(event.method)} ${printable(event.url)} HTTP/${event.httpVersion} upgrade: ${printable(headerValue(event.rawHeaders, 'upgrade') ?? '(none)')}`,
         fields: { conn: event.conn, method: event.method, url: event.url },
       };
     case 'ws.handshake.response': {

@@ -32,14 +32,18 @@ export interface CaptureReadOptions {
  * reading the rest: callers refuse bad input before creating any output.
  */
 export function checkCaptureHeader(path: string): CaptureHeader {
+  const text = readFileHead(path, 4096);
+  if (text.length === 0) throw new CaptureFormatError(path, 1, 'file is empty; not a wstap capture');
+  const newline = text.indexOf('\n');
+  return parseHeader(path, newline < 0 ? text : text.slice(0, newline));
+}
+
+/** The first `bytes` bytes of a file as UTF-8, without reading the rest (files can be gigabytes). */
+export function readFileHead(path: string, bytes: number): string {
   const fd = fs.openSync(path, 'r');
   try {
-    const buffer = Buffer.alloc(4096);
-    const length = fs.readSync(fd, buffer, 0, buffer.length, 0);
-    if (length === 0) throw new CaptureFormatError(path, 1, 'file is empty; not a wstap capture');
-    const text = buffer.subarray(0, length).toString('utf8');
-    const newline = text.indexOf('\n');
-    return parseHeader(path, newline < 0 ? text : text.slice(0, newline));
+    const buffer = Buffer.alloc(bytes);
+    return buffer.subarray(0, fs.readSync(fd, buffer, 0, bytes, 0)).toString('utf8');
   } finally {
     fs.closeSync(fd);
   }

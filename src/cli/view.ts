@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { attributionOf, ConnectionTracker } from '../analysis/connection-tracker.js';
 import { narrate } from '../analysis/event-narrator.js';
-import { CaptureFormatError, checkCaptureHeader, readCaptureEvents } from '../capture/capture-reader.js';
+import { CaptureFormatError, checkCaptureHeader, readCaptureEvents, readFileHead } from '../capture/capture-reader.js';
 import type { CaptureEvent } from '../capture/events.js';
 import { HarFormatError, harToEvents, looksLikeHar } from '../har/har-reader.js';
 import { parseArgsStrict } from './option-values.js';
@@ -22,7 +22,7 @@ interface Source {
 }
 
 function openSource(file: string, onWarning: (message: string) => void): Source {
-  if (looksLikeHar(firstBytes(file, 4096))) {
+  if (looksLikeHar(readFileHead(file, 4096))) {
     const result = harToEvents(fs.readFileSync(file, 'utf8'), file);
     for (const warning of result.warnings) onWarning(warning);
     return { events: result.events, unknown: result.unknown, describe: `HAR by ${result.creator}` };
@@ -33,16 +33,6 @@ function openSource(file: string, onWarning: (message: string) => void): Source 
     unknown: new Map(),
     describe: `wstap capture (format ${header.version}, ${header.createdBy})`,
   };
-}
-
-function firstBytes(file: string, count: number): string {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buffer = Buffer.alloc(count);
-    return buffer.subarray(0, fs.readSync(fd, buffer, 0, count, 0)).toString('utf8');
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 function clock(t: number): string {

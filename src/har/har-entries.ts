@@ -1,14 +1,10 @@
 import net from 'node:net';
 import type { RawHeaders } from '../capture/events.js';
+import { headerValue } from '../capture/raw-headers.js';
 import type { HarNameValue, HarRequest, HarResponse, HarTimings, HarWstap } from './har-types.js';
 import { redactRawHeaders, redactUrl } from './redaction.js';
 
 /** Pieces shared by HTTP and WebSocket entries. */
-
-export function headerValue(headers: RawHeaders, name: string): string | undefined {
-  const lower = name.toLowerCase();
-  return headers.find(([n]) => n.toLowerCase() === lower)?.[1];
-}
 
 export function toNameValues(headers: RawHeaders): HarNameValue[] {
   return headers.map(([name, value]) => ({ name, value }));

@@ -80,6 +80,8 @@ export class HarFold {
   readonly #requests = new Map<string, HttpRequestEvent>();
   readonly #websockets = new Map<number, WebSocketRecord>();
   #target = '';
+  /** The target's address when it is a plain IP (HAR's serverIPAddress), from session.start. */
+  #serverIp: string | undefined;
   #lastT = 0;
 
   constructor(options: HarFoldOptions, sink: HarFoldSink) {
@@ -92,6 +94,7 @@ export class HarFold {
     switch (event.kind) {
       case 'session.start':
         this.#target = event.target;
+        this.#serverIp = serverIp(event.target);
         return;
       case 'conn.open':
         this.#opens.set(event.conn, event);
@@ -273,10 +276,7 @@ export class HarFold {
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
       },
     };
-    const ip = serverIp(this.#target);
-    if (ip) entry.serverIPAddress = ip;
-    this.stats.entries++;
-    this.#sink.entry(entry, conn);
+    this.#emit(entry, conn);
   }
 
   #httpEntry(event: HttpResponseEvent): void {
@@ -304,7 +304,7 @@ export class HarFold {
       connection: String(event.conn),
       _wstap: { ...emptyWstap(event.conn, redact), answeredBy: 'upstream' },
     };
-    this.#push(entry);
+    this.#emit(entry);
   }
 
   #onHttpError(event: HttpErrorEvent): void {
@@ -317,7 +317,7 @@ export class HarFold {
     if (!request) return;
     const redact = this.#options.redact;
     const { time, timings } = harTimings(event.t - request.t, 0);
-    this.#push({
+    this.#emit({
       startedDateTime: isoTime(request.t),
       time,
       request: harRequest({ ...request, bodySize: 0, websocket: false }, redact, this.#fallbackHost()),
@@ -342,7 +342,7 @@ export class HarFold {
   #rejectedEntry(event: HttpRejectedEvent): void {
     const redact = this.#options.redact;
     const { time, timings } = harTimings(0, 0);
-    this.#push({
+    this.#emit({
       startedDateTime: isoTime(event.t),
       time,
       request: harRequest(
@@ -365,11 +365,10 @@ export class HarFold {
     return request;
   }
 
-  #push(entry: HarEntry): void {
-    const ip = serverIp(this.#target);
-    if (ip) entry.serverIPAddress = ip;
+  #emit(entry: HarEntry, websocketConn: number | null = null): void {
+    if (this.#serverIp) entry.serverIPAddress = this.#serverIp;
     this.stats.entries++;
-    this.#sink.entry(entry, null);
+    this.#sink.entry(entry, websocketConn);
   }
 
   #fallbackHost(): string {

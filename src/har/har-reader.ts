@@ -8,6 +8,7 @@ import type {
   SessionStartEvent,
   Side,
 } from '../capture/events.js';
+import { headerValues } from '../capture/raw-headers.js';
 import { negotiatedDeflate } from '../wire/websocket-extensions.js';
 
 /**
@@ -121,10 +122,6 @@ function headersOf(value: unknown): RawHeaders {
   return out;
 }
 
-function headerValues(headers: RawHeaders, name: string): string[] {
-  const lower = name.toLowerCase();
-  return headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
-}
 
 /** "HTTP/1.1" -> "1.1"; other spellings ("h2", "http/2.0") as written minus the prefix. */
 function httpVersionOf(value: unknown): string {

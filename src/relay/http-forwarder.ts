@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
+import { rawHeaderPairs } from '../capture/raw-headers.js';
 import type { ConnectionContext } from './connection-context.js';
 import type { Target } from './target.js';
 
@@ -69,7 +70,7 @@ export class HttpForwarder {
       method: req.method ?? '',
       url: req.url ?? '',
       httpVersion: req.httpVersion,
-      rawHeaders: pairs(req.rawHeaders),
+      rawHeaders: rawHeaderPairs(req.rawHeaders),
     });
     req.on('data', (chunk: Buffer) => {
       state.requestBodyBytes += chunk.length;
@@ -122,7 +123,7 @@ export class HttpForwarder {
       statusCode: proxyRes.statusCode ?? 0,
       statusMessage: proxyRes.statusMessage ?? '',
       httpVersion: proxyRes.httpVersion,
-      rawHeaders: pairs(proxyRes.rawHeaders),
+      rawHeaders: rawHeaderPairs(proxyRes.rawHeaders),
       requestBodyBytes: state.requestBodyBytes,
       responseBodyBytes: state.responseBodyBytes,
       ttfbMs: ms((state.responseHeadAt ?? t) - state.startedAt),
@@ -164,12 +165,6 @@ export class HttpForwarder {
   }
 }
 
-/** Node's flat rawHeaders list as [name, value] pairs: case, order and duplicates survive. */
-export function pairs(raw: string[]): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i] as string, raw[i + 1] as string]);
-  return out;
-}
 
 function ms(value: number): number {
   return Math.round(value * 1000) / 1000;

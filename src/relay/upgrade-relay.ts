@@ -1,11 +1,11 @@
 import type http from 'node:http';
 import type net from 'node:net';
 import type { HandshakeResponseEvent } from '../capture/events.js';
+import { headerValues, rawHeaderPairs } from '../capture/raw-headers.js';
 import { HttpHeadParser, type HttpResponseHead } from '../wire/http-head-parser.js';
 import { negotiatedDeflate } from '../wire/websocket-extensions.js';
 import type { ConnectionContext } from './connection-context.js';
 import { DuplexRelay } from './duplex-relay.js';
-import { pairs } from './http-forwarder.js';
 import type { Target } from './target.js';
 import { dialUpstream } from './upstream-dialer.js';
 import { WebSocketTap } from './websocket-tap.js';
@@ -28,11 +28,6 @@ export function serializeRequestHead(req: http.IncomingMessage): Buffer {
   return Buffer.from(head + '\r\n', 'latin1');
 }
 
-function headerValues(rawHeaders: Array<[string, string]>, name: string): string[] {
-  const lower = name.toLowerCase();
-  return rawHeaders.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
-}
-
 function isWebSocketUpgrade(head: HttpResponseHead): boolean {
   return head.statusCode === 101 && headerValues(head.rawHeaders, 'upgrade').some((v) => v.trim().toLowerCase() === 'websocket');
 }
@@ -53,7 +48,7 @@ export function relayUpgrade(
 ): void {
   const head = serializeRequestHead(req);
   const requestAt = ctx.now();
-  const requestHeaders = pairs(req.rawHeaders);
+  const requestHeaders = rawHeaderPairs(req.rawHeaders);
   ctx.record({
     kind: 'ws.handshake.request',
     t: requestAt,

@@ -1,0 +1,20 @@
+import type { RawHeaders } from './events.js';
+
+/** Node's flat rawHeaders list as [name, value] pairs: case, order and duplicates survive. */
+export function rawHeaderPairs(raw: readonly string[]): RawHeaders {
+  const out: RawHeaders = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push([raw[i] as string, raw[i + 1] as string]);
+  return out;
+}
+
+/** Every value of a header, names compared case-insensitively, in order. */
+export function headerValues(headers: RawHeaders, name: string): string[] {
+  const lower = name.toLowerCase();
+  return headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
+}
+
+/** The first value of a header, or undefined. */
+export function headerValue(headers: RawHeaders, name: string): string | undefined {
+  const lower = name.toLowerCase();
+  return headers.find(([n]) => n.toLowerCase() === lower)?.[1];
+}
