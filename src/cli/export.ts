@@ -1,5 +1,5 @@
-import { CaptureFormatError } from '../capture/capture-reader.js';
 import { exportCapture } from '../har/export-capture.js';
+import { reportFileError } from './file-errors.js';
 import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
@@ -56,26 +56,6 @@ export async function runExport(args: string[]): Promise<number> {
     );
     return 0;
   } catch (err) {
-    return exportFailure(err as NodeJS.ErrnoException, input, output);
+    return reportFileError(err);
   }
-}
-
-export function exportFailure(err: NodeJS.ErrnoException, input: string, output: string): number {
-  if (err instanceof CaptureFormatError) {
-    process.stderr.write(`wstap: ${err.message}\n`);
-    return 2;
-  }
-  if (err.code === 'EEXIST') {
-    process.stderr.write(`wstap: ${output} already exists; pass --force to overwrite it\n`);
-    return 2;
-  }
-  if (err.code === 'ENOENT' && err.path === input) {
-    process.stderr.write(`wstap: ${input}: no such file\n`);
-    return 2;
-  }
-  if (err.code === 'EISDIR' || err.code === 'EACCES' || err.code === 'ENOENT') {
-    process.stderr.write(`wstap: ${err.message}\n`);
-    return 2;
-  }
-  throw err;
 }

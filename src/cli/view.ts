@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import { attributionOf, ConnectionTracker } from '../analysis/connection-tracker.js';
 import { narrate } from '../analysis/event-narrator.js';
-import { CaptureFormatError, checkCaptureHeader, readCaptureEvents, readFileHead } from '../capture/capture-reader.js';
+import { checkCaptureHeader, readCaptureEvents, readFileHead } from '../capture/capture-reader.js';
 import type { CaptureEvent } from '../capture/events.js';
-import { HarFormatError, harToEvents, looksLikeHar } from '../har/har-reader.js';
+import { harToEvents, looksLikeHar } from '../har/har-reader.js';
+import { reportFileError } from './file-errors.js';
 import { parseArgsStrict } from './option-values.js';
 import { UsageError } from './usage-error.js';
 
@@ -53,16 +54,7 @@ export async function runView(args: string[]): Promise<number> {
   try {
     source = openSource(file, (message) => process.stderr.write(`wstap: warning: ${message}\n`));
   } catch (err) {
-    if (err instanceof CaptureFormatError || err instanceof HarFormatError) {
-      process.stderr.write(`wstap: ${err.message.replace(/not a wstap capture/, 'neither a wstap capture nor a HAR file')}\n`);
-      return 2;
-    }
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') {
-      process.stderr.write(`wstap: ${(err as Error).message}\n`);
-      return 2;
-    }
-    throw err;
+    return reportFileError(err, (m) => m.replace(/not a wstap capture/, 'neither a wstap capture nor a HAR file'));
   }
 
   const out: string[] = [`${file}: ${source.describe}`];
@@ -89,11 +81,7 @@ export async function runView(args: string[]): Promise<number> {
     }
   } catch (err) {
     flush();
-    if (err instanceof CaptureFormatError) {
-      process.stderr.write(`wstap: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
+    return reportFileError(err);
   }
   const tally = [...closedBy].map(([who, n]) => `${n} by ${who}`).join(', ');
   out.push(`${[...closedBy.values()].reduce((a, b) => a + b, 0)} connection(s) closed${tally ? `: ${tally}` : ''}`);
