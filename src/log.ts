@@ -36,3 +36,91 @@ export function createLogger(options: LoggerOptions): Logger {
   });
   return pino({ level, base: null }, stream);
 }
+
+const PRETTY_LINE = {
+  translateTime: 'SYS:HH:MM:ss.l',
+  ignore: 'pid,hostname',
+  hideObject: true,
+} as const;
+
+/** The most recent formatted log lines, for the TUI's log pane. */
+export class LogTail {
+  readonly #lines: string[] = [];
+  #version = 0;
+
+  constructor(readonly capacity = 200) {}
+
+  push(line: string): void {
+    this.#lines.push(line);
+    if (this.#lines.length > this.capacity) this.#lines.splice(0, this.#lines.length - this.capacity);
+    this.#version++;
+  }
+
+  /** Changes whenever a line arrives, so a display knows to redraw. */
+  get version(): number {
+    return this.#version;
+  }
+
+  last(n: number): string[] {
+    return this.#lines.slice(-n);
+  }
+}
+
+export interface ScreenLogger {
+  logger: Logger;
+  /** Where every line goes while the UI owns the terminal (mode 0600). */
+  file: string;
+  tail: LogTail;
+  /** The UI is gone: from now on lines also go to stderr, as without the UI. */
+  release(): void;
+  /** Writes out what is buffered; call before exiting. */
+  close(): Promise<void>;
+}
+
+/**
+ * pino while the TUI owns the screen: JSON lines to a file (asynchronous,
+ * so logging never blocks the relay) and human lines into a small pane.
+ * Nothing may write to the terminal under the UI, so pino-pretty runs here
+ * as a formatter, not as a transport writing to a file descriptor.
+ */
+export function createScreenLogger(options: { level?: string; file: string }): ScreenLogger {
+  const level = options.level ?? 'info';
+  const tail = new LogTail();
+  const paneLine = pinoPretty.prettyFactory({ ...PRETTY_LINE, colorize: false });
+  let stderrLine: ((input: string) => string) | null = null;
+  const file = pino.destination({ dest: options.file, sync: false, mkdir: true, mode: 0o600 });
+  const pane = {
+    write(line: string): void {
+      tail.push(paneLine(line).trimEnd());
+      if (stderrLine) process.stderr.write(stderrLine(line));
+    },
+  };
+  const logger = pino(
+    { level, base: null, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.multistream([
+      { level: level as pino.Level, stream: file },
+      { level: level as pino.Level, stream: pane },
+    ]),
+  );
+  return {
+    logger,
+    file: options.file,
+    tail,
+    release() {
+      const tty = process.stderr.isTTY === true;
+      stderrLine = pinoPretty.prettyFactory({ ...PRETTY_LINE, colorize: tty && !process.env.NO_COLOR });
+    },
+    close() {
+      return new Promise((resolve) => {
+        const done = (): void => resolve();
+        const end = (): void => {
+          file.once('close', done);
+          file.end();
+        };
+        // SonicBoom refuses to flush before its file is open.
+        if ((file as unknown as { fd: number }).fd >= 0) end();
+        else file.once('ready', end);
+      });
+    },
+  };
+}

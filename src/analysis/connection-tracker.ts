@@ -6,6 +6,7 @@ import type {
   HttpErrorEvent,
   Side,
 } from '../capture/events.js';
+import { headerValue } from '../capture/raw-headers.js';
 import { attributeClose, closeEvidenceOf, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
 import { PingPairing, type PingRoundTrip } from './ping-pairing.js';
 
@@ -26,6 +27,16 @@ export interface ConnectionSummary {
   handshakeResponse: HandshakeResponseEvent | null;
   upstreamError: HttpErrorEvent | null;
   httpExchanges: number;
+  /** The client as nginx named it (`X-Real-IP`, else the first `X-Forwarded-For` hop), when it did. */
+  forwardedFor: string | null;
+  /** Last status the upstream (or wstap, for a 502) answered a plain HTTP request with. */
+  lastStatus: number | null;
+  /**
+   * When each side last sent something the events show (open, request,
+   * response, frame). A live relay knows the exact last byte; this is what a
+   * recording can tell.
+   */
+  lastActivityAt: Record<Side, number>;
   /** Path of the first plain HTTP request on this connection. */
   firstRequestUrl: string | null;
   /** The plain HTTP request in progress (keep-alive: one at a time). */
@@ -89,6 +100,9 @@ export class ConnectionTracker {
         handshakeResponse: null,
         upstreamError: null,
         httpExchanges: 0,
+        forwardedFor: null,
+        lastStatus: null,
+        lastActivityAt: { client: event.t, upstream: event.t },
         firstRequestUrl: null,
         currentRequest: null,
         directions: { client: emptyCounters(), upstream: emptyCounters() },
@@ -109,6 +123,13 @@ export class ConnectionTracker {
     return summary;
   }
 
+  /** Forgets every closed connection (the UI's "clear"); returns their ids. */
+  clearClosed(): number[] {
+    const ids = [...this.#closed.keys()];
+    this.#closed.clear();
+    return ids;
+  }
+
   #applyTo(s: ConnectionSummary, event: CaptureEvent): void {
     const evidence = closeEvidenceOf(event);
     if (evidence) {
@@ -117,26 +138,37 @@ export class ConnectionTracker {
     }
     switch (event.kind) {
       case 'http.request':
+        s.lastActivityAt.client = event.t;
+        s.forwardedFor ??= forwardedClient(event.rawHeaders);
         s.httpExchanges++;
         s.firstRequestUrl ??= event.url;
         s.currentRequest = { exchange: event.exchange, method: event.method, url: event.url };
         s.state = 'open';
         break;
+      case 'http.response':
+        s.lastActivityAt.upstream = event.t;
+        s.lastStatus = event.statusCode;
+        break;
       case 'ws.handshake.request':
+        s.lastActivityAt.client = event.t;
+        s.forwardedFor ??= forwardedClient(event.rawHeaders);
         s.handshakeRequest = event;
         break;
       case 'ws.handshake.response':
+        s.lastActivityAt.upstream = event.t;
         s.handshakeResponse = event;
         s.state = 'open';
         break;
       case 'http.error':
         s.upstreamError = event;
+        if (event.answeredStatus !== null) s.lastStatus = event.answeredStatus;
         break;
       case 'ws.frame': {
         const d = s.directions[event.side];
         d.frames++;
         d.payloadBytes += event.length;
         d.lastFrameAt = event.t;
+        s.lastActivityAt[event.side] = event.t;
         if (event.opcode === 9) s.pingPairing.ping(event.side, event.preview, event.t);
         else if (event.opcode === 10) {
           const rtt = s.pingPairing.pong(event.side, event.preview, event.t);
@@ -168,4 +200,12 @@ export class ConnectionTracker {
         break;
     }
   }
+}
+
+/** nginx's `proxy_set_header X-Real-IP $remote_addr` or the first hop of `X-Forwarded-For`. */
+function forwardedClient(headers: HandshakeRequestEvent['rawHeaders']): string | null {
+  const realIp = headerValue(headers, 'x-real-ip')?.trim();
+  if (realIp) return realIp;
+  const first = headerValue(headers, 'x-forwarded-for')?.split(',')[0]?.trim();
+  return first ? first : null;
 }

@@ -94,7 +94,7 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         fields: { conn: event.conn, side: event.side, code: event.code },
       };
     case 'conn.close':
-      return summary ? closeLine(summary) : null;
+      return summary ? closeNarration(summary) : null;
     case 'session.end':
       return {
         level: event.droppedEvents > 0 ? 'warn' : 'info',
@@ -112,7 +112,8 @@ function exchangeLine(summary: ConnectionSummary | null, exchange: number): stri
   return summary && summary.httpExchanges > 1 ? `exchange ${exchange} ${what}` : what;
 }
 
-function closeLine(s: ConnectionSummary): Narration {
+/** The verdict line for a closed connection: who closed, from which evidence, after what silence. */
+export function closeNarration(s: ConnectionSummary): Narration {
   const attribution = attributionOf(s);
   const lifetime = (s.closedAt ?? s.open.t) - s.open.t;
   const fields: Record<string, unknown> = {

@@ -3,26 +3,41 @@ import { attributionOf, type ConnectionSummary } from '../analysis/connection-tr
 import { describeEvidence, type CloseAttribution } from '../analysis/close-attribution.js';
 import { seconds } from '../analysis/event-narrator.js';
 import { printable } from '../analysis/printable.js';
-import { createLogger, type LogFormat } from '../log.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { HopTimeout } from '../analysis/hop-timeout.js';
+import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
 import { parseTarget } from '../relay/target.js';
 import { startDemoApp } from './demo-app.js';
 import { parseArgsStrict, parseChoice } from './option-values.js';
+import { shutdownOnSignal } from './shutdown.js';
 import { ProxySession } from './proxy-session.js';
+import { defaultLogFile, startLiveUi, terminalAvailable } from './terminal-ui.js';
 import { UsageError } from './usage-error.js';
 
-export const DEMO_HELP = `Usage: wstap demo [--capture FILE] [--force] [--log-format auto|pretty|json]
+export const DEMO_HELP = `Usage: wstap demo [--no-tui] [--capture FILE] [--force] [--log-format auto|pretty|json]
 
-Starts a small chat-like app and wstap in front of it on free loopback ports,
-runs scripted clients through it, and prints what wstap saw:
+Starts a small chat-like app and wstap in front of it on free loopback ports
+and runs scripted clients through it:
   chatty        sends messages, gets echoes and pings, closes normally (1000)
-  idle          says nothing; a simulated hop cuts it after 2 s with a FIN
+  idle          says nothing; a simulated hop cuts it with a FIN (after 2 s;
+                10 s in the UI, where its countdown runs against a 10 s
+                demo-hop idle timeout)
   server-close  the app closes it with 1001 after three messages
   http          a plain GET through the same proxy
+On a terminal it opens the live UI and repeats the scenarios until you press
+q; otherwise (or with --no-tui) it runs them once and prints what wstap saw.
 `;
 
 interface Scenario {
   label: string;
-  run(base: string): Promise<void>;
+  run(base: string, pace: Pace): Promise<void>;
+}
+
+/** How long the scripted clients take; the UI runs them slower so they can be watched. */
+interface Pace {
+  idleCutMs: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -59,9 +74,9 @@ const SCENARIOS: Scenario[] = [
   },
   {
     label: 'idle',
-    async run(base) {
+    async run(base, pace) {
       const ws = await opened(`${base}/ws?demo=idle`);
-      await sleep(2000);
+      await sleep(pace.idleCutMs);
       // What a hop's idle timeout does (nginx proxy_read_timeout): a FIN, no close frame.
       ws.on('error', () => undefined);
       (ws as unknown as { _socket: { end(): void } })._socket.end();
@@ -90,6 +105,7 @@ const SCENARIOS: Scenario[] = [
 
 export async function runDemo(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsStrict(args, {
+    'no-tui': { type: 'boolean' },
     capture: { type: 'string' },
     force: { type: 'boolean' },
     'log-format': { type: 'string' },
@@ -101,6 +117,8 @@ export async function runDemo(args: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const format = parseChoice<LogFormat>('--log-format', typeof values['log-format'] === 'string' ? values['log-format'] : 'auto', ['auto', 'pretty', 'json']);
+  const capturePath = typeof values.capture === 'string' ? values.capture : null;
+  if (values['no-tui'] !== true && terminalAvailable()) return demoInTerminal(capturePath, values.force === true);
   const logger = createLogger({ format });
 
   const app = await startDemoApp();
@@ -111,7 +129,7 @@ export async function runDemo(args: string[]): Promise<number> {
     target: parseTarget(`http://127.0.0.1:${app.port}`, 'http'),
     insecure: false,
     previewLimit: 256,
-    capturePath: typeof values.capture === 'string' ? values.capture : null,
+    capturePath,
     overwriteCapture: values.force === true,
     logger,
     drainSeconds: 0,
@@ -119,12 +137,7 @@ export async function runDemo(args: string[]): Promise<number> {
   const base = `ws://${session.address}`;
   process.stdout.write(`wstap demo: app on 127.0.0.1:${app.port}, wstap on ${session.address}\n`);
   try {
-    const runs: Array<Promise<void>> = [];
-    for (const scenario of SCENARIOS) {
-      runs.push(scenario.run(base));
-      await sleep(50);
-    }
-    await Promise.all(runs);
+    await runRound(base, { idleCutMs: 2000 });
     await sleep(200);
   } finally {
     await session.stop('demo finished');
@@ -133,6 +146,72 @@ export async function runDemo(args: string[]): Promise<number> {
   process.stdout.write(renderSummary([...session.tracker.closed].sort((a, b) => a.conn - b.conn)));
   if (session.capturePath) process.stdout.write(`capture written to ${session.capturePath}\n`);
   return 0;
+}
+
+async function runRound(base: string, pace: Pace, stopped: () => boolean = () => false): Promise<void> {
+  const runs: Array<Promise<void>> = [];
+  for (const scenario of SCENARIOS) {
+    if (stopped()) break;
+    // A scenario that fails (the demo is stopping) must not end the others.
+    runs.push(scenario.run(base, pace).catch(() => undefined));
+    await sleep(50);
+  }
+  await Promise.all(runs);
+}
+
+/** The countdown the idle scenario runs against in the UI. */
+const DEMO_TIMEOUT: HopTimeout = { hop: 'demo-hop', setting: 'idle_timeout', seconds: 10, measures: 'both-idle' };
+const ROUND_EVERY_MS = 15_000;
+
+/** The demo in the live UI: rounds of scenarios until q. */
+async function demoInTerminal(capturePath: string | null, force: boolean): Promise<number> {
+  const screenLog = createScreenLogger({ file: defaultLogFile() });
+  const logger = screenLog.logger;
+  const tempDir = capturePath ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-demo-'));
+  const capture = capturePath ?? path.join(tempDir as string, 'capture.jsonl');
+  const app = await startDemoApp();
+  const session = await ProxySession.start({
+    mode: 'http',
+    host: '127.0.0.1',
+    port: 0,
+    target: parseTarget(`http://127.0.0.1:${app.port}`, 'http'),
+    insecure: false,
+    previewLimit: 256,
+    capturePath: capture,
+    overwriteCapture: force,
+    logger,
+    drainSeconds: 0,
+  });
+  const stopper = shutdownOnSignal(session, logger);
+  let stopping = false;
+  const ui = startLiveUi(session, {
+    target: `http://127.0.0.1:${app.port} (demo app)`,
+    timeouts: [DEMO_TIMEOUT],
+    redact: true,
+    payloads: 'preview',
+    screenLog,
+    onQuit: () => {
+      stopping = true;
+      stopper.stop('quit');
+    },
+  });
+  logger.info(`demo app on 127.0.0.1:${app.port}, wstap on ${session.address}; a round of scenarios every ${ROUND_EVERY_MS / 1000} s; Enter opens a connection`);
+  const base = `ws://${session.address}`;
+  const rounds = (async () => {
+    while (!stopping) {
+      void runRound(base, { idleCutMs: 10_000 }, () => stopping);
+      for (let waited = 0; waited < ROUND_EVERY_MS && !stopping; waited += 250) await sleep(250);
+    }
+  })();
+  const code = await stopper.done;
+  await rounds;
+  ui.close();
+  await app.close();
+  screenLog.release();
+  process.stderr.write(`wstap: log written to ${screenLog.file}${capturePath ? `; capture in ${capturePath}` : ''}\n`);
+  if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+  await screenLog.close();
+  return code;
 }
 
 function verdict(a: CloseAttribution): string {

@@ -4,6 +4,7 @@ import { narrate } from '../analysis/event-narrator.js';
 import { CaptureWriter } from '../capture/capture-writer.js';
 import type { CaptureEvent, EventSink } from '../capture/events.js';
 import { SessionClock } from '../capture/session-clock.js';
+import type { LiveActivity } from '../capture/live-activity.js';
 import { ProxyListener } from '../relay/proxy-listener.js';
 import type { Target } from '../relay/target.js';
 import { VERSION } from './version.js';
@@ -98,6 +99,11 @@ export class ProxySession implements EventSink {
 
   get capturePath(): string | null {
     return this.#options.capturePath;
+  }
+
+  /** Exact last byte and byte counts of a live connection (for displays). */
+  activity(conn: number): LiveActivity | null {
+    return this.#listener.activity(conn);
   }
 
   onEvent(listener: EventListener): void {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { createLogger, type LogFormat } from '../log.js';
+import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
 import { parseTarget, TargetError } from '../relay/target.js';
 import {
   isLoopback,
@@ -14,7 +14,10 @@ import {
   parseNonNegativeNumber,
 } from './option-values.js';
 import { exportCapture } from '../har/export-capture.js';
+import type { PayloadMode } from '../har/har-types.js';
 import { ProxySession } from './proxy-session.js';
+import { shutdownOnSignal } from './shutdown.js';
+import { defaultLogFile, parseTimeoutFlags, startLiveUi, terminalAvailable } from './terminal-ui.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
@@ -35,7 +38,13 @@ Options:
   --preview-bytes N     payload bytes kept per frame and message          [256]
   --drain SECONDS       on Ctrl-C, let live connections finish first        [0]
   --insecure            do not verify the upstream's TLS certificate
-  --no-tui              line output instead of the terminal UI
+  --timeout NAME=DUR[:MEASURE]
+                        a hop's idle timeout, for the UI's countdowns; repeatable,
+                        e.g. --timeout nginx.proxy_read_timeout=60s. MEASURE is
+                        both-idle (default), client-idle, upstream-idle or lifetime
+  --no-tui              line output instead of the terminal UI (the default
+                        when stdout is not a terminal)
+  --log-file FILE       with the UI: where log lines go     [$TMPDIR/wstap/...]
   --log-format FORMAT   auto, pretty or json                             [auto]
   --log-level LEVEL     info, warn, error or debug                       [info]
   -h, --help            this help
@@ -57,6 +66,8 @@ export async function runProxy(args: string[]): Promise<number> {
     drain: { type: 'string' },
     insecure: { type: 'boolean' },
     'no-tui': { type: 'boolean' },
+    timeout: { type: 'string', multiple: true },
+    'log-file': { type: 'string' },
     'log-format': { type: 'string' },
     'log-level': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -85,9 +96,14 @@ export async function runProxy(args: string[]): Promise<number> {
   if (harPath && values.force !== true && fs.existsSync(harPath)) {
     throw new UsageError(`--har ${harPath} already exists; choose another name or pass --force`);
   }
-  const logger = createLogger({ format, level });
-  // --har needs a capture to export from; without --capture it is a private temporary one.
-  const tempDir = harPath && typeof values.capture !== 'string' ? fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-')) : null;
+  const timeouts = parseTimeoutFlags(values.timeout);
+  const redact = values['no-redact'] !== true;
+  const screenLog = values['no-tui'] !== true && terminalAvailable()
+    ? createScreenLogger({ level, file: typeof values['log-file'] === 'string' ? values['log-file'] : defaultLogFile() })
+    : null;
+  const logger = screenLog?.logger ?? createLogger({ format, level });
+  // --har and the UI's export key need a capture; without --capture it is a private temporary one.
+  const tempDir = (harPath || screenLog) && typeof values.capture !== 'string' ? fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-')) : null;
   const capturePath = typeof values.capture === 'string' ? values.capture : tempDir ? path.join(tempDir, 'capture.jsonl') : null;
 
   if (!isLoopback(listen.host)) {
@@ -113,17 +129,42 @@ export async function runProxy(args: string[]): Promise<number> {
     });
   } catch (err) {
     if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+    screenLog?.release();
+    await screenLog?.close();
     return startFailure(err as NodeJS.ErrnoException, logger, listen, capturePath);
   }
   if (session.capturePath && !tempDir) logger.info(`capturing to ${session.capturePath}`);
-  const code = await waitForSignal(session, logger);
-  if (!harPath || !capturePath) return code;
+  const stopper = shutdownOnSignal(session, logger);
+  const ui = screenLog
+    ? startLiveUi(session, { target: target.href, timeouts, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })
+    : null;
+  let code = await stopper.done;
+  ui?.close();
+  if (screenLog) {
+    screenLog.release();
+    process.stderr.write(`wstap: log written to ${screenLog.file}\n`);
+  }
+  if (harPath && capturePath) code = await writeHarAtExit(capturePath, harPath, values.force === true, redact, payloads, logger, code);
+  if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+  await screenLog?.close();
+  return code;
+}
+
+async function writeHarAtExit(
+  capturePath: string,
+  harPath: string,
+  overwrite: boolean,
+  redact: boolean,
+  payloads: PayloadMode,
+  logger: Logger,
+  code: number,
+): Promise<number> {
   try {
     const stats = await exportCapture({
       capturePath,
       harPath,
-      overwrite: values.force === true,
-      redact: values['no-redact'] !== true,
+      overwrite,
+      redact,
       payloads,
       creatorVersion: VERSION,
       onWarning: (w) => logger.warn(`capture line ${w.line}: ${w.message}`),
@@ -133,8 +174,6 @@ export async function runProxy(args: string[]): Promise<number> {
   } catch (err) {
     logger.error({ err }, `could not write ${harPath}: ${(err as Error).message}`);
     return 1;
-  } finally {
-    if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
   }
 }
 
@@ -151,30 +190,4 @@ function startFailure(err: NodeJS.ErrnoException, logger: Logger, listen: { host
     throw err;
   }
   return 2;
-}
-
-/** Runs until SIGINT/SIGTERM; a second signal exits at once after a synchronous flush. */
-function waitForSignal(session: ProxySession, logger: Logger): Promise<number> {
-  return new Promise((resolve) => {
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      signals++;
-      if (signals > 1) {
-        logger.warn(`${signal} again: exiting now`);
-        session.flushSync();
-        process.exit(130);
-      }
-      logger.info(`${signal}: shutting down`);
-      session.stop('signal').then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          session.flushSync();
-          resolve(1);
-        },
-      );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
 }

@@ -2,18 +2,33 @@ import fs from 'node:fs';
 import { attributionOf, ConnectionTracker } from '../analysis/connection-tracker.js';
 import { narrate } from '../analysis/event-narrator.js';
 import { checkCaptureHeader, readCaptureEvents, readFileHead } from '../capture/capture-reader.js';
+import pino from 'pino';
+import type { HopTimeout } from '../analysis/hop-timeout.js';
 import type { CaptureEvent } from '../capture/events.js';
+import type { SessionFacts } from '../tui/screen-frame.js';
+import type { PayloadMode } from '../har/har-types.js';
+import { LogTail } from '../log.js';
+import { exportFromUi, parseTimeoutFlags, startTerminalUi, terminalAvailable } from './terminal-ui.js';
 import { harToEvents, looksLikeHar } from '../har/har-reader.js';
 import { reportFileError } from './file-errors.js';
-import { parseArgsStrict } from './option-values.js';
+import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
 import { UsageError } from './usage-error.js';
 
-export const VIEW_HELP = `Usage: wstap view FILE
+export const VIEW_HELP = `Usage: wstap view FILE [--no-tui] [--timeout NAME=DUR] [--no-redact]
 
 Reads a wstap capture (.jsonl) or a HAR file (wstap's own, or one exported
-by Chrome DevTools) and prints what happened to each connection: the same
-lines and verdicts the live proxy logs. What the file cannot tell (a
+by Chrome DevTools) and shows what happened to each connection. On a
+terminal it opens the same UI as the live proxy, read-only, with the timers
+frozen at the end of the recording; otherwise (or with --no-tui) it prints
+the lines and verdicts the live proxy logs. What the file cannot tell (a
 browser's HAR has no close evidence, for example) is marked unknown.
+
+Options:
+  --no-tui              print lines instead of opening the UI
+  --timeout NAME=DUR[:MEASURE]
+                        a hop's timeout for the UI's countdowns (repeatable)
+  --no-redact           show Cookie, Authorization and secret query values
+  --payloads MODE       for the UI's HAR export (e key): none, preview, full
 `;
 
 interface Source {
@@ -41,7 +56,13 @@ function clock(t: number): string {
 }
 
 export async function runView(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgsStrict(args, { help: { type: 'boolean', short: 'h' } });
+  const { values, positionals } = parseArgsStrict(args, {
+    'no-tui': { type: 'boolean' },
+    timeout: { type: 'string', multiple: true },
+    'no-redact': { type: 'boolean' },
+    payloads: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values.help) {
     process.stdout.write(VIEW_HELP);
     return 0;
@@ -49,6 +70,11 @@ export async function runView(args: string[]): Promise<number> {
   const [file, ...extra] = positionals;
   if (!file) throw new UsageError('view needs a file (wstap view CAPTURE.jsonl or wstap view session.har)');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
+  const timeouts = parseTimeoutFlags(values.timeout);
+  const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
+  if (values['no-tui'] !== true && terminalAvailable()) {
+    return viewInTerminal(file, { timeouts, redact: values['no-redact'] !== true, payloads });
+  }
 
   let source: Source;
   try {
@@ -87,4 +113,75 @@ export async function runView(args: string[]): Promise<number> {
   out.push(`${[...closedBy.values()].reduce((a, b) => a + b, 0)} connection(s) closed${tally ? `: ${tally}` : ''}`);
   flush();
   return 0;
+}
+
+interface TerminalViewOptions {
+  timeouts: HopTimeout[];
+  redact: boolean;
+  payloads: PayloadMode;
+}
+
+/**
+ * The live UI over a recording, read-only: events are folded as they are
+ * read (the display fills while a big capture loads), with the timers frozen
+ * at the last event read.
+ */
+async function viewInTerminal(file: string, options: TerminalViewOptions): Promise<number> {
+  const tail = new LogTail();
+  let source: Source;
+  try {
+    source = openSource(file, (message) => tail.push(`warning: ${message}`));
+  } catch (err) {
+    return reportFileError(err, (m) => m.replace(/not a wstap capture/, 'neither a wstap capture nor a HAR file'));
+  }
+  tail.push(`${file}: ${source.describe}`);
+  const logger = pino({ level: 'info' }, { write: (line: string) => tail.push(String((JSON.parse(line) as { msg?: unknown }).msg ?? line)) });
+  const isCapture = !looksLikeHar(readFileHead(file, 4096));
+  const tracker = new ConnectionTracker();
+  // Filled in from the recording's session.start and last event as they are read.
+  const facts: SessionFacts = { listen: file, target: 'unknown target', profile: null, timeouts: options.timeouts, frozenAt: 0, logFile: null };
+  let quit = false;
+  let resolveQuit: () => void = () => undefined;
+  const quitting = new Promise<void>((resolve) => (resolveQuit = resolve));
+  const ui = startTerminalUi({
+    tracker,
+    facts,
+    redact: options.redact,
+    now: () => facts.frozenAt ?? 0,
+    logTail: tail,
+    logger,
+    onQuit: () => {
+      quit = true;
+      resolveQuit();
+    },
+    onExport: () =>
+      exportFromUi({
+        capturePath: isCapture ? file : null,
+        unavailable: `${file} is already a HAR file`,
+        redact: options.redact,
+        payloads: options.payloads,
+        logger,
+      }),
+  });
+  let code = 0;
+  try {
+    let events = 0;
+    for await (const event of source.events) {
+      if (quit) break;
+      if (event.kind === 'session.start' && events === 0) {
+        facts.listen = event.listen || file;
+        facts.target = event.target || 'unknown target';
+      }
+      facts.frozenAt = Math.max(facts.frozenAt ?? 0, event.t);
+      ui.app.record(event, tracker.apply(event));
+      events++;
+    }
+    if (!quit) ui.app.say(`end of recording: ${events} events; timers frozen at its last event`);
+    await quitting;
+  } catch (err) {
+    ui.close();
+    return reportFileError(err);
+  }
+  ui.close();
+  return code;
 }

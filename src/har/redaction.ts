@@ -58,9 +58,11 @@ export function redactRawHeaders(headers: ReadonlyArray<readonly [string, string
 
 /**
  * Replaces secret query values and a userinfo password; every other byte is
- * kept as written so the vendor sees the exact request target.
+ * kept as written so the vendor sees the exact request target. `marker`
+ * defaults to the percent-encoded mark (a HAR needs a valid URI); a terminal
+ * shows the plain one.
  */
-export function redactUrl(url: string): string {
+export function redactUrl(url: string, marker: string = REDACTED_IN_URL): string {
   const hash = url.indexOf('#');
   const beforeHash = hash === -1 ? url : url.slice(0, hash);
   const fragment = hash === -1 ? '' : url.slice(hash);
@@ -68,19 +70,19 @@ export function redactUrl(url: string): string {
   // "wss://user:pass@host" carries a password too; the user name is kept for debugging.
   const base = (q === -1 ? beforeHash : beforeHash.slice(0, q)).replace(
     /^([A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#@:]*:)[^/?#@]+@/,
-    (_m, keep: string) => `${keep}${REDACTED_IN_URL}@`,
+    (_m, keep: string) => `${keep}${marker}@`,
   );
   if (q === -1) return base + fragment;
-  const query = beforeHash.slice(q + 1).split('&').map(redactQueryPair).join('&');
+  const query = beforeHash.slice(q + 1).split('&').map((pair) => redactQueryPair(pair, marker)).join('&');
   return `${base}?${query}${fragment}`;
 }
 
-function redactQueryPair(pair: string): string {
+function redactQueryPair(pair: string, marker: string): string {
   const eq = pair.indexOf('=');
   // No value ("?token") or an empty one ("?token=") hides nothing.
   if (eq <= 0 || eq === pair.length - 1) return pair;
   const name = pair.slice(0, eq);
-  return isSecretParamName(decodeName(name)) ? `${name}=${REDACTED_IN_URL}` : pair;
+  return isSecretParamName(decodeName(name)) ? `${name}=${marker}` : pair;
 }
 
 function decodeName(name: string): string {

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { EventSink } from '../capture/events.js';
+import type { LiveActivity } from '../capture/live-activity.js';
 import type { SessionClock } from '../capture/session-clock.js';
 import { ConnectionContext } from './connection-context.js';
 import type { DuplexRelay } from './duplex-relay.js';
@@ -37,6 +38,7 @@ export class ProxyListener {
   readonly #server: net.Server;
   readonly #forwarder: HttpForwarder | null;
   readonly #connections = new Map<net.Socket, ConnectionEntry>();
+  readonly #byId = new Map<number, ConnectionEntry>();
   #nextId = 1;
 
   constructor(options: ProxyListenerOptions) {
@@ -77,6 +79,17 @@ export class ProxyListener {
     return this.#connections.size;
   }
 
+  /** For displays: read on their own timer, never from a socket handler. */
+  activity(conn: number): LiveActivity | null {
+    const entry = this.#byId.get(conn);
+    return entry ? { lastByteAt: entry.ctx.lastByteAt, bytes: entry.ctx.bytes } : null;
+  }
+
+  #forget(entry: ConnectionEntry): void {
+    this.#connections.delete(entry.socket);
+    this.#byId.delete(entry.ctx.id);
+  }
+
   /** Stops accepting new connections; live ones carry on. */
   stopAccepting(): Promise<void> {
     return new Promise((resolve) => this.#server.close(() => resolve()));
@@ -113,6 +126,7 @@ export class ProxyListener {
     const ctx = new ConnectionContext(this.#nextId++, this.#options.clock, this.#options.sink);
     const entry: ConnectionEntry = { ctx, socket, relay: null, exchanges: 0 };
     this.#connections.set(socket, entry);
+    this.#byId.set(ctx.id, entry);
     ctx.record({
       kind: 'conn.open',
       t: ctx.openedAt,
@@ -127,7 +141,7 @@ export class ProxyListener {
         ctx.bytes.fromClient = socket.bytesRead;
         ctx.bytes.fromUpstream = socket.bytesWritten;
         ctx.recordClose();
-        this.#connections.delete(socket);
+        this.#forget(entry);
       }
     });
     return entry;
@@ -136,7 +150,7 @@ export class ProxyListener {
   #registrar(entry: ConnectionEntry): (relay: DuplexRelay | null) => void {
     return (relay) => {
       entry.relay = relay;
-      if (!relay) this.#connections.delete(entry.socket);
+      if (!relay) this.#forget(entry);
     };
   }
 

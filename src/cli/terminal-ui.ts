@@ -1,0 +1,165 @@
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { ConnectionTracker } from '../analysis/connection-tracker.js';
+import { FrameHistory } from '../analysis/frame-history.js';
+import { parseTimeoutSpec, TimeoutSpecError, type HopTimeout } from '../analysis/hop-timeout.js';
+import type { LiveActivity } from '../capture/live-activity.js';
+import { exportCapture } from '../har/export-capture.js';
+import type { PayloadMode } from '../har/har-types.js';
+import type { LogTail, ScreenLogger } from '../log.js';
+import { colorWanted, Paint } from '../tui/paint.js';
+import type { SessionFacts } from '../tui/screen-frame.js';
+import { openTerminalScreen } from '../tui/terminal-screen.js';
+import { TuiApp } from '../tui/tui-app.js';
+import type { ProxySession } from './proxy-session.js';
+import { UsageError } from './usage-error.js';
+import { VERSION } from './version.js';
+
+/** The UI needs a keyboard and a screen: both ends must be terminals. */
+export function terminalAvailable(): boolean {
+  return process.stdout.isTTY === true && process.stdin.isTTY === true;
+}
+
+/** Repeated `--timeout NAME=SECONDS[:MEASURE]` flags. */
+export function parseTimeoutFlags(values: unknown): HopTimeout[] {
+  const specs = Array.isArray(values) ? values : values === undefined ? [] : [values];
+  return specs.map((spec) => {
+    try {
+      return parseTimeoutSpec(String(spec));
+    } catch (err) {
+      if (err instanceof TimeoutSpecError) throw new UsageError(err.message);
+      throw err;
+    }
+  });
+}
+
+function stamp(d: Date): string {
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** Where the UI's log goes unless --log-file says otherwise. */
+export function defaultLogFile(now = new Date()): string {
+  return path.join(os.tmpdir(), 'wstap', `wstap-${stamp(now)}-${process.pid}.log`);
+}
+
+export interface HarExportSettings {
+  capturePath: string | null;
+  redact: boolean;
+  payloads: PayloadMode;
+  logger: Logger;
+  /** Makes everything recorded so far readable in the capture file. */
+  flush?: () => void;
+  /** Why there is nothing to export from, when capturePath is null. */
+  unavailable?: string;
+}
+
+/** The `e` key: the capture so far as a HAR in the working directory, named by the time. */
+export async function exportFromUi(settings: HarExportSettings): Promise<string> {
+  if (!settings.capturePath) return settings.unavailable ?? 'nothing to export: no capture file';
+  settings.flush?.();
+  const harPath = path.resolve(`wstap-${stamp(new Date())}.har`);
+  const stats = await exportCapture({
+    capturePath: settings.capturePath,
+    harPath,
+    overwrite: false,
+    redact: settings.redact,
+    payloads: settings.payloads,
+    creatorVersion: VERSION,
+    // A live capture's last line may be half-written while we read: skip it quietly.
+    onWarning: (w) => settings.logger.debug(`export: capture line ${w.line}: ${w.message}`),
+  });
+  const message = `wrote ${harPath}: ${stats.entries} entries, ${stats.messages} messages${settings.redact ? ', secrets redacted' : ', NOT redacted'}`;
+  settings.logger.info({ har: harPath, entries: stats.entries }, message);
+  return message;
+}
+
+export interface UiStart {
+  tracker: ConnectionTracker;
+  facts: SessionFacts;
+  redact: boolean;
+  now: () => number;
+  activity?: (conn: number) => LiveActivity | null;
+  logTail: LogTail | null;
+  logger: Logger;
+  onQuit: () => void;
+  onExport: () => Promise<string>;
+}
+
+export interface RunningUi {
+  app: TuiApp;
+  /** Restores the terminal; later warnings go back to stderr. */
+  close(): void;
+}
+
+/**
+ * Opens the terminal UI. While it is up nothing else may write to the
+ * terminal: process warnings are sent to the log instead.
+ */
+export function startTerminalUi(start: UiStart): RunningUi {
+  const warningListeners = process.listeners('warning');
+  process.removeAllListeners('warning');
+  const onWarning = (w: Error): void => start.logger.warn(`process warning: ${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  const screen = openTerminalScreen({ onWarning: (m) => start.logger.debug(m) });
+  const app = new TuiApp({
+    screen,
+    tracker: start.tracker,
+    history: new FrameHistory(),
+    facts: start.facts,
+    paint: new Paint(colorWanted(process.env)),
+    redact: start.redact,
+    now: start.now,
+    ...(start.activity ? { activity: start.activity } : {}),
+    logTail: start.logTail,
+    onQuit: start.onQuit,
+    onExport: start.onExport,
+  });
+  let closed = false;
+  return {
+    app,
+    close() {
+      if (closed) return;
+      closed = true;
+      app.stop();
+      process.removeListener('warning', onWarning);
+      for (const l of warningListeners) process.on('warning', l as (w: Error) => void);
+    },
+  };
+}
+
+export interface LiveUiOptions {
+  /** How the header names the target. */
+  target: string;
+  timeouts: readonly HopTimeout[];
+  redact: boolean;
+  payloads: PayloadMode;
+  screenLog: ScreenLogger;
+  onQuit: () => void;
+}
+
+/** The UI over a running proxy session: its events, its exact live byte times, export from its capture. */
+export function startLiveUi(session: ProxySession, options: LiveUiOptions): RunningUi {
+  const logger = options.screenLog.logger;
+  const ui = startTerminalUi({
+    tracker: session.tracker,
+    facts: { listen: session.address, target: options.target, profile: null, timeouts: options.timeouts, frozenAt: null, logFile: options.screenLog.file },
+    redact: options.redact,
+    now: () => session.clock.now(),
+    activity: (conn) => session.activity(conn),
+    logTail: options.screenLog.tail,
+    logger,
+    onQuit: options.onQuit,
+    onExport: () =>
+      exportFromUi({
+        capturePath: session.capturePath,
+        redact: options.redact,
+        payloads: options.payloads,
+        logger,
+        flush: () => session.flushSync(),
+      }),
+  });
+  session.onEvent((event, summary) => ui.app.record(event, summary));
+  return ui;
+}

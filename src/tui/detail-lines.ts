@@ -1,0 +1,185 @@
+import type { ConnectionSummary } from '../analysis/connection-tracker.js';
+import { describeEvidence } from '../analysis/close-attribution.js';
+import { closeNarration } from '../analysis/event-narrator.js';
+import type { FrameRecord } from '../analysis/frame-history.js';
+import { printable } from '../analysis/printable.js';
+import type { RawHeaders, Side } from '../capture/events.js';
+import { REDACTED, redactRawHeaders, redactUrl } from '../har/redaction.js';
+import type { ConnectionRow } from './connection-rows.js';
+import { noteCell } from './connection-table.js';
+import type { Tone } from './paint.js';
+import { payloadPreview } from './payload-preview.js';
+import { compactBytes, compactDuration, compactLatency } from './terminal-text.js';
+
+/** One line of a scrolling text view: printable text and one tone. */
+export interface StyledLine {
+  text: string;
+  tone: Tone;
+}
+
+export interface DetailInput {
+  summary: ConnectionSummary;
+  row: ConnectionRow;
+  frames: readonly FrameRecord[];
+  /** Frames of this connection no longer held in memory. */
+  droppedFrames: number;
+  redact: boolean;
+  /** Columns available, so previews use the width they have. */
+  width: number;
+}
+
+const OPCODE_NAMES: Record<number, string> = { 0: 'cont', 1: 'text', 2: 'binary', 8: 'close', 9: 'ping', 10: 'pong' };
+const ARROW: Record<Side, string> = { client: '→', upstream: '←' };
+
+function line(text: string, tone: Tone = 'plain'): StyledLine {
+  return { text, tone };
+}
+
+/** "+12.345s" since the connection opened (or since the previous frame). */
+export function relativeTime(ms: number): string {
+  return ms < 1_000_000 ? `+${(ms / 1000).toFixed(3)}s` : `+${compactDuration(ms)}`;
+}
+
+function headerLines(headers: RawHeaders, redact: boolean): StyledLine[] {
+  const shown = redact ? redactRawHeaders(headers) : headers;
+  return shown.map(([name, value]) => line(`  ${printable(name, 100)}: ${printable(value, 400)}`));
+}
+
+function handshake(s: ConnectionSummary, redact: boolean): StyledLine[] {
+  const out: StyledLine[] = [];
+  const req = s.handshakeRequest;
+  if (req) {
+    const url = redact ? redactUrl(req.url, REDACTED) : req.url;
+    out.push(line(`Handshake request as it reached wstap (${req.headLength} bytes)`, 'heading'));
+    out.push(line(`  ${printable(req.method)} ${printable(url, 400)} HTTP/${printable(req.httpVersion)}`));
+    out.push(...headerLines(req.rawHeaders, redact));
+  }
+  const res = s.handshakeResponse;
+  if (res) {
+    out.push(line(`Handshake response from the upstream (after ${compactLatency(res.waitMs)})`, 'heading'));
+    out.push(line(`  HTTP/${printable(res.httpVersion)} ${res.statusCode} ${printable(res.reason)}`, res.upgraded ? 'plain' : 'bad'));
+    out.push(...headerLines(res.rawHeaders, redact));
+  } else if (req) {
+    out.push(line(s.state === 'closed' ? 'The upstream closed before answering the handshake' : 'Waiting for the upstream to answer', s.state === 'closed' ? 'bad' : 'dim'));
+  }
+  if (s.upstreamError) {
+    const e = s.upstreamError;
+    const answered = e.answeredStatus !== null ? `; wstap answered ${e.answeredStatus}` : '';
+    out.push(line(`Upstream failed (${e.stage}): ${printable(e.code)}: ${printable(e.message)}${answered}`, 'bad'));
+  }
+  return out;
+}
+
+function plainHttp(s: ConnectionSummary, redact: boolean): StyledLine[] {
+  if (s.httpExchanges === 0) return [];
+  const current = s.currentRequest;
+  const url = current ? (redact ? redactUrl(current.url, REDACTED) : current.url) : '';
+  return [
+    line('Plain HTTP', 'heading'),
+    line(`  ${s.httpExchanges} exchange(s) on this connection; last status ${s.lastStatus ?? 'none yet'}`),
+    ...(current ? [line(`  latest: ${printable(current.method)} ${printable(url, 400)}`)] : []),
+  ];
+}
+
+function pings(s: ConnectionSummary): StyledLine[] {
+  const pairing = s.pingPairing;
+  if (s.pings.length === 0 && pairing.unanswered === 0 && pairing.unsolicitedPongs === 0 && pairing.pending === 0) return [];
+  const out = [
+    line(
+      `Ping / pong (last ${s.pings.length} answered; unanswered ${pairing.unanswered}, waiting ${pairing.pending}, unsolicited pongs ${pairing.unsolicitedPongs})`,
+      'heading',
+    ),
+  ];
+  for (const p of s.pings) {
+    const answerer = p.from === 'client' ? 'upstream' : 'client';
+    out.push(line(`  ${relativeTime(p.pingAt - s.open.t)}  ${p.from} ping → ${answerer} pong  rtt ${compactLatency(p.rttMs)}`));
+  }
+  return out;
+}
+
+function closeEvidence(s: ConnectionSummary): StyledLine[] {
+  if (s.evidence.length === 0) return s.state === 'closed' ? [line('Close: no close evidence was seen', 'heading')] : [];
+  const out = [line('Close evidence, in the order it was recorded', 'heading')];
+  for (const e of s.evidence) {
+    const idle = e.idle ? `  (silent: c→u ${compactDuration(e.idle.client)}, u→c ${compactDuration(e.idle.upstream)})` : '';
+    out.push(line(`  ${relativeTime(e.t - s.open.t)}  ${printable(describeEvidence(e), 300)}${idle}`));
+  }
+  if (s.state === 'closed') out.push(line(`  verdict: ${closeNarration(s).msg.replace(/^#\d+ /, '')}`, 'accent'));
+  return out;
+}
+
+function framePreview(f: FrameRecord, textMessage: boolean, width: number): string {
+  if (f.opcode === 8) {
+    if (f.closeCode === undefined) return f.length === 0 ? '(no code)' : '';
+    return `${f.closeCode}${f.closeReason ? ` "${printable(f.closeReason, width)}"` : ''}`;
+  }
+  if (f.message) {
+    const size = f.message.size === null ? 'could not inflate' : `inflated ${compactBytes(f.message.size)}`;
+    return `(${size}) ${payloadPreview(f.message.preview, textMessage ? 'text' : 'binary', width, f.message.previewTruncated)}`;
+  }
+  if (f.rsv1) return '(compressed)';
+  const kind = textMessage || f.opcode === 9 || f.opcode === 10 ? 'text' : 'binary';
+  return payloadPreview(f.preview, kind, width, f.previewTruncated);
+}
+
+function timeline(input: DetailInput): StyledLine[] {
+  const { summary: s, frames, droppedFrames } = input;
+  if (frames.length === 0 && droppedFrames === 0) return s.handshakeResponse?.upgraded ? [line('Frames: none yet', 'heading')] : [];
+  const seen = frames.length + droppedFrames;
+  const out = [
+    line(
+      droppedFrames > 0
+        ? `Frames: the last ${frames.length} of ${seen} (the capture file has every one)`
+        : `Frames (${frames.length})`,
+      'heading',
+    ),
+    line('  since open   gap        dir opcode  flags       size  preview', 'dim'),
+  ];
+  // Continuation frames carry no type: it is the message's first frame's, per direction.
+  const textMessage: Record<Side, boolean> = { client: false, upstream: false };
+  let previous: number | null = null;
+  const previewWidth = Math.max(16, input.width - 58);
+  for (const f of frames) {
+    if (f.opcode === 1) textMessage[f.side] = true;
+    else if (f.opcode === 2) textMessage[f.side] = false;
+    const gap = previous === null ? '' : relativeTime(f.t - previous);
+    previous = f.t;
+    const flags = `${f.fin ? 'fin' : '   '} ${f.rsv1 ? 'rsv1' : '    '}`;
+    const op = OPCODE_NAMES[f.opcode] ?? `op${f.opcode}`;
+    const isText = f.opcode === 1 || (f.opcode === 0 && textMessage[f.side]);
+    out.push(
+      line(
+        `  ${relativeTime(f.t - s.open.t).padEnd(12)} ${gap.padEnd(10)} ${ARROW[f.side]}   ${op.padEnd(7)} ${flags} ${String(f.length).padStart(8)}  ${framePreview(f, isText, previewWidth)}`,
+        f.opcode === 8 ? 'accent' : f.opcode >= 9 ? 'dim' : 'plain',
+      ),
+    );
+  }
+  return out;
+}
+
+/** The detail view of one connection: what arrived, what the app answered, pings, close evidence, frames. */
+export function detailLines(input: DetailInput): StyledLine[] {
+  const { summary: s, row } = input;
+  const client = s.forwardedFor ? `${s.forwardedFor} (peer ${s.open.remoteAddress}:${s.open.remotePort})` : `${s.open.remoteAddress}:${s.open.remotePort}`;
+  const d = s.directions;
+  const note = noteCell(row).text;
+  const out: StyledLine[] = [
+    line(`#${s.conn} ${row.kind}  ${printable(row.path, 400)}  from ${printable(client)}`, 'heading'),
+    line(
+      `state ${row.state} · age ${compactDuration(row.ageMs)} · idle c→u ${compactDuration(row.idle.client)}, u→c ${compactDuration(row.idle.upstream)}${note ? ` · ${note}` : ''}`,
+    ),
+  ];
+  if (row.kind === 'ws') {
+    out.push(
+      line(
+        `c→u ${d.client.frames} frames, ${d.client.messages} messages, ${compactBytes(d.client.payloadBytes)} payload · u→c ${d.upstream.frames} frames, ${d.upstream.messages} messages, ${compactBytes(d.upstream.payloadBytes)} payload${s.protocolErrors > 0 ? ` · ${s.protocolErrors} protocol error(s)` : ''}`,
+      ),
+    );
+  }
+  if (s.bytes) out.push(line(`bytes on the wire: from client ${s.bytes.fromClient}, from upstream ${s.bytes.fromUpstream}`));
+  for (const section of [handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)]) {
+    if (section.length === 0) continue;
+    out.push(line(''), ...section);
+  }
+  return out;
+}

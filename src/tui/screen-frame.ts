@@ -1,0 +1,115 @@
+import type { HopTimeout } from '../analysis/hop-timeout.js';
+import { printable } from '../analysis/printable.js';
+import type { ConnectionRow } from './connection-rows.js';
+import { layoutTable, tableHeading, tableLine } from './connection-table.js';
+import type { StyledLine } from './detail-lines.js';
+import type { Paint, Tone } from './paint.js';
+import { compactDuration, escapeTags, fitCell } from './terminal-text.js';
+import type { UiState } from './ui-state.js';
+
+export interface ScreenRegions {
+  /** Lines for table rows (below the column heading) or for the detail view. */
+  bodyHeight: number;
+  logHeight: number;
+}
+
+/** Fixed lines: title, status, column heading, two footer lines; the log pane shrinks away on short terminals. */
+export function screenRegions(height: number): ScreenRegions {
+  const logHeight = height >= 20 ? 3 : height >= 14 ? 2 : 0;
+  const fixed = 3 + 2 + (logHeight > 0 ? logHeight + 1 : 0);
+  return { bodyHeight: Math.max(1, height - fixed), logHeight };
+}
+
+export interface SessionFacts {
+  listen: string;
+  target: string;
+  profile: string | null;
+  timeouts: readonly HopTimeout[];
+  /** Replaying a recording: the time the timers are frozen at. */
+  frozenAt: number | null;
+  logFile: string | null;
+}
+
+export interface Counts {
+  open: number;
+  closed: number;
+  failed: number;
+  /** null when replaying a recording. */
+  framesPerSecond: number | null;
+}
+
+export interface FrameInput {
+  width: number;
+  height: number;
+  paint: Paint;
+  facts: SessionFacts;
+  counts: Counts;
+  state: UiState;
+  rows: readonly ConnectionRow[];
+  /** Lines of the detail view when it is open. */
+  detail: readonly StyledLine[] | null;
+  log: readonly string[];
+  /** A transient line (export done, nothing to clear...). */
+  message: string | null;
+}
+
+function styled(text: string, width: number, paint: Paint, tone: Tone = 'plain'): string {
+  return paint.tone(escapeTags(fitCell(printable(text, width + 1), width)), tone);
+}
+
+function title(input: FrameInput): string {
+  const { facts, counts, state } = input;
+  const mode = facts.frozenAt !== null ? `  [recording, frozen at ${new Date(facts.frozenAt).toISOString().slice(11, 19)}]` : '';
+  const paused = state.paused ? '  [PAUSED: capture continues]' : '';
+  // Counts first: on a narrow terminal the addresses are what gets cut.
+  return `wstap  open ${counts.open}  closed ${counts.closed}  failed ${counts.failed}${counts.framesPerSecond === null ? '' : `  ${counts.framesPerSecond} frames/s`}${paused}${mode}  ${facts.listen} → ${facts.target}`;
+}
+
+function statusLine(input: FrameInput): string {
+  const { facts, state } = input;
+  const timeouts =
+    facts.timeouts.length === 0
+      ? 'none (--timeout NAME=SECONDS or a profile adds countdowns)'
+      : facts.timeouts.map((t) => `${t.hop}${t.setting ? `.${t.setting}` : ''} ${compactDuration(t.seconds * 1000)}`).join(', ');
+  const filter = state.filter ? `  filter "${state.filter}"` : '';
+  return `profile ${facts.profile ?? 'none'} · timeouts ${timeouts} · sort ${state.sort} · http ${state.showHttp ? 'shown' : 'hidden'}${filter}`;
+}
+
+function keyHelp(state: UiState): string {
+  if (state.mode === 'filter') return `filter: ${state.draft}▏  Enter apply  Esc cancel  (path, client address, state)`;
+  if (state.mode === 'detail') return '↑↓ PgUp PgDn scroll  Home End  Esc back  e export HAR  q quit';
+  return '↑↓ move  Enter open  / filter  s sort  h http  c clear  p pause  e HAR  q quit';
+}
+
+/** The whole screen as tagged lines, exactly `height` of them, each `width` columns. */
+export function composeScreen(input: FrameInput): string[] {
+  const { width, height, paint, state } = input;
+  const regions = screenRegions(height);
+  const out: string[] = [styled(title(input), width, paint, 'heading'), styled(statusLine(input), width, paint, 'dim')];
+  if (input.detail) {
+    const visible = input.detail.slice(state.detailTop, state.detailTop + regions.bodyHeight + 1);
+    for (const l of visible) out.push(styled(l.text, width, paint, l.tone));
+  } else {
+    const layout = layoutTable(width);
+    out.push(tableHeading(layout, paint));
+    // Only the visible rows are formatted.
+    for (const row of input.rows.slice(state.top, state.top + regions.bodyHeight)) {
+      out.push(tableLine(row, layout, paint, row.conn === state.selected));
+    }
+    if (input.rows.length === 0) {
+      out.push(styled(state.filter ? `no connection matches "${state.filter}"` : 'waiting for connections…', width, paint, 'dim'));
+    }
+  }
+  const bodyEnd = 3 + regions.bodyHeight;
+  while (out.length < bodyEnd) out.push(' '.repeat(width));
+  out.length = bodyEnd;
+  if (regions.logHeight > 0) {
+    out.push(styled(`── log ${'─'.repeat(Math.max(0, width - 7))}`, width, paint, 'dim'));
+    const lines = input.log.slice(-regions.logHeight);
+    for (let i = 0; i < regions.logHeight; i++) out.push(styled(lines[i] ?? '', width, paint));
+  }
+  out.push(styled(keyHelp(state), width, paint, state.mode === 'filter' ? 'accent' : 'plain'));
+  const where = input.facts.logFile ? `log file ${input.facts.logFile}` : '';
+  out.push(styled(input.message ? `${input.message}${where ? `  ·  ${where}` : ''}` : where, width, paint, input.message ? 'accent' : 'dim'));
+  return out.slice(0, height);
+}
