@@ -79,3 +79,17 @@ export function describeEvidence(e: CloseEvidence): string {
       return `${e.side} ${e.kind}`;
   }
 }
+
+/** Why a handshake got no answer, from who closed first (the client may give up before a slow app answers). */
+export function noAnswerReason(closedBy: CloseActor | null): string {
+  switch (closedBy) {
+    case 'upstream':
+      return 'the upstream closed before answering the handshake';
+    case 'client':
+      return 'the client closed before the upstream answered the handshake';
+    case 'proxy':
+      return 'wstap stopped before the upstream answered the handshake';
+    default:
+      return 'the handshake got no answer';
+  }
+}

@@ -1,6 +1,6 @@
 import type { CaptureEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
-import { describeEvidence } from './close-attribution.js';
+import { describeEvidence, noAnswerReason } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
 import { printable } from './printable.js';
 
@@ -132,7 +132,7 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const idle = attribution.idleBeforeCloseMs;
   const idleText = idle ? `; silent before: client->upstream ${seconds(idle.client)}, upstream->client ${seconds(idle.upstream)}` : '';
   const chain = s.evidence.map((e) => `${describeEvidence(e)} +${(e.t - first.t).toFixed(1)} ms`).join(', ');
-  const neverAnswered = s.handshakeRequest && !s.handshakeResponse && !s.upstreamError ? '; the upstream closed before answering the handshake' : '';
+  const neverAnswered = s.handshakeRequest && !s.handshakeResponse && !s.upstreamError ? `; ${noAnswerReason(attribution.closedBy)}` : '';
   const frames = s.directions.client.frames + s.directions.upstream.frames;
   const frameText = frames > 0 ? `; frames client ${s.directions.client.frames}, upstream ${s.directions.upstream.frames}` : '';
   const ping = s.pings.at(-1);

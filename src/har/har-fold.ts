@@ -1,4 +1,4 @@
-import { attributeClose, closeEvidenceOf, type CloseEvidence } from '../analysis/close-attribution.js';
+import { attributeClose, closeEvidenceOf, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
 import { PingPairing } from '../analysis/ping-pairing.js';
 import type {
   CaptureEvent,
@@ -247,7 +247,7 @@ export class HarFold {
               httpVersion: '1.1',
               rawHeaders: [],
               bodySize: 0,
-              error: error ? `${error.code}: ${error.message}` : 'the upstream closed the connection before answering the handshake',
+              error: error ? `${error.code}: ${error.message}` : noAnswerReason(attribution.closedBy),
             },
             redact,
           ),

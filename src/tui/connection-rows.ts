@@ -48,7 +48,7 @@ export interface ConnectionRow {
   /** The handshake or the upstream connection failed. */
   failed: boolean;
   ageMs: number;
-  /** Silence of each direction now (live) or at the close (closed). */
+  /** Silence of each direction now (live), or just before the first close evidence (closed). */
   idle: Idle;
   idleLevel: Record<Side, CountdownLevel>;
   countdown: Countdown | null;
@@ -83,12 +83,15 @@ function rowOf(s: ConnectionSummary, q: RowQuery): ConnectionRow {
   const live = s.state === 'closed' ? null : (q.activity?.(s.conn) ?? null);
   const end = s.closedAt ?? q.now;
   const last = (side: Side): number => Math.max(s.lastActivityAt[side], live?.lastByteAt[side] ?? -Infinity);
-  const idle: Idle = { client: Math.max(0, end - last('client')), upstream: Math.max(0, end - last('upstream')) };
   const ageMs = Math.max(0, end - s.open.t);
   const closedRow = s.state === 'closed';
   const bytes = live?.bytes ?? s.bytes;
   const attribution = closedRow ? attributionOf(s) : null;
   const firstIdle = attribution?.idleBeforeCloseMs;
+  // A closed row keeps the silence that preceded its first close evidence (the close frames themselves are traffic).
+  const idle: Idle = firstIdle
+    ? { client: firstIdle.client, upstream: firstIdle.upstream }
+    : { client: Math.max(0, end - last('client')), upstream: Math.max(0, end - last('upstream')) };
   return {
     conn: s.conn,
     kind: rowKind(s),

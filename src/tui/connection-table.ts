@@ -97,7 +97,27 @@ export function layoutTable(width: number): TableLayout {
     shown = shown.filter((c) => c.priority !== worst);
   }
   const rest = Math.max(PATH_MIN, width - need(shown) + PATH_MIN);
-  return { columns: shown.map((c) => ({ ...c, fitted: c.id === 'path' ? rest : c.width })), width };
+  const columns = shown.map((c) => ({ ...c, fitted: c.id === 'path' ? rest : c.width }));
+  // Narrower than the essential columns: the path gives way first, then
+  // columns are cut from the right, so a line is never wider than the screen.
+  let over = need(shown) - width;
+  const path = columns.find((c) => c.id === 'path');
+  if (path && over > 0) {
+    const cut = Math.min(over, path.fitted - 4);
+    path.fitted -= cut;
+    over -= cut;
+  }
+  while (over > 0 && columns.length > 1) {
+    const last = columns[columns.length - 1] as Column & { fitted: number };
+    const cut = Math.min(over, last.fitted);
+    last.fitted -= cut;
+    over -= cut;
+    if (last.fitted === 0) {
+      columns.pop();
+      over--; // its separator
+    }
+  }
+  return { columns, width };
 }
 
 export function tableHeading(layout: TableLayout, paint: Paint): string {

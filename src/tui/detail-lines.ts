@@ -1,5 +1,5 @@
-import type { ConnectionSummary } from '../analysis/connection-tracker.js';
-import { describeEvidence } from '../analysis/close-attribution.js';
+import { attributionOf, type ConnectionSummary } from '../analysis/connection-tracker.js';
+import { describeEvidence, noAnswerReason } from '../analysis/close-attribution.js';
 import { closeNarration } from '../analysis/event-narrator.js';
 import type { FrameRecord } from '../analysis/frame-history.js';
 import { printable } from '../analysis/printable.js';
@@ -60,7 +60,9 @@ function handshake(s: ConnectionSummary, redact: boolean): StyledLine[] {
     out.push(line(`  HTTP/${printable(res.httpVersion)} ${res.statusCode} ${printable(res.reason)}`, res.upgraded ? 'plain' : 'bad'));
     out.push(...headerLines(res.rawHeaders, redact));
   } else if (req) {
-    out.push(line(s.state === 'closed' ? 'The upstream closed before answering the handshake' : 'Waiting for the upstream to answer', s.state === 'closed' ? 'bad' : 'dim'));
+    const closed = s.state === 'closed';
+    const why = noAnswerReason(attributionOf(s).closedBy);
+    out.push(line(closed ? why.charAt(0).toUpperCase() + why.slice(1) : 'Waiting for the upstream to answer', closed ? 'bad' : 'dim'));
   }
   if (s.upstreamError) {
     const e = s.upstreamError;
@@ -108,16 +110,17 @@ function closeEvidence(s: ConnectionSummary): StyledLine[] {
   return out;
 }
 
-function framePreview(f: FrameRecord, textMessage: boolean, width: number): string {
+function framePreview(f: FrameRecord, textMessage: boolean, compressed: boolean, width: number): string {
   if (f.opcode === 8) {
     if (f.closeCode === undefined) return f.length === 0 ? '(no code)' : '';
     return `${f.closeCode}${f.closeReason ? ` "${printable(f.closeReason, width)}"` : ''}`;
   }
   if (f.message) {
-    const size = f.message.size === null ? 'could not inflate' : `inflated ${compactBytes(f.message.size)}`;
-    return `(${size}) ${payloadPreview(f.message.preview, textMessage ? 'text' : 'binary', width, f.message.previewTruncated)}`;
+    if (f.message.size === null) return '(could not inflate)';
+    return `(inflated ${compactBytes(f.message.size)}) ${payloadPreview(f.message.preview, textMessage ? 'text' : 'binary', width, f.message.previewTruncated)}`;
   }
-  if (f.rsv1) return '(compressed)';
+  // RSV1 marks only a compressed message's first frame (RFC 7692); its continuations are deflate bytes too.
+  if (f.rsv1 || compressed) return '(compressed)';
   const kind = textMessage || f.opcode === 9 || f.opcode === 10 ? 'text' : 'binary';
   return payloadPreview(f.preview, kind, width, f.previewTruncated);
 }
@@ -137,11 +140,14 @@ function timeline(input: DetailInput): StyledLine[] {
   ];
   // Continuation frames carry no type: it is the message's first frame's, per direction.
   const textMessage: Record<Side, boolean> = { client: false, upstream: false };
+  const compressedMessage: Record<Side, boolean> = { client: false, upstream: false };
   let previous: number | null = null;
   const previewWidth = Math.max(16, input.width - 58);
   for (const f of frames) {
-    if (f.opcode === 1) textMessage[f.side] = true;
-    else if (f.opcode === 2) textMessage[f.side] = false;
+    if (f.opcode === 1 || f.opcode === 2) {
+      textMessage[f.side] = f.opcode === 1;
+      compressedMessage[f.side] = f.rsv1;
+    }
     const gap = previous === null ? '' : relativeTime(f.t - previous);
     previous = f.t;
     const flags = `${f.fin ? 'fin' : '   '} ${f.rsv1 ? 'rsv1' : '    '}`;
@@ -149,7 +155,7 @@ function timeline(input: DetailInput): StyledLine[] {
     const isText = f.opcode === 1 || (f.opcode === 0 && textMessage[f.side]);
     out.push(
       line(
-        `  ${relativeTime(f.t - s.open.t).padEnd(12)} ${gap.padEnd(10)} ${ARROW[f.side]}   ${op.padEnd(7)} ${flags} ${String(f.length).padStart(8)}  ${framePreview(f, isText, previewWidth)}`,
+        `  ${relativeTime(f.t - s.open.t).padEnd(12)} ${gap.padEnd(10)} ${ARROW[f.side]}   ${op.padEnd(7)} ${flags} ${String(f.length).padStart(8)}  ${framePreview(f, isText, f.opcode === 0 && compressedMessage[f.side], previewWidth)}`,
         f.opcode === 8 ? 'accent' : f.opcode >= 9 ? 'dim' : 'plain',
       ),
     );

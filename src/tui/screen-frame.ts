@@ -1,10 +1,10 @@
-import type { HopTimeout } from '../analysis/hop-timeout.js';
+import { formatDuration, type HopTimeout } from '../analysis/hop-timeout.js';
 import { printable } from '../analysis/printable.js';
 import type { ConnectionRow } from './connection-rows.js';
 import { layoutTable, tableHeading, tableLine } from './connection-table.js';
 import type { StyledLine } from './detail-lines.js';
 import type { Paint, Tone } from './paint.js';
-import { compactDuration, escapeTags, fitCell } from './terminal-text.js';
+import { escapeTags, fitCell } from './terminal-text.js';
 import type { UiState } from './ui-state.js';
 
 export interface ScreenRegions {
@@ -70,7 +70,7 @@ function statusLine(input: FrameInput): string {
   const timeouts =
     facts.timeouts.length === 0
       ? 'none (--timeout NAME=SECONDS or a profile adds countdowns)'
-      : facts.timeouts.map((t) => `${t.hop}${t.setting ? `.${t.setting}` : ''} ${compactDuration(t.seconds * 1000)}`).join(', ');
+      : facts.timeouts.map((t) => `${t.hop}${t.setting ? `.${t.setting}` : ''} ${formatDuration(t.seconds)}`).join(', ');
   const filter = state.filter ? `  filter "${state.filter}"` : '';
   return `profile ${facts.profile ?? 'none'} · timeouts ${timeouts} · sort ${state.sort} · http ${state.showHttp ? 'shown' : 'hidden'}${filter}`;
 }

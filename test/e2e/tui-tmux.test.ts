@@ -1,0 +1,249 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { WebSocket } from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../support/ports.js';
+import { requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
+import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
+import { closedEvent, connectClient, sleep } from '../support/ws-peers.js';
+import { BIN } from '../support/wstap-process.js';
+
+/** The real CLI in a real terminal: `wstap proxy` inside tmux, read back with capture-pane. */
+
+const WIDTH = 100;
+const HEIGHT = 30;
+const HEADER = 'wstap  open';
+const WS_PATH = '/tui-e2e/room-7';
+
+interface TableRow {
+  conn: number;
+  path: string;
+  state: string;
+  age: string;
+  idleUp: string;
+  idleDown: string;
+  note: string;
+  line: string;
+}
+
+/**
+ * At 100 columns the table shows '#', path, state, age, idle c→u, idle
+ * u→c and 'timeout / closed by'; the heading is checked so a layout change
+ * fails here with the screen rather than with a wrong parse.
+ */
+function findRow(lines: string[], wantedPath: string): TableRow | null {
+  const heading = lines.findIndex((l) => /#\s+path\s+state\s+age\s+idle c→u\s+idle u→c\s+timeout \/ closed by/.test(l));
+  if (heading < 0) return null;
+  for (const line of lines.slice(heading + 1)) {
+    const m = /^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*(.*)$/.exec(line);
+    if (!m || m[2] !== wantedPath) continue;
+    return { conn: Number(m[1]), path: m[2], state: m[3]!, age: m[4]!, idleUp: m[5]!, idleDown: m[6]!, note: m[7]!.trim(), line };
+  }
+  return null;
+}
+
+/** "0s", "59s", "1m05s", "2h03m" as seconds. */
+function seconds(compact: string): number {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(compact);
+  if (!m || compact === '') throw new Error(`not a compact duration: "${compact}"`);
+  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+}
+
+function readIfThere(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+describe('wstap proxy terminal UI, in tmux', () => {
+  let dir: string;
+  let tmux: TmuxServer | undefined;
+  let app: UpstreamApp | undefined;
+  let client: WebSocket | undefined;
+  let listenPort: number;
+  let logFile: string;
+  let statusFile: string;
+  let cliPidFile: string;
+  let sttyBefore: string;
+  let sttyAfter: string;
+
+  /** What the pane's script left behind, for failure messages. */
+  const context = (): string =>
+    [
+      `exit status file: ${readIfThere(statusFile)?.trim() ?? '(none yet)'}`,
+      `log file ${logFile}:`,
+      (readIfThere(logFile) ?? '(missing)').split('\n').slice(-15).join('\n'),
+    ].join('\n');
+
+  /** Reported by the test itself, so a missing tmux counts as a failure, not a skip. */
+  let noTmux: Error | null = null;
+
+  beforeAll(async () => {
+    try {
+      requireTmux();
+    } catch (err) {
+      noTmux = err as Error;
+      return;
+    }
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-tui-'));
+    logFile = path.join(dir, 'wstap.log');
+    statusFile = path.join(dir, 'status');
+    cliPidFile = path.join(dir, 'cli.pid');
+    sttyBefore = path.join(dir, 'stty.before');
+    sttyAfter = path.join(dir, 'stty.after');
+    app = await startUpstreamApp();
+    listenPort = await freePort();
+    const q = shellQuote;
+    const cli = [
+      process.execPath,
+      BIN,
+      'proxy',
+      '--target',
+      `http://127.0.0.1:${app.port}`,
+      '--listen',
+      `127.0.0.1:${listenPort}`,
+      '--log-file',
+      logFile,
+      '--timeout',
+      'nginx.proxy_read_timeout=60',
+    ]
+      .map(q)
+      .join(' ');
+    // The CLI runs in the foreground on the pane's terminal; its pid is noted
+    // for cleanup, its exit status and the terminal modes around it are kept,
+    // and a sleep keeps the pane (and the restored screen) alive afterwards.
+    const script = [
+      'export TERM=xterm-256color NCURSES_NO_UTF8_ACS=1',
+      `stty -g > ${q(sttyBefore)}`,
+      `sh -c 'echo $$ > "$0"; exec "$@"' ${q(cliPidFile)} ${cli}`,
+      'code=$?',
+      `stty -g > ${q(sttyAfter)}`,
+      `echo "$code" > ${q(statusFile + '.tmp')} && mv ${q(statusFile + '.tmp')} ${q(statusFile)}`,
+      'exec sleep 3600',
+      '',
+    ].join('\n');
+    tmux = new TmuxServer(dir);
+    tmux.start({ width: WIDTH, height: HEIGHT, script, scriptFile: path.join(dir, 'run.sh') });
+  });
+
+  afterAll(async () => {
+    client?.terminate();
+    const cliPid = Number(readIfThere(cliPidFile ?? '') ?? NaN);
+    await tmux?.kill(Number.isInteger(cliPid) && cliPid > 0 ? [cliPid] : []);
+    await app?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows the live connection, advances its idle timer, names upstream as the closer; q exits 0 and restores the terminal', async () => {
+    if (noTmux) throw noTmux;
+    const screen = tmux!;
+
+    // The UI is up: header, column heading, nothing connected yet, on the alternate screen.
+    await screen.waitForScreen(
+      'the UI header and "waiting for connections…"',
+      (lines) => lines[0]?.startsWith(`${HEADER} 0`) && lines.some((l) => l.startsWith('waiting for connections')),
+      { timeoutMs: 10_000, context },
+    );
+    expect(screen.display('#{alternate_on}'), 'the UI draws on the alternate screen').toBe('1');
+    const first = screen.capture();
+    expect(first[0]).toContain(`127.0.0.1:${listenPort} → http://127.0.0.1:${app!.port}`);
+    expect(first.join('\n'), 'the --timeout in the status line').toContain('timeouts nginx.proxy_read_timeout ');
+    expect(first.join('\n')).toContain(`log file ${logFile}`);
+
+    // Traffic both ways through wstap.
+    const upstreamSide = app!.nextConnection();
+    client = await connectClient(`ws://127.0.0.1:${listenPort}${WS_PATH}`);
+    const { ws: upstream, req } = await upstreamSide;
+    expect(req.url).toBe(WS_PATH);
+    const upstreamGot: string[] = [];
+    const bothArrived = new Promise<void>((resolve) =>
+      upstream.on('message', (data: Buffer) => {
+        upstreamGot.push(data.toString());
+        if (upstreamGot.length === 2) resolve();
+      }),
+    );
+    const reply = new Promise<string>((resolve) => client!.once('message', (data: Buffer) => resolve(data.toString())));
+    client.send('hello');
+    client.send('world');
+    await bothArrived;
+    upstream.send('ack');
+    expect(await reply).toBe('ack');
+    expect(upstreamGot).toEqual(['hello', 'world']);
+
+    // A row for the live connection.
+    const open = await screen.waitForScreen(
+      `an open row for ${WS_PATH}`,
+      (lines) => {
+        const row = findRow(lines, WS_PATH);
+        return row?.state === 'open' ? row : null;
+      },
+      { context },
+    );
+    expect(open.conn).toBe(1);
+    expect(open.note, 'the --timeout countdown').toMatch(/^nginx\b/);
+
+    // Its idle timers advance by themselves between two reads ~2.5 s apart.
+    await sleep(2500);
+    const later = await screen.waitForScreen(
+      `idle timers of ${WS_PATH} past ${open.idleUp} / ${open.idleDown}`,
+      (lines) => {
+        const row = findRow(lines, WS_PATH);
+        return row && seconds(row.idleUp) > seconds(open.idleUp) && seconds(row.idleDown) > seconds(open.idleDown) ? row : null;
+      },
+      { timeoutMs: 2500, context },
+    );
+    expect(later.state).toBe('open');
+    expect(seconds(later.idleUp) - seconds(open.idleUp)).toBeGreaterThanOrEqual(1);
+    expect(seconds(later.idleUp) - seconds(open.idleUp)).toBeLessThanOrEqual(10);
+    expect(seconds(later.idleDown)).toBeGreaterThan(seconds(open.idleDown));
+
+    // The upstream closes (1001): the row says closed, by upstream.
+    const clientClosed = closedEvent(client);
+    upstream.close(1001, 'going away');
+    expect((await clientClosed).code).toBe(1001);
+    const closed = await screen.waitForScreen(
+      `a closed row for ${WS_PATH}`,
+      (lines) => {
+        const row = findRow(lines, WS_PATH);
+        return row?.state === 'closed' ? row : null;
+      },
+      { context },
+    );
+    expect(closed.conn).toBe(1);
+    expect(closed.note, `closed-by column of: ${closed.line}`).toMatch(/^upstream close 1001\b/);
+    expect(screen.capture()[0]).toMatch(/^wstap {2}open 0 {2}closed 1 {2}failed 0\b/);
+    expect(fs.existsSync(logFile), `log file ${logFile}`).toBe(true);
+
+    // q quits: exit status 0, terminal restored.
+    screen.sendKeys('q');
+    const deadline = Date.now() + 10_000;
+    while (readIfThere(statusFile) === null) {
+      if (Date.now() > deadline) throw new Error(`wstap did not exit within 10 s of q. Screen:\n${screen.capture().join('\n')}\n${context()}`);
+      await sleep(100);
+    }
+    expect(readIfThere(statusFile)!.trim(), context()).toBe('0');
+    const restored = await screen.waitForScreen(
+      'the primary screen, without the UI',
+      (lines) => (screen.display('#{alternate_on}') === '0' && !lines.some((l) => l.startsWith(HEADER)) ? lines : null),
+      { timeoutMs: 3000, context },
+    );
+    expect(screen.display('#{alternate_on}')).toBe('0');
+    expect(restored.filter((l) => l.startsWith(HEADER))).toEqual([]);
+    expect(restored.join('\n')).toContain(`wstap: log written to ${logFile}`);
+    expect(screen.display('#{cursor_flag}'), 'cursor visible again').toBe('1');
+    expect(screen.display('#{keypad_cursor_flag}'), 'cursor keys back in normal mode').toBe('0');
+    expect(readIfThere(sttyAfter), 'terminal modes (stty -g) as before the UI').toBe(readIfThere(sttyBefore));
+
+    // The log file holds the session, ending with who closed.
+    const log = fs
+      .readFileSync(logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim())
+      .map((l) => JSON.parse(l) as { msg: string });
+    expect(log.some((l) => l.msg.startsWith(`listening on 127.0.0.1:${listenPort}`))).toBe(true);
+    expect(log.some((l) => /^#1 closed by upstream\b/.test(l.msg))).toBe(true);
+  });
+});
