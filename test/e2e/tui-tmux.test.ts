@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { harSchemaErrors } from '../support/har-schema.js';
 import { freePort } from '../support/ports.js';
 import { requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
@@ -117,6 +118,8 @@ describe('wstap proxy terminal UI, in tmux', () => {
     // and a sleep keeps the pane (and the restored screen) alive afterwards.
     const script = [
       'export TERM=xterm-256color NCURSES_NO_UTF8_ACS=1',
+      // The e key writes its HAR into the working directory.
+      `cd ${q(dir)}`,
       `stty -g > ${q(sttyBefore)}`,
       `sh -c 'echo $$ > "$0"; exec "$@"' ${q(cliPidFile)} ${cli}`,
       'code=$?',
@@ -137,7 +140,7 @@ describe('wstap proxy terminal UI, in tmux', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('shows the live connection, advances its idle timer, names upstream as the closer; q exits 0 and restores the terminal', async () => {
+  it('shows the live connection, advances its idle timer, names upstream as the closer; e writes a HAR; q exits 0 and restores the terminal', async () => {
     if (noTmux) throw noTmux;
     const screen = tmux!;
 
@@ -216,6 +219,22 @@ describe('wstap proxy terminal UI, in tmux', () => {
     expect(closed.note, `closed-by column of: ${closed.line}`).toMatch(/^upstream close 1001\b/);
     expect(screen.capture()[0]).toMatch(/^wstap {2}open 0 {2}closed 1 {2}failed 0\b/);
     expect(fs.existsSync(logFile), `log file ${logFile}`).toBe(true);
+
+    // e: the session so far as a timestamped HAR in the working directory, and the footer says where.
+    screen.sendKeys('e');
+    const wrote = await screen.waitForScreen(
+      'the footer naming the HAR the e key wrote',
+      (lines) => lines.map((l) => /wrote (\S+\.har): (\d+) entries/.exec(l)).find((m) => m) ?? null,
+      { timeoutMs: 10_000, context },
+    );
+    const harPath = wrote[1]!;
+    expect(path.dirname(harPath)).toBe(fs.realpathSync(dir));
+    expect(path.basename(harPath)).toMatch(/^wstap-\d{8}-\d{6}\.har$/);
+    const har = JSON.parse(fs.readFileSync(harPath, 'utf8')) as { log: { entries: Array<{ _webSocketMessages?: Array<{ type: string; data: string }>; _wstap?: { closedBy: string | null } }> } };
+    expect(harSchemaErrors(har)).toEqual([]);
+    const entry = har.log.entries.find((e) => e._webSocketMessages);
+    expect(entry?._webSocketMessages?.map((m) => `${m.type}:${m.data}`)).toEqual(['send:hello', 'send:world', 'receive:ack']);
+    expect(entry?._wstap?.closedBy).toBe('upstream');
 
     // q quits: exit status 0, terminal restored.
     screen.sendKeys('q');
