@@ -79,23 +79,38 @@ function pathOf(s: ConnectionSummary, redact: boolean): string {
   return redact ? redactUrl(url, REDACTED) : url;
 }
 
-function rowOf(s: ConnectionSummary, q: RowQuery): ConnectionRow {
-  const live = s.state === 'closed' ? null : (q.activity?.(s.conn) ?? null);
+/** Silence of each direction: now (live, to the byte when the relay says), or just before the first close evidence. */
+function idleOf(s: ConnectionSummary, q: RowQuery, live: LiveActivity | null, firstIdle: Idle | null | undefined): Idle {
+  // A closed row keeps the silence that preceded its first close evidence (the close frames themselves are traffic).
+  if (firstIdle) return { client: firstIdle.client, upstream: firstIdle.upstream };
   const end = s.closedAt ?? q.now;
   const last = (side: Side): number => Math.max(s.lastActivityAt[side], live?.lastByteAt[side] ?? -Infinity);
-  const ageMs = Math.max(0, end - s.open.t);
-  const closedRow = s.state === 'closed';
+  return { client: Math.max(0, end - last('client')), upstream: Math.max(0, end - last('upstream')) };
+}
+
+function liveOf(s: ConnectionSummary, q: RowQuery): LiveActivity | null {
+  return s.state === 'closed' ? null : (q.activity?.(s.conn) ?? null);
+}
+
+function bytesOf(s: ConnectionSummary, live: LiveActivity | null): Record<Side, number> {
   const bytes = live?.bytes ?? s.bytes;
+  return bytes
+    ? { client: bytes.fromClient, upstream: bytes.fromUpstream }
+    : { client: s.directions.client.payloadBytes, upstream: s.directions.upstream.payloadBytes };
+}
+
+/** One table row for one connection. */
+export function connectionRow(s: ConnectionSummary, q: RowQuery): ConnectionRow {
+  const live = liveOf(s, q);
+  const ageMs = Math.max(0, (s.closedAt ?? q.now) - s.open.t);
+  const closedRow = s.state === 'closed';
   const attribution = closedRow ? attributionOf(s) : null;
   const firstIdle = attribution?.idleBeforeCloseMs;
-  // A closed row keeps the silence that preceded its first close evidence (the close frames themselves are traffic).
-  const idle: Idle = firstIdle
-    ? { client: firstIdle.client, upstream: firstIdle.upstream }
-    : { client: Math.max(0, end - last('client')), upstream: Math.max(0, end - last('upstream')) };
+  const idle = idleOf(s, q, live, firstIdle);
   return {
     conn: s.conn,
     kind: rowKind(s),
-    client: s.forwardedFor ?? s.open.remoteAddress,
+    client: clientOf(s),
     path: pathOf(s, q.redact),
     state: s.state,
     failed: isFailed(s),
@@ -106,9 +121,7 @@ function rowOf(s: ConnectionSummary, q: RowQuery): ConnectionRow {
       : { client: directionLevel(q.timeouts, 'client', idle, ageMs), upstream: directionLevel(q.timeouts, 'upstream', idle, ageMs) },
     countdown: closedRow ? null : nearestCountdown(q.timeouts, idle, ageMs),
     frames: { client: s.directions.client.frames, upstream: s.directions.upstream.frames },
-    bytes: bytes
-      ? { client: bytes.fromClient, upstream: bytes.fromUpstream }
-      : { client: s.directions.client.payloadBytes, upstream: s.directions.upstream.payloadBytes },
+    bytes: bytesOf(s, live),
     rttMs: s.pings.at(-1)?.rttMs ?? null,
     status: s.handshakeResponse
       ? s.handshakeResponse.upgraded
@@ -126,34 +139,55 @@ function rowOf(s: ConnectionSummary, q: RowQuery): ConnectionRow {
   };
 }
 
-function matches(row: ConnectionRow, needle: string): boolean {
-  if (needle === '') return true;
+function clientOf(s: ConnectionSummary): string {
+  return s.forwardedFor ?? s.open.remoteAddress;
+}
+
+function matches(s: ConnectionSummary, needle: string, q: RowQuery): boolean {
   return (
-    row.path.toLowerCase().includes(needle) ||
-    row.client.toLowerCase().includes(needle) ||
-    row.state.includes(needle) ||
-    String(row.conn) === needle
+    pathOf(s, q.redact).toLowerCase().includes(needle) ||
+    clientOf(s).toLowerCase().includes(needle) ||
+    s.state.includes(needle) ||
+    String(s.conn) === needle
   );
 }
 
-const COMPARE: Record<SortKey, (a: ConnectionRow, b: ConnectionRow) => number> = {
-  age: (a, b) => a.conn - b.conn,
+/** The sort key of one connection (ascending), cheap to compute: no row is built. */
+const SORT_KEY: Record<Exclude<SortKey, 'age'>, (s: ConnectionSummary, q: RowQuery) => number> = {
   // Live connections closest to a both-way idle timeout first; closed ones after.
-  idle: (a, b) =>
-    Number(a.state === 'closed') - Number(b.state === 'closed') ||
-    Math.min(b.idle.client, b.idle.upstream) - Math.min(a.idle.client, a.idle.upstream) ||
-    a.conn - b.conn,
-  bytes: (a, b) => b.bytes.client + b.bytes.upstream - (a.bytes.client + a.bytes.upstream) || a.conn - b.conn,
+  idle: (s, q) => {
+    const closed = s.state === 'closed';
+    const idle = idleOf(s, q, liveOf(s, q), closed ? attributionOf(s).idleBeforeCloseMs : null);
+    return (closed ? 1e15 : 0) - Math.min(idle.client, idle.upstream);
+  },
+  bytes: (s, q) => {
+    const b = bytesOf(s, liveOf(s, q));
+    return -(b.client + b.upstream);
+  },
 };
 
-/** The table's rows: filtered, HTTP hidden when asked, sorted. Pure: the same summaries give the same rows. */
-export function connectionRows(summaries: Iterable<ConnectionSummary>, q: RowQuery): ConnectionRow[] {
+/**
+ * The table's order: filtered, HTTP hidden when asked, sorted (ties and the
+ * age sort by id). Cheap enough for every redraw with thousands of
+ * connections: rows are then built only for what is on screen.
+ */
+export function orderConnections(summaries: Iterable<ConnectionSummary>, q: RowQuery): ConnectionSummary[] {
   const needle = q.filter.trim().toLowerCase();
-  const rows: ConnectionRow[] = [];
+  const shown: ConnectionSummary[] = [];
   for (const s of summaries) {
     if (!q.showHttp && rowKind(s) === 'http') continue;
-    const row = rowOf(s, q);
-    if (matches(row, needle)) rows.push(row);
+    if (needle !== '' && !matches(s, needle, q)) continue;
+    shown.push(s);
   }
-  return rows.sort(COMPARE[q.sort]);
+  // The default sort needs no keys (and the input is nearly in id order already).
+  if (q.sort === 'age') return shown.sort((a, b) => a.conn - b.conn);
+  const keyOf = SORT_KEY[q.sort];
+  const keyed = shown.map((s) => ({ s, key: keyOf(s, q) }));
+  keyed.sort((a, b) => a.key - b.key || a.s.conn - b.s.conn);
+  return keyed.map((k) => k.s);
+}
+
+/** Every row, in table order (the UI builds only the visible ones; see orderConnections). */
+export function connectionRows(summaries: Iterable<ConnectionSummary>, q: RowQuery): ConnectionRow[] {
+  return orderConnections(summaries, q).map((s) => connectionRow(s, q));
 }

@@ -45,7 +45,10 @@ export interface FrameInput {
   facts: SessionFacts;
   counts: Counts;
   state: UiState;
+  /** The rows on screen, from `state.top` on (only these are built). */
   rows: readonly ConnectionRow[];
+  /** Connections in the table (matching the filter), on screen or not. */
+  rowCount: number;
   /** Lines of the detail view when it is open. */
   detail: readonly StyledLine[] | null;
   log: readonly string[];
@@ -93,10 +96,10 @@ export function composeScreen(input: FrameInput): string[] {
     const layout = layoutTable(width);
     out.push(tableHeading(layout, paint));
     // Only the visible rows are formatted.
-    for (const row of input.rows.slice(state.top, state.top + regions.bodyHeight)) {
+    for (const row of input.rows.slice(0, regions.bodyHeight)) {
       out.push(tableLine(row, layout, paint, row.conn === state.selected));
     }
-    if (input.rows.length === 0) {
+    if (input.rowCount === 0) {
       out.push(styled(state.filter ? `no connection matches "${state.filter}"` : 'waiting for connections…', width, paint, 'dim'));
     }
   }

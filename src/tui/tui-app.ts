@@ -3,7 +3,7 @@ import type { FrameHistory } from '../analysis/frame-history.js';
 import type { CaptureEvent } from '../capture/events.js';
 import type { LiveActivity } from '../capture/live-activity.js';
 import type { LogTail } from '../log.js';
-import { connectionRows, isFailed, type ConnectionRow } from './connection-rows.js';
+import { connectionRow, isFailed, orderConnections, type ConnectionRow, type RowQuery } from './connection-rows.js';
 import { detailLines, type StyledLine } from './detail-lines.js';
 import type { Paint } from './paint.js';
 import { composeScreen, screenRegions, type SessionFacts } from './screen-frame.js';
@@ -38,9 +38,11 @@ export class TuiApp {
   readonly #o: TuiAppOptions;
   #state: UiState = INITIAL_UI_STATE;
   #dirty = true;
-  #rows: ConnectionRow[] = [];
-  #rowsAt = -1;
-  #rowsQuery = '';
+  /** Connections in table order; rows are built only for the visible ones. */
+  #order: ConnectionSummary[] = [];
+  #orderQuery = '';
+  /** The display clock while paused. */
+  #pausedAt: number | null = null;
   #detail: StyledLine[] | null = null;
   #message: string | null = null;
   #messageUntil = 0;
@@ -122,47 +124,52 @@ export class TuiApp {
     if (this.#dirty) this.#render();
   }
 
-  #extent(): ViewExtent {
-    const regions = screenRegions(this.#o.screen.height);
-    return {
-      rowIds: this.#rows.map((r) => r.conn),
-      tableHeight: regions.bodyHeight,
-      detailLines: this.#detail?.length ?? 0,
-      detailHeight: regions.bodyHeight + 1,
-    };
+  #now(): number {
+    return this.#pausedAt ?? this.#o.now();
   }
 
-  #refreshRows(): void {
-    // Paused: the rows stay as they were, unless the user re-sorts or re-filters them.
-    const query = `${this.#state.filter}\n${this.#state.sort}\n${this.#state.showHttp}`;
-    if (this.#state.paused && this.#rowsAt >= 0 && query === this.#rowsQuery) return;
-    this.#rowsQuery = query;
-    const tracker = this.#o.tracker;
-    const summaries = [...tracker.closed, ...tracker.live];
-    this.#rows = connectionRows(summaries, {
-      now: this.#o.now(),
+  #query(): RowQuery {
+    return {
+      now: this.#now(),
       filter: this.#state.filter,
       sort: this.#state.sort,
       showHttp: this.#state.showHttp,
       timeouts: this.#o.facts.timeouts,
       redact: this.#o.redact,
       ...(this.#o.activity ? { activity: this.#o.activity } : {}),
-    });
-    this.#rowsAt = this.#o.now();
+    };
+  }
+
+  #extent(): ViewExtent {
+    const regions = screenRegions(this.#o.screen.height);
+    return {
+      rowIds: this.#order.map((summary) => summary.conn),
+      tableHeight: regions.bodyHeight,
+      detailLines: this.#detail?.length ?? 0,
+      detailHeight: regions.bodyHeight + 1,
+    };
+  }
+
+  #refreshOrder(): void {
+    // Paused: the order stays as it was, unless the user re-sorts or re-filters.
+    const query = `${this.#state.filter}\n${this.#state.sort}\n${this.#state.showHttp}`;
+    if (this.#state.paused && query === this.#orderQuery) return;
+    this.#orderQuery = query;
+    const tracker = this.#o.tracker;
+    this.#order = orderConnections([...tracker.closed, ...tracker.live], this.#query());
   }
 
   #refreshDetail(): void {
     const conn = this.#state.selected;
     const summary = conn === null ? undefined : this.#o.tracker.get(conn);
-    const row = this.#rows.find((r) => r.conn === conn);
-    if (this.#state.mode !== 'detail' || conn === null || !summary || !row) {
+    if (this.#state.mode !== 'detail' || conn === null || !summary) {
       this.#detail = null;
       if (this.#state.mode === 'detail') this.#state = { ...this.#state, mode: 'table' };
       return;
     }
     this.#detail = detailLines({
       summary,
-      row,
+      row: connectionRow(summary, this.#query()),
       frames: this.#o.history.framesOf(conn),
       droppedFrames: this.#o.history.droppedOf(conn),
       redact: this.#o.redact,
@@ -173,10 +180,11 @@ export class TuiApp {
   #render(): void {
     if (this.#stopped) return;
     this.#dirty = false;
-    this.#refreshRows();
-    this.#state = settle(this.#state, this.#extent());
+    this.#refreshOrder();
+    const extent = this.#extent();
+    this.#state = settle(this.#state, extent);
     this.#refreshDetail();
-    this.#state = settle(this.#state, this.#extent());
+    this.#state = settle(this.#state, { ...extent, detailLines: this.#detail?.length ?? 0 });
     const tail = this.#o.logTail;
     this.#logVersion = tail?.version ?? -1;
     const open = this.#counts.opened - this.#counts.closed;
@@ -192,7 +200,8 @@ export class TuiApp {
         framesPerSecond: this.#o.facts.frozenAt === null ? this.#framesPerSecond : null,
       },
       state: this.#state,
-      rows: this.#rows,
+      rows: this.#visibleRows(),
+      rowCount: this.#order.length,
       detail: this.#detail,
       log: tail ? tail.last(10) : [],
       message: this.#message,
@@ -200,18 +209,26 @@ export class TuiApp {
     this.#o.screen.draw(lines);
   }
 
+  #visibleRows(): ConnectionRow[] {
+    if (this.#state.mode === 'detail') return [];
+    const height = screenRegions(this.#o.screen.height).bodyHeight;
+    const q = this.#query();
+    return this.#order.slice(this.#state.top, this.#state.top + height).map((summary) => connectionRow(summary, q));
+  }
+
   #onKey(key: KeyPress): void {
     const result = onKey(this.#state, key, this.#extent());
     const wasPaused = this.#state.paused;
     this.#state = result.state;
-    if (wasPaused && !this.#state.paused) this.#rowsAt = -1;
+    if (!wasPaused && this.#state.paused) this.#pausedAt = this.#o.now();
+    if (wasPaused && !this.#state.paused) this.#pausedAt = null;
     if (result.command === 'quit') {
       this.say('shutting down…');
       this.#o.onQuit();
     } else if (result.command === 'clear-closed') {
       const ids = this.#o.tracker.clearClosed();
       for (const id of ids) this.#o.history.forget(id);
-      this.#rowsAt = -1;
+      this.#orderQuery = ''; // the order must drop them, paused or not
       this.say(ids.length > 0 ? `cleared ${ids.length} closed connection(s); the capture file keeps them` : 'no closed connections to clear');
     } else if (result.command === 'export') {
       this.say('exporting HAR…');

@@ -84,6 +84,7 @@ function frame(overrides: Partial<FrameInput> & { width: number; height: number 
     counts: { open: 3, closed: 1, failed: 1, framesPerSecond: 12 },
     state,
     rows: ROWS,
+    rowCount: (overrides.rows ?? ROWS).length,
     detail: null,
     log: [],
     message: null,
@@ -173,9 +174,9 @@ describe('composeScreen: content', () => {
     expect(tagged.filter((l) => l.includes('{inverse}'))).toHaveLength(1);
   });
 
-  it('shows only the rows that fit, from `top`', () => {
+  it('shows only the rows that fit (the caller passes them from `top` on)', () => {
     const many: ConnectionRow[] = Array.from({ length: 40 }, (_, i) => ({ ...ROWS[0]!, conn: 100 + i }));
-    const lines = plain(frame({ width: 80, height: 24, rows: many, state: { ...INITIAL_UI_STATE, selected: 110, top: 10 } }));
+    const lines = plain(frame({ width: 80, height: 24, rows: many.slice(10), rowCount: 40, state: { ...INITIAL_UI_STATE, selected: 110, top: 10 } }));
     const body = lines.slice(3, 3 + 15).map((l) => Number(l.slice(0, 5)));
     expect(body).toEqual(Array.from({ length: 15 }, (_, i) => 110 + i));
     expect(lines[3 + 15]).toMatch(/^── log ─+$/);
