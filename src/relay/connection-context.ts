@@ -36,6 +36,22 @@ export class ConnectionContext {
     this.sink.record(event);
   }
 
+  /** A side's FIN, with both directions' silence. */
+  recordFin(side: Side): void {
+    const t = this.now();
+    this.record({ kind: 'tcp.fin', t, conn: this.id, side, idle: this.idleAt(t) });
+  }
+
+  /** A side's socket error: ECONNRESET is an RST, anything else an error with its code. */
+  recordSocketError(side: Side, err: NodeJS.ErrnoException): void {
+    const t = this.now();
+    if (err.code === 'ECONNRESET') {
+      this.record({ kind: 'tcp.rst', t, conn: this.id, side, idle: this.idleAt(t) });
+    } else {
+      this.record({ kind: 'tcp.error', t, conn: this.id, side, code: err.code ?? 'ERR', message: err.message, idle: this.idleAt(t) });
+    }
+  }
+
   /** Records `conn.close` once, whoever notices first. */
   recordClose(): void {
     if (this.#closeRecorded) return;

@@ -79,26 +79,12 @@ export class DuplexRelay {
     dst.on('drain', () => src.resume());
 
     src.on('end', () => {
-      const t = ctx.now();
-      ctx.record({ kind: 'tcp.fin', t, conn: ctx.id, side, idle: ctx.idleAt(t) });
+      ctx.recordFin(side);
       if (!dst.destroyed) dst.end();
     });
 
     src.on('error', (err: NodeJS.ErrnoException) => {
-      const t = ctx.now();
-      if (err.code === 'ECONNRESET') {
-        ctx.record({ kind: 'tcp.rst', t, conn: ctx.id, side, idle: ctx.idleAt(t) });
-      } else {
-        ctx.record({
-          kind: 'tcp.error',
-          t,
-          conn: ctx.id,
-          side,
-          code: err.code ?? 'ERR',
-          message: err.message,
-          idle: ctx.idleAt(t),
-        });
-      }
+      ctx.recordSocketError(side, err);
       if (!dst.destroyed) dst.resetAndDestroy();
     });
 

@@ -62,6 +62,7 @@ export class HttpForwarder {
       settled: false,
     };
     this.#exchanges.set(req, state);
+    ctx.lastByteAt.client = startedAt;
     ctx.record({
       kind: 'http.request',
       t: startedAt,
@@ -74,6 +75,7 @@ export class HttpForwarder {
     });
     req.on('data', (chunk: Buffer) => {
       state.requestBodyBytes += chunk.length;
+      ctx.lastByteAt.client = ctx.now();
     });
     res.on('close', () => this.#onResponseClosed(req, res, state));
     this.#proxy.web(req, res, {}, (err) => this.#onError(err as NodeJS.ErrnoException, req, res, state));
@@ -88,8 +90,10 @@ export class HttpForwarder {
     const state = this.#exchanges.get(req);
     if (!state) return;
     state.responseHeadAt = state.ctx.now();
+    state.ctx.lastByteAt.upstream = state.responseHeadAt;
     proxyRes.on('data', (chunk: Buffer) => {
       state.responseBodyBytes += chunk.length;
+      state.ctx.lastByteAt.upstream = state.ctx.now();
     });
     state.proxyRes = proxyRes;
   }

@@ -82,7 +82,10 @@ export class ProxyListener {
   /** For displays: read on their own timer, never from a socket handler. */
   activity(conn: number): LiveActivity | null {
     const entry = this.#byId.get(conn);
-    return entry ? { lastByteAt: entry.ctx.lastByteAt, bytes: entry.ctx.bytes } : null;
+    if (!entry) return null;
+    // A byte relay counts as it forwards; a plain HTTP connection's socket knows its own totals.
+    const bytes = entry.ctx.relayed ? entry.ctx.bytes : { fromClient: entry.socket.bytesRead, fromUpstream: entry.socket.bytesWritten };
+    return { lastByteAt: entry.ctx.lastByteAt, bytes };
   }
 
   #forget(entry: ConnectionEntry): void {
@@ -160,7 +163,15 @@ export class ProxyListener {
   }
 
   #onHttpConnection(socket: net.Socket): void {
-    this.#open(socket, 'http');
+    const { ctx } = this.#open(socket, 'http');
+    // Plain HTTP connections have close evidence too (a keep-alive connection
+    // the client or nginx lets go); once upgraded, the byte relay records it.
+    socket.once('end', () => {
+      if (!ctx.relayed) ctx.recordFin('client');
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      if (!ctx.relayed) ctx.recordSocketError('client', err);
+    });
   }
 
   #entryOf(socket: net.Socket): ConnectionEntry {

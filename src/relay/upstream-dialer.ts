@@ -32,11 +32,7 @@ export function dialUpstream(ctx: ConnectionContext, client: net.Socket, target:
     detach();
     handlers.failed(err);
   };
-  const onClientError = (err: NodeJS.ErrnoException): void => {
-    const t = ctx.now();
-    if (err.code === 'ECONNRESET') ctx.record({ kind: 'tcp.rst', t, conn: ctx.id, side: 'client', idle: ctx.idleAt(t) });
-    else ctx.record({ kind: 'tcp.error', t, conn: ctx.id, side: 'client', code: err.code ?? 'ERR', message: err.message, idle: ctx.idleAt(t) });
-  };
+  const onClientError = (err: NodeJS.ErrnoException): void => ctx.recordSocketError('client', err);
   const onClientClose = (): void => {
     if (settled) return;
     detach();

@@ -115,6 +115,42 @@ describe('the proxy is never an open forward proxy', () => {
   });
 });
 
+describe('plain HTTP connections have close evidence too', () => {
+  let app: UpstreamApp;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+  });
+  afterAll(async () => app?.close());
+
+  it('a keep-alive connection the client closes after 300 ms: client fin with its silence, closed by client', async () => {
+    const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`]);
+    const socket = net.connect({ host: '127.0.0.1', port: wstap.port });
+    const response = new Promise<string>((resolve) => {
+      let data = '';
+      socket.on('data', (d: Buffer) => {
+        data += d.toString('latin1');
+        if (data.includes('\r\n\r\n')) resolve(data);
+      });
+    });
+    socket.write('GET /keep HTTP/1.1\r\nHost: app\r\n\r\n');
+    expect(await response).toMatch(/^HTTP\/1\.1 200 /);
+    await sleep(300);
+    socket.end();
+    await wstap.waitForLog((l) => /^#1 closed by client \(client fin\)/.test(l.msg));
+    expect(await wstap.stop()).toBe(0);
+    const events = (await wstap.events()).filter((e) => 'conn' in e && e.conn === 1);
+    const fin = ofKind(events, 'tcp.fin');
+    expect(fin).toHaveLength(1);
+    expect(fin[0]).toMatchObject({ side: 'client' });
+    // Silence measured from the last byte each way, not from the connection's opening.
+    expect(fin[0]!.idle.client).toBeGreaterThanOrEqual(250);
+    expect(fin[0]!.idle.upstream).toBeGreaterThanOrEqual(250);
+    expect(fin[0]!.idle.upstream).toBeLessThan(fin[0]!.idle.client + 50);
+    expect(events.at(-1)?.kind).toBe('conn.close');
+    socket.destroy();
+  });
+});
+
 describe('large request heads', () => {
   let app: UpstreamApp;
   beforeAll(async () => {
