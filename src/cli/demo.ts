@@ -1,15 +1,17 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { attributionOf, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { describeEvidence, type CloseAttribution } from '../analysis/close-attribution.js';
 import { seconds } from '../analysis/event-narrator.js';
 import { printable } from '../analysis/printable.js';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { HopTimeout } from '../analysis/hop-timeout.js';
 import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
 import { parseTarget } from '../relay/target.js';
-import { startDemoApp } from './demo-app.js';
+import { startDemoApp, type DemoApp } from './demo-app.js';
 import { parseArgsStrict, parseChoice } from './option-values.js';
 import { shutdownOnSignal } from './shutdown.js';
 import { ProxySession } from './proxy-session.js';
@@ -35,12 +37,14 @@ interface Scenario {
   run(base: string, pace: Pace): Promise<void>;
 }
 
-/** How long the scripted clients take; the UI runs them slower so they can be watched. */
+/** How long the scripted clients take (the UI runs them slower so they can be watched), and when to stop. */
 interface Pace {
   idleCutMs: number;
+  /** Aborts the scripted clients' waits when the demo stops, so no timer keeps the process alive. */
+  signal?: AbortSignal;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> => delay(ms, undefined, signal ? { signal } : {});
 
 function opened(url: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -60,14 +64,14 @@ function closed(ws: WebSocket): Promise<void> {
 const SCENARIOS: Scenario[] = [
   {
     label: 'chatty',
-    async run(base) {
+    async run(base, pace) {
       const ws = await opened(`${base}/ws?demo=chatty&heartbeat=400`);
       for (let i = 1; i <= 6; i++) {
         ws.send(JSON.stringify({ seq: i, text: `hello ${i}`.repeat(i) }));
-        await sleep(250);
+        await sleep(250, pace.signal);
       }
       ws.send(Buffer.from([0xde, 0xad, 0xbe, 0xef]));
-      await sleep(200);
+      await sleep(200, pace.signal);
       ws.close(1000, 'bye');
       await closed(ws);
     },
@@ -76,7 +80,7 @@ const SCENARIOS: Scenario[] = [
     label: 'idle',
     async run(base, pace) {
       const ws = await opened(`${base}/ws?demo=idle`);
-      await sleep(pace.idleCutMs);
+      await sleep(pace.idleCutMs, pace.signal);
       // What a hop's idle timeout does (nginx proxy_read_timeout): a FIN, no close frame.
       ws.on('error', () => undefined);
       (ws as unknown as { _socket: { end(): void } })._socket.end();
@@ -85,11 +89,11 @@ const SCENARIOS: Scenario[] = [
   },
   {
     label: 'server-close',
-    async run(base) {
+    async run(base, pace) {
       const ws = await opened(`${base}/ws?demo=server-close&close-after=3`);
       for (let i = 1; i <= 3; i++) {
         ws.send(`message ${i}`);
-        await sleep(150);
+        await sleep(150, pace.signal);
       }
       await closed(ws);
     },
@@ -122,18 +126,7 @@ export async function runDemo(args: string[]): Promise<number> {
   const logger = createLogger({ format });
 
   const app = await startDemoApp();
-  const session = await ProxySession.start({
-    mode: 'http',
-    host: '127.0.0.1',
-    port: 0,
-    target: parseTarget(`http://127.0.0.1:${app.port}`, 'http'),
-    insecure: false,
-    previewLimit: 256,
-    capturePath,
-    overwriteCapture: values.force === true,
-    logger,
-    drainSeconds: 0,
-  });
+  const session = await startDemoSession(app, capturePath, values.force === true, logger);
   const base = `ws://${session.address}`;
   process.stdout.write(`wstap demo: app on 127.0.0.1:${app.port}, wstap on ${session.address}\n`);
   try {
@@ -146,6 +139,21 @@ export async function runDemo(args: string[]): Promise<number> {
   process.stdout.write(renderSummary([...session.tracker.closed].sort((a, b) => a.conn - b.conn)));
   if (session.capturePath) process.stdout.write(`capture written to ${session.capturePath}\n`);
   return 0;
+}
+
+function startDemoSession(app: DemoApp, capturePath: string | null, force: boolean, logger: Logger): Promise<ProxySession> {
+  return ProxySession.start({
+    mode: 'http',
+    host: '127.0.0.1',
+    port: 0,
+    target: parseTarget(`http://127.0.0.1:${app.port}`, 'http'),
+    insecure: false,
+    previewLimit: 256,
+    capturePath,
+    overwriteCapture: force,
+    logger,
+    drainSeconds: 0,
+  });
 }
 
 async function runRound(base: string, pace: Pace, stopped: () => boolean = () => false): Promise<void> {
@@ -170,40 +178,29 @@ async function demoInTerminal(capturePath: string | null, force: boolean): Promi
   const tempDir = capturePath ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-demo-'));
   const capture = capturePath ?? path.join(tempDir as string, 'capture.jsonl');
   const app = await startDemoApp();
-  const session = await ProxySession.start({
-    mode: 'http',
-    host: '127.0.0.1',
-    port: 0,
-    target: parseTarget(`http://127.0.0.1:${app.port}`, 'http'),
-    insecure: false,
-    previewLimit: 256,
-    capturePath: capture,
-    overwriteCapture: force,
-    logger,
-    drainSeconds: 0,
-  });
+  const session = await startDemoSession(app, capture, force, logger);
   const stopper = shutdownOnSignal(session, logger);
-  let stopping = false;
   const ui = startLiveUi(session, {
     target: `http://127.0.0.1:${app.port} (demo app)`,
     timeouts: [DEMO_TIMEOUT],
     redact: true,
     payloads: 'preview',
     screenLog,
-    onQuit: () => {
-      stopping = true;
-      stopper.stop('quit');
-    },
+    onQuit: () => stopper.stop('quit'),
   });
   logger.info(`demo app on 127.0.0.1:${app.port}, wstap on ${session.address}; a round of scenarios every ${ROUND_EVERY_MS / 1000} s; Enter opens a connection`);
   const base = `ws://${session.address}`;
+  // q and a signal both stop the rounds: they go through the same shutdown.
+  const stopping = (): boolean => stopper.requested;
+  const abort = new AbortController();
   const rounds = (async () => {
-    while (!stopping) {
-      void runRound(base, { idleCutMs: 10_000 }, () => stopping);
-      for (let waited = 0; waited < ROUND_EVERY_MS && !stopping; waited += 250) await sleep(250);
+    while (!stopping()) {
+      void runRound(base, { idleCutMs: 10_000, signal: abort.signal }, stopping);
+      for (let waited = 0; waited < ROUND_EVERY_MS && !stopping(); waited += 250) await sleep(250);
     }
   })();
   const code = await stopper.done;
+  abort.abort();
   await rounds;
   ui.close();
   await app.close();

@@ -6,6 +6,8 @@ export interface Shutdown {
   done: Promise<number>;
   /** The same graceful stop a signal starts (the UI's q key). */
   stop(why: string): void;
+  /** A stop was asked for, by a signal or stop(). */
+  readonly requested: boolean;
 }
 
 /** SIGINT/SIGTERM (or stop()) shut the session down; a second one exits at once after a synchronous flush. */
@@ -32,5 +34,11 @@ export function shutdownOnSignal(session: ProxySession, logger: Logger): Shutdow
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  return { done, stop };
+  return {
+    done,
+    stop,
+    get requested() {
+      return requests > 0;
+    },
+  };
 }

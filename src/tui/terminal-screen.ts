@@ -50,6 +50,10 @@ export function openTerminalScreen(options: TerminalScreenOptions = {}): Termina
   const cap = complaints.find((c) => c.startsWith('Error on'));
   if (cap) warn(`terminal description: ${cap.trim()}; using blessed's fallback for it`);
   program.on('warning', (message: string) => warn(`terminal: ${message}`));
+  // Write UTF-8 as it is instead of switching to the line-drawing charset for
+  // the few characters it has (blessed would send "~" in ACS mode for "·"):
+  // every terminal a proxy admin uses is UTF-8, and copy/paste stays right.
+  (program as unknown as { tput: { brokenACS: boolean } }).tput.brokenACS = true;
 
   const screen = blessed.screen({
     program,
