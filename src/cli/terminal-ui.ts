@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -59,7 +60,10 @@ export interface HarExportSettings {
 export async function exportFromUi(settings: HarExportSettings): Promise<string> {
   if (!settings.capturePath) return settings.unavailable ?? 'nothing to export: no capture file';
   settings.flush?.();
-  const harPath = path.resolve(`wstap-${stamp(new Date())}.har`);
+  // Two exports within a second get -2, -3...: an earlier export is never overwritten.
+  const base = path.resolve(`wstap-${stamp(new Date())}`);
+  let harPath = `${base}.har`;
+  for (let n = 2; fs.existsSync(harPath); n++) harPath = `${base}-${n}.har`;
   const stats = await exportCapture({
     capturePath: settings.capturePath,
     harPath,
