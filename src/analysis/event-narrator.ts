@@ -2,6 +2,8 @@ import type { CaptureEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, noAnswerReason } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
+import { diagnoseClosed, type DiagnosisContext } from './connection-diagnosis.js';
+import type { Finding } from './finding.js';
 import { printable } from './printable.js';
 
 export type NarrationLevel = 'info' | 'warn' | 'error';
@@ -142,4 +144,16 @@ export function closeNarration(s: ConnectionSummary): Narration {
     msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${seconds(lifetime)}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${frameText}${pingText}`,
     fields,
   };
+}
+
+const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info', warning: 'warn', error: 'error' };
+
+/** Log lines for the findings about a connection when it closes (timeout verdicts, later the other rules). */
+export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): Narration[] {
+  if (event.kind !== 'conn.close' || !summary) return [];
+  return diagnoseClosed({ openedAt: summary.open.t, evidence: summary.evidence }, context).map((f) => ({
+    level: FINDING_LEVEL[f.severity],
+    msg: `#${summary.conn} ${f.message}${f.fix ? `; fix: ${f.fix}` : ''}`,
+    fields: { conn: summary.conn, finding: f },
+  }));
 }

@@ -11,11 +11,24 @@ export type TimeoutMeasure = 'both-idle' | 'client-idle' | 'upstream-idle' | 'li
 
 export const TIMEOUT_MEASURES: readonly TimeoutMeasure[] = ['both-idle', 'client-idle', 'upstream-idle', 'lifetime'];
 
+/** Where a hop sits relative to wstap: between the users and wstap, or between wstap and the app. */
+export type HopPlacement = 'client-side' | 'upstream-side';
+export const HOP_PLACEMENTS: readonly HopPlacement[] = ['client-side', 'upstream-side'];
+
+/** What a hop does when its timer fires, as the connection's ends see it. */
+export type TimeoutAction = 'fin' | 'rst' | 'close-frame' | 'http-status' | 'unknown';
+export const TIMEOUT_ACTIONS: readonly TimeoutAction[] = ['fin', 'rst', 'close-frame', 'http-status', 'unknown'];
+
 export interface HopTimeout {
   hop: string;
   setting: string;
   seconds: number;
   measures: TimeoutMeasure;
+  /** Known from a profile; a --timeout flag does not say. */
+  where?: HopPlacement;
+  action?: TimeoutAction;
+  /** Close code (close-frame) or HTTP status (http-status) the hop sends. */
+  code?: number;
 }
 
 export class TimeoutSpecError extends Error {

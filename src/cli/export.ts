@@ -1,6 +1,7 @@
 import { exportCapture } from '../har/export-capture.js';
 import { reportFileError } from './file-errors.js';
 import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
+import { knownTimeouts, profileFromOption } from './profile-option.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
@@ -15,6 +16,8 @@ Options:
   --force               overwrite FILE if it exists
   --payloads MODE       none, preview or full: message data to include  [preview]
                         (full = everything the capture holds; see --preview-bytes)
+  --profile NAME|FILE   timeout verdicts in _wstap.diagnosis from a profile
+  --timeout NAME=DUR[:MEASURE]  ... or from a hop's timeout (repeatable)
   --no-redact           keep Cookie, Authorization, token-like subprotocols and
                         secret query parameters (redacted by default)
   -h, --help            this help
@@ -26,6 +29,8 @@ export async function runExport(args: string[]): Promise<number> {
     force: { type: 'boolean' },
     payloads: { type: 'string' },
     'no-redact': { type: 'boolean' },
+    profile: { type: 'string' },
+    timeout: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -36,6 +41,7 @@ export async function runExport(args: string[]): Promise<number> {
   if (!input) throw new UsageError('export needs a capture file (wstap export CAPTURE.jsonl -o session.har)');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const output = typeof values.output === 'string' ? values.output : input.replace(/\.jsonl?$/i, '') + '.har';
+  const timeouts = knownTimeouts(profileFromOption(values.profile), values.timeout);
   const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
   const started = Date.now();
   try {
@@ -45,6 +51,7 @@ export async function runExport(args: string[]): Promise<number> {
       overwrite: values.force === true,
       redact: values['no-redact'] !== true,
       payloads,
+      timeouts,
       creatorVersion: VERSION,
       onWarning: (w) => process.stderr.write(`wstap: warning: ${input}:${w.line}: ${w.message}\n`),
       onProgress: (done, s) =>

@@ -1,5 +1,6 @@
 import { runDemo } from './demo.js';
 import { runExport } from './export.js';
+import { runProfiles } from './profile-option.js';
 import { runProxy } from './proxy.js';
 import { runView } from './view.js';
 import { UsageError } from './usage-error.js';
@@ -17,13 +18,14 @@ Usage:
                              the capture as a HAR file for DevTools and vendors
   wstap view FILE            what happened to each connection, from a capture or a HAR
   wstap demo                 a self-contained tour on free loopback ports
+  wstap profiles             the shipped profiles (hops' timeouts, app heartbeats)
   wstap --help | --version
 
 Run \`wstap COMMAND --help\` for a command's options.
 `;
 
 type Command = (args: string[]) => Promise<number>;
-const COMMANDS: Record<string, Command> = { proxy: runProxy, demo: runDemo, export: runExport, view: runView };
+const COMMANDS: Record<string, Command> = { proxy: runProxy, demo: runDemo, export: runExport, view: runView, profiles: runProfiles };
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
-import { narrate } from '../analysis/event-narrator.js';
+import type { HopTimeout } from '../analysis/hop-timeout.js';
+import { narrate, narrateFindings } from '../analysis/event-narrator.js';
 import { CaptureWriter } from '../capture/capture-writer.js';
 import type { CaptureEvent, EventSink } from '../capture/events.js';
 import { SessionClock } from '../capture/session-clock.js';
@@ -21,6 +22,8 @@ export interface ProxySessionOptions {
   logger: Logger;
   /** Seconds to let live connections finish on shutdown before ending them. */
   drainSeconds: number;
+  /** Known hop timeouts (profile, --timeout): closes are matched against them. */
+  timeouts?: readonly HopTimeout[];
 }
 
 export type EventListener = (event: CaptureEvent, summary: ConnectionSummary | null) => void;
@@ -117,6 +120,9 @@ export class ProxySession implements EventSink {
       const summary = this.tracker.apply(event);
       const line = narrate(event, summary);
       if (line) this.#options.logger[line.level](line.fields, line.msg);
+      for (const finding of narrateFindings(event, summary, { timeouts: this.#options.timeouts ?? [] })) {
+        this.#options.logger[finding.level](finding.fields, finding.msg);
+      }
       for (const listener of this.#listeners) listener(event, summary);
     } catch (err) {
       if (this.#sinkFaults++ === 0) {

@@ -14,10 +14,12 @@ import {
   parseNonNegativeNumber,
 } from './option-values.js';
 import { exportCapture } from '../har/export-capture.js';
+import type { HopTimeout } from '../analysis/hop-timeout.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { ProxySession } from './proxy-session.js';
 import { shutdownOnSignal } from './shutdown.js';
-import { defaultLogFile, parseTimeoutFlags, startLiveUi, terminalAvailable } from './terminal-ui.js';
+import { knownTimeouts, profileFromOption } from './profile-option.js';
+import { defaultLogFile, startLiveUi, terminalAvailable } from './terminal-ui.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
@@ -38,6 +40,8 @@ Options:
   --preview-bytes N     payload bytes kept per frame and message          [256]
   --drain SECONDS       on Ctrl-C, let live connections finish first        [0]
   --insecure            do not verify the upstream's TLS certificate
+  --profile NAME|FILE   the hops' timeouts and the app's heartbeat (wstap profiles
+                        lists the shipped ones); flags override its values
   --timeout NAME=DUR[:MEASURE]
                         a hop's idle timeout, for the UI's countdowns; repeatable,
                         e.g. --timeout nginx.proxy_read_timeout=60s. MEASURE is
@@ -67,6 +71,7 @@ export async function runProxy(args: string[]): Promise<number> {
     insecure: { type: 'boolean' },
     'no-tui': { type: 'boolean' },
     timeout: { type: 'string', multiple: true },
+    profile: { type: 'string' },
     'log-file': { type: 'string' },
     'log-format': { type: 'string' },
     'log-level': { type: 'string' },
@@ -77,16 +82,18 @@ export async function runProxy(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  if (typeof values.target !== 'string') throw new UsageError('--target is required (e.g. --target http://127.0.0.1:8065)');
+  const profile = profileFromOption(values.profile);
+  const targetText = typeof values.target === 'string' ? values.target : profile?.proxy?.target;
+  if (targetText === undefined) throw new UsageError('--target is required (e.g. --target http://127.0.0.1:8065)');
   const mode = values.tcp ? 'tcp' : 'http';
   let target;
   try {
-    target = parseTarget(values.target, mode);
+    target = parseTarget(targetText, mode);
   } catch (err) {
     if (err instanceof TargetError) throw new UsageError(err.message);
     throw err;
   }
-  const listen = parseListen(typeof values.listen === 'string' ? values.listen : '127.0.0.1:8066');
+  const listen = parseListen(typeof values.listen === 'string' ? values.listen : (profile?.proxy?.listen ?? '127.0.0.1:8066'));
   const previewLimit = parseNonNegativeInteger('--preview-bytes', typeof values['preview-bytes'] === 'string' ? values['preview-bytes'] : '256');
   const drainSeconds = parseNonNegativeNumber('--drain', typeof values.drain === 'string' ? values.drain : '0');
   const format = parseChoice<LogFormat>('--log-format', typeof values['log-format'] === 'string' ? values['log-format'] : 'auto', ['auto', 'pretty', 'json']);
@@ -96,7 +103,7 @@ export async function runProxy(args: string[]): Promise<number> {
   if (harPath && values.force !== true && fs.existsSync(harPath)) {
     throw new UsageError(`--har ${harPath} already exists; choose another name or pass --force`);
   }
-  const timeouts = parseTimeoutFlags(values.timeout);
+  const timeouts = knownTimeouts(profile, values.timeout);
   const redact = values['no-redact'] !== true;
   const screenLog = values['no-tui'] !== true && terminalAvailable()
     ? createScreenLogger({ level, file: typeof values['log-file'] === 'string' ? values['log-file'] : defaultLogFile() })
@@ -126,6 +133,7 @@ export async function runProxy(args: string[]): Promise<number> {
       overwriteCapture: values.force === true,
       logger,
       drainSeconds,
+      timeouts,
     });
   } catch (err) {
     if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
@@ -136,7 +144,7 @@ export async function runProxy(args: string[]): Promise<number> {
   if (session.capturePath && !tempDir) logger.info(`capturing to ${session.capturePath}`);
   const stopper = shutdownOnSignal(session, logger);
   const ui = screenLog
-    ? startLiveUi(session, { target: target.href, timeouts, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })
+    ? startLiveUi(session, { target: target.href, profile: profile?.name ?? null, timeouts, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })
     : null;
   let code = await stopper.done;
   ui?.close();
@@ -144,7 +152,7 @@ export async function runProxy(args: string[]): Promise<number> {
     screenLog.release();
     process.stderr.write(`wstap: log written to ${screenLog.file}\n`);
   }
-  if (harPath && capturePath) code = await writeHarAtExit(capturePath, harPath, values.force === true, redact, payloads, logger, code);
+  if (harPath && capturePath) code = await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, timeouts }, logger, code);
   if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
   await screenLog?.close();
   return code;
@@ -153,9 +161,7 @@ export async function runProxy(args: string[]): Promise<number> {
 async function writeHarAtExit(
   capturePath: string,
   harPath: string,
-  overwrite: boolean,
-  redact: boolean,
-  payloads: PayloadMode,
+  settings: { overwrite: boolean; redact: boolean; payloads: PayloadMode; timeouts: readonly HopTimeout[] },
   logger: Logger,
   code: number,
 ): Promise<number> {
@@ -163,9 +169,7 @@ async function writeHarAtExit(
     const stats = await exportCapture({
       capturePath,
       harPath,
-      overwrite,
-      redact,
-      payloads,
+      ...settings,
       creatorVersion: VERSION,
       onWarning: (w) => logger.warn(`capture line ${w.line}: ${w.message}`),
     });

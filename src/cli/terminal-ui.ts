@@ -49,6 +49,7 @@ export interface HarExportSettings {
   capturePath: string | null;
   redact: boolean;
   payloads: PayloadMode;
+  timeouts: readonly HopTimeout[];
   logger: Logger;
   /** Makes everything recorded so far readable in the capture file. */
   flush?: () => void;
@@ -70,6 +71,7 @@ export async function exportFromUi(settings: HarExportSettings): Promise<string>
     overwrite: false,
     redact: settings.redact,
     payloads: settings.payloads,
+    timeouts: settings.timeouts,
     creatorVersion: VERSION,
     // A live capture's last line may be half-written while we read: skip it quietly.
     onWarning: (w) => settings.logger.debug(`export: capture line ${w.line}: ${w.message}`),
@@ -136,6 +138,7 @@ export function startTerminalUi(start: UiStart): RunningUi {
 export interface LiveUiOptions {
   /** How the header names the target. */
   target: string;
+  profile: string | null;
   timeouts: readonly HopTimeout[];
   redact: boolean;
   payloads: PayloadMode;
@@ -148,7 +151,7 @@ export function startLiveUi(session: ProxySession, options: LiveUiOptions): Runn
   const logger = options.screenLog.logger;
   const ui = startTerminalUi({
     tracker: session.tracker,
-    facts: { listen: session.address, target: options.target, profile: null, timeouts: options.timeouts, frozenAt: null, logFile: options.screenLog.file },
+    facts: { listen: session.address, target: options.target, profile: options.profile, timeouts: options.timeouts, frozenAt: null, logFile: options.screenLog.file },
     redact: options.redact,
     now: () => session.clock.now(),
     activity: (conn) => session.activity(conn),
@@ -160,6 +163,7 @@ export function startLiveUi(session: ProxySession, options: LiveUiOptions): Runn
         capturePath: session.capturePath,
         redact: options.redact,
         payloads: options.payloads,
+        timeouts: options.timeouts,
         logger,
         flush: () => session.flushSync(),
       }),

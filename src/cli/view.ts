@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { attributionOf, ConnectionTracker } from '../analysis/connection-tracker.js';
-import { narrate } from '../analysis/event-narrator.js';
+import { narrate, narrateFindings } from '../analysis/event-narrator.js';
 import { checkCaptureHeader, readCaptureEvents, readFileHead } from '../capture/capture-reader.js';
 import pino from 'pino';
 import type { HopTimeout } from '../analysis/hop-timeout.js';
@@ -8,13 +8,14 @@ import type { CaptureEvent } from '../capture/events.js';
 import type { SessionFacts } from '../tui/screen-frame.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { LogTail } from '../log.js';
-import { exportFromUi, parseTimeoutFlags, startTerminalUi, terminalAvailable } from './terminal-ui.js';
+import { knownTimeouts, profileFromOption } from './profile-option.js';
+import { exportFromUi, startTerminalUi, terminalAvailable } from './terminal-ui.js';
 import { harToEvents, looksLikeHar } from '../har/har-reader.js';
 import { reportFileError } from './file-errors.js';
 import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
 import { UsageError } from './usage-error.js';
 
-export const VIEW_HELP = `Usage: wstap view FILE [--no-tui] [--timeout NAME=DUR] [--no-redact]
+export const VIEW_HELP = `Usage: wstap view FILE [--no-tui] [--profile NAME|FILE] [--timeout NAME=DUR] [--no-redact]
 
 Reads a wstap capture (.jsonl) or a HAR file (wstap's own, or one exported
 by Chrome DevTools) and shows what happened to each connection. On a
@@ -25,8 +26,9 @@ browser's HAR has no close evidence, for example) is marked unknown.
 
 Options:
   --no-tui              print lines instead of opening the UI
+  --profile NAME|FILE   match closes against a profile's timeouts (wstap profiles)
   --timeout NAME=DUR[:MEASURE]
-                        a hop's timeout for the UI's countdowns (repeatable)
+                        a hop's timeout, for verdicts and countdowns (repeatable)
   --no-redact           show Cookie, Authorization and secret query values
   --payloads MODE       for the UI's HAR export (e key): none, preview, full
 `;
@@ -59,6 +61,7 @@ export async function runView(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsStrict(args, {
     'no-tui': { type: 'boolean' },
     timeout: { type: 'string', multiple: true },
+    profile: { type: 'string' },
     'no-redact': { type: 'boolean' },
     payloads: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -70,10 +73,11 @@ export async function runView(args: string[]): Promise<number> {
   const [file, ...extra] = positionals;
   if (!file) throw new UsageError('view needs a file (wstap view CAPTURE.jsonl or wstap view session.har)');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-  const timeouts = parseTimeoutFlags(values.timeout);
+  const profile = profileFromOption(values.profile);
+  const timeouts = knownTimeouts(profile, values.timeout);
   const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
   if (values['no-tui'] !== true && terminalAvailable()) {
-    return viewInTerminal(file, { timeouts, redact: values['no-redact'] !== true, payloads });
+    return viewInTerminal(file, { timeouts, profile: profile?.name ?? null, redact: values['no-redact'] !== true, payloads });
   }
 
   let source: Source;
@@ -95,6 +99,7 @@ export async function runView(args: string[]): Promise<number> {
       const summary = tracker.apply(event);
       const line = narrate(event, summary);
       if (!line) continue;
+      const findings = narrateFindings(event, summary, { timeouts });
       let text = `${clock(event.t)} ${line.level.toUpperCase().padEnd(5)} ${line.msg}`;
       if (event.kind === 'conn.close' && summary) {
         const who = attributionOf(summary).closedBy ?? 'unknown';
@@ -103,6 +108,7 @@ export async function runView(args: string[]): Promise<number> {
         if (missing && missing.length > 0) text += `; not in this file (unknown): ${missing.join(', ')}`;
       }
       out.push(text);
+      for (const f of findings) out.push(`${clock(event.t)} ${f.level.toUpperCase().padEnd(5)} ${f.msg}`);
       if (out.length >= 200) flush();
     }
   } catch (err) {
@@ -117,6 +123,7 @@ export async function runView(args: string[]): Promise<number> {
 
 interface TerminalViewOptions {
   timeouts: HopTimeout[];
+  profile: string | null;
   redact: boolean;
   payloads: PayloadMode;
 }
@@ -139,7 +146,7 @@ async function viewInTerminal(file: string, options: TerminalViewOptions): Promi
   const isCapture = !looksLikeHar(readFileHead(file, 4096));
   const tracker = new ConnectionTracker();
   // Filled in from the recording's session.start and last event as they are read.
-  const facts: SessionFacts = { listen: file, target: 'unknown target', profile: null, timeouts: options.timeouts, frozenAt: 0, logFile: null };
+  const facts: SessionFacts = { listen: file, target: 'unknown target', profile: options.profile, timeouts: options.timeouts, frozenAt: 0, logFile: null };
   let quit = false;
   let resolveQuit: () => void = () => undefined;
   const quitting = new Promise<void>((resolve) => (resolveQuit = resolve));
@@ -160,6 +167,7 @@ async function viewInTerminal(file: string, options: TerminalViewOptions): Promi
         unavailable: `${file} is already a HAR file`,
         redact: options.redact,
         payloads: options.payloads,
+        timeouts: options.timeouts,
         logger,
       }),
   });

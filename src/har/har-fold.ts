@@ -1,4 +1,6 @@
 import { attributeClose, closeEvidenceOf, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
+import { diagnoseClosed } from '../analysis/connection-diagnosis.js';
+import type { HopTimeout } from '../analysis/hop-timeout.js';
 import { PingPairing } from '../analysis/ping-pairing.js';
 import type {
   CaptureEvent,
@@ -27,6 +29,8 @@ import type { HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, Payloa
 export interface HarFoldOptions {
   payloads: PayloadMode;
   redact: boolean;
+  /** Known hop timeouts: each WebSocket entry's `_wstap.diagnosis` gets the timeout verdict. */
+  timeouts?: readonly HopTimeout[];
 }
 
 /**
@@ -270,6 +274,7 @@ export class HarFold {
         })),
         idleBeforeCloseMs: attribution.idleBeforeCloseMs,
         pings: record.pings,
+        diagnosis: diagnoseClosed({ openedAt: record.open.t, evidence: record.evidence }, { timeouts: this.#options.timeouts ?? [] }),
         ...(record.protocolErrors.length > 0
           ? { protocolErrors: record.protocolErrors.map((p) => ({ side: p.side, code: p.code, message: p.message, offset: p.offset })) }
           : {}),

@@ -8,6 +8,8 @@
  * messages); `time` and `timings` are milliseconds as HAR 1.2 says.
  */
 
+import type { Finding } from '../analysis/finding.js';
+
 export interface HarNameValue {
   name: string;
   value: string;
@@ -85,13 +87,6 @@ export interface HarFrame {
   length: number;
 }
 
-export interface HarDiagnosis {
-  id: string;
-  severity: 'info' | 'warning' | 'error';
-  message: string;
-  evidence: string[];
-  fix: string;
-}
 
 export interface HarWstap {
   connectionId: number;
@@ -101,7 +96,7 @@ export interface HarWstap {
   /** Silence of each direction when the first close event happened; null when there was none. */
   idleBeforeCloseMs: { client: number; upstream: number } | null;
   pings: Array<{ from: 'client' | 'upstream'; rttMs: number }>;
-  diagnosis: HarDiagnosis[];
+  diagnosis: Finding[];
   /** Protocol errors the decoder recorded, with byte offsets. */
   protocolErrors?: Array<{ side: 'client' | 'upstream'; code: string; message: string; offset: number }>;
   /** Who produced the response: `wstap` when the upstream could not be reached and wstap answered 502. */
@@ -136,3 +131,6 @@ export interface HarLog {
 }
 
 export type PayloadMode = 'none' | 'preview' | 'full';
+
+/** `_wstap.diagnosis` items are analysis findings as they are. */
+export type HarDiagnosis = Finding;

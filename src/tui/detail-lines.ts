@@ -1,6 +1,9 @@
 import { attributionOf, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { describeEvidence, noAnswerReason } from '../analysis/close-attribution.js';
+import { diagnoseClosed } from '../analysis/connection-diagnosis.js';
 import { closeNarration } from '../analysis/event-narrator.js';
+import type { Finding } from '../analysis/finding.js';
+import type { HopTimeout } from '../analysis/hop-timeout.js';
 import type { FrameRecord } from '../analysis/frame-history.js';
 import { printable } from '../analysis/printable.js';
 import type { RawHeaders, Side } from '../capture/events.js';
@@ -26,6 +29,8 @@ export interface DetailInput {
   redact: boolean;
   /** Columns available, so previews use the width they have. */
   width: number;
+  /** Known hop timeouts, for the findings section. */
+  timeouts?: readonly HopTimeout[];
 }
 
 const OPCODE_NAMES: Record<number, string> = { 0: 'cont', 1: 'text', 2: 'binary', 8: 'close', 9: 'ping', 10: 'pong' };
@@ -110,6 +115,21 @@ function closeEvidence(s: ConnectionSummary): StyledLine[] {
   return out;
 }
 
+const FINDING_TONE: Record<Finding['severity'], Tone> = { info: 'plain', warning: 'warn', error: 'bad' };
+
+function findings(s: ConnectionSummary, timeouts: readonly HopTimeout[]): StyledLine[] {
+  if (s.state !== 'closed') return [];
+  const found = diagnoseClosed({ openedAt: s.open.t, evidence: s.evidence }, { timeouts });
+  if (found.length === 0) return [];
+  const out = [line('Findings', 'heading')];
+  for (const f of found) {
+    out.push(line(`  [${f.severity}] ${f.id}: ${printable(f.message, 400)}`, FINDING_TONE[f.severity]));
+    for (const e of f.evidence) out.push(line(`    evidence: ${printable(e, 400)}`));
+    if (f.fix) out.push(line(`    fix: ${printable(f.fix, 400)}`, 'accent'));
+  }
+  return out;
+}
+
 function framePreview(f: FrameRecord, textMessage: boolean, compressed: boolean, width: number): string {
   if (f.opcode === 8) {
     if (f.closeCode === undefined) return f.length === 0 ? '(no code)' : '';
@@ -183,7 +203,8 @@ export function detailLines(input: DetailInput): StyledLine[] {
     );
   }
   if (s.bytes) out.push(line(`bytes on the wire: from client ${s.bytes.fromClient}, from upstream ${s.bytes.fromUpstream}`));
-  for (const section of [handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)]) {
+  const sections = [handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), findings(s, input.timeouts ?? []), timeline(input)];
+  for (const section of sections) {
     if (section.length === 0) continue;
     out.push(line(''), ...section);
   }

@@ -174,6 +174,7 @@ export class TuiApp {
       droppedFrames: this.#o.history.droppedOf(conn),
       redact: this.#o.redact,
       width: this.#o.screen.width,
+      timeouts: this.#o.facts.timeouts,
     });
   }
 

@@ -88,6 +88,35 @@ describe('command line', () => {
   });
 });
 
+describe('profiles on the command line', () => {
+  it('wstap profiles lists the shipped ones with their timeouts', () => {
+    const r = run(['profiles']);
+    expect(r.status).toBe(0);
+    for (const name of ['generic', 'nginx', 'mattermost', 'aws-alb', 'cloudflare', 'haproxy', 'socketio']) {
+      expect(r.stdout).toMatch(new RegExp(`^${name} +\\S`, 'm'));
+    }
+    expect(r.stdout).toContain('nginx proxy_read_timeout 60s');
+    expect(r.stdout).toContain('upstream pings every 60s');
+  });
+
+  it('an invalid profile stops wstap before it starts: exit 2, file, line and column, nothing listening', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-profile-'));
+    const file = path.join(dir, 'mine.yaml');
+    fs.writeFileSync(file, 'name: mine\ndescription: test\nhops:\n  - name: nginx\n    where: client-side\n    timeouts:\n      - setting: proxy_read_timeout\n        after: sixty\n        measures: both-idle\n        action: fin\n');
+    const r = run(['proxy', '--target', 'http://127.0.0.1:9', '--profile', file, '--no-tui']);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe(`wstap: --profile: ${file}:8:16: "after" must be a duration (e.g. 60, 60s, 1m30s, 250ms), got "sixty" (see wstap --help)`);
+    fs.writeFileSync(file, 'name: mine\ndescription: test\nhops: []\nheartbeat:\n  from: upstream\n  kind: ws-ping\n  intervall: 60s\n');
+    const typo = run(['proxy', '--target', 'http://127.0.0.1:9', '--profile', file]);
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toContain(`${file}:7:3: unknown key "intervall" in \"heartbeat\" (did you mean "interval"?)`);
+    const unknown = run(['proxy', '--target', 'http://127.0.0.1:9', '--profile', 'ngnix']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain('unknown profile "ngnix" (did you mean "nginx"?)');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
 describe('the proxy is never an open forward proxy', () => {
   let app: UpstreamApp;
   beforeAll(async () => {

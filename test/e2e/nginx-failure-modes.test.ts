@@ -17,8 +17,8 @@ interface Stack {
   stop(): Promise<void>;
 }
 
-async function stack(targetPort: number, nginxOptions: Omit<NginxOptions, 'upstreamPort'> = {}): Promise<Stack> {
-  const wstap = await startWstap(['--target', `http://127.0.0.1:${targetPort}`]);
+async function stack(targetPort: number, nginxOptions: Omit<NginxOptions, 'upstreamPort'> = {}, wstapArgs: string[] = []): Promise<Stack> {
+  const wstap = await startWstap(['--target', `http://127.0.0.1:${targetPort}`, ...wstapArgs]);
   const nginx = await startNginx({ upstreamPort: wstap.port, ...nginxOptions });
   return {
     nginx,
@@ -55,7 +55,8 @@ describe('nginx proxy_read_timeout 2s on an idle connection', () => {
   let s: Stack;
   beforeAll(async () => {
     app = await startUpstreamApp();
-    s = await stack(app.port, { proxyReadTimeout: '2s' });
+    // wstap is told about the hop's timeout, as a profile would.
+    s = await stack(app.port, { proxyReadTimeout: '2s' }, ['--timeout', 'nginx.proxy_read_timeout=2s']);
   });
   afterAll(async () => {
     await s?.stop();
@@ -83,6 +84,13 @@ describe('nginx proxy_read_timeout 2s on an idle connection', () => {
     expect(attribution.idleBeforeCloseMs?.upstream).toBeLessThan(3500);
     expect(attribution.idleBeforeCloseMs?.client).toBeGreaterThan(1900);
     expect(s.wstap.logs.some((l) => /#\d+ closed by client \(client fin\)/.test(l.msg))).toBe(true);
+    // The verdict names the hop and the setting, and the evidence it rests on.
+    const verdict = s.wstap.logs.find((l) => /^#\d+ closed by client side \(fin\) after 2\.\d\d s without data either way: matches nginx proxy_read_timeout 2s/.test(l.msg));
+    expect(verdict, s.wstap.logs.map((l) => l.msg).join('\n')).toBeDefined();
+    const finding = (verdict as unknown as { finding: { id: string; evidence: string[]; fix: string } }).finding;
+    expect(finding.id).toBe('timeout.match');
+    expect(finding.evidence[0]).toMatch(/^first close evidence: client fin at \+2\.\d\d s$/);
+    expect(finding.fix).toMatch(/raise nginx proxy_read_timeout/);
   });
 });
 

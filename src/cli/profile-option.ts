@@ -1,0 +1,52 @@
+import { formatDuration, type HopTimeout } from '../analysis/hop-timeout.js';
+import { hopTimeouts, type Profile } from '../profiles/profile.js';
+import { listShippedProfiles, ProfileError, resolveProfile } from '../profiles/profile-loader.js';
+import { parseArgsStrict } from './option-values.js';
+import { parseTimeoutFlags } from './terminal-ui.js';
+import { UsageError } from './usage-error.js';
+
+/** `--profile NAME|FILE`: an invalid profile stops everything with its file, line and column (exit 2). */
+export function profileFromOption(value: unknown): Profile | null {
+  if (typeof value !== 'string') return null;
+  try {
+    return resolveProfile(value);
+  } catch (err) {
+    if (err instanceof ProfileError) throw new UsageError(`--profile: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The profile's timeouts, then the --timeout flags (a flag for the same hop and setting replaces the profile's). */
+export function knownTimeouts(profile: Profile | null, flags: unknown): HopTimeout[] {
+  const fromFlags = parseTimeoutFlags(flags);
+  const fromProfile = profile ? hopTimeouts(profile) : [];
+  const overridden = (t: HopTimeout): boolean => fromFlags.some((f) => f.hop === t.hop && f.setting === t.setting);
+  return [...fromProfile.filter((t) => !overridden(t)), ...fromFlags];
+}
+
+export const PROFILES_HELP = `Usage: wstap profiles
+
+Lists the profiles shipped with wstap (profiles/*.yaml): the hops in front of
+and behind the app, their idle timeouts and the app's heartbeat. Use one with
+--profile NAME, or write your own and pass --profile path/to/file.yaml.
+`;
+
+function summary(p: Profile): string {
+  const timeouts = hopTimeouts(p).map((t) => `${t.hop} ${t.setting} ${formatDuration(t.seconds)}`);
+  const heartbeat = p.heartbeat ? `${p.heartbeat.from} pings every ${formatDuration(p.heartbeat.interval)}` : null;
+  return [...timeouts, ...(heartbeat ? [heartbeat] : [])].join(', ') || 'no timeouts';
+}
+
+export async function runProfiles(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgsStrict(args, { help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    process.stdout.write(PROFILES_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const profiles = listShippedProfiles();
+  const width = Math.max(...profiles.map((p) => p.name.length));
+  const lines = profiles.map((p) => `${p.name.padEnd(width)}  ${p.description}\n${' '.repeat(width)}  (${summary(p)})`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
