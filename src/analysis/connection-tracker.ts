@@ -4,10 +4,13 @@ import type {
   HandshakeRequestEvent,
   HandshakeResponseEvent,
   HttpErrorEvent,
+  HttpRequestEvent,
+  HttpResponseEvent,
   Side,
 } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { attributeClose, closeEvidenceOf, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
+import { isHandshakeRequest } from './handshake-rules.js';
 import { PingPairing, type PingRoundTrip } from './ping-pairing.js';
 
 export type ConnectionState = 'handshaking' | 'open' | 'half-closed' | 'closed';
@@ -37,6 +40,11 @@ export interface ConnectionSummary {
    * recording can tell.
    */
   lastActivityAt: Record<Side, number>;
+  /**
+   * The first plain HTTP request that carried Sec-WebSocket-Key (a handshake
+   * that lost its Upgrade header on the way), and the app's answer to it.
+   */
+  handshakeLike: { request: HttpRequestEvent; response: HttpResponseEvent | null } | null;
   /** Path of the first plain HTTP request on this connection. */
   firstRequestUrl: string | null;
   /** The plain HTTP request in progress (keep-alive: one at a time). */
@@ -101,6 +109,7 @@ export class ConnectionTracker {
         upstreamError: null,
         httpExchanges: 0,
         forwardedFor: null,
+        handshakeLike: null,
         lastStatus: null,
         lastActivityAt: { client: event.t, upstream: event.t },
         firstRequestUrl: null,
@@ -140,6 +149,7 @@ export class ConnectionTracker {
       case 'http.request':
         s.lastActivityAt.client = event.t;
         s.forwardedFor ??= forwardedClient(event.rawHeaders);
+        if (!s.handshakeLike && isHandshakeRequest(event.rawHeaders)) s.handshakeLike = { request: event, response: null };
         s.httpExchanges++;
         s.firstRequestUrl ??= event.url;
         s.currentRequest = { exchange: event.exchange, method: event.method, url: event.url };
@@ -148,6 +158,7 @@ export class ConnectionTracker {
       case 'http.response':
         s.lastActivityAt.upstream = event.t;
         s.lastStatus = event.statusCode;
+        if (s.handshakeLike && s.handshakeLike.request.exchange === event.exchange) s.handshakeLike.response = event;
         break;
       case 'ws.handshake.request':
         s.lastActivityAt.client = event.t;

@@ -2,7 +2,7 @@ import type { CaptureEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, noAnswerReason } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
-import { diagnoseClosed, type DiagnosisContext } from './connection-diagnosis.js';
+import { diagnoseConnection, factsOf, type DiagnosisContext } from './connection-diagnosis.js';
 import type { Finding } from './finding.js';
 import { printable } from './printable.js';
 
@@ -148,10 +148,29 @@ export function closeNarration(s: ConnectionSummary): Narration {
 
 const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info', warning: 'warn', error: 'error' };
 
-/** Log lines for the findings about a connection when it closes (timeout verdicts, later the other rules). */
+/**
+ * Log lines for findings, each once, as soon as it can be known: handshake
+ * rules when the app answers (or cannot be reached), the rest (timeout
+ * verdict, a handshake never answered) when the connection closes.
+ */
 export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): Narration[] {
-  if (event.kind !== 'conn.close' || !summary) return [];
-  return diagnoseClosed({ openedAt: summary.open.t, evidence: summary.evidence }, context).map((f) => ({
+  if (!summary) return [];
+  const facts = factsOf(summary);
+  const handshake = facts.handshake;
+  let findings: Finding[];
+  const answerEvent =
+    (event.kind === 'ws.handshake.response' && handshake?.response === event) ||
+    (event.kind === 'http.response' && handshake?.response === event) ||
+    (event.kind === 'http.error' && event.stage === 'connect' && handshake !== null && !handshake.response);
+  if (answerEvent) {
+    findings = diagnoseConnection({ ...facts, closed: false }, context);
+  } else if (event.kind === 'conn.close') {
+    const answered = handshake !== null && (handshake.response !== null || handshake.error?.stage === 'connect');
+    findings = diagnoseConnection(facts, context).filter((f) => !answered || !f.id.startsWith('handshake.'));
+  } else {
+    return [];
+  }
+  return findings.map((f) => ({
     level: FINDING_LEVEL[f.severity],
     msg: `#${summary.conn} ${f.message}${f.fix ? `; fix: ${f.fix}` : ''}`,
     fields: { conn: summary.conn, finding: f },

@@ -8,7 +8,7 @@ import { attributionOf, type ConnectionSummary } from '../analysis/connection-tr
 import { describeEvidence, type CloseAttribution } from '../analysis/close-attribution.js';
 import { seconds } from '../analysis/event-narrator.js';
 import { printable } from '../analysis/printable.js';
-import { diagnoseClosed } from '../analysis/connection-diagnosis.js';
+import { diagnoseConnection, factsOf } from '../analysis/connection-diagnosis.js';
 import type { HopTimeout } from '../analysis/hop-timeout.js';
 import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
 import { parseTarget } from '../relay/target.js';
@@ -235,7 +235,7 @@ export function renderSummary(summaries: ConnectionSummary[], timeouts: readonly
     const rtt = ping ? `, ping rtt ${ping.rttMs.toFixed(2)} ms` : '';
     lines.push(`  #${s.conn} ${label} ${request}${status}${frames}${rtt}`);
     if (s.handshakeRequest) lines.push(`     ${verdict(attributionOf(s))}`);
-    for (const f of diagnoseClosed({ openedAt: s.open.t, evidence: s.evidence }, { timeouts })) {
+    for (const f of diagnoseConnection(factsOf(s), { timeouts })) {
       if (f.id !== 'timeout.none') lines.push(`     ${f.id}: ${f.message}`);
     }
   }

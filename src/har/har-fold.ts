@@ -1,5 +1,6 @@
 import { attributeClose, closeEvidenceOf, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
-import { diagnoseClosed } from '../analysis/connection-diagnosis.js';
+import { diagnoseConnection, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
+import { isHandshakeRequest } from '../analysis/handshake-rules.js';
 import type { HopTimeout } from '../analysis/hop-timeout.js';
 import { PingPairing } from '../analysis/ping-pairing.js';
 import type {
@@ -25,12 +26,15 @@ import {
   serverIp,
 } from './har-entries.js';
 import type { HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
+import { redactHandshake } from './redaction.js';
 
 export interface HarFoldOptions {
   payloads: PayloadMode;
   redact: boolean;
   /** Known hop timeouts: each WebSocket entry's `_wstap.diagnosis` gets the timeout verdict. */
   timeouts?: readonly HopTimeout[];
+  /** Request headers the app needs (profile), for the handshake rules. */
+  requiredHeaders?: readonly string[];
 }
 
 /**
@@ -274,7 +278,10 @@ export class HarFold {
         })),
         idleBeforeCloseMs: attribution.idleBeforeCloseMs,
         pings: record.pings,
-        diagnosis: diagnoseClosed({ openedAt: record.open.t, evidence: record.evidence }, { timeouts: this.#options.timeouts ?? [] }),
+        diagnosis: diagnoseConnection(
+          { openedAt: record.open.t, evidence: record.evidence, closed: true, handshake: this.#shareable({ request, response, error }) },
+          this.#diagnosisContext(),
+        ),
         ...(record.protocolErrors.length > 0
           ? { protocolErrors: record.protocolErrors.map((p) => ({ side: p.side, code: p.code, message: p.message, offset: p.offset })) }
           : {}),
@@ -307,9 +314,28 @@ export class HarFold {
       cache: {},
       timings,
       connection: String(event.conn),
-      _wstap: { ...emptyWstap(event.conn, redact), answeredBy: 'upstream' },
+      _wstap: {
+        ...emptyWstap(event.conn, redact),
+        answeredBy: 'upstream',
+        // A handshake that arrived as plain HTTP (its Upgrade header lost on the way) is diagnosed here.
+        diagnosis: isHandshakeRequest(request.rawHeaders)
+          ? diagnoseConnection(
+              { openedAt: request.t, evidence: [], closed: false, handshake: this.#shareable({ request, response: event, error: null }) },
+              this.#diagnosisContext(),
+            )
+          : [],
+      },
     };
     this.#emit(entry);
+  }
+
+  /** Findings quote headers: in a redacted export they quote the redacted ones. */
+  #shareable(h: RecordedHandshake): RecordedHandshake {
+    return this.#options.redact ? redactHandshake(h) : h;
+  }
+
+  #diagnosisContext(): DiagnosisContext {
+    return { timeouts: this.#options.timeouts ?? [], requiredHeaders: this.#options.requiredHeaders ?? [] };
   }
 
   #onHttpError(event: HttpErrorEvent): void {

@@ -4,6 +4,8 @@
  * the terminal UI call them; `--no-redact` simply skips them.
  */
 
+import type { RecordedHandshake } from '../analysis/connection-diagnosis.js';
+
 export const REDACTED = '[redacted]';
 /** The same mark inside a URL, percent-encoded so the URL stays a valid URI (it decodes to REDACTED). */
 export const REDACTED_IN_URL = encodeURIComponent(REDACTED);
@@ -146,4 +148,13 @@ function isOpaque(s: string, minLength: number): boolean {
 function isProtocolName(item: string): boolean {
   if (!/^[a-z0-9]+(?:[-._][a-z0-9]+)*$/.test(item)) return false;
   return item.split(/[-._]/).every((w) => w.length <= 15 && w.replace(/\D/g, '').length <= 3);
+}
+
+/** A recorded handshake with its headers and URL redacted, so findings built from it can be shared. */
+export function redactHandshake(h: RecordedHandshake): RecordedHandshake {
+  return {
+    request: { ...h.request, url: redactUrl(h.request.url), rawHeaders: redactRawHeaders(h.request.rawHeaders) },
+    response: h.response ? { ...h.response, rawHeaders: redactRawHeaders(h.response.rawHeaders) } : null,
+    error: h.error,
+  };
 }

@@ -1,13 +1,13 @@
 import { attributionOf, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { describeEvidence, noAnswerReason } from '../analysis/close-attribution.js';
-import { diagnoseClosed } from '../analysis/connection-diagnosis.js';
+import { diagnoseConnection, factsOf } from '../analysis/connection-diagnosis.js';
 import { closeNarration } from '../analysis/event-narrator.js';
 import type { Finding } from '../analysis/finding.js';
 import type { HopTimeout } from '../analysis/hop-timeout.js';
 import type { FrameRecord } from '../analysis/frame-history.js';
 import { printable } from '../analysis/printable.js';
 import type { RawHeaders, Side } from '../capture/events.js';
-import { REDACTED, redactRawHeaders, redactUrl } from '../har/redaction.js';
+import { REDACTED, redactHandshake, redactRawHeaders, redactUrl } from '../har/redaction.js';
 import type { ConnectionRow } from './connection-rows.js';
 import { noteCell } from './connection-table.js';
 import type { Tone } from './paint.js';
@@ -117,9 +117,10 @@ function closeEvidence(s: ConnectionSummary): StyledLine[] {
 
 const FINDING_TONE: Record<Finding['severity'], Tone> = { info: 'plain', warning: 'warn', error: 'bad' };
 
-function findings(s: ConnectionSummary, timeouts: readonly HopTimeout[]): StyledLine[] {
-  if (s.state !== 'closed') return [];
-  const found = diagnoseClosed({ openedAt: s.open.t, evidence: s.evidence }, { timeouts });
+function findings(s: ConnectionSummary, timeouts: readonly HopTimeout[], redact: boolean): StyledLine[] {
+  const facts = factsOf(s);
+  const shown = redact && facts.handshake ? { ...facts, handshake: redactHandshake(facts.handshake) } : facts;
+  const found = diagnoseConnection(shown, { timeouts });
   if (found.length === 0) return [];
   const out = [line('Findings', 'heading')];
   for (const f of found) {
@@ -203,7 +204,8 @@ export function detailLines(input: DetailInput): StyledLine[] {
     );
   }
   if (s.bytes) out.push(line(`bytes on the wire: from client ${s.bytes.fromClient}, from upstream ${s.bytes.fromUpstream}`));
-  const sections = [handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), findings(s, input.timeouts ?? []), timeline(input)];
+  // What wstap concludes comes first; the observations it rests on follow.
+  const sections = [findings(s, input.timeouts ?? [], input.redact), handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)];
   for (const section of sections) {
     if (section.length === 0) continue;
     out.push(line(''), ...section);

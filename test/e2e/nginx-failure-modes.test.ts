@@ -31,6 +31,22 @@ async function stack(targetPort: number, nginxOptions: Omit<NginxOptions, 'upstr
 }
 
 /** Stops wstap (SIGINT) and returns its capture: everything is on disk once it exits. */
+interface LoggedFinding {
+  id: string;
+  severity: string;
+  message: string;
+  evidence: string[];
+  fix: string;
+}
+
+/** The findings wstap logged (each log line of a finding carries it whole). */
+function findingsIn(s: Stack): LoggedFinding[] {
+  return s.wstap.logs.flatMap((l) => {
+    const f = (l as unknown as { finding?: LoggedFinding }).finding;
+    return f ? [f] : [];
+  });
+}
+
 async function finalCapture(s: Stack): Promise<CaptureEvent[]> {
   await s.nginx.stop();
   expect(await s.wstap.stop()).toBe(0);
@@ -165,6 +181,10 @@ describe('upstream refuses or drops the upgrade', () => {
     expect(response).toMatchObject({ statusCode: 400, reason: 'Bad Request', upgraded: false });
     expect(response?.rawHeaders).toContainEqual(['X-App-Reason', 'Origin not allowed']);
     expect(ofKind(all, 'ws.frame')).toHaveLength(0);
+    const finding = findingsIn(s).find((f) => f.id === 'handshake.not-upgraded');
+    expect(finding?.message).toBe('the app answered 400 Bad Request instead of 101 Switching Protocols');
+    expect(finding?.evidence).toContain('response: 400 Bad Request');
+    expect(finding?.fix).toMatch(/refused the upgrade/);
   });
 
   it('an upstream that closes before answering: recorded as such, nginx reports "upstream prematurely closed"', async () => {
@@ -178,6 +198,10 @@ describe('upstream refuses or drops the upgrade', () => {
     const conn = ofKind(all, 'ws.handshake.request')[0]?.conn ?? -1;
     expect(ofKind(all, 'ws.handshake.response')).toHaveLength(0);
     expect(evidenceOf(all, conn)[0]).toMatchObject({ side: 'upstream', kind: 'fin' });
+    const finding = findingsIn(s2).find((f) => f.id === 'handshake.no-answer');
+    expect(finding?.severity).toBe('error');
+    expect(finding?.message).toMatch(/closed \(or reset\) the connection before answering the handshake/);
+    expect(finding?.evidence[0]).toBe('request: GET /ws?test=early-close HTTP/1.1');
   });
 });
 
@@ -205,5 +229,33 @@ describe('nginx without the Upgrade headers', () => {
     expect(ofKind(all, 'ws.handshake.request')).toHaveLength(0);
     const response = ofKind(all, 'http.response').find((e) => e.conn === request?.conn);
     expect(response?.statusCode).toBe(426);
+    // wstap names the cause and the nginx fix, from the plain GET it saw.
+    const finding = findingsIn(s).find((f) => f.id === 'handshake.missing-upgrade');
+    expect(finding?.message).toMatch(/^a WebSocket handshake reached the app without "Upgrade: websocket" and "upgrade" in Connection/);
+    expect(finding?.evidence).toEqual(expect.arrayContaining(['Upgrade: (absent)', expect.stringMatching(/^Sec-WebSocket-Key: \S+/)]));
+    expect(finding?.fix).toContain('proxy_set_header Upgrade $http_upgrade');
+    expect(findingsIn(s).find((f) => f.id === 'handshake.not-upgraded')?.message).toBe('the app answered 426 Upgrade Required instead of 101 Switching Protocols');
+  });
+});
+
+describe('nginx with proxy_http_version 1.0', () => {
+  let app: UpstreamApp;
+  let s: Stack;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+    s = await stack(app.port, { httpVersion: '1.0' });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await app?.close();
+  });
+
+  it('the handshake reaches the app as HTTP/1.0: wstap says so and names proxy_http_version 1.1', async () => {
+    await unexpectedResponse(`ws://127.0.0.1:${s.nginx.port}/ws?test=http10`).catch(() => undefined);
+    await s.wstap.waitForLog((l) => /HTTP\/1\.0/.test(l.msg) && /handshake/.test(l.msg));
+    const finding = findingsIn(s).find((f) => f.id === 'handshake.http10');
+    expect(finding?.message).toBe('the handshake reached the app as HTTP/1.0, which has no Upgrade mechanism');
+    expect(finding?.evidence[0]).toMatch(/^request: GET \/ws\?test=http10 HTTP\/1\.0$/);
+    expect(finding?.fix).toContain('proxy_http_version 1.1');
   });
 });

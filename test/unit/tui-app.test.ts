@@ -198,7 +198,9 @@ describe('TuiApp (headless, real blessed)', () => {
     let lines = await until(h, 'the detail view', hasText('Handshake request as it reached wstap'));
     expect(h.app.state.mode).toBe('detail');
     expect(lines).toEqual(expect.arrayContaining([expect.stringContaining('Cookie: [redacted]')]));
-    expect(lines.some((l) => l.includes('"hello"'))).toBe(true);
+    // The frame timeline is further down (findings and the handshake come first).
+    h.type('\x1b[F');
+    lines = await until(h, 'the frame timeline', hasText('"hello"'));
     expect(lines.some((l) => l.includes('timeout / closed by'))).toBe(false);
     // blessed waits briefly to see whether an escape sequence follows a lone ESC.
     h.type('\x1b');
