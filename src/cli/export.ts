@@ -41,7 +41,8 @@ export async function runExport(args: string[]): Promise<number> {
   if (!input) throw new UsageError('export needs a capture file (wstap export CAPTURE.jsonl -o session.har)');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const output = typeof values.output === 'string' ? values.output : input.replace(/\.jsonl?$/i, '') + '.har';
-  const timeouts = knownTimeouts(profileFromOption(values.profile), values.timeout);
+  const profile = profileFromOption(values.profile);
+  const timeouts = knownTimeouts(profile, values.timeout);
   const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
   const started = Date.now();
   try {
@@ -52,6 +53,7 @@ export async function runExport(args: string[]): Promise<number> {
       redact: values['no-redact'] !== true,
       payloads,
       timeouts,
+      requiredHeaders: profile?.app?.requiresHeaders ?? [],
       creatorVersion: VERSION,
       onWarning: (w) => process.stderr.write(`wstap: warning: ${input}:${w.line}: ${w.message}\n`),
       onProgress: (done, s) =>

@@ -24,6 +24,8 @@ export interface ProxySessionOptions {
   drainSeconds: number;
   /** Known hop timeouts (profile, --timeout): closes are matched against them. */
   timeouts?: readonly HopTimeout[];
+  /** Request headers the app needs (profile), for the handshake rules. */
+  requiredHeaders?: readonly string[];
 }
 
 export type EventListener = (event: CaptureEvent, summary: ConnectionSummary | null) => void;
@@ -120,7 +122,8 @@ export class ProxySession implements EventSink {
       const summary = this.tracker.apply(event);
       const line = narrate(event, summary);
       if (line) this.#options.logger[line.level](line.fields, line.msg);
-      for (const finding of narrateFindings(event, summary, { timeouts: this.#options.timeouts ?? [] })) {
+      const context = { timeouts: this.#options.timeouts ?? [], requiredHeaders: this.#options.requiredHeaders ?? [] };
+      for (const finding of narrateFindings(event, summary, context)) {
         this.#options.logger[finding.level](finding.fields, finding.msg);
       }
       for (const listener of this.#listeners) listener(event, summary);

@@ -134,6 +134,7 @@ export async function runProxy(args: string[]): Promise<number> {
       logger,
       drainSeconds,
       timeouts,
+      requiredHeaders: profile?.app?.requiresHeaders ?? [],
     });
   } catch (err) {
     if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });

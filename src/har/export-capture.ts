@@ -13,6 +13,8 @@ export interface ExportCaptureOptions {
   payloads: PayloadMode;
   /** Known hop timeouts, for the timeout verdicts in `_wstap.diagnosis`. */
   timeouts?: readonly HopTimeout[];
+  /** Request headers the app needs (profile), for the handshake rules. */
+  requiredHeaders?: readonly string[];
   creatorVersion: string;
   onWarning?: (warning: CaptureReadWarning) => void;
   /** About once a second during a long export: fraction of the capture read, entries so far. */
@@ -38,6 +40,7 @@ export async function exportCapture(options: ExportCaptureOptions): Promise<HarF
         redact: options.redact,
         payloads: options.payloads,
         ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+        ...(options.requiredHeaders ? { requiredHeaders: options.requiredHeaders } : {}),
         onOpened: () => (created = true),
         ...(options.onProgress ? { onProgress: (stats: HarFoldStats) => options.onProgress?.(total > 0 ? progress.bytesRead / total : 1, stats) } : {}),
       },
