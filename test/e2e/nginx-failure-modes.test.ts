@@ -100,12 +100,13 @@ describe('nginx proxy_read_timeout 2s on an idle connection', () => {
     expect(attribution.idleBeforeCloseMs?.upstream).toBeLessThan(3500);
     expect(attribution.idleBeforeCloseMs?.client).toBeGreaterThan(1900);
     expect(s.wstap.logs.some((l) => /#\d+ closed by client \(client fin\)/.test(l.msg))).toBe(true);
-    // The verdict names the hop and the setting, and the evidence it rests on.
-    const verdict = s.wstap.logs.find((l) => /^#\d+ closed by client side \(fin\) after 2\.\d\d s without data either way: matches nginx proxy_read_timeout 2s/.test(l.msg));
+    // The verdict names the hop and the setting, and the evidence it rests on
+    // (nginx's timer and wstap's clock can disagree by a few ms: 1.99 s happens).
+    const verdict = s.wstap.logs.find((l) => /^#\d+ closed by client side \(fin\) after [12]\.\d\d s without data either way: matches nginx proxy_read_timeout 2s/.test(l.msg));
     expect(verdict, s.wstap.logs.map((l) => l.msg).join('\n')).toBeDefined();
     const finding = (verdict as unknown as { finding: { id: string; evidence: string[]; fix: string } }).finding;
     expect(finding.id).toBe('timeout.match');
-    expect(finding.evidence[0]).toMatch(/^first close evidence: client fin at \+2\.\d\d s$/);
+    expect(finding.evidence[0]).toMatch(/^first close evidence: client fin at \+[12]\.\d\d s$/);
     expect(finding.fix).toMatch(/raise nginx proxy_read_timeout/);
   });
 });
