@@ -146,6 +146,9 @@ export function closeNarration(s: ConnectionSummary): Narration {
   };
 }
 
+const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'http.response', 'http.error', 'conn.close']);
+const NO_FINDINGS: readonly Narration[] = [];
+
 const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info', warning: 'warn', error: 'error' };
 
 /**
@@ -153,8 +156,9 @@ const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info
  * rules when the app answers (or cannot be reached), the rest (timeout
  * verdict, a handshake never answered) when the connection closes.
  */
-export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): Narration[] {
-  if (!summary) return [];
+export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): readonly Narration[] {
+  // Called for every event, frames included: decide on the kind before building anything.
+  if (!summary || !FINDING_EVENTS.has(event.kind)) return NO_FINDINGS;
   const facts = factsOf(summary);
   const handshake = facts.handshake;
   let findings: Finding[];
@@ -168,7 +172,7 @@ export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary 
     const answered = handshake !== null && (handshake.response !== null || handshake.error?.stage === 'connect');
     findings = diagnoseConnection(facts, context).filter((f) => !answered || !f.id.startsWith('handshake.'));
   } else {
-    return [];
+    return NO_FINDINGS;
   }
   return findings.map((f) => ({
     level: FINDING_LEVEL[f.severity],
