@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
+import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { HopTimeout } from '../analysis/hop-timeout.js';
 import { narrate, narrateFindings } from '../analysis/event-narrator.js';
 import { CaptureWriter } from '../capture/capture-writer.js';
@@ -38,6 +39,7 @@ export class ProxySession implements EventSink {
   readonly clock = new SessionClock();
   readonly tracker = new ConnectionTracker();
   readonly #options: ProxySessionOptions;
+  readonly #diagnosis: DiagnosisContext;
   readonly #writer: CaptureWriter | null;
   readonly #listener: ProxyListener;
   readonly #listeners: EventListener[] = [];
@@ -47,6 +49,7 @@ export class ProxySession implements EventSink {
 
   private constructor(options: ProxySessionOptions) {
     this.#options = options;
+    this.#diagnosis = { timeouts: options.timeouts ?? [], requiredHeaders: options.requiredHeaders ?? [] };
     this.#writer = options.capturePath
       ? new CaptureWriter({
           path: options.capturePath,
@@ -122,8 +125,7 @@ export class ProxySession implements EventSink {
       const summary = this.tracker.apply(event);
       const line = narrate(event, summary);
       if (line) this.#options.logger[line.level](line.fields, line.msg);
-      const context = { timeouts: this.#options.timeouts ?? [], requiredHeaders: this.#options.requiredHeaders ?? [] };
-      for (const finding of narrateFindings(event, summary, context)) {
+      for (const finding of narrateFindings(event, summary, this.#diagnosis)) {
         this.#options.logger[finding.level](finding.fields, finding.msg);
       }
       for (const listener of this.#listeners) listener(event, summary);
