@@ -1,8 +1,7 @@
-import { formatDuration, type HopTimeout } from '../analysis/hop-timeout.js';
+import { formatDuration, parseTimeoutSpec, TimeoutSpecError, type HopTimeout } from '../analysis/hop-timeout.js';
 import { hopTimeouts, type Profile } from '../profiles/profile.js';
 import { listShippedProfiles, ProfileError, resolveProfile } from '../profiles/profile-loader.js';
 import { parseArgsStrict } from './option-values.js';
-import { parseTimeoutFlags } from './terminal-ui.js';
 import { UsageError } from './usage-error.js';
 
 /** `--profile NAME|FILE`: an invalid profile stops everything with its file, line and column (exit 2). */
@@ -14,6 +13,19 @@ export function profileFromOption(value: unknown): Profile | null {
     if (err instanceof ProfileError) throw new UsageError(`--profile: ${err.message}`);
     throw err;
   }
+}
+
+/** Repeated `--timeout NAME=DURATION[:MEASURE]` flags. */
+export function parseTimeoutFlags(values: unknown): HopTimeout[] {
+  const specs = Array.isArray(values) ? values : values === undefined ? [] : [values];
+  return specs.map((spec) => {
+    try {
+      return parseTimeoutSpec(String(spec));
+    } catch (err) {
+      if (err instanceof TimeoutSpecError) throw new UsageError(err.message);
+      throw err;
+    }
+  });
 }
 
 /** The profile's timeouts, then the --timeout flags (a flag for the same hop and setting replaces the profile's). */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ConnectionTracker } from '../analysis/connection-tracker.js';
 import { FrameHistory } from '../analysis/frame-history.js';
-import { parseTimeoutSpec, TimeoutSpecError, type HopTimeout } from '../analysis/hop-timeout.js';
+import type { HopTimeout } from '../analysis/hop-timeout.js';
 import type { LiveActivity } from '../capture/live-activity.js';
 import { exportCapture } from '../har/export-capture.js';
 import type { PayloadMode } from '../har/har-types.js';
@@ -14,25 +14,11 @@ import type { SessionFacts } from '../tui/screen-frame.js';
 import { openTerminalScreen } from '../tui/terminal-screen.js';
 import { TuiApp } from '../tui/tui-app.js';
 import type { ProxySession } from './proxy-session.js';
-import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
 /** The UI needs a keyboard and a screen: both ends must be terminals. */
 export function terminalAvailable(): boolean {
   return process.stdout.isTTY === true && process.stdin.isTTY === true;
-}
-
-/** Repeated `--timeout NAME=SECONDS[:MEASURE]` flags. */
-export function parseTimeoutFlags(values: unknown): HopTimeout[] {
-  const specs = Array.isArray(values) ? values : values === undefined ? [] : [values];
-  return specs.map((spec) => {
-    try {
-      return parseTimeoutSpec(String(spec));
-    } catch (err) {
-      if (err instanceof TimeoutSpecError) throw new UsageError(err.message);
-      throw err;
-    }
-  });
 }
 
 function stamp(d: Date): string {

@@ -171,7 +171,6 @@ async function viewInTerminal(file: string, options: TerminalViewOptions): Promi
         logger,
       }),
   });
-  let code = 0;
   try {
     let events = 0;
     for await (const event of source.events) {
@@ -191,5 +190,5 @@ async function viewInTerminal(file: string, options: TerminalViewOptions): Promi
     return reportFileError(err);
   }
   ui.close();
-  return code;
+  return 0;
 }

@@ -1,6 +1,11 @@
 import { describe, it, expect } from 'vitest';
 import { ConnectionTracker, attributionOf } from '../../src/analysis/connection-tracker.js';
-import { frameEvent, httpResponseEvent } from '../support/event-fixtures.js';
+import {
+  frameEvent,
+  handshakeRequestEvent as handshakeRequest,
+  handshakeResponseEvent as handshakeResponse,
+  httpResponseEvent,
+} from '../support/event-fixtures.js';
 import type {
   CaptureEvent,
   ConnCloseEvent,
@@ -22,38 +27,7 @@ function close(conn: number, t: number): ConnCloseEvent {
   return { kind: 'conn.close', t, conn, bytes: { fromClient: 321, fromUpstream: 654 } };
 }
 
-function handshakeRequest(conn: number, t: number): HandshakeRequestEvent {
-  return {
-    kind: 'ws.handshake.request',
-    t,
-    conn,
-    method: 'GET',
-    url: '/api/v4/websocket',
-    httpVersion: '1.1',
-    rawHeaders: [
-      ['Host', 'chat.example'],
-      ['Upgrade', 'websocket'],
-      ['Connection', 'Upgrade'],
-    ],
-    headLength: 200,
-  };
-}
 
-function handshakeResponse(conn: number, t: number): HandshakeResponseEvent {
-  return {
-    kind: 'ws.handshake.response',
-    t,
-    conn,
-    statusCode: 101,
-    reason: 'Switching Protocols',
-    httpVersion: '1.1',
-    rawHeaders: [['Upgrade', 'websocket']],
-    headLength: 129,
-    upgraded: true,
-    deflate: null,
-    waitMs: 2.5,
-  };
-}
 
 function frame(conn: number, t: number, side: Side, index: number, opcode: number, length: number, extra: Partial<FrameEvent> = {}): FrameEvent {
   return frameEvent({ conn, t, side, index, offset: index * 10, opcode, length, ...extra });
