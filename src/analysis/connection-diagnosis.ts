@@ -3,15 +3,21 @@ import { attributeClose, type CloseEvidence } from './close-attribution.js';
 import type { ConnectionSummary } from './connection-tracker.js';
 import type { Finding } from './finding.js';
 import { handshakeFindings, type HandshakeFacts } from './handshake-rules.js';
+import type { Heartbeat } from './heartbeat.js';
 import type { HopTimeout } from './hop-timeout.js';
 import { timeoutVerdict } from './timeout-verdict.js';
 
-/** What wstap knows about the path (from a profile or --timeout flags). */
+/** What wstap knows about the path (from a profile or --timeout flags); the same for every connection of a session. */
 export interface DiagnosisContext {
   timeouts: readonly HopTimeout[];
   /** Request headers the app needs (profile `app.requires-headers`). */
-  requiredHeaders?: readonly string[];
+  requiredHeaders: readonly string[];
+  /** The app's heartbeat as the profile describes it. */
+  heartbeat: Heartbeat | null;
 }
+
+/** Nothing known about the path: only what the connection itself shows is judged. */
+export const EMPTY_DIAGNOSIS_CONTEXT: DiagnosisContext = Object.freeze({ timeouts: [], requiredHeaders: [], heartbeat: null });
 
 /** A handshake as recorded: upgraded (ws.handshake.*) or one that arrived as plain HTTP. */
 export interface RecordedHandshake {
@@ -38,7 +44,7 @@ function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext): Hand
     upstreamError: h.error && h.error.stage === 'connect' ? h.error : null,
     closedBy: attributeClose(facts.evidence).closedBy,
     closed: facts.closed,
-    requiredHeaders: context.requiredHeaders ?? [],
+    requiredHeaders: context.requiredHeaders,
   };
 }
 

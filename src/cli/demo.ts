@@ -8,8 +8,7 @@ import { attributionOf, type ConnectionSummary } from '../analysis/connection-tr
 import { describeEvidence, type CloseAttribution } from '../analysis/close-attribution.js';
 import { seconds } from '../analysis/event-narrator.js';
 import { printable } from '../analysis/printable.js';
-import { diagnoseConnection, factsOf } from '../analysis/connection-diagnosis.js';
-import type { HopTimeout } from '../analysis/hop-timeout.js';
+import { diagnoseConnection, factsOf, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
 import { parseTarget } from '../relay/target.js';
 import { startDemoApp, type DemoApp } from './demo-app.js';
@@ -127,7 +126,7 @@ export async function runDemo(args: string[]): Promise<number> {
   const logger = createLogger({ format });
 
   const app = await startDemoApp();
-  const session = await startDemoSession(app, capturePath, values.force === true, logger, [demoTimeout(2)]);
+  const session = await startDemoSession(app, capturePath, values.force === true, logger, demoContext(2));
   const base = `ws://${session.address}`;
   process.stdout.write(`wstap demo: app on 127.0.0.1:${app.port}, wstap on ${session.address}\n`);
   try {
@@ -137,12 +136,12 @@ export async function runDemo(args: string[]): Promise<number> {
     await session.stop('demo finished');
     await app.close();
   }
-  process.stdout.write(renderSummary([...session.tracker.closed].sort((a, b) => a.conn - b.conn), [demoTimeout(2)]));
+  process.stdout.write(renderSummary([...session.tracker.closed].sort((a, b) => a.conn - b.conn), demoContext(2)));
   if (session.capturePath) process.stdout.write(`capture written to ${session.capturePath}\n`);
   return 0;
 }
 
-function startDemoSession(app: DemoApp, capturePath: string | null, force: boolean, logger: Logger, timeouts: HopTimeout[]): Promise<ProxySession> {
+function startDemoSession(app: DemoApp, capturePath: string | null, force: boolean, logger: Logger, diagnosis: DiagnosisContext): Promise<ProxySession> {
   return ProxySession.start({
     mode: 'http',
     host: '127.0.0.1',
@@ -154,7 +153,7 @@ function startDemoSession(app: DemoApp, capturePath: string | null, force: boole
     overwriteCapture: force,
     logger,
     drainSeconds: 0,
-    timeouts,
+    diagnosis,
   });
 }
 
@@ -170,8 +169,12 @@ async function runRound(base: string, pace: Pace, stopped: () => boolean = () =>
 }
 
 /** The simulated hop in front of wstap whose idle timeout cuts the idle scenario (2 s, or 10 s in the UI). */
-function demoTimeout(seconds: number): HopTimeout {
-  return { hop: 'demo-hop', setting: 'idle_timeout', seconds, measures: 'both-idle', where: 'client-side', action: 'fin' };
+function demoContext(seconds: number): DiagnosisContext {
+  return {
+    timeouts: [{ hop: 'demo-hop', setting: 'idle_timeout', seconds, measures: 'both-idle', where: 'client-side', action: 'fin' }],
+    requiredHeaders: [],
+    heartbeat: null,
+  };
 }
 const ROUND_EVERY_MS = 15_000;
 
@@ -182,12 +185,12 @@ async function demoInTerminal(capturePath: string | null, force: boolean): Promi
   const tempDir = capturePath ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-demo-'));
   const capture = capturePath ?? path.join(tempDir as string, 'capture.jsonl');
   const app = await startDemoApp();
-  const session = await startDemoSession(app, capture, force, logger, [demoTimeout(10)]);
+  const session = await startDemoSession(app, capture, force, logger, demoContext(10));
   const stopper = shutdownOnSignal(session, logger);
   const ui = startLiveUi(session, {
     target: `http://127.0.0.1:${app.port} (demo app)`,
     profile: null,
-    timeouts: [demoTimeout(10)],
+    diagnosis: demoContext(10),
     redact: true,
     payloads: 'preview',
     screenLog,
@@ -224,7 +227,7 @@ function verdict(a: CloseAttribution): string {
 }
 
 /** The demo's closing table: one line per connection, what wstap concluded and from what. */
-export function renderSummary(summaries: ConnectionSummary[], timeouts: readonly HopTimeout[]): string {
+export function renderSummary(summaries: ConnectionSummary[], diagnosis: DiagnosisContext): string {
   const lines = ['', 'What wstap saw:'];
   for (const s of summaries) {
     const label = (demoLabel(s) ?? '').padEnd(13);
@@ -235,7 +238,7 @@ export function renderSummary(summaries: ConnectionSummary[], timeouts: readonly
     const rtt = ping ? `, ping rtt ${ping.rttMs.toFixed(2)} ms` : '';
     lines.push(`  #${s.conn} ${label} ${request}${status}${frames}${rtt}`);
     if (s.handshakeRequest) lines.push(`     ${verdict(attributionOf(s))}`);
-    for (const f of diagnoseConnection(factsOf(s), { timeouts })) {
+    for (const f of diagnoseConnection(factsOf(s), diagnosis)) {
       if (f.id !== 'timeout.none') lines.push(`     ${f.id}: ${f.message}`);
     }
   }

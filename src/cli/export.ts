@@ -1,7 +1,7 @@
 import { exportCapture } from '../har/export-capture.js';
 import { reportFileError } from './file-errors.js';
 import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
-import { knownTimeouts, profileFromOption } from './profile-option.js';
+import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
@@ -42,7 +42,7 @@ export async function runExport(args: string[]): Promise<number> {
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const output = typeof values.output === 'string' ? values.output : input.replace(/\.jsonl?$/i, '') + '.har';
   const profile = profileFromOption(values.profile);
-  const timeouts = knownTimeouts(profile, values.timeout);
+  const diagnosis = diagnosisContextOf(profile, values.timeout);
   const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
   const started = Date.now();
   try {
@@ -52,8 +52,7 @@ export async function runExport(args: string[]): Promise<number> {
       overwrite: values.force === true,
       redact: values['no-redact'] !== true,
       payloads,
-      timeouts,
-      requiredHeaders: profile?.app?.requiresHeaders ?? [],
+      diagnosis,
       creatorVersion: VERSION,
       onWarning: (w) => process.stderr.write(`wstap: warning: ${input}:${w.line}: ${w.message}\n`),
       onProgress: (done, s) =>

@@ -1,3 +1,4 @@
+import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { formatDuration, parseTimeoutSpec, TimeoutSpecError, type HopTimeout } from '../analysis/hop-timeout.js';
 import { hopTimeouts, type Profile } from '../profiles/profile.js';
 import { listShippedProfiles, ProfileError, resolveProfile } from '../profiles/profile-loader.js';
@@ -34,6 +35,15 @@ export function knownTimeouts(profile: Profile | null, flags: unknown): HopTimeo
   const fromProfile = profile ? hopTimeouts(profile) : [];
   const overridden = (t: HopTimeout): boolean => fromFlags.some((f) => f.hop === t.hop && f.setting === t.setting);
   return [...fromProfile.filter((t) => !overridden(t)), ...fromFlags];
+}
+
+/** Everything the verdicts and findings are judged against: profile, then flags. */
+export function diagnosisContextOf(profile: Profile | null, timeoutFlags: unknown): DiagnosisContext {
+  return {
+    timeouts: knownTimeouts(profile, timeoutFlags),
+    requiredHeaders: profile?.app?.requiresHeaders ?? [],
+    heartbeat: profile?.heartbeat ?? null,
+  };
 }
 
 export const PROFILES_HELP = `Usage: wstap profiles

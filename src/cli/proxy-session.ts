@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
-import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
-import type { HopTimeout } from '../analysis/hop-timeout.js';
+import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { narrate, narrateFindings } from '../analysis/event-narrator.js';
 import { CaptureWriter } from '../capture/capture-writer.js';
 import type { CaptureEvent, EventSink } from '../capture/events.js';
@@ -23,10 +22,8 @@ export interface ProxySessionOptions {
   logger: Logger;
   /** Seconds to let live connections finish on shutdown before ending them. */
   drainSeconds: number;
-  /** Known hop timeouts (profile, --timeout): closes are matched against them. */
-  timeouts?: readonly HopTimeout[];
-  /** Request headers the app needs (profile), for the handshake rules. */
-  requiredHeaders?: readonly string[];
+  /** What is known about the path (profile, --timeout): closes, handshakes and heartbeats are judged against it. */
+  diagnosis?: DiagnosisContext;
 }
 
 export type EventListener = (event: CaptureEvent, summary: ConnectionSummary | null) => void;
@@ -49,7 +46,7 @@ export class ProxySession implements EventSink {
 
   private constructor(options: ProxySessionOptions) {
     this.#options = options;
-    this.#diagnosis = { timeouts: options.timeouts ?? [], requiredHeaders: options.requiredHeaders ?? [] };
+    this.#diagnosis = options.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT;
     this.#writer = options.capturePath
       ? new CaptureWriter({
           path: options.capturePath,

@@ -14,11 +14,11 @@ import {
   parseNonNegativeNumber,
 } from './option-values.js';
 import { exportCapture } from '../har/export-capture.js';
-import type { HopTimeout } from '../analysis/hop-timeout.js';
+import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { ProxySession } from './proxy-session.js';
 import { shutdownOnSignal } from './shutdown.js';
-import { knownTimeouts, profileFromOption } from './profile-option.js';
+import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { defaultLogFile, startLiveUi, terminalAvailable } from './terminal-ui.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
@@ -103,7 +103,7 @@ export async function runProxy(args: string[]): Promise<number> {
   if (harPath && values.force !== true && fs.existsSync(harPath)) {
     throw new UsageError(`--har ${harPath} already exists; choose another name or pass --force`);
   }
-  const timeouts = knownTimeouts(profile, values.timeout);
+  const diagnosis = diagnosisContextOf(profile, values.timeout);
   const redact = values['no-redact'] !== true;
   const screenLog = values['no-tui'] !== true && terminalAvailable()
     ? createScreenLogger({ level, file: typeof values['log-file'] === 'string' ? values['log-file'] : defaultLogFile() })
@@ -133,8 +133,7 @@ export async function runProxy(args: string[]): Promise<number> {
       overwriteCapture: values.force === true,
       logger,
       drainSeconds,
-      timeouts,
-      requiredHeaders: profile?.app?.requiresHeaders ?? [],
+      diagnosis,
     });
   } catch (err) {
     if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
@@ -145,7 +144,7 @@ export async function runProxy(args: string[]): Promise<number> {
   if (session.capturePath && !tempDir) logger.info(`capturing to ${session.capturePath}`);
   const stopper = shutdownOnSignal(session, logger);
   const ui = screenLog
-    ? startLiveUi(session, { target: target.href, profile: profile?.name ?? null, timeouts, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })
+    ? startLiveUi(session, { target: target.href, profile: profile?.name ?? null, diagnosis, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })
     : null;
   let code = await stopper.done;
   ui?.close();
@@ -153,7 +152,7 @@ export async function runProxy(args: string[]): Promise<number> {
     screenLog.release();
     process.stderr.write(`wstap: log written to ${screenLog.file}\n`);
   }
-  if (harPath && capturePath) code = await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, timeouts }, logger, code);
+  if (harPath && capturePath) code = await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, diagnosis }, logger, code);
   if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
   await screenLog?.close();
   return code;
@@ -162,7 +161,7 @@ export async function runProxy(args: string[]): Promise<number> {
 async function writeHarAtExit(
   capturePath: string,
   harPath: string,
-  settings: { overwrite: boolean; redact: boolean; payloads: PayloadMode; timeouts: readonly HopTimeout[] },
+  settings: { overwrite: boolean; redact: boolean; payloads: PayloadMode; diagnosis: DiagnosisContext },
   logger: Logger,
   code: number,
 ): Promise<number> {

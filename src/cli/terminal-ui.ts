@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ConnectionTracker } from '../analysis/connection-tracker.js';
 import { FrameHistory } from '../analysis/frame-history.js';
-import type { HopTimeout } from '../analysis/hop-timeout.js';
+import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { LiveActivity } from '../capture/live-activity.js';
 import { exportCapture } from '../har/export-capture.js';
 import type { PayloadMode } from '../har/har-types.js';
@@ -35,7 +35,7 @@ export interface HarExportSettings {
   capturePath: string | null;
   redact: boolean;
   payloads: PayloadMode;
-  timeouts: readonly HopTimeout[];
+  diagnosis: DiagnosisContext;
   logger: Logger;
   /** Makes everything recorded so far readable in the capture file. */
   flush?: () => void;
@@ -57,7 +57,7 @@ export async function exportFromUi(settings: HarExportSettings): Promise<string>
     overwrite: false,
     redact: settings.redact,
     payloads: settings.payloads,
-    timeouts: settings.timeouts,
+    diagnosis: settings.diagnosis,
     creatorVersion: VERSION,
     // A live capture's last line may be half-written while we read: skip it quietly.
     onWarning: (w) => settings.logger.debug(`export: capture line ${w.line}: ${w.message}`),
@@ -125,7 +125,7 @@ export interface LiveUiOptions {
   /** How the header names the target. */
   target: string;
   profile: string | null;
-  timeouts: readonly HopTimeout[];
+  diagnosis: DiagnosisContext;
   redact: boolean;
   payloads: PayloadMode;
   screenLog: ScreenLogger;
@@ -137,7 +137,7 @@ export function startLiveUi(session: ProxySession, options: LiveUiOptions): Runn
   const logger = options.screenLog.logger;
   const ui = startTerminalUi({
     tracker: session.tracker,
-    facts: { listen: session.address, target: options.target, profile: options.profile, timeouts: options.timeouts, frozenAt: null, logFile: options.screenLog.file },
+    facts: { listen: session.address, target: options.target, profile: options.profile, diagnosis: options.diagnosis, frozenAt: null, logFile: options.screenLog.file },
     redact: options.redact,
     now: () => session.clock.now(),
     activity: (conn) => session.activity(conn),
@@ -149,7 +149,7 @@ export function startLiveUi(session: ProxySession, options: LiveUiOptions): Runn
         capturePath: session.capturePath,
         redact: options.redact,
         payloads: options.payloads,
-        timeouts: options.timeouts,
+        diagnosis: options.diagnosis,
         logger,
         flush: () => session.flushSync(),
       }),

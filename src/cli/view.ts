@@ -3,12 +3,12 @@ import { attributionOf, ConnectionTracker } from '../analysis/connection-tracker
 import { narrate, narrateFindings } from '../analysis/event-narrator.js';
 import { checkCaptureHeader, readCaptureEvents, readFileHead } from '../capture/capture-reader.js';
 import pino from 'pino';
-import type { HopTimeout } from '../analysis/hop-timeout.js';
+import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { CaptureEvent } from '../capture/events.js';
 import type { SessionFacts } from '../tui/screen-frame.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { LogTail } from '../log.js';
-import { knownTimeouts, profileFromOption } from './profile-option.js';
+import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { exportFromUi, startTerminalUi, terminalAvailable } from './terminal-ui.js';
 import { harToEvents, looksLikeHar } from '../har/har-reader.js';
 import { reportFileError } from './file-errors.js';
@@ -74,10 +74,10 @@ export async function runView(args: string[]): Promise<number> {
   if (!file) throw new UsageError('view needs a file (wstap view CAPTURE.jsonl or wstap view session.har)');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const profile = profileFromOption(values.profile);
-  const timeouts = knownTimeouts(profile, values.timeout);
+  const diagnosis = diagnosisContextOf(profile, values.timeout);
   const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
   if (values['no-tui'] !== true && terminalAvailable()) {
-    return viewInTerminal(file, { timeouts, profile: profile?.name ?? null, redact: values['no-redact'] !== true, payloads });
+    return viewInTerminal(file, { diagnosis, profile: profile?.name ?? null, redact: values['no-redact'] !== true, payloads });
   }
 
   let source: Source;
@@ -99,7 +99,7 @@ export async function runView(args: string[]): Promise<number> {
       const summary = tracker.apply(event);
       const line = narrate(event, summary);
       if (!line) continue;
-      const findings = narrateFindings(event, summary, { timeouts });
+      const findings = narrateFindings(event, summary, diagnosis);
       let text = `${clock(event.t)} ${line.level.toUpperCase().padEnd(5)} ${line.msg}`;
       if (event.kind === 'conn.close' && summary) {
         const who = attributionOf(summary).closedBy ?? 'unknown';
@@ -122,7 +122,7 @@ export async function runView(args: string[]): Promise<number> {
 }
 
 interface TerminalViewOptions {
-  timeouts: HopTimeout[];
+  diagnosis: DiagnosisContext;
   profile: string | null;
   redact: boolean;
   payloads: PayloadMode;
@@ -146,7 +146,7 @@ async function viewInTerminal(file: string, options: TerminalViewOptions): Promi
   const isCapture = !looksLikeHar(readFileHead(file, 4096));
   const tracker = new ConnectionTracker();
   // Filled in from the recording's session.start and last event as they are read.
-  const facts: SessionFacts = { listen: file, target: 'unknown target', profile: options.profile, timeouts: options.timeouts, frozenAt: 0, logFile: null };
+  const facts: SessionFacts = { listen: file, target: 'unknown target', profile: options.profile, diagnosis: options.diagnosis, frozenAt: 0, logFile: null };
   let quit = false;
   let resolveQuit: () => void = () => undefined;
   const quitting = new Promise<void>((resolve) => (resolveQuit = resolve));
@@ -167,7 +167,7 @@ async function viewInTerminal(file: string, options: TerminalViewOptions): Promi
         unavailable: `${file} is already a HAR file`,
         redact: options.redact,
         payloads: options.payloads,
-        timeouts: options.timeouts,
+        diagnosis: options.diagnosis,
         logger,
       }),
   });

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { checkCaptureHeader, readCaptureEvents, type CaptureReadWarning } from '../capture/capture-reader.js';
-import type { HopTimeout } from '../analysis/hop-timeout.js';
+import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { HarFoldStats } from './har-fold.js';
 import { writeHarFile } from './har-file-writer.js';
 import type { PayloadMode } from './har-types.js';
@@ -11,10 +11,8 @@ export interface ExportCaptureOptions {
   overwrite: boolean;
   redact: boolean;
   payloads: PayloadMode;
-  /** Known hop timeouts, for the timeout verdicts in `_wstap.diagnosis`. */
-  timeouts?: readonly HopTimeout[];
-  /** Request headers the app needs (profile), for the handshake rules. */
-  requiredHeaders?: readonly string[];
+  /** What is known about the path (profile, --timeout), for `_wstap.diagnosis`. */
+  diagnosis?: DiagnosisContext;
   creatorVersion: string;
   onWarning?: (warning: CaptureReadWarning) => void;
   /** About once a second during a long export: fraction of the capture read, entries so far. */
@@ -39,8 +37,7 @@ export async function exportCapture(options: ExportCaptureOptions): Promise<HarF
         creatorVersion: options.creatorVersion,
         redact: options.redact,
         payloads: options.payloads,
-        ...(options.timeouts ? { timeouts: options.timeouts } : {}),
-        ...(options.requiredHeaders ? { requiredHeaders: options.requiredHeaders } : {}),
+        ...(options.diagnosis ? { diagnosis: options.diagnosis } : {}),
         onOpened: () => (created = true),
         ...(options.onProgress ? { onProgress: (stats: HarFoldStats) => options.onProgress?.(total > 0 ? progress.bytesRead / total : 1, stats) } : {}),
       },

@@ -1,7 +1,6 @@
 import { attributeClose, closeEvidenceOf, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
-import { diagnoseConnection, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
+import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
 import { isHandshakeRequest } from '../analysis/handshake-rules.js';
-import type { HopTimeout } from '../analysis/hop-timeout.js';
 import { PingPairing } from '../analysis/ping-pairing.js';
 import type {
   CaptureEvent,
@@ -31,10 +30,8 @@ import { redactHandshake } from './redaction.js';
 export interface HarFoldOptions {
   payloads: PayloadMode;
   redact: boolean;
-  /** Known hop timeouts: each WebSocket entry's `_wstap.diagnosis` gets the timeout verdict. */
-  timeouts?: readonly HopTimeout[];
-  /** Request headers the app needs (profile), for the handshake rules. */
-  requiredHeaders?: readonly string[];
+  /** What is known about the path (profile, --timeout): `_wstap.diagnosis` is judged against it. */
+  diagnosis?: DiagnosisContext;
 }
 
 /**
@@ -335,7 +332,7 @@ export class HarFold {
   }
 
   #diagnosisContext(): DiagnosisContext {
-    return { timeouts: this.#options.timeouts ?? [], requiredHeaders: this.#options.requiredHeaders ?? [] };
+    return this.#options.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT;
   }
 
   #onHttpError(event: HttpErrorEvent): void {

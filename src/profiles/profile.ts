@@ -1,5 +1,5 @@
 import type { HopPlacement, HopTimeout, TimeoutAction, TimeoutMeasure } from '../analysis/hop-timeout.js';
-import type { Side } from '../capture/events.js';
+import type { Heartbeat } from '../analysis/heartbeat.js';
 
 /**
  * A profile: the hops in front of and behind wstap, what each does to quiet
@@ -26,16 +26,7 @@ export interface Hop {
   timeouts: ProfileTimeout[];
 }
 
-/** Who pings whom, how often, and how long the pinger waits before giving up. */
-export interface Heartbeat {
-  from: Side;
-  /** A WebSocket ping frame, or a message of the app's own protocol (Socket.IO "2", Mattermost's JSON ping). */
-  kind: 'ws-ping' | 'app-message';
-  /** Seconds. */
-  interval: number;
-  /** Seconds the pinger waits for an answer; absent when the app does not give up. */
-  timeout?: number;
-}
+export type { Heartbeat } from '../analysis/heartbeat.js';
 
 export interface Profile {
   name: string;

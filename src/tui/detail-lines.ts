@@ -1,9 +1,8 @@
 import { attributionOf, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { describeEvidence, noAnswerReason } from '../analysis/close-attribution.js';
-import { diagnoseConnection, factsOf } from '../analysis/connection-diagnosis.js';
+import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, factsOf, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { closeNarration } from '../analysis/event-narrator.js';
 import type { Finding } from '../analysis/finding.js';
-import type { HopTimeout } from '../analysis/hop-timeout.js';
 import type { FrameRecord } from '../analysis/frame-history.js';
 import { printable } from '../analysis/printable.js';
 import type { RawHeaders, Side } from '../capture/events.js';
@@ -29,8 +28,8 @@ export interface DetailInput {
   redact: boolean;
   /** Columns available, so previews use the width they have. */
   width: number;
-  /** Known hop timeouts, for the findings section. */
-  timeouts?: readonly HopTimeout[];
+  /** What is known about the path, for the findings section. */
+  diagnosis?: DiagnosisContext;
 }
 
 const OPCODE_NAMES: Record<number, string> = { 0: 'cont', 1: 'text', 2: 'binary', 8: 'close', 9: 'ping', 10: 'pong' };
@@ -117,10 +116,10 @@ function closeEvidence(s: ConnectionSummary): StyledLine[] {
 
 const FINDING_TONE: Record<Finding['severity'], Tone> = { info: 'plain', warning: 'warn', error: 'bad' };
 
-function findings(s: ConnectionSummary, timeouts: readonly HopTimeout[], redact: boolean): StyledLine[] {
+function findings(s: ConnectionSummary, context: DiagnosisContext, redact: boolean): StyledLine[] {
   const facts = factsOf(s);
   const shown = redact && facts.handshake ? { ...facts, handshake: redactHandshake(facts.handshake) } : facts;
-  const found = diagnoseConnection(shown, { timeouts });
+  const found = diagnoseConnection(shown, context);
   if (found.length === 0) return [];
   const out = [line('Findings', 'heading')];
   for (const f of found) {
@@ -205,7 +204,7 @@ export function detailLines(input: DetailInput): StyledLine[] {
   }
   if (s.bytes) out.push(line(`bytes on the wire: from client ${s.bytes.fromClient}, from upstream ${s.bytes.fromUpstream}`));
   // What wstap concludes comes first; the observations it rests on follow.
-  const sections = [findings(s, input.timeouts ?? [], input.redact), handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)];
+  const sections = [findings(s, input.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT, input.redact), handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)];
   for (const section of sections) {
     if (section.length === 0) continue;
     out.push(line(''), ...section);

@@ -1,4 +1,5 @@
-import { formatDuration, type HopTimeout } from '../analysis/hop-timeout.js';
+import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import { formatDuration } from '../analysis/hop-timeout.js';
 import { printable } from '../analysis/printable.js';
 import type { ConnectionRow } from './connection-rows.js';
 import { layoutTable, tableHeading, tableLine } from './connection-table.js';
@@ -24,7 +25,8 @@ export interface SessionFacts {
   listen: string;
   target: string;
   profile: string | null;
-  timeouts: readonly HopTimeout[];
+  /** The profile's (and --timeout flags') knowledge of the path: countdowns, findings. */
+  diagnosis: DiagnosisContext;
   /** Replaying a recording: the time the timers are frozen at. */
   frozenAt: number | null;
   logFile: string | null;
@@ -71,9 +73,9 @@ function title(input: FrameInput): string {
 function statusLine(input: FrameInput): string {
   const { facts, state } = input;
   const timeouts =
-    facts.timeouts.length === 0
+    facts.diagnosis.timeouts.length === 0
       ? 'none (--timeout NAME=SECONDS or a profile adds countdowns)'
-      : facts.timeouts.map((t) => `${t.hop}${t.setting ? `.${t.setting}` : ''} ${formatDuration(t.seconds)}`).join(', ');
+      : facts.diagnosis.timeouts.map((t) => `${t.hop}${t.setting ? `.${t.setting}` : ''} ${formatDuration(t.seconds)}`).join(', ');
   const filter = state.filter ? `  filter "${state.filter}"` : '';
   return `profile ${facts.profile ?? 'none'} · timeouts ${timeouts} · sort ${state.sort} · http ${state.showHttp ? 'shown' : 'hidden'}${filter}`;
 }

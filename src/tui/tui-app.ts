@@ -134,7 +134,7 @@ export class TuiApp {
       filter: this.#state.filter,
       sort: this.#state.sort,
       showHttp: this.#state.showHttp,
-      timeouts: this.#o.facts.timeouts,
+      timeouts: this.#o.facts.diagnosis.timeouts,
       redact: this.#o.redact,
       ...(this.#o.activity ? { activity: this.#o.activity } : {}),
     };
@@ -174,7 +174,7 @@ export class TuiApp {
       droppedFrames: this.#o.history.droppedOf(conn),
       redact: this.#o.redact,
       width: this.#o.screen.width,
-      timeouts: this.#o.facts.timeouts,
+      diagnosis: this.#o.facts.diagnosis,
     });
   }
 

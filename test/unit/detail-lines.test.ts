@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest';
+import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../../src/analysis/connection-diagnosis.js';
 import { FrameHistory } from '../../src/analysis/frame-history.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { connectionRows } from '../../src/tui/connection-rows.js';
@@ -27,6 +28,7 @@ interface DetailOptions {
   width?: number;
   now?: number;
   history?: FrameHistory;
+  diagnosis?: DiagnosisContext;
 }
 
 function detail(events: readonly CaptureEvent[], conn: number, options: DetailOptions = {}): StyledLine[] {
@@ -45,6 +47,7 @@ function detail(events: readonly CaptureEvent[], conn: number, options: DetailOp
     droppedFrames: history.droppedOf(conn),
     redact,
     width: options.width ?? 120,
+    ...(options.diagnosis ? { diagnosis: options.diagnosis } : {}),
   });
 }
 
@@ -478,5 +481,34 @@ describe('relativeTime', () => {
     expect(relativeTime(12_345.6)).toBe('+12.346s');
     expect(relativeTime(999_999)).toBe('+999.999s');
     expect(relativeTime(3_600_000)).toBe('+1h00m');
+  });
+});
+
+describe('findings section', () => {
+  // The life above: upstream close frame at +49 s after 3 s of upstream silence and 8 s of client silence.
+  const nginxFrontSide: DiagnosisContext = {
+    timeouts: [{ hop: 'nginx', setting: 'proxy_read_timeout', seconds: 60, measures: 'both-idle', where: 'client-side', action: 'fin' }],
+    requiredHeaders: ['X-Forwarded-For', 'X-Real-IP'],
+    heartbeat: null,
+  };
+
+  it('comes first and shows the profile\'s required headers rule with evidence and fix', () => {
+    const lines = detail(wsLife(), C, { diagnosis: nginxFrontSide });
+    // After the connection's own header lines, before the handshake.
+    expect(indexWith(lines, 'Findings')).toBeLessThan(indexWith(lines, 'Handshake'));
+    const missing = lineWith(lines, 'handshake.missing-header');
+    expect(missing.text).toBe('  [warning] handshake.missing-header: the app needs X-Forwarded-For (per the profile) and the request did not carry it');
+    expect(missing.tone).toBe('warn');
+    const at = indexWith(lines, 'handshake.missing-header');
+    expect(lines[at + 2]?.text).toBe('    evidence: X-Forwarded-For: (absent)');
+    expect(lines[at + 3]?.text).toMatch(/^ {4}fix: .*proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for/);
+    // X-Real-IP was sent: no finding for it.
+    expect(texts(lines).some((t) => t.includes('needs X-Real-IP'))).toBe(false);
+  });
+
+  it('gives the timeout verdict\'s numbers when nothing matches, and nothing without a context', () => {
+    const lines = detail(wsLife(), C, { diagnosis: nginxFrontSide });
+    expect(lineWith(lines, 'timeout.none').text).toMatch(/closed by upstream side \(close-frame 1001 "bye"\) after 3\.00 s without data either way: matches no known timeout/);
+    expect(texts(detail(wsLife(), C, { diagnosis: EMPTY_DIAGNOSIS_CONTEXT })).includes('Findings')).toBe(false);
   });
 });

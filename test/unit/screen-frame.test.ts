@@ -1,3 +1,4 @@
+import { EMPTY_DIAGNOSIS_CONTEXT } from '../../src/analysis/connection-diagnosis.js';
 import { describe, it, expect } from 'vitest';
 import { FrameHistory } from '../../src/analysis/frame-history.js';
 import type { HopTimeout } from '../../src/analysis/hop-timeout.js';
@@ -41,7 +42,7 @@ const FACTS: SessionFacts = {
   listen: '127.0.0.1:8066',
   target: '127.0.0.1:8065',
   profile: 'mattermost',
-  timeouts: [nginx60],
+  diagnosis: { ...EMPTY_DIAGNOSIS_CONTEXT, timeouts: [nginx60] },
   frozenAt: null,
   logFile: '/tmp/wstap/wstap.log',
 };
@@ -154,7 +155,7 @@ describe('composeScreen: content', () => {
 
   it('status line: no timeouts, another sort, HTTP hidden, an applied filter', () => {
     const lines = plain(
-      frame({ width: 200, height: 24, facts: { ...FACTS, profile: null, timeouts: [] }, state: { ...INITIAL_UI_STATE, sort: 'bytes', showHttp: false, filter: 'chat' } }),
+      frame({ width: 200, height: 24, facts: { ...FACTS, profile: null, diagnosis: EMPTY_DIAGNOSIS_CONTEXT }, state: { ...INITIAL_UI_STATE, sort: 'bytes', showHttp: false, filter: 'chat' } }),
     );
     expect(lines[1]).toContain('profile none · timeouts none (--timeout NAME=SECONDS or a profile adds countdowns) · sort bytes · http hidden  filter "chat"');
   });

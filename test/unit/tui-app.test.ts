@@ -1,3 +1,4 @@
+import { EMPTY_DIAGNOSIS_CONTEXT } from '../../src/analysis/connection-diagnosis.js';
 import { PassThrough, Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConnectionTracker } from '../../src/analysis/connection-tracker.js';
@@ -84,7 +85,7 @@ function start(
     screen,
     tracker,
     history,
-    facts: { listen: '127.0.0.1:8066', target: '127.0.0.1:8065', profile: null, timeouts: [nginx60], frozenAt: null, logFile: null, ...options.facts },
+    facts: { listen: '127.0.0.1:8066', target: '127.0.0.1:8065', profile: null, diagnosis: { ...EMPTY_DIAGNOSIS_CONTEXT, timeouts: [nginx60] }, frozenAt: null, logFile: null, ...options.facts },
     paint: new Paint(true),
     redact: true,
     now: () => clock.now,
