@@ -1,11 +1,13 @@
-import type { HandshakeRequestEvent, HandshakeResponseEvent, HttpErrorEvent, HttpRequestEvent, HttpResponseEvent } from '../capture/events.js';
+import type { HandshakeBodyEvent, HandshakeRequestEvent, HandshakeResponseEvent, HttpErrorEvent, HttpRequestEvent, HttpResponseEvent } from '../capture/events.js';
 import { attributeClose, type CloseEvidence } from './close-attribution.js';
 import type { ConnectionSummary } from './connection-tracker.js';
 import type { Finding } from './finding.js';
-import { handshakeFindings, type HandshakeFacts } from './handshake-rules.js';
+import { handshakeFindings, responseBodyFacts, type HandshakeFacts } from './handshake-rules.js';
 import type { Heartbeat } from './heartbeat.js';
 import type { HopTimeout } from './hop-timeout.js';
-import { timeoutVerdict } from './timeout-verdict.js';
+import { heartbeatFindings } from './heartbeat-rules.js';
+import type { PingPairing } from './ping-pairing.js';
+import { matchingTimeouts, timeoutVerdict } from './timeout-verdict.js';
 
 /** What wstap knows about the path (from a profile or --timeout flags); the same for every connection of a session. */
 export interface DiagnosisContext {
@@ -24,6 +26,8 @@ export interface RecordedHandshake {
   request: HandshakeRequestEvent | HttpRequestEvent;
   response: HandshakeResponseEvent | HttpResponseEvent | null;
   error: HttpErrorEvent | null;
+  /** The start of the body sent with a response that did not upgrade (absent in captures older than the event). */
+  responseBody?: HandshakeBodyEvent | null;
 }
 
 /** The facts the verdicts rest on; the tracker and the HAR fold both have them. */
@@ -32,6 +36,12 @@ export interface ConnectionFacts {
   evidence: readonly CloseEvidence[];
   closed: boolean;
   handshake: RecordedHandshake | null;
+  /** Pings and pongs so far (null: none kept, e.g. a plain HTTP exchange). */
+  pings: PingPairing | null;
+  /** When the app's 101 arrived; null when the connection never became a WebSocket. */
+  upgradedAt: number | null;
+  /** Where the heartbeat checks stop looking: the close, or now for a connection still open. */
+  endAt: number;
 }
 
 function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext): HandshakeFacts | null {
@@ -40,7 +50,9 @@ function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext): Hand
   const reason = h.response ? ('reason' in h.response ? h.response.reason : h.response.statusMessage) : '';
   return {
     request: h.request,
-    response: h.response ? { statusCode: h.response.statusCode, reason, rawHeaders: h.response.rawHeaders } : null,
+    response: h.response
+      ? { statusCode: h.response.statusCode, reason, rawHeaders: h.response.rawHeaders, ...(h.responseBody ? { body: responseBodyFacts(h.responseBody) } : {}) }
+      : null,
     upstreamError: h.error && h.error.stage === 'connect' ? h.error : null,
     closedBy: attributeClose(facts.evidence).closedBy,
     closed: facts.closed,
@@ -48,23 +60,48 @@ function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext): Hand
   };
 }
 
-/** Everything wstap concludes about one connection: handshake rules, then (once closed) the timeout verdict. */
+/**
+ * Everything wstap concludes about one connection: handshake rules, then
+ * (once closed) the timeout verdict, then the heartbeat checks.
+ */
 export function diagnoseConnection(facts: ConnectionFacts, context: DiagnosisContext): Finding[] {
   const handshake = handshakeFacts(facts, context);
   const out = handshake ? handshakeFindings(handshake) : [];
+  let closedByTimeout: HopTimeout | null = null;
   if (facts.closed) {
-    const verdict = timeoutVerdict(context.timeouts, attributeClose(facts.evidence), facts.openedAt);
+    const attribution = attributeClose(facts.evidence);
+    const verdict = timeoutVerdict(context.timeouts, attribution, facts.openedAt);
     if (verdict) out.push(verdict);
+    if (verdict?.id === 'timeout.match' && attribution.first) {
+      closedByTimeout = matchingTimeouts(context.timeouts, attribution, attribution.first.t - facts.openedAt)[0]?.timeout ?? null;
+    }
+  }
+  if (facts.pings) {
+    out.push(
+      ...heartbeatFindings(
+        { pings: facts.pings, upgradedAt: facts.upgradedAt, endAt: facts.endAt, closed: facts.closed, closedByTimeout },
+        context,
+      ),
+    );
   }
   return out;
 }
 
-/** The tracker's view of a connection as diagnosis facts. */
-export function factsOf(s: ConnectionSummary): ConnectionFacts {
+/** The tracker's view of a connection as diagnosis facts; `now` ends the look at a connection still open. */
+export function factsOf(s: ConnectionSummary, now?: number): ConnectionFacts {
   const handshake: RecordedHandshake | null = s.handshakeRequest
-    ? { request: s.handshakeRequest, response: s.handshakeResponse, error: s.upstreamError }
+    ? { request: s.handshakeRequest, response: s.handshakeResponse, error: s.upstreamError, responseBody: s.handshakeBody }
     : s.handshakeLike
       ? { request: s.handshakeLike.request, response: s.handshakeLike.response, error: s.upstreamError }
       : null;
-  return { openedAt: s.open.t, evidence: s.evidence, closed: s.state === 'closed', handshake };
+  const endAt = s.evidence[0]?.t ?? s.closedAt ?? now ?? Math.max(s.lastActivityAt.client, s.lastActivityAt.upstream);
+  return {
+    openedAt: s.open.t,
+    evidence: s.evidence,
+    closed: s.state === 'closed',
+    handshake,
+    pings: s.handshakeResponse?.upgraded ? s.pingPairing : null,
+    upgradedAt: s.handshakeResponse?.upgraded ? s.handshakeResponse.t : null,
+    endAt,
+  };
 }

@@ -1,6 +1,7 @@
 import type {
   CaptureEvent,
   ConnOpenEvent,
+  HandshakeBodyEvent,
   HandshakeRequestEvent,
   HandshakeResponseEvent,
   HttpErrorEvent,
@@ -28,6 +29,8 @@ export interface ConnectionSummary {
   state: ConnectionState;
   handshakeRequest: HandshakeRequestEvent | null;
   handshakeResponse: HandshakeResponseEvent | null;
+  /** The start of the body the app sent with a response that did not upgrade. */
+  handshakeBody: HandshakeBodyEvent | null;
   upstreamError: HttpErrorEvent | null;
   httpExchanges: number;
   /** The client as nginx named it (`X-Real-IP`, else the first `X-Forwarded-For` hop), when it did. */
@@ -106,6 +109,7 @@ export class ConnectionTracker {
         state: event.mode === 'tcp' ? 'open' : 'handshaking',
         handshakeRequest: null,
         handshakeResponse: null,
+        handshakeBody: null,
         upstreamError: null,
         httpExchanges: 0,
         forwardedFor: null,
@@ -169,6 +173,10 @@ export class ConnectionTracker {
         s.lastActivityAt.upstream = event.t;
         s.handshakeResponse = event;
         s.state = 'open';
+        break;
+      case 'ws.handshake.body':
+        // Not activity: it may be recorded when the connection ends, after the body's last byte.
+        s.handshakeBody ??= event;
         break;
       case 'http.error':
         s.upstreamError = event;

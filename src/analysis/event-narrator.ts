@@ -2,8 +2,9 @@ import type { CaptureEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, noAnswerReason } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
-import { diagnoseConnection, factsOf, type DiagnosisContext } from './connection-diagnosis.js';
+import { diagnoseConnection, factsOf, type DiagnosisContext, type RecordedHandshake } from './connection-diagnosis.js';
 import type { Finding } from './finding.js';
+import { bodyEvidence, responseBodyFacts } from './handshake-rules.js';
 import { printable } from './printable.js';
 
 export type NarrationLevel = 'info' | 'warn' | 'error';
@@ -51,6 +52,15 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         level: event.upgraded ? 'info' : 'warn',
         msg: `#${event.conn} upstream answered ${event.statusCode} ${printable(event.reason)} after ${event.waitMs.toFixed(1)} ms${event.upgraded ? deflate : ' (not upgraded)'}`,
         fields: { conn: event.conn, status: event.statusCode, waitMs: event.waitMs },
+      };
+    }
+    case 'ws.handshake.body': {
+      // The app's reason for refusing is often only here; the finding that follows quotes it in its fields, not its line.
+      const response = summary?.handshakeResponse;
+      return {
+        level: 'info',
+        msg: `#${event.conn} upstream's ${response ? `${response.statusCode} ` : ''}answer ${bodyEvidence(responseBodyFacts(event), response?.rawHeaders ?? [])}`,
+        fields: { conn: event.conn, bytes: event.bytes },
       };
     }
     case 'ws.handshake.error':
@@ -146,7 +156,7 @@ export function closeNarration(s: ConnectionSummary): Narration {
   };
 }
 
-const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'http.response', 'http.error', 'conn.close']);
+const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'ws.handshake.body', 'http.response', 'http.error', 'conn.close']);
 const NO_FINDINGS: readonly Narration[] = [];
 
 const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info', warning: 'warn', error: 'error' };
@@ -154,7 +164,10 @@ const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info
 /**
  * Log lines for findings, each once, as soon as it can be known: handshake
  * rules when the app answers (or cannot be reached), the rest (timeout
- * verdict, a handshake never answered) when the connection closes.
+ * verdict, a handshake never answered) when the connection closes. An answer
+ * that did not upgrade is judged when its body is recorded
+ * (`ws.handshake.body`), so the finding can quote it; a capture without that
+ * event gets them at the close.
  */
 export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): readonly Narration[] {
   // Called for every event, frames included: decide on the kind before building anything.
@@ -163,13 +176,14 @@ export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary 
   const handshake = facts.handshake;
   let findings: Finding[];
   const answerEvent =
-    (event.kind === 'ws.handshake.response' && handshake?.response === event) ||
+    (event.kind === 'ws.handshake.response' && handshake?.response === event && event.upgraded) ||
+    (event.kind === 'ws.handshake.body' && handshake?.responseBody === event && handshake.response?.kind === 'ws.handshake.response' && !handshake.response.upgraded) ||
     (event.kind === 'http.response' && handshake?.response === event) ||
     (event.kind === 'http.error' && event.stage === 'connect' && handshake !== null && !handshake.response);
   if (answerEvent) {
     findings = diagnoseConnection({ ...facts, closed: false }, context);
   } else if (event.kind === 'conn.close') {
-    const answered = handshake !== null && (handshake.response !== null || handshake.error?.stage === 'connect');
+    const answered = handshake !== null && (judgedAtAnswer(handshake) || handshake.error?.stage === 'connect');
     findings = diagnoseConnection(facts, context).filter((f) => !answered || !f.id.startsWith('handshake.'));
   } else {
     return NO_FINDINGS;
@@ -179,4 +193,12 @@ export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary 
     msg: `#${summary.conn} ${f.message}${f.fix ? `; fix: ${f.fix}` : ''}`,
     fields: { conn: summary.conn, finding: f },
   }));
+}
+
+/** The handshake findings were logged when the answer came: a 101 at its head, a refusal at its body. */
+function judgedAtAnswer(h: RecordedHandshake): boolean {
+  const response = h.response;
+  if (!response) return false;
+  if (response.kind === 'http.response' || response.upgraded) return true;
+  return h.responseBody != null;
 }

@@ -1,4 +1,4 @@
-import type { RawHeaders } from '../capture/events.js';
+import type { HandshakeBodyEvent, RawHeaders } from '../capture/events.js';
 import { headerValue, headerValues } from '../capture/raw-headers.js';
 import { parseExtensions, webSocketAccept } from '../wire/websocket-extensions.js';
 import type { CloseActor } from './close-attribution.js';
@@ -9,7 +9,7 @@ import { printable } from './printable.js';
 export interface HandshakeFacts {
   request: { method: string; url: string; httpVersion: string; rawHeaders: RawHeaders };
   /** The app's answer head, or null when there was none. */
-  response: { statusCode: number; reason: string; rawHeaders: RawHeaders } | null;
+  response: { statusCode: number; reason: string; rawHeaders: RawHeaders; body?: ResponseBodyFacts } | null;
   /** wstap could not reach the app (or lost it) for this request. */
   upstreamError: { stage: string; code: string; message: string } | null;
   /** Who ended the connection first, once it has ended. */
@@ -17,6 +17,40 @@ export interface HandshakeFacts {
   closed: boolean;
   /** Request headers the app needs (from the profile). */
   requiredHeaders: readonly string[];
+}
+
+/** The start of the body sent with an answer that did not upgrade (`ws.handshake.body`). */
+export interface ResponseBodyFacts {
+  /** First bytes of the body (de-chunked), or text. */
+  preview: Buffer | string;
+  /** Body bytes on the wire when it was recorded. */
+  bytes: number;
+  /** The preview does not hold the whole body. */
+  truncated: boolean;
+}
+
+export function responseBodyFacts(event: HandshakeBodyEvent): ResponseBodyFacts {
+  return { preview: Buffer.from(event.preview, 'base64'), bytes: event.bytes, truncated: event.previewTruncated };
+}
+
+/** Characters of a body quoted in a finding. */
+const BODY_QUOTE_CHARS = 200;
+
+/** The evidence line quoting a body: what the app said about why it refused. */
+export function bodyEvidence(body: ResponseBodyFacts, headers: RawHeaders): string {
+  if (body.bytes === 0) return 'body: (no body)';
+  const details = [`${body.bytes} byte${body.bytes === 1 ? '' : 's'}`];
+  if (tokens(headers, 'transfer-encoding').includes('chunked')) details.push('chunked');
+  // The preview is de-chunked, not decompressed: a compressed body is not worth quoting.
+  const encoding = [...tokens(headers, 'transfer-encoding'), ...tokens(headers, 'content-encoding')].filter((c) => c !== 'identity' && c !== 'chunked');
+  const label = `body (${details.join(', ')})`;
+  if (encoding.length > 0) return `${label}: (${encoding.map((c) => printable(c)).join(', ')}-encoded, not shown)`;
+  // A cut preview may end inside a UTF-8 sequence: streaming decode leaves that tail out instead of showing U+FFFD.
+  const text = typeof body.preview === 'string' ? body.preview : new TextDecoder('utf-8').decode(body.preview, { stream: body.truncated });
+  if (text.length === 0) return `${label}: (not recorded: preview limit 0)`;
+  const quoted = printable(text, BODY_QUOTE_CHARS);
+  // printable() marks its own cut; a preview that was already cut gets the same mark.
+  return `${label}: ${quoted}${body.truncated && !quoted.endsWith('…') ? '…' : ''}`;
 }
 
 /** A request that is a WebSocket handshake by its own headers, whether or not it still says Upgrade. */
@@ -104,7 +138,12 @@ export function handshakeFindings(f: HandshakeFacts): Finding[] {
       id: 'handshake.not-upgraded',
       severity: 'error',
       message: `the app answered ${res.statusCode} ${printable(res.reason)} instead of 101 Switching Protocols`,
-      evidence: [requestLine, `response: ${res.statusCode} ${printable(res.reason)}`, shown(res.rawHeaders, 'Content-Type')],
+      evidence: [
+        requestLine,
+        `response: ${res.statusCode} ${printable(res.reason)}`,
+        shown(res.rawHeaders, 'Content-Type'),
+        ...(res.body ? [bodyEvidence(res.body, res.rawHeaders)] : []),
+      ],
       fix: 'the app refused the upgrade: check its log for the reason (origin check, authentication, path); if the request lacked Upgrade or came as HTTP/1.0, fix nginx first (see the other findings)',
     });
     return out;

@@ -8,6 +8,32 @@ export interface PingRoundTrip {
   pongAt: number;
 }
 
+/** What one side's pings looked like: the cadence and the answers (for the heartbeat checks). */
+export interface PingCadence {
+  sent: number;
+  answered: number;
+  /** Given up on: overtaken by the answer to a later ping, or pushed out of the waiting list. */
+  unanswered: number;
+  firstAt: number | null;
+  lastAt: number | null;
+  /** Longest gap between two consecutive pings, ms. */
+  maxGapMs: number;
+  /** Slowest answer, ms (0 before the first). */
+  maxRttMs: number;
+}
+
+/** Pongs that answer nothing the other side sent, by the side that sent them. */
+export interface StrayPongs {
+  /** The payload of a ping this same side sent: the pong travelled the ping's way, so the receiver of the ping did not send it. */
+  sameDirection: number;
+  /** A ping of the other side was outstanding, but not with this payload (RFC 6455 5.5.3 wants the ping's data back). */
+  mismatched: number;
+  /** No ping of the other side was waiting: a one-way heartbeat, which RFC 6455 5.5.3 allows. */
+  unsolicited: number;
+  /** Time of the first stray pong. */
+  firstAt: number | null;
+}
+
 interface OutstandingPing {
   payload: string;
   t: number;
@@ -16,40 +42,82 @@ interface OutstandingPing {
 /** Pings kept waiting per side; older ones are counted as unanswered. */
 const MAX_OUTSTANDING = 16;
 
+const otherSide = (side: Side): Side => (side === 'client' ? 'upstream' : 'client');
+
+function emptyCadence(): PingCadence {
+  return { sent: 0, answered: 0, unanswered: 0, firstAt: null, lastAt: null, maxGapMs: 0, maxRttMs: 0 };
+}
+
+function emptyStrays(): StrayPongs {
+  return { sameDirection: 0, mismatched: 0, unsolicited: 0, firstAt: null };
+}
+
 /**
- * Pairs pings with the pongs that answer them. RFC 6455 5.5.3: "A Pong frame
- * sent in response to a Ping frame must have identical Application data", and
- * the pong travels the other way. A pong that matches nothing is unsolicited
- * (allowed as a unidirectional heartbeat).
+ * Pairs pings with the pongs that answer them and keeps each side's cadence.
+ * RFC 6455 5.5.3: "A Pong frame sent in response to a Ping frame must have
+ * identical Application data", and the pong travels the other way. O(1)
+ * memory per connection: at most MAX_OUTSTANDING waiting pings per side.
  */
 export class PingPairing {
   readonly #outstanding: Record<Side, OutstandingPing[]> = { client: [], upstream: [] };
-  unanswered = 0;
-  unsolicitedPongs = 0;
+  /** Pings by the side that sent them. */
+  readonly cadence: Record<Side, PingCadence> = { client: emptyCadence(), upstream: emptyCadence() };
+  /** Pongs that answered nothing, by the side that sent them. */
+  readonly strays: Record<Side, StrayPongs> = { client: emptyStrays(), upstream: emptyStrays() };
 
   ping(from: Side, payload: string, t: number): void {
+    const c = this.cadence[from];
+    if (c.lastAt !== null) c.maxGapMs = Math.max(c.maxGapMs, t - c.lastAt);
+    c.firstAt ??= t;
+    c.lastAt = t;
+    c.sent++;
     const list = this.#outstanding[from];
     if (list.length >= MAX_OUTSTANDING) {
       list.shift();
-      this.unanswered++;
+      c.unanswered++;
     }
     list.push({ payload, t });
   }
 
   /** A pong sent by `from` answers a ping sent by the other side. */
   pong(from: Side, payload: string, t: number): PingRoundTrip | null {
-    const pinger: Side = from === 'client' ? 'upstream' : 'client';
+    const pinger = otherSide(from);
     const list = this.#outstanding[pinger];
     const index = list.findIndex((p) => p.payload === payload);
     if (index < 0) {
-      this.unsolicitedPongs++;
+      const stray = this.strays[from];
+      stray.firstAt ??= t;
+      if (this.#outstanding[from].some((p) => p.payload === payload)) stray.sameDirection++;
+      else if (list.length > 0) stray.mismatched++;
+      else stray.unsolicited++;
       return null;
     }
     const ping = list[index] as OutstandingPing;
+    const c = this.cadence[pinger];
     // Earlier pings with no answer will not get one (answers come in order).
-    this.unanswered += index;
+    c.unanswered += index;
+    c.answered++;
     list.splice(0, index + 1);
-    return { from: pinger, rttMs: Math.round((t - ping.t) * 1000) / 1000, pingAt: ping.t, pongAt: t };
+    const rttMs = Math.round((t - ping.t) * 1000) / 1000;
+    c.maxRttMs = Math.max(c.maxRttMs, rttMs);
+    return { from: pinger, rttMs, pingAt: ping.t, pongAt: t };
+  }
+
+  /** Pings of one side still waiting for a pong, and when the oldest was sent. */
+  waiting(side: Side): { count: number; oldestAt: number | null; times: readonly number[] } {
+    const list = this.#outstanding[side];
+    return { count: list.length, oldestAt: list[0]?.t ?? null, times: list.map((p) => p.t) };
+  }
+
+  /** Pings given up on, both sides. */
+  get unanswered(): number {
+    return this.cadence.client.unanswered + this.cadence.upstream.unanswered;
+  }
+
+  /** Pongs that answered nothing, both sides. */
+  get unsolicitedPongs(): number {
+    const sum = (s: StrayPongs): number => s.sameDirection + s.mismatched + s.unsolicited;
+    return sum(this.strays.client) + sum(this.strays.upstream);
   }
 
   /** Pings still waiting for a pong. */

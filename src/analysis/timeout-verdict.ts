@@ -14,7 +14,8 @@ export interface TimeoutMatch {
   deltaMs: number;
 }
 
-function seconds2(ms: number): string {
+/** Seconds with two decimals: "60.02 s" (timers are compared at this precision). */
+export function seconds2(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
@@ -25,7 +26,8 @@ const SILENCE_WORDS: Record<TimeoutMeasure, (elapsedMs: number) => string> = {
   lifetime: (ms) => `${seconds2(ms)} of life`,
 };
 
-function label(t: HopTimeout): string {
+/** "nginx proxy_read_timeout 60s": how findings name a timeout. */
+export function timeoutLabel(t: HopTimeout): string {
   return `${t.hop}${t.setting ? ` ${t.setting}` : ''} ${formatDuration(t.seconds)}`;
 }
 
@@ -82,18 +84,18 @@ export function timeoutVerdict(
   const [best, ...others] = matchingTimeouts(timeouts, attribution, ageMs, tolerance);
   if (best) {
     const t = best.timeout;
-    const also = others.length > 0 ? ` (also within tolerance: ${others.map((m) => label(m.timeout)).join(', ')})` : '';
+    const also = others.length > 0 ? ` (also within tolerance: ${others.map((m) => timeoutLabel(m.timeout)).join(', ')})` : '';
     return {
       id: 'timeout.match',
       severity: 'warning',
-      message: `closed by ${how} after ${SILENCE_WORDS[t.measures](best.elapsedMs)}: matches ${label(t)}${also}`,
-      evidence: [...evidence, `${label(t)} measures ${t.measures}; off by ${seconds2(Math.abs(best.deltaMs))}`],
+      message: `closed by ${how} after ${SILENCE_WORDS[t.measures](best.elapsedMs)}: matches ${timeoutLabel(t)}${also}`,
+      evidence: [...evidence, `${timeoutLabel(t)} measures ${t.measures}; off by ${seconds2(Math.abs(best.deltaMs))}`],
       fix: `if the connection should survive ${formatDuration(t.seconds)} of quiet, raise ${t.hop}${t.setting ? ` ${t.setting}` : "'s timeout"} above the app's heartbeat interval, or make the app send a heartbeat more often than every ${formatDuration(t.seconds)}`,
     };
   }
   const nearest = timeouts
     .map((t) => ({ t, elapsed: elapsedFor(t.measures, idle, ageMs) }))
-    .map(({ t, elapsed }) => `${label(t)}: ${t.measures} was ${seconds2(elapsed)}${sideFits(t, attribution.closedBy) ? '' : `, and ${t.hop} is on the ${t.where} of wstap`}`);
+    .map(({ t, elapsed }) => `${timeoutLabel(t)}: ${t.measures} was ${seconds2(elapsed)}${sideFits(t, attribution.closedBy) ? '' : `, and ${t.hop} is on the ${t.where} of wstap`}`);
   return {
     id: 'timeout.none',
     severity: 'info',

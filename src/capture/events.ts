@@ -131,6 +131,27 @@ export interface HandshakeResponseEvent extends ConnBase {
   waitMs: number;
 }
 
+/**
+ * The start of the body the upstream sent with a response that did not
+ * upgrade (a 400, 403, 426...): often the only place the app says why.
+ * Recorded once per connection, when the preview is full, the body is
+ * complete, or the connection ends, whichever comes first; always before
+ * the connection's `conn.close`.
+ */
+export interface HandshakeBodyEvent extends ConnBase {
+  kind: 'ws.handshake.body';
+  /**
+   * First bytes of the body, base64 (at most the session's preview limit, and
+   * never more than 1024 bytes); de-chunked when the response is
+   * `Transfer-Encoding: chunked`; empty with a preview limit of 0.
+   */
+  preview: string;
+  /** The body has more than `preview` holds (or may have: it was still coming). */
+  previewTruncated: boolean;
+  /** Body bytes on the wire after the head (chunk framing included) seen when this was recorded. */
+  bytes: number;
+}
+
 export interface HandshakeErrorEvent extends ConnBase {
   kind: 'ws.handshake.error';
   code: string;
@@ -237,6 +258,7 @@ export type CaptureEvent =
   | HttpRejectedEvent
   | HandshakeRequestEvent
   | HandshakeResponseEvent
+  | HandshakeBodyEvent
   | HandshakeErrorEvent
   | FrameEvent
   | MessageEvent

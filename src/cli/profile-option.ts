@@ -1,4 +1,5 @@
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
 import { formatDuration, parseTimeoutSpec, TimeoutSpecError, type HopTimeout } from '../analysis/hop-timeout.js';
 import { hopTimeouts, type Profile } from '../profiles/profile.js';
 import { listShippedProfiles, ProfileError, resolveProfile } from '../profiles/profile-loader.js';
@@ -68,7 +69,11 @@ export async function runProfiles(args: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const profiles = listShippedProfiles();
   const width = Math.max(...profiles.map((p) => p.name.length));
-  const lines = profiles.map((p) => `${p.name.padEnd(width)}  ${p.description}\n${' '.repeat(width)}  (${summary(p)})`);
+  const indent = ' '.repeat(width);
+  const lines = profiles.map((p) => {
+    const warnings = heartbeatSetupFindings(p.heartbeat ?? null, hopTimeouts(p)).map((f) => `\n${indent}  warning: ${f.message}`);
+    return `${p.name.padEnd(width)}  ${p.description}\n${indent}  (${summary(p)})${warnings.join('')}`;
+  });
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { narrate, narrateFindings } from '../analysis/event-narrator.js';
+import { TimeoutWatch } from '../analysis/timeout-watch.js';
 import { CaptureWriter } from '../capture/capture-writer.js';
 import type { CaptureEvent, EventSink } from '../capture/events.js';
 import { SessionClock } from '../capture/session-clock.js';
@@ -26,6 +27,9 @@ export interface ProxySessionOptions {
   diagnosis?: DiagnosisContext;
 }
 
+/** How often open connections are compared with the known timeouts (the UI's countdown ticks as often). */
+const WATCH_EVERY_MS = 1000;
+
 export type EventListener = (event: CaptureEvent, summary: ConnectionSummary | null) => void;
 
 /**
@@ -40,6 +44,8 @@ export class ProxySession implements EventSink {
   readonly #writer: CaptureWriter | null;
   readonly #listener: ProxyListener;
   readonly #listeners: EventListener[] = [];
+  readonly #watch: TimeoutWatch;
+  #watchTimer: NodeJS.Timeout | null = null;
   #address = '';
   #stopping: Promise<void> | null = null;
   #sinkFaults = 0;
@@ -47,6 +53,7 @@ export class ProxySession implements EventSink {
   private constructor(options: ProxySessionOptions) {
     this.#options = options;
     this.#diagnosis = options.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT;
+    this.#watch = new TimeoutWatch(this.#diagnosis.timeouts);
     this.#writer = options.capturePath
       ? new CaptureWriter({
           path: options.capturePath,
@@ -90,6 +97,10 @@ export class ProxySession implements EventSink {
       pid: process.pid,
       previewLimit: options.previewLimit,
     });
+    if (session.#watch.active) {
+      session.#watchTimer = setInterval(() => session.#watchOpenConnections(), WATCH_EVERY_MS);
+      session.#watchTimer.unref();
+    }
     return session;
   }
 
@@ -120,6 +131,7 @@ export class ProxySession implements EventSink {
     this.#writer?.record(event);
     try {
       const summary = this.tracker.apply(event);
+      if (event.kind === 'conn.close') this.#watch.forget(event.conn);
       const line = narrate(event, summary);
       if (line) this.#options.logger[line.level](line.fields, line.msg);
       for (const finding of narrateFindings(event, summary, this.#diagnosis)) {
@@ -133,6 +145,24 @@ export class ProxySession implements EventSink {
     }
   }
 
+  /** Open WebSocket (and tcp mode) connections nearing a known timeout get one log line each, as the UI's countdown turns yellow. */
+  #watchOpenConnections(): void {
+    try {
+      const now = this.clock.now();
+      for (const s of this.tracker.live) {
+        if (s.state === 'closed' || !(s.handshakeResponse?.upgraded || s.open.mode === 'tcp')) continue;
+        const activity = this.#listener.activity(s.conn);
+        if (!activity) continue;
+        const idle = { client: now - activity.lastByteAt.client, upstream: now - activity.lastByteAt.upstream };
+        for (const finding of this.#watch.check({ conn: s.conn, idle, ageMs: now - s.open.t })) {
+          this.#options.logger.warn({ conn: s.conn, finding }, `#${s.conn} ${finding.message}; fix: ${finding.fix}`);
+        }
+      }
+    } catch (err) {
+      this.#options.logger.error({ err }, 'internal fault while watching open connections; relaying continues');
+    }
+  }
+
   /** Stop accepting, let connections drain if asked, end the rest, close the capture. Idempotent. */
   stop(reason: string): Promise<void> {
     this.#stopping ??= this.#stop(reason);
@@ -140,6 +170,7 @@ export class ProxySession implements EventSink {
   }
 
   async #stop(reason: string): Promise<void> {
+    if (this.#watchTimer) clearInterval(this.#watchTimer);
     const closing = this.#listener.stopAccepting();
     if (this.#options.drainSeconds > 0 && this.#listener.liveConnections > 0) {
       this.#options.logger.info(`waiting up to ${this.#options.drainSeconds} s for ${this.#listener.liveConnections} connection(s) to finish`);

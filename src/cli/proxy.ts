@@ -13,6 +13,7 @@ import {
   parseNonNegativeInteger,
   parseNonNegativeNumber,
 } from './option-values.js';
+import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
 import { exportCapture } from '../har/export-capture.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { PayloadMode } from '../har/har-types.js';
@@ -142,6 +143,10 @@ export async function runProxy(args: string[]): Promise<number> {
     return startFailure(err as NodeJS.ErrnoException, logger, listen, capturePath);
   }
   if (session.capturePath && !tempDir) logger.info(`capturing to ${session.capturePath}`);
+  // Said once, before any traffic: every quiet connection of the session will meet it.
+  for (const finding of heartbeatSetupFindings(diagnosis.heartbeat, diagnosis.timeouts)) {
+    logger.warn({ finding }, `${profile ? `profile ${profile.name}: ` : ''}${finding.message}; fix: ${finding.fix}`);
+  }
   const stopper = shutdownOnSignal(session, logger);
   const ui = screenLog
     ? startLiveUi(session, { target: target.href, profile: profile?.name ?? null, diagnosis, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })

@@ -1,7 +1,7 @@
 import net from 'node:net';
-import type { RawHeaders } from '../capture/events.js';
-import { headerValue } from '../capture/raw-headers.js';
-import type { HarNameValue, HarRequest, HarResponse, HarTimings, HarWstap } from './har-types.js';
+import type { HandshakeBodyEvent, RawHeaders } from '../capture/events.js';
+import { headerValue, headerValues } from '../capture/raw-headers.js';
+import type { HarNameValue, HarRequest, HarResponse, HarTimings, HarWstap, PayloadMode } from './har-types.js';
 import { redactRawHeaders, redactUrl } from './redaction.js';
 
 /** Pieces shared by HTTP and WebSocket entries. */
@@ -86,7 +86,15 @@ export interface ResponseParts {
   rawHeaders: RawHeaders;
   headersSize?: number;
   bodySize: number;
+  /** What is known of the body beyond its size (`content.size` is `bodySize`). */
+  content?: BodyContent;
   error?: string;
+}
+
+export interface BodyContent {
+  text?: string;
+  encoding?: 'base64';
+  comment?: string;
 }
 
 export function harResponse(parts: ResponseParts, redact: boolean): HarResponse {
@@ -98,13 +106,36 @@ export function harResponse(parts: ResponseParts, redact: boolean): HarResponse 
     httpVersion: known ? `HTTP/${parts.httpVersion}` : '',
     cookies: [],
     headers: toNameValues(headers),
-    content: { size: parts.bodySize, mimeType: headerValue(parts.rawHeaders, 'content-type') ?? 'x-unknown' },
+    content: { size: parts.bodySize, mimeType: headerValue(parts.rawHeaders, 'content-type') ?? 'x-unknown', ...parts.content },
     redirectURL: headerValue(parts.rawHeaders, 'location') ?? '',
     headersSize: known ? (parts.headersSize ?? headSize(`HTTP/${parts.httpVersion} ${parts.status} ${parts.statusText}`, parts.rawHeaders)) : -1,
     bodySize: parts.bodySize,
   };
   if (parts.error) response._error = parts.error;
   return response;
+}
+
+/**
+ * `response.content` for the body of a handshake answer that did not
+ * upgrade (`ws.handshake.body`): the preview as text when it is text (valid
+ * UTF-8 and not content-encoded; a cut preview may end inside a character),
+ * else base64; nothing with `--payloads none`. A comment says when it is only
+ * the start of the body.
+ */
+export function handshakeBodyContent(body: HandshakeBodyEvent, headers: RawHeaders, payloads: PayloadMode): BodyContent {
+  if (payloads === 'none' || body.preview === '') return {};
+  const bytes = Buffer.from(body.preview, 'base64');
+  const comment = body.previewTruncated ? { comment: `first ${bytes.length} bytes of the body` } : {};
+  const codings = [...headerValues(headers, 'transfer-encoding'), ...headerValues(headers, 'content-encoding')].flatMap((v) => v.split(','));
+  const encoded = codings.some((c) => !['', 'identity', 'chunked'].includes(c.trim().toLowerCase()));
+  if (!encoded) {
+    try {
+      return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes, { stream: body.previewTruncated }), ...comment };
+    } catch {
+      // Not UTF-8: base64 below.
+    }
+  }
+  return { text: bytes.toString('base64'), encoding: 'base64', ...comment };
 }
 
 /**

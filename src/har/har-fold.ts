@@ -6,6 +6,7 @@ import type {
   CaptureEvent,
   ConnOpenEvent,
   FrameEvent,
+  HandshakeBodyEvent,
   HandshakeRequestEvent,
   HandshakeResponseEvent,
   HttpErrorEvent,
@@ -18,6 +19,7 @@ import type {
 import {
   emptyWstap,
   epochSeconds,
+  handshakeBodyContent,
   harRequest,
   harResponse,
   harTimings,
@@ -57,6 +59,8 @@ interface WebSocketRecord {
   open: ConnOpenEvent;
   request: HandshakeRequestEvent;
   response: HandshakeResponseEvent | null;
+  /** The start of the body sent with a response that did not upgrade. */
+  body: HandshakeBodyEvent | null;
   error: HttpErrorEvent | null;
   evidence: CloseEvidence[];
   firstCloseFrame: FrameEvent | null;
@@ -123,6 +127,7 @@ export class HarFold {
           open,
           request: event,
           response: null,
+          body: null,
           error: null,
           evidence: [],
           firstCloseFrame: null,
@@ -160,6 +165,9 @@ export class HarFold {
     switch (event.kind) {
       case 'ws.handshake.response':
         record.response = event;
+        break;
+      case 'ws.handshake.body':
+        record.body ??= event;
         break;
       case 'ws.frame':
         this.#onFrame(record, event);
@@ -225,7 +233,7 @@ export class HarFold {
     this.#websockets.delete(conn);
     for (const message of record.reorder) this.#sink.message(conn, message);
     record.reorder = [];
-    const { request, response, error } = record;
+    const { request, response, error, body } = record;
     const redact = this.#options.redact;
     const waitMs = response ? response.t - request.t : endT - request.t;
     const { time, timings } = harTimings(waitMs, response ? endT - response.t : 0);
@@ -244,7 +252,18 @@ export class HarFold {
         this.#fallbackHost(),
       ),
       response: response
-        ? harResponse({ status: response.statusCode, statusText: response.reason, httpVersion: response.httpVersion, rawHeaders: response.rawHeaders, headersSize: response.headLength, bodySize: 0 }, redact)
+        ? harResponse(
+            {
+              status: response.statusCode,
+              statusText: response.reason,
+              httpVersion: response.httpVersion,
+              rawHeaders: response.rawHeaders,
+              headersSize: response.headLength,
+              bodySize: body ? body.bytes : 0,
+              ...(body ? { content: handshakeBodyContent(body, response.rawHeaders, this.#options.payloads) } : {}),
+            },
+            redact,
+          )
         : harResponse(
             {
               status: error?.answeredStatus ?? 0,
@@ -276,7 +295,15 @@ export class HarFold {
         idleBeforeCloseMs: attribution.idleBeforeCloseMs,
         pings: record.pings,
         diagnosis: diagnoseConnection(
-          { openedAt: record.open.t, evidence: record.evidence, closed: true, handshake: this.#shareable({ request, response, error }) },
+          {
+            openedAt: record.open.t,
+            evidence: record.evidence,
+            closed: true,
+            handshake: this.#shareable({ request, response, error, responseBody: body }),
+            pings: response?.upgraded ? record.pairing : null,
+            upgradedAt: response?.upgraded ? response.t : null,
+            endAt: attribution.first?.t ?? endT,
+          },
           this.#diagnosisContext(),
         ),
         ...(record.protocolErrors.length > 0
@@ -317,7 +344,15 @@ export class HarFold {
         // A handshake that arrived as plain HTTP (its Upgrade header lost on the way) is diagnosed here.
         diagnosis: isHandshakeRequest(request.rawHeaders)
           ? diagnoseConnection(
-              { openedAt: request.t, evidence: [], closed: false, handshake: this.#shareable({ request, response: event, error: null }) },
+              {
+                openedAt: request.t,
+                evidence: [],
+                closed: false,
+                handshake: this.#shareable({ request, response: event, error: null }),
+                pings: null,
+                upgradedAt: null,
+                endAt: event.t,
+              },
               this.#diagnosisContext(),
             )
           : [],

@@ -156,5 +156,7 @@ export function redactHandshake(h: RecordedHandshake): RecordedHandshake {
     request: { ...h.request, url: redactUrl(h.request.url), rawHeaders: redactRawHeaders(h.request.rawHeaders) },
     response: h.response ? { ...h.response, rawHeaders: redactRawHeaders(h.response.rawHeaders) } : null,
     error: h.error,
+    // A body is not a header: what the app said about why it refused stays as it is.
+    ...(h.responseBody !== undefined ? { responseBody: h.responseBody } : {}),
   };
 }

@@ -6,6 +6,7 @@ import { HttpHeadParser, type HttpResponseHead } from '../wire/http-head-parser.
 import { negotiatedDeflate } from '../wire/websocket-extensions.js';
 import type { ConnectionContext } from './connection-context.js';
 import { DuplexRelay } from './duplex-relay.js';
+import { HandshakeBodyTap } from './handshake-body-tap.js';
 import type { Target } from './target.js';
 import { dialUpstream } from './upstream-dialer.js';
 import { WebSocketTap } from './websocket-tap.js';
@@ -63,6 +64,8 @@ export function relayUpgrade(
   const tap = new WebSocketTap(ctx, { previewLimit: options.previewLimit });
   const parser = new HttpHeadParser('response');
   let headDone = false;
+  /** After a response that did not upgrade: what the app said in its body. */
+  let body: HandshakeBodyTap | null = null;
 
   dialUpstream(ctx, client, options.target, options.insecure, {
     failed(err) {
@@ -118,6 +121,8 @@ export function relayUpgrade(
         ctx.record(event);
         if (!event.upgraded) {
           tap.disarm();
+          body = new HandshakeBodyTap(ctx, response, options.previewLimit);
+          body.observe(result.rest, t);
           return;
         }
         tap.arm(event);
@@ -127,12 +132,18 @@ export function relayUpgrade(
       const relay = new DuplexRelay(ctx, client, upstream, {
         observe: (side, chunk, t, previousByteAt) => {
           if (side === 'upstream' && !headDone) observeUpstreamHead(chunk, t, previousByteAt);
+          else if (side === 'upstream' && body) body.observe(chunk, t);
           else tap.observe(side, chunk, t, previousByteAt);
         },
-        settle: (done) => tap.close(done),
+        settle: (done) => {
+          body?.finish();
+          tap.close(done);
+        },
         onClosed: () => register(null),
       });
       register(relay);
+      // Registered before the relay's own listener: the body is recorded ahead of the upstream's FIN.
+      upstream.once('end', () => body?.finish());
       relay.start();
       if (early.length > 0) {
         // Bytes the client sent right behind its head: forwarded like any other.

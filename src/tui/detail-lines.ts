@@ -3,6 +3,7 @@ import { describeEvidence, noAnswerReason } from '../analysis/close-attribution.
 import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, factsOf, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { closeNarration } from '../analysis/event-narrator.js';
 import type { Finding } from '../analysis/finding.js';
+import { bodyEvidence, responseBodyFacts } from '../analysis/handshake-rules.js';
 import type { FrameRecord } from '../analysis/frame-history.js';
 import { printable } from '../analysis/printable.js';
 import type { RawHeaders, Side } from '../capture/events.js';
@@ -30,6 +31,8 @@ export interface DetailInput {
   width: number;
   /** What is known about the path, for the findings section. */
   diagnosis?: DiagnosisContext;
+  /** The UI's clock: how long a live connection's pings have waited. */
+  now?: number;
 }
 
 const OPCODE_NAMES: Record<number, string> = { 0: 'cont', 1: 'text', 2: 'binary', 8: 'close', 9: 'ping', 10: 'pong' };
@@ -63,6 +66,7 @@ function handshake(s: ConnectionSummary, redact: boolean): StyledLine[] {
     out.push(line(`Handshake response from the upstream (after ${compactLatency(res.waitMs)})`, 'heading'));
     out.push(line(`  HTTP/${printable(res.httpVersion)} ${res.statusCode} ${printable(res.reason)}`, res.upgraded ? 'plain' : 'bad'));
     out.push(...headerLines(res.rawHeaders, redact));
+    if (s.handshakeBody) out.push(line(`  ${bodyEvidence(responseBodyFacts(s.handshakeBody), res.rawHeaders)}`));
   } else if (req) {
     const closed = s.state === 'closed';
     const why = noAnswerReason(attributionOf(s).closedBy);
@@ -116,8 +120,8 @@ function closeEvidence(s: ConnectionSummary): StyledLine[] {
 
 const FINDING_TONE: Record<Finding['severity'], Tone> = { info: 'plain', warning: 'warn', error: 'bad' };
 
-function findings(s: ConnectionSummary, context: DiagnosisContext, redact: boolean): StyledLine[] {
-  const facts = factsOf(s);
+function findings(s: ConnectionSummary, context: DiagnosisContext, redact: boolean, now: number | undefined): StyledLine[] {
+  const facts = factsOf(s, now);
   const shown = redact && facts.handshake ? { ...facts, handshake: redactHandshake(facts.handshake) } : facts;
   const found = diagnoseConnection(shown, context);
   if (found.length === 0) return [];
@@ -204,7 +208,7 @@ export function detailLines(input: DetailInput): StyledLine[] {
   }
   if (s.bytes) out.push(line(`bytes on the wire: from client ${s.bytes.fromClient}, from upstream ${s.bytes.fromUpstream}`));
   // What wstap concludes comes first; the observations it rests on follow.
-  const sections = [findings(s, input.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT, input.redact), handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)];
+  const sections = [findings(s, input.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT, input.redact, input.now), handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)];
   for (const section of sections) {
     if (section.length === 0) continue;
     out.push(line(''), ...section);

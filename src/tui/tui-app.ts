@@ -175,6 +175,7 @@ export class TuiApp {
       redact: this.#o.redact,
       width: this.#o.screen.width,
       diagnosis: this.#o.facts.diagnosis,
+      now: this.#now(),
     });
   }
 

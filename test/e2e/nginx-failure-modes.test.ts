@@ -7,7 +7,7 @@ import { startNginx, type Nginx, type NginxOptions } from '../support/nginx.js';
 import { freePort } from '../support/ports.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { startWstap, type WstapProcess } from '../support/wstap-process.js';
-import { connectClient, evidenceOf, ofKind, sleep } from '../support/ws-peers.js';
+import { connectClient, evidenceOf, ofConn, ofKind, sleep } from '../support/ws-peers.js';
 
 /** The failure modes an admin meets behind nginx, each with nginx configured to produce it. */
 
@@ -143,17 +143,39 @@ describe('upstream down', () => {
   });
 });
 
+/** What the refusing app sends, byte for byte. */
+const REFUSAL = 'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nX-App-Reason: Origin not allowed\r\nContent-Length: 19\r\n\r\nOrigin not allowed\n';
+const CHUNKED_HEAD = 'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n';
+const CHUNKS = ['7\r\nOrigin \r\n', 'c\r\nnot allowed\n\r\n', '0\r\n\r\n'];
+
+/** A raw client straight to wstap (no nginx): everything it receives until the connection ends. */
+function rawHandshake(port: number, url: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('error', reject);
+    socket.on('end', () => {
+      socket.end();
+      resolve(Buffer.concat(chunks));
+    });
+    socket.write(`GET ${url} HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  });
+}
+
 describe('upstream refuses or drops the upgrade', () => {
   let refusing: net.Server;
+  let chunkedRefusing: net.Server;
   let silent: net.Server;
   let s: Stack;
   let s2: Stack;
+  let s3: Stack;
   beforeAll(async () => {
     // An app that answers the handshake with 400 and a body.
     refusing = net.createServer((socket) => {
       socket.on('error', () => undefined);
       socket.once('data', () => {
-        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nX-App-Reason: Origin not allowed\r\nContent-Length: 19\r\n\r\nOrigin not allowed\n');
+        socket.end(REFUSAL);
       });
     });
     await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
@@ -165,10 +187,26 @@ describe('upstream refuses or drops the upgrade', () => {
     });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     s2 = await stack((silent.address() as net.AddressInfo).port);
+    // An app that refuses with a chunked body, a chunk at a time, and keeps its end of the connection open.
+    chunkedRefusing = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.on('end', () => socket.end());
+      socket.once('data', async () => {
+        socket.write(CHUNKED_HEAD);
+        for (const chunk of CHUNKS) {
+          await sleep(30);
+          if (!socket.destroyed) socket.write(chunk);
+        }
+      });
+    });
+    await new Promise<void>((r) => chunkedRefusing.listen(0, '127.0.0.1', r));
+    s3 = await stack((chunkedRefusing.address() as net.AddressInfo).port);
   });
   afterAll(async () => {
     await s?.stop();
     await s2?.stop();
+    await s3?.stop();
+    await new Promise<void>((r) => chunkedRefusing.close(() => r()));
     await new Promise<void>((r) => refusing.close(() => r()));
     await new Promise<void>((r) => silent.close(() => r()));
   });
@@ -177,15 +215,50 @@ describe('upstream refuses or drops the upgrade', () => {
     const { status, body } = await unexpectedResponse(`ws://127.0.0.1:${s.nginx.port}/ws?test=refused`);
     expect(status).toBe(400);
     expect(body).toBe('Origin not allowed\n');
+    // Straight to wstap, the client gets exactly the app's bytes: watching the body changed nothing.
+    expect((await rawHandshake(s.wstap.port, '/ws?test=refused-direct')).toString('latin1')).toBe(REFUSAL);
     const all = await finalCapture(s);
-    const response = ofKind(all, 'ws.handshake.response')[0];
+    const conn = ofKind(all, 'ws.handshake.request').find((e) => e.url.endsWith('test=refused'))?.conn ?? -1;
+    const response = ofConn(all, conn, 'ws.handshake.response')[0];
     expect(response).toMatchObject({ statusCode: 400, reason: 'Bad Request', upgraded: false });
     expect(response?.rawHeaders).toContainEqual(['X-App-Reason', 'Origin not allowed']);
     expect(ofKind(all, 'ws.frame')).toHaveLength(0);
-    const finding = findingsIn(s).find((f) => f.id === 'handshake.not-upgraded');
+    // The body, once per connection, before the connection's close.
+    for (const c of new Set(ofKind(all, 'ws.handshake.request').map((e) => e.conn))) {
+      const bodies = ofConn(all, c, 'ws.handshake.body');
+      expect(bodies).toHaveLength(1);
+      expect(bodies[0]).toMatchObject({ bytes: 19, previewTruncated: false });
+      expect(Buffer.from(bodies[0]?.preview ?? '', 'base64').toString()).toBe('Origin not allowed\n');
+      const own = all.filter((e) => 'conn' in e && e.conn === c);
+      expect(own.indexOf(bodies[0] as CaptureEvent)).toBeLessThan(own.findIndex((e) => e.kind === 'conn.close'));
+    }
+    const findings = findingsIn(s).filter((f) => f.id === 'handshake.not-upgraded');
+    expect(findings).toHaveLength(2);
+    const finding = findings[0];
     expect(finding?.message).toBe('the app answered 400 Bad Request instead of 101 Switching Protocols');
     expect(finding?.evidence).toContain('response: 400 Bad Request');
+    expect(finding?.evidence).toContain('body (19 bytes): Origin not allowed\\n');
     expect(finding?.fix).toMatch(/refused the upgrade/);
+    expect(s.wstap.logs.some((l) => l.msg === `#${conn} upstream's 400 answer body (19 bytes): Origin not allowed\\n`)).toBe(true);
+  });
+
+  it('a refusal with a chunked body: the preview is de-chunked and recorded at the last chunk', async () => {
+    const { status, body } = await unexpectedResponse(`ws://127.0.0.1:${s3.nginx.port}/ws?test=chunked`);
+    expect(status).toBe(403);
+    expect(body).toBe('Origin not allowed\n');
+    const all = await finalCapture(s3);
+    const conn = ofKind(all, 'ws.handshake.request')[0]?.conn ?? -1;
+    const bodies = ofConn(all, conn, 'ws.handshake.body');
+    expect(bodies).toHaveLength(1);
+    const wireBytes = CHUNKS.join('').length;
+    expect(bodies[0]).toMatchObject({ bytes: wireBytes, previewTruncated: false });
+    expect(Buffer.from(bodies[0]?.preview ?? '', 'base64').toString()).toBe('Origin not allowed\n');
+    // Recorded when the last chunk came, not when the connection ended (the app kept its end open).
+    const own = all.filter((e) => 'conn' in e && e.conn === conn);
+    const firstEnd = own.findIndex((e) => e.kind === 'tcp.fin' || e.kind === 'tcp.rst' || e.kind === 'proxy.close');
+    expect(own.indexOf(bodies[0] as CaptureEvent)).toBeLessThan(firstEnd < 0 ? Infinity : firstEnd);
+    const finding = findingsIn(s3).find((f) => f.id === 'handshake.not-upgraded');
+    expect(finding?.evidence).toContain(`body (${wireBytes} bytes, chunked): Origin not allowed\\n`);
   });
 
   it('an upstream that closes before answering: recorded as such, nginx reports "upstream prematurely closed"', async () => {

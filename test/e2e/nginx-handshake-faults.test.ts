@@ -9,7 +9,7 @@ import type { CaptureEvent } from '../../src/capture/events.js';
 import { startNginx, type Nginx, type NginxOptions } from '../support/nginx.js';
 import { freePort } from '../support/ports.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
-import { startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { findingsAfterClose, startWstap, type LoggedFinding, type WstapProcess } from '../support/wstap-process.js';
 import { connectClient, ofConn } from '../support/ws-peers.js';
 
 /**
@@ -39,14 +39,6 @@ async function stack(targetPort: number, nginxOptions: Omit<NginxOptions, 'upstr
   };
 }
 
-interface LoggedFinding {
-  id: string;
-  severity: string;
-  message: string;
-  evidence: string[];
-  fix: string;
-}
-
 /** The findings wstap logged (each log line of a finding carries it whole). */
 function findingsIn(s: Stack): LoggedFinding[] {
   return s.wstap.logs.flatMap((l) => {
@@ -64,15 +56,10 @@ async function connOf(s: Stack, url: string): Promise<number> {
 /**
  * Every finding wstap logged for the handshake of `url`, once its connection
  * has closed (handshake findings come with the answer, the rest with the
- * close: after the close line nothing more can come for it).
+ * close).
  */
 async function findingsOfConn(s: Stack, url: string): Promise<LoggedFinding[]> {
-  const conn = await connOf(s, url);
-  await s.wstap.waitForLog((l) => l.conn === conn && l.msg.startsWith(`#${conn} closed `));
-  return s.wstap.logs.flatMap((l) => {
-    const f = (l as unknown as { finding?: LoggedFinding }).finding;
-    return l.conn === conn && f ? [f] : [];
-  });
+  return findingsAfterClose(s.wstap, await connOf(s, url));
 }
 
 async function finalCapture(s: Stack): Promise<CaptureEvent[]> {

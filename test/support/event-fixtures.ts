@@ -3,6 +3,7 @@ import type {
   ConnOpenEvent,
   FinEvent,
   FrameEvent,
+  HandshakeBodyEvent,
   HandshakeRequestEvent,
   HandshakeResponseEvent,
   HttpErrorEvent,
@@ -91,6 +92,19 @@ export function handshakeResponseEvent(conn: number, t: number, fields: Partial<
     upgraded: true,
     deflate: null,
     waitMs: 2.5,
+    ...fields,
+  };
+}
+
+/** A `ws.handshake.body` event: the whole body `text` (UTF-8) as its preview unless told otherwise. */
+export function handshakeBodyEvent(conn: number, t: number, text = '', fields: Partial<HandshakeBodyEvent> = {}): HandshakeBodyEvent {
+  return {
+    kind: 'ws.handshake.body',
+    t,
+    conn,
+    preview: Buffer.from(text, 'utf8').toString('base64'),
+    previewTruncated: false,
+    bytes: Buffer.byteLength(text, 'utf8'),
     ...fields,
   };
 }

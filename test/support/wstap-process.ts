@@ -25,6 +25,29 @@ export interface WstapProcess {
   events(): Promise<CaptureEvent[]>;
 }
 
+/** A finding as wstap logs it (the `finding` field of its log line). */
+export interface LoggedFinding {
+  id: string;
+  severity: string;
+  message: string;
+  evidence: string[];
+  fix: string;
+}
+
+/**
+ * Every finding wstap logged for connection `conn`, once it has closed. The
+ * findings of a close are written right behind the close line, in the same
+ * call; the pipe may hand them over a moment later, hence the short wait.
+ */
+export async function findingsAfterClose(wstap: WstapProcess, conn: number): Promise<LoggedFinding[]> {
+  await wstap.waitForLog((l) => l.conn === conn && l.msg.startsWith(`#${conn} closed `));
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return wstap.logs.flatMap((l) => {
+    const f = (l as unknown as { finding?: LoggedFinding }).finding;
+    return l.conn === conn && f ? [f] : [];
+  });
+}
+
 /** Runs the real CLI (`bin/wstap proxy`) with JSON logs and a capture file in a temp dir. */
 export async function startWstap(args: string[]): Promise<WstapProcess> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-run-'));

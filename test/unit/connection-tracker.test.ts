@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { ConnectionTracker, attributionOf } from '../../src/analysis/connection-tracker.js';
 import {
   frameEvent,
+  handshakeBodyEvent,
   handshakeRequestEvent as handshakeRequest,
   handshakeResponseEvent as handshakeResponse,
   httpResponseEvent,
@@ -282,5 +283,23 @@ describe('ConnectionTracker bounds and unknown connections', () => {
     expect(pings).toHaveLength(32);
     expect(pings[0]?.rttMs).toBe(9);
     expect(pings.at(-1)?.rttMs).toBe(40);
+  });
+});
+
+describe('ConnectionTracker: the body of a refused handshake', () => {
+  it('keeps the first ws.handshake.body on the summary, without counting it as activity', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(1));
+    tracker.apply(handshakeRequest(1, T0 + 1));
+    tracker.apply(handshakeResponse(1, T0 + 2, { statusCode: 400, reason: 'Bad Request', upgraded: false }));
+    expect(tracker.get(1)?.handshakeBody).toBeNull();
+    const body = handshakeBodyEvent(1, T0 + 50, 'Origin not allowed\n');
+    tracker.apply(body);
+    tracker.apply(handshakeBodyEvent(1, T0 + 60, 'again'));
+    const s = tracker.get(1);
+    expect(s?.handshakeBody).toBe(body);
+    expect(s?.lastActivityAt.upstream).toBe(T0 + 2);
+    tracker.apply(close(1, T0 + 70));
+    expect(tracker.get(1)?.handshakeBody).toBe(body);
   });
 });

@@ -22,6 +22,7 @@ import {
   openEvent,
   query,
 } from '../support/tui-fixtures.js';
+import { handshakeBodyEvent } from '../support/event-fixtures.js';
 
 interface DetailOptions {
   redact?: boolean;
@@ -463,6 +464,17 @@ describe('detailLines: other kinds of connection', () => {
     expect(lineWith(lines, 'HTTP/1.1 400')).toEqual({ text: '  HTTP/1.1 400 Bad Request', tone: 'bad' });
     expect(lines[1]?.text).toContain('failed: answered 400');
     expect(texts(lines).join('\n')).not.toContain('Frames');
+  });
+
+  it('a refused handshake shows the start of the body it came with', () => {
+    const events: CaptureEvent[] = [
+      openEvent(3),
+      handshakeRequestEvent(3, T0 + 1),
+      handshakeResponseEvent(3, T0 + 2, { statusCode: 400, reason: 'Bad Request', upgraded: false, rawHeaders: [['Content-Type', 'text/plain']] }),
+      handshakeBodyEvent(3, T0 + 3, 'Origin not allowed\n'),
+    ];
+    const lines = detail(events, 3);
+    expect(lineWith(lines, '  body (19')).toEqual({ text: '  body (19 bytes): Origin not allowed\\n', tone: 'plain' });
   });
 
   it('an upstream wstap could not reach', () => {

@@ -1,8 +1,18 @@
 import { describe, it, expect } from 'vitest';
-import { narrate, seconds, type Narration } from '../../src/analysis/event-narrator.js';
+import { narrate, narrateFindings, seconds, type Narration } from '../../src/analysis/event-narrator.js';
+import { EMPTY_DIAGNOSIS_CONTEXT } from '../../src/analysis/connection-diagnosis.js';
 import { printable } from '../../src/analysis/printable.js';
 import { ConnectionTracker } from '../../src/analysis/connection-tracker.js';
-import { frameEvent, httpResponseEvent } from '../support/event-fixtures.js';
+import {
+  closeEvent,
+  finEvent,
+  frameEvent,
+  handshakeBodyEvent,
+  handshakeRequestEvent,
+  handshakeResponseEvent,
+  httpResponseEvent,
+  openEvent,
+} from '../support/event-fixtures.js';
 import { HttpHeadParser } from '../../src/wire/http-head-parser.js';
 import type {
   CaptureEvent,
@@ -414,5 +424,68 @@ describe('seconds', () => {
     expect(seconds(9_990)).toBe('9.99 s');
     expect(seconds(10_000)).toBe('10.0 s');
     expect(seconds(65_432)).toBe('65.4 s');
+  });
+});
+
+describe('narrateFindings: when handshake findings are logged', () => {
+  /** Runs events through the tracker; returns, per event kind, the finding ids logged at it. */
+  function findingsAt(events: CaptureEvent[]): Array<[string, string[]]> {
+    const tracker = new ConnectionTracker();
+    const out: Array<[string, string[]]> = [];
+    for (const e of events) {
+      const summary = tracker.apply(e);
+      const ids = narrateFindings(e, summary, EMPTY_DIAGNOSIS_CONTEXT).map((n) => (n.fields['finding'] as { id: string }).id);
+      if (ids.length > 0) out.push([e.kind, ids]);
+    }
+    return out;
+  }
+  const refused = handshakeResponseEvent(1, T0 + 2, { statusCode: 400, reason: 'Bad Request', upgraded: false, rawHeaders: [['Content-Length', '19']] });
+
+  it('a refusal: at the body event, once, quoting the body', () => {
+    const tracker = new ConnectionTracker();
+    const events: CaptureEvent[] = [openEvent(1), handshakeRequestEvent(1, T0 + 1), refused, handshakeBodyEvent(1, T0 + 3, 'Origin not allowed\n'), finEvent(1, T0 + 4, 'upstream'), closeEvent(1, T0 + 5)];
+    expect(findingsAt(events)).toEqual([['ws.handshake.body', ['handshake.not-upgraded']]]);
+    let logged: Narration[] = [];
+    for (const e of events) {
+      const summary = tracker.apply(e);
+      if (e.kind === 'ws.handshake.body') logged = [...narrateFindings(e, summary, EMPTY_DIAGNOSIS_CONTEXT)];
+    }
+    expect((logged[0]?.fields['finding'] as { evidence: string[] }).evidence).toContain('body (19 bytes): Origin not allowed\\n');
+  });
+
+  it('a refusal recorded before the body event existed: at the close, once', () => {
+    const events: CaptureEvent[] = [openEvent(1), handshakeRequestEvent(1, T0 + 1), refused, finEvent(1, T0 + 4, 'upstream'), closeEvent(1, T0 + 5)];
+    expect(findingsAt(events)).toEqual([['conn.close', ['handshake.not-upgraded']]]);
+  });
+
+  it('an upgraded handshake: at the 101, as before', () => {
+    const request = handshakeRequestEvent(1, T0 + 1, { rawHeaders: [['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Key', 'dGhlIHNhbXBsZSBub25jZQ==']] });
+    const events: CaptureEvent[] = [openEvent(1), request, handshakeResponseEvent(1, T0 + 2), closeEvent(1, T0 + 5)];
+    expect(findingsAt(events)).toEqual([['ws.handshake.response', ['handshake.bad-accept']]]);
+  });
+
+  it('a second body event (not something wstap records) logs nothing more', () => {
+    const events: CaptureEvent[] = [
+      openEvent(1),
+      handshakeRequestEvent(1, T0 + 1),
+      refused,
+      handshakeBodyEvent(1, T0 + 3, 'a'),
+      handshakeBodyEvent(1, T0 + 4, 'b'),
+      closeEvent(1, T0 + 5),
+    ];
+    expect(findingsAt(events)).toEqual([['ws.handshake.body', ['handshake.not-upgraded']]]);
+  });
+});
+
+describe('narrate: the body of a refused handshake', () => {
+  it('one info line with the status and the escaped body', () => {
+    const tracker = new ConnectionTracker();
+    for (const e of [openEvent(1), handshakeRequestEvent(1, T0 + 1)]) tracker.apply(e);
+    const response = handshakeResponseEvent(1, T0 + 2, { statusCode: 403, reason: 'Forbidden', upgraded: false, rawHeaders: [['Transfer-Encoding', 'chunked']] });
+    tracker.apply(response);
+    const body = handshakeBodyEvent(1, T0 + 3, 'no\x1b[2J', { bytes: 14 });
+    const n = narrate(body, tracker.apply(body));
+    expect(n).toEqual({ level: 'info', msg: "#1 upstream's 403 answer body (14 bytes, chunked): no\\x1b[2J", fields: { conn: 1, bytes: 14 } });
+    expect(narrate(handshakeBodyEvent(2, T0, ''), null)?.msg).toBe("#2 upstream's answer body: (no body)");
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { handshakeFindings, isHandshakeRequest, type HandshakeFacts } from '../../src/analysis/handshake-rules.js';
+import { bodyEvidence, handshakeFindings, isHandshakeRequest, type HandshakeFacts } from '../../src/analysis/handshake-rules.js';
 import type { RawHeaders } from '../../src/capture/events.js';
 import { webSocketAccept } from '../../src/wire/websocket-extensions.js';
 
@@ -110,5 +110,53 @@ describe('handshake rules', () => {
     const [f] = handshakeFindings(facts({ headers }));
     expect(f?.evidence.join('\n')).not.toContain('\x1b');
     expect(f?.evidence).toContain('Upgrade: x\\x1b[2Jy');
+  });
+});
+
+describe('handshake rules: the body of an answer other than 101', () => {
+  const refused = (body: NonNullable<HandshakeFacts['response']>['body'], rawHeaders: RawHeaders = [['Content-Type', 'text/plain']]): string[] => {
+    const [f] = handshakeFindings(facts({ response: { statusCode: 400, reason: 'Bad Request', rawHeaders, ...(body ? { body } : {}) } }));
+    expect(f?.id).toBe('handshake.not-upgraded');
+    return f?.evidence ?? [];
+  };
+
+  it('quotes the body, escaped for terminals', () => {
+    const evidence = refused({ preview: Buffer.from('Origin not allowed\n'), bytes: 19, truncated: false });
+    expect(evidence).toEqual([
+      'request: GET /api/v4/websocket HTTP/1.1',
+      'response: 400 Bad Request',
+      'Content-Type: text/plain',
+      'body (19 bytes): Origin not allowed\\n',
+    ]);
+    expect(refused({ preview: 'x\x1b[2J\u202e', bytes: 6, truncated: false }).at(-1)).toBe('body (6 bytes): x\\x1b[2J\\u202e');
+  });
+
+  it('says "(no body)" for an empty one, and nothing without a recorded body', () => {
+    expect(refused({ preview: Buffer.alloc(0), bytes: 0, truncated: false }).at(-1)).toBe('body: (no body)');
+    expect(refused(undefined)).toHaveLength(3);
+  });
+
+  it('marks a cut preview with "…", once, and cuts long text at 200 characters', () => {
+    expect(refused({ preview: Buffer.from('Origin not'), bytes: 4000, truncated: true }).at(-1)).toBe('body (4000 bytes): Origin not…');
+    const long = refused({ preview: Buffer.from('a'.repeat(1024)), bytes: 4000, truncated: true }).at(-1) ?? '';
+    expect(long).toBe(`body (4000 bytes): ${'a'.repeat(200)}…`);
+    expect(refused({ preview: Buffer.from('b'.repeat(300)), bytes: 300, truncated: false }).at(-1)).toBe(`body (300 bytes): ${'b'.repeat(200)}…`);
+    // A preview cut inside a UTF-8 character does not end in U+FFFD.
+    const euro = Buffer.from('price €');
+    expect(refused({ preview: euro.subarray(0, euro.length - 1), bytes: 100, truncated: true }).at(-1)).toBe('body (100 bytes): price …');
+  });
+
+  it('names chunked framing, and does not quote a compressed body', () => {
+    expect(refused({ preview: Buffer.from('nope'), bytes: 14, truncated: false }, [['Transfer-Encoding', 'chunked']]).at(-1)).toBe('body (14 bytes, chunked): nope');
+    expect(refused({ preview: Buffer.from([0x1f, 0x8b, 8]), bytes: 3, truncated: false }, [['Content-Encoding', 'gzip']]).at(-1)).toBe('body (3 bytes): (gzip-encoded, not shown)');
+  });
+
+  it('says when the preview was not recorded (preview limit 0)', () => {
+    expect(bodyEvidence({ preview: '', bytes: 1, truncated: true }, [])).toBe('body (1 byte): (not recorded: preview limit 0)');
+  });
+
+  it('an upgraded answer never quotes a body', () => {
+    const found = handshakeFindings(facts({ response: { statusCode: 101, reason: 'Switching Protocols', rawHeaders: GOOD_RESPONSE, body: { preview: 'x', bytes: 1, truncated: false } } }));
+    expect(found).toEqual([]);
   });
 });

@@ -7,11 +7,21 @@ import { buildHar } from '../../src/har/har-document.js';
 import { writeHarFile } from '../../src/har/har-file-writer.js';
 import type { HarFoldOptions } from '../../src/har/har-fold.js';
 import type { HarEntry } from '../../src/har/har-types.js';
-import { frameEvent, httpResponseEvent } from '../support/event-fixtures.js';
+import {
+  closeEvent,
+  finEvent,
+  frameEvent,
+  handshakeBodyEvent,
+  handshakeRequestEvent,
+  handshakeResponseEvent,
+  httpResponseEvent,
+  openEvent,
+} from '../support/event-fixtures.js';
 import { harSchemaErrors } from '../support/har-schema.js';
 
 const T0 = 1_790_000_000_000;
 const PREVIEW = (text: string): string => Buffer.from(text).toString('base64');
+const b64 = (bytes: number[]): string => Buffer.from(bytes).toString('base64');
 
 function message(conn: number, t: number, side: Side, text: string, extra: Partial<MessageEvent> = {}): MessageEvent {
   const bytes = Buffer.byteLength(text);
@@ -164,6 +174,55 @@ describe('HAR from capture events', () => {
     expect(messages.every((m) => m.data === '' && typeof m._size === 'number')).toBe(true);
     expect(messages[0]?._size).toBe(5);
     expect(harSchemaErrors(none)).toEqual([]);
+  });
+});
+
+describe('HAR: the body of a refused handshake', () => {
+  function refusal(body: CaptureEvent | null, rawHeaders: Array<[string, string]> = [['Content-Type', 'text/plain; charset=utf-8'], ['Set-Cookie', 'sid=SECRET']]): CaptureEvent[] {
+    return [
+      { kind: 'session.start', t: T0, version: '0.1.0', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 1, previewLimit: 256 },
+      openEvent(1, { t: T0 + 1 }),
+      handshakeRequestEvent(1, T0 + 2),
+      handshakeResponseEvent(1, T0 + 4, { statusCode: 400, reason: 'Bad Request', upgraded: false, rawHeaders }),
+      ...(body ? [body] : []),
+      finEvent(1, T0 + 6, 'upstream'),
+      closeEvent(1, T0 + 7),
+    ];
+  }
+  const notUpgraded = (entry: HarEntry): string[] => entry._wstap?.diagnosis.find((f) => f.id === 'handshake.not-upgraded')?.evidence ?? [];
+
+  it('response.content carries the size, the text and the media type; the diagnosis quotes it', () => {
+    const har = buildHar(refusal(handshakeBodyEvent(1, T0 + 5, 'Origin not allowed\n')), DEFAULTS, '0.1.0');
+    expect(harSchemaErrors(har)).toEqual([]);
+    const entry = wsEntry(har.log.entries, 1);
+    expect(entry.response.status).toBe(400);
+    expect(entry.response.bodySize).toBe(19);
+    expect(entry.response.content).toEqual({ size: 19, mimeType: 'text/plain; charset=utf-8', text: 'Origin not allowed\n' });
+    expect(notUpgraded(entry)).toContain('body (19 bytes): Origin not allowed\\n');
+    // The header is redacted; the body is not a header.
+    expect(JSON.stringify(entry.response.headers)).not.toContain('SECRET');
+  });
+
+  it('--payloads none: size only; a cut preview says so; binary is base64', () => {
+    const none = wsEntry(buildHar(refusal(handshakeBodyEvent(1, T0 + 5, 'Origin not allowed\n')), { ...DEFAULTS, payloads: 'none' }, '0.1.0').log.entries, 1);
+    expect(none.response.content).toEqual({ size: 19, mimeType: 'text/plain; charset=utf-8' });
+    expect(notUpgraded(none)).toContain('body (19 bytes): Origin not allowed\\n');
+
+    const cut = wsEntry(buildHar(refusal(handshakeBodyEvent(1, T0 + 5, 'Origin', { bytes: 5000, previewTruncated: true })), DEFAULTS, '0.1.0').log.entries, 1);
+    expect(cut.response.content).toEqual({ size: 5000, mimeType: 'text/plain; charset=utf-8', text: 'Origin', comment: 'first 6 bytes of the body' });
+
+    const binary = { ...handshakeBodyEvent(1, T0 + 5), preview: b64([0xff, 0x00, 0xfe]), bytes: 3 };
+    const bin = buildHar(refusal(binary, [['Content-Type', 'application/octet-stream']]), DEFAULTS, '0.1.0');
+    expect(harSchemaErrors(bin)).toEqual([]);
+    expect(wsEntry(bin.log.entries, 1).response.content).toEqual({ size: 3, mimeType: 'application/octet-stream', text: '/wD+', encoding: 'base64' });
+  });
+
+  it('no body event (an older capture): content as before, no body line', () => {
+    const entry = wsEntry(buildHar(refusal(null), DEFAULTS, '0.1.0').log.entries, 1);
+    expect(entry.response.content).toEqual({ size: 0, mimeType: 'text/plain; charset=utf-8' });
+    expect(notUpgraded(entry).some((l) => l.startsWith('body'))).toBe(false);
+    const empty = wsEntry(buildHar(refusal(handshakeBodyEvent(1, T0 + 5, '')), DEFAULTS, '0.1.0').log.entries, 1);
+    expect(notUpgraded(empty)).toContain('body: (no body)');
   });
 });
 

@@ -123,4 +123,42 @@ describe('PingPairing', () => {
     expect(p.unanswered).toBe(0);
     expect(p.pending).toBe(0);
   });
+
+  it('keeps each side\'s cadence: count, first and last, longest gap, answers and slowest answer', () => {
+    const p = new PingPairing();
+    p.ping('upstream', 'a', 1000);
+    p.pong('client', 'a', 1004);
+    p.ping('upstream', 'b', 3000);
+    p.ping('upstream', 'c', 8000);
+    p.pong('client', 'c', 8010);
+    expect(p.cadence.upstream).toStrictEqual({ sent: 3, answered: 2, unanswered: 1, firstAt: 1000, lastAt: 8000, maxGapMs: 5000, maxRttMs: 10 });
+    expect(p.cadence.client).toStrictEqual({ sent: 0, answered: 0, unanswered: 0, firstAt: null, lastAt: null, maxGapMs: 0, maxRttMs: 0 });
+    expect(p.unanswered).toBe(1);
+  });
+
+  it('sorts stray pongs: same direction as a ping of its own side, mismatched data, unsolicited', () => {
+    const p = new PingPairing();
+    // No ping anywhere: a one-way heartbeat.
+    p.pong('client', 'beat', 5);
+    // The client pings; a pong with its data comes from the client too.
+    p.ping('client', 'mine', 10);
+    p.pong('client', 'mine', 11);
+    // The upstream pings; the client's pong carries other data.
+    p.ping('upstream', 'u1', 20);
+    p.pong('client', 'other', 21);
+    expect(p.strays.client).toStrictEqual({ sameDirection: 1, mismatched: 1, unsolicited: 1, firstAt: 5 });
+    p.pong('client', 'zzz', 22);
+    expect(p.strays.client.mismatched).toBe(2);
+    expect(p.strays.upstream).toStrictEqual({ sameDirection: 0, mismatched: 0, unsolicited: 0, firstAt: null });
+    expect(p.unsolicitedPongs).toBe(4);
+  });
+
+  it('tells which pings are still waiting and since when', () => {
+    const p = new PingPairing();
+    expect(p.waiting('upstream')).toStrictEqual({ count: 0, oldestAt: null, times: [] });
+    p.ping('upstream', 'x', 100);
+    p.ping('upstream', 'y', 200);
+    expect(p.waiting('upstream')).toStrictEqual({ count: 2, oldestAt: 100, times: [100, 200] });
+    expect(p.waiting('client').count).toBe(0);
+  });
 });

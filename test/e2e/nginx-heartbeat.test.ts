@@ -1,0 +1,220 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WebSocket } from 'ws';
+import { startNginx, type Nginx, type NginxOptions } from '../support/nginx.js';
+import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
+import { closedEvent, connectClient, ofKind, sleep } from '../support/ws-peers.js';
+import { BIN, findingsAfterClose, startWstap, type LogLine, type LoggedFinding, type WstapProcess } from '../support/wstap-process.js';
+
+/**
+ * The heartbeat checks, each with the heartbeat problem made by real peers
+ * through a real nginx: an app heartbeat slower than nginx's
+ * proxy_read_timeout, a client that does not answer pings, a pong that comes
+ * back from the side that sent the ping.
+ */
+
+type Finding = LoggedFinding;
+
+interface Stack {
+  nginx: Nginx;
+  wstap: WstapProcess;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** A profile file for this test: nginx in front with the given timeout, the app's heartbeat. */
+function writeProfile(dir: string, name: string, readTimeout: string, heartbeat: string): string {
+  const file = path.join(dir, `${name}.yaml`);
+  fs.writeFileSync(
+    file,
+    `name: ${name}
+description: test profile
+hops:
+  - name: nginx
+    where: client-side
+    timeouts:
+      - setting: proxy_read_timeout
+        after: ${readTimeout}
+        measures: both-idle
+        action: fin
+heartbeat:
+${heartbeat}
+`,
+  );
+  return file;
+}
+
+async function stack(appPort: number, profile: { readTimeout: string; heartbeat: string }, nginxOptions: Omit<NginxOptions, 'upstreamPort'> = {}): Promise<Stack> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-heartbeat-'));
+  const file = writeProfile(dir, 'test-heartbeat', profile.readTimeout, profile.heartbeat);
+  const wstap = await startWstap(['--target', `http://127.0.0.1:${appPort}`, '--profile', file]);
+  const nginx = await startNginx({ upstreamPort: wstap.port, ...nginxOptions });
+  return {
+    nginx,
+    wstap,
+    dir,
+    stop: async () => {
+      await nginx.stop();
+      await wstap.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function findingOf(line: LogLine): Finding | null {
+  return (line as unknown as { finding?: Finding }).finding ?? null;
+}
+
+/** The findings for the handshake whose URL ends with `tag`, once its connection has closed. */
+async function closedConnFindings(s: Stack, tag: string): Promise<{ conn: number; found: Finding[] }> {
+  const request = await s.wstap.waitForLog((l) => typeof l.url === 'string' && l.url.endsWith(tag));
+  const conn = request.conn as number;
+  return { conn, found: await findingsAfterClose(s.wstap, conn) };
+}
+
+/** Every `ws` connection the app accepts pings on this timer until it closes. */
+function pingEvery(app: UpstreamApp, ms: number): void {
+  void (async () => {
+    for (;;) {
+      const { ws } = await app.nextConnection();
+      let n = 0;
+      const timer = setInterval(() => ws.ping(`hb-${n++}`), ms);
+      ws.once('close', () => clearInterval(timer));
+    }
+  })();
+}
+
+describe('an app heartbeat slower than nginx proxy_read_timeout', () => {
+  let app: UpstreamApp;
+  let s: Stack;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+    pingEvery(app, 3000);
+    s = await stack(app.port, { readTimeout: '2s', heartbeat: '  from: upstream\n  kind: ws-ping\n  interval: 3s\n  timeout: 10s' }, { proxyReadTimeout: '2s' });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await app?.close();
+  });
+
+  it('is called out at start, from the profile alone', () => {
+    const setup = s.wstap.logs.map(findingOf).find((f) => f?.id === 'heartbeat.slower-than-timeout');
+    expect(setup?.message).toBe(
+      'the heartbeat (upstream pings every 3s) is not more frequent than nginx proxy_read_timeout 2s: a connection with nothing else to send is cut before the next heartbeat, or races it',
+    );
+    expect(setup?.fix).toBe('send the heartbeat more often than every 2s, or raise nginx proxy_read_timeout above the heartbeat interval');
+  });
+
+  it('a quiet connection is cut by nginx before the first ping: the verdict names the timeout, the heartbeat finding names the cause', async () => {
+    const client = await connectClient(`ws://127.0.0.1:${s.nginx.port}/ws?test=slow-heartbeat`);
+    expect((await closedEvent(client)).code).toBe(1006);
+    // timeout.approaching may come first, when a once-a-second check falls within the last 0.4 s: not what this test is about.
+    const found = (await closedConnFindings(s, 'test=slow-heartbeat')).found.filter((f) => f.id !== 'timeout.approaching');
+    expect(found.map((f) => f.id)).toEqual(['timeout.match', 'heartbeat.slower-than-timeout']);
+    expect(found[0]?.message).toMatch(/^closed by client side \(fin\) after [12]\.\d\d s without data either way: matches nginx proxy_read_timeout 2s$/);
+    const heartbeat = found[1] as Finding;
+    expect(heartbeat.severity).toBe('warning');
+    expect(heartbeat.message).toBe("the app's heartbeat (per the profile: upstream pings every 3s) is not more frequent than nginx proxy_read_timeout 2s, which closed this connection");
+    expect(heartbeat.evidence).toEqual([
+      'profile heartbeat: upstream pings every 3s',
+      'the close matched nginx proxy_read_timeout 2s (timeout.match)',
+      expect.stringMatching(/^no ping from the upstream in the [12]\.\d\d s after the upgrade$/),
+    ]);
+  });
+});
+
+describe('a client that does not answer the app\'s pings', () => {
+  let app: UpstreamApp;
+  let s: Stack;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+    pingEvery(app, 150);
+    s = await stack(app.port, { readTimeout: '60s', heartbeat: '  from: upstream\n  kind: ws-ping\n  interval: 150ms\n  timeout: 400ms' });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await app?.close();
+  });
+
+  async function session(tag: string, autoPong: boolean): Promise<{ conn: number; found: Finding[] }> {
+    const client: WebSocket = await connectClient(`ws://127.0.0.1:${s.nginx.port}/ws?test=${tag}`, { autoPong });
+    let pings = 0;
+    client.on('ping', () => pings++);
+    while (pings < 8) await sleep(50);
+    client.close(1000, 'done');
+    await closedEvent(client);
+    return closedConnFindings(s, `test=${tag}`);
+  }
+
+  it('is reported with the count, the wait the profile allows, and who should answer', async () => {
+    const found = (await session('no-pong', false)).found.filter((f) => f.id.startsWith('heartbeat.'));
+    expect(found.map((f) => f.id)).toEqual(['heartbeat.unanswered']);
+    const f = found[0] as Finding;
+    const m = /^(\d+) of (\d+) ping\(s\) from the upstream got no pong from the client$/.exec(f.message);
+    expect(m, f.message).not.toBeNull();
+    // The pings of the last 400 ms before the close are still within their wait.
+    expect(Number(m?.[1])).toBeGreaterThanOrEqual(4);
+    expect(Number(m?.[2])).toBeGreaterThanOrEqual(8);
+    expect(f.evidence[1]).toBe('0 answered');
+    expect(f.evidence[2]).toMatch(/^\d+ still waiting at the close, the oldest for \d+\.\d\d s \(a pong is expected within the profile's heartbeat timeout, 400ms\)$/);
+    expect(f.fix).toMatch(/^the client side does not answer the app's pings/);
+
+    // The HAR export judges the same capture the same way.
+    const har = path.join(s.dir, 'session.har');
+    await s.nginx.stop();
+    expect(await s.wstap.stop()).toBe(0);
+    const r = spawnSync(process.execPath, [BIN, 'export', s.wstap.capturePath, '-o', har, '--profile', path.join(s.dir, 'test-heartbeat.yaml')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const entries = (JSON.parse(fs.readFileSync(har, 'utf8')) as { log: { entries: Array<{ request: { url: string }; _wstap: { diagnosis: Finding[] } }> } }).log.entries;
+    const entry = entries.find((e) => e.request.url.endsWith('test=no-pong'));
+    expect(entry?._wstap.diagnosis.find((d) => d.id === 'heartbeat.unanswered')?.message).toBe(f.message);
+  });
+
+  it('a client that answers gets no heartbeat finding (same app, same pings)', async () => {
+    // Runs on a fresh stack: the one above was stopped to export.
+    await s.stop();
+    s = await stack(app.port, { readTimeout: '60s', heartbeat: '  from: upstream\n  kind: ws-ping\n  interval: 150ms\n  timeout: 400ms' });
+    const { conn, found } = await session('pong', true);
+    expect(found.filter((f) => f.id.startsWith('heartbeat.'))).toEqual([]);
+    const events = await (async () => {
+      await s.nginx.stop();
+      await s.wstap.stop();
+      return s.wstap.events();
+    })();
+    const pongs = ofKind(events, 'ws.frame').filter((e) => e.conn === conn && e.opcode === 10 && e.side === 'client');
+    expect(pongs.length).toBeGreaterThanOrEqual(8);
+  });
+});
+
+describe('a pong from the side that sent the ping', () => {
+  let app: UpstreamApp;
+  let s: Stack;
+  beforeAll(async () => {
+    // The app does not answer pings, and the client "answers" its own.
+    app = await startUpstreamApp({ autoPong: false });
+    s = await stack(app.port, { readTimeout: '60s', heartbeat: '  from: client\n  kind: ws-ping\n  interval: 30s' });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await app?.close();
+  });
+
+  it('is named for what it is: the pong travelled the ping\'s way', async () => {
+    const client = await connectClient(`ws://127.0.0.1:${s.nginx.port}/ws?test=own-pong`);
+    client.ping('probe-1');
+    await sleep(100);
+    client.pong('probe-1');
+    await sleep(100);
+    client.close(1000, 'done');
+    await closedEvent(client);
+    const found = (await closedConnFindings(s, 'test=own-pong')).found.filter((f) => f.id.startsWith('heartbeat.'));
+    expect(found.map((f) => f.id)).toEqual(['heartbeat.same-direction-pong']);
+    expect(found[0]?.message).toBe(
+      "1 pong(s) from the client carry the data of the client's own ping(s): they travelled the way the ping did, so the upstream, which received the ping, did not send them",
+    );
+    expect(found[0]?.evidence[0]).toMatch(/^1 pong\(s\) from the client matching an outstanding client ping; first at \+0\.\d\d s after the upgrade$/);
+  });
+});
