@@ -7,7 +7,7 @@ import type { Finding } from './finding.js';
 import { bodyEvidence, responseBodyFacts } from './handshake-rules.js';
 import { printable } from './printable.js';
 
-export type NarrationLevel = 'info' | 'warn' | 'error';
+export type NarrationLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** One human line about a notable event, plus the fields a JSON log keeps. */
 export interface Narration {
@@ -188,8 +188,10 @@ export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary 
   } else {
     return NO_FINDINGS;
   }
+  // A keep-alive HTTP connection closing is routine: its close line has the numbers, "no timeout matched" adds nothing at info.
+  const tunnel = summary.handshakeRequest !== null || summary.open.mode === 'tcp';
   return findings.map((f) => ({
-    level: FINDING_LEVEL[f.severity],
+    level: f.id === 'timeout.none' && !tunnel ? 'debug' : FINDING_LEVEL[f.severity],
     msg: `#${summary.conn} ${f.message}${f.fix ? `; fix: ${f.fix}` : ''}`,
     fields: { conn: summary.conn, finding: f },
   }));

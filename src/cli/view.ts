@@ -108,7 +108,7 @@ export async function runView(args: string[]): Promise<number> {
         if (missing && missing.length > 0) text += `; not in this file (unknown): ${missing.join(', ')}`;
       }
       out.push(text);
-      for (const f of findings) out.push(`${clock(event.t)} ${f.level.toUpperCase().padEnd(5)} ${f.msg}`);
+      for (const f of findings) if (f.level !== 'debug') out.push(`${clock(event.t)} ${f.level.toUpperCase().padEnd(5)} ${f.msg}`);
       if (out.length >= 200) flush();
     }
   } catch (err) {

@@ -302,14 +302,29 @@ describe('raw TCP mode', () => {
 });
 
 describe('wstap demo', () => {
-  it('runs on its own and says who closed each connection', () => {
-    const r = spawnSync(process.execPath, [BIN, 'demo', '--log-format', 'json'], { encoding: 'utf8', timeout: 20_000 });
-    expect(r.status).toBe(0);
+  it('the guided tour runs on its own, with no nginx, and gives every verdict with its evidence', () => {
+    const r = spawnSync(process.execPath, [BIN, 'demo', '--log-format', 'json'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('What wstap saw:');
-    expect(r.stdout).toMatch(/chatty .*-> 101, frames \d+ up \/ \d+ down, ping rtt [\d.]+ ms/);
-    expect(r.stdout).toMatch(/closed by client: client close-frame 1000 "bye"/);
-    expect(r.stdout).toMatch(/closed by client: client fin after 2\.\d\d s of both-way silence/);
-    expect(r.stdout).toMatch(/closed by upstream: upstream close-frame 1001 "server going away"/);
+    // One block per scenario: the connection line, what it is meant to show, then wstap's conclusions.
+    const block = (label: string): string => {
+      const m = new RegExp(`^  #\\d+ ${label} .*\\n(?: {5}.*\\n)*`, 'm').exec(r.stdout);
+      return m ? m[0] : '';
+    };
+    expect(block('chatty')).toMatch(/-> 101, frames \d+ up \/ \d+ down, ping rtt [\d.]+ ms/);
+    expect(block('chatty')).toMatch(/closed by client: client close-frame 1000 "bye"/);
+    expect(block('idle')).toMatch(/closed by client: client fin after 2\.\d\d s of both-way silence/);
+    expect(block('idle')).toMatch(/timeout\.match: closed by client side \(fin\) after 2\.\d\d s without data either way: matches demo-hop idle_timeout 2s/);
+    expect(block('server-close')).toMatch(/closed by upstream: upstream close-frame 1001 "server going away"/);
+    expect(block('reset')).toMatch(/closed by upstream: upstream rst/);
+    expect(block('no-upgrade')).toMatch(/-> 426 \(as plain HTTP\)/);
+    expect(block('no-upgrade')).toMatch(/handshake\.missing-upgrade: a WebSocket handshake reached the app without "Upgrade: websocket"/);
+    expect(block('no-upgrade')).toMatch(/handshake\.not-upgraded: the app answered 426 Upgrade Required/);
+    expect(block('slow-heartbeat')).toMatch(/timeout\.match: .* matches demo-hop idle_timeout 2s/);
+    expect(block('slow-heartbeat')).toMatch(/heartbeat\.slower-than-timeout: pings from the upstream come every 2\.\d\d s on average, not more often than demo-hop idle_timeout 2s/);
+    for (const label of ['chatty', 'idle', 'server-close', 'reset', 'no-upgrade', 'slow-heartbeat', 'http']) {
+      expect(block(label), label).toMatch(/\n {5}scenario: \S/);
+    }
     const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
     expect(lines.some((l) => /-> 200/.test(l.msg))).toBe(true);
   });

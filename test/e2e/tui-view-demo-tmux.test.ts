@@ -68,14 +68,14 @@ describe('the terminal UI over a recording and in the demo, in tmux', () => {
     if (noTmux) throw noTmux;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-tui-view-'));
     const capture = path.join(dir, 'demo.jsonl');
-    // A recording made by the demo without a terminal (its four scripted connections).
+    // A recording made by the demo without a terminal (its seven scripted connections).
     const made = spawnSync(process.execPath, [BIN, 'demo', '--no-tui', '--capture', capture, '--log-format', 'json'], { encoding: 'utf8', timeout: 30_000 });
     expect(made.status, made.stderr).toBe(0);
 
     tmux = runInPane(dir, ['view', capture, '--timeout', 'nginx.proxy_read_timeout=60']);
     const screen = tmux;
     const lines = await screen.waitForScreen('the recording in the UI', (l) => (l.some((x) => x.includes('end of recording')) ? l : null), { timeoutMs: 10_000 });
-    expect(lines[0]).toMatch(/^wstap {2}open 0 {2}closed 4 {2}failed 0 {2}\[recording, frozen at \d\d:\d\d:\d\d\]/);
+    expect(lines[0]).toMatch(/^wstap {2}open 0 {2}closed 7 {2}failed 0 {2}\[recording, frozen at \d\d:\d\d:\d\d\]/);
     const row = (pathStart: string): string => lines.find((l) => new RegExp(`^\\s+\\d+ ${pathStart.replace(/[?]/g, '\\?')}`).test(l)) ?? '';
     expect(row('/ws?demo=chatt')).toMatch(/closed .* client close 1000\b/);
     expect(row('/ws?demo=idle')).toMatch(/closed .* client fin idle 2s/);
@@ -104,7 +104,7 @@ describe('the terminal UI over a recording and in the demo, in tmux', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-tui-demo-'));
     tmux = runInPane(dir, ['demo']);
     const screen = tmux;
-    const countdown = /demo-hop 10s in (\d+)s/;
+    const countdown = /demo-hop 6s in (\d+)s/;
     const first = await screen.waitForScreen('the idle connection counting down', (l) => {
       const line = l.find((x) => /\/ws\?demo=idle\s+open/.test(x));
       const m = line ? countdown.exec(line) : null;
@@ -116,8 +116,8 @@ describe('the terminal UI over a recording and in the demo, in tmux', () => {
       return m && Number(m[1]) < first ? Number(m[1]) : null;
     }, { timeoutMs: 5000 });
     expect(later).toBeLessThan(first);
-    const closers = await screen.waitForScreen('the chatty and server-close closers', (l) =>
-      l.some((x) => /demo=chatt.* client close 1000/.test(x)) && l.some((x) => /demo=serve.* upstream close 1001/.test(x)) ? l : null,
+    const closers = await screen.waitForScreen('the chatty, server-close and reset closers', (l) =>
+      l.some((x) => /demo=chatt.* client close 1000/.test(x)) && l.some((x) => /demo=serve.* upstream close 1001/.test(x)) && l.some((x) => /demo=reset.* upstream rst/.test(x)) ? l : null,
     { timeoutMs: 10_000 });
     expect(closers[0]).toMatch(/^wstap {2}open \d+ {2}closed \d+/);
     screen.sendKeys('q');

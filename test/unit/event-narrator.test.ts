@@ -10,6 +10,7 @@ import {
   handshakeBodyEvent,
   handshakeRequestEvent,
   handshakeResponseEvent,
+  httpRequestEvent,
   httpResponseEvent,
   openEvent,
 } from '../support/event-fixtures.js';
@@ -487,5 +488,40 @@ describe('narrate: the body of a refused handshake', () => {
     const n = narrate(body, tracker.apply(body));
     expect(n).toEqual({ level: 'info', msg: "#1 upstream's 403 answer body (14 bytes, chunked): no\\x1b[2J", fields: { conn: 1, bytes: 14 } });
     expect(narrate(handshakeBodyEvent(2, T0, ''), null)?.msg).toBe("#2 upstream's answer body: (no body)");
+  });
+});
+
+describe('narrateFindings: the timeout verdict in the log', () => {
+  const context = {
+    ...EMPTY_DIAGNOSIS_CONTEXT,
+    timeouts: [{ hop: 'nginx', setting: 'proxy_read_timeout', seconds: 60, measures: 'both-idle' as const, where: 'client-side' as const }],
+  };
+
+  function verdictLevels(events: CaptureEvent[]): Array<[string, string]> {
+    const tracker = new ConnectionTracker();
+    const out: Array<[string, string]> = [];
+    for (const e of events) {
+      const summary = tracker.apply(e);
+      for (const n of narrateFindings(e, summary, context)) out.push([(n.fields['finding'] as { id: string }).id, n.level]);
+    }
+    return out;
+  }
+
+  it('no match on a WebSocket is said at info, on a keep-alive HTTP connection only at debug (its close line has the numbers)', () => {
+    const ws = verdictLevels([openEvent(1), handshakeRequestEvent(1, T0 + 1), handshakeResponseEvent(1, T0 + 2), finEvent(1, T0 + 5000, 'client', { client: 4998, upstream: 4998 }), closeEvent(1, T0 + 5001)]);
+    expect(ws).toEqual([['timeout.none', 'info']]);
+    const http = verdictLevels([
+      openEvent(2),
+      httpRequestEvent(2, T0 + 1),
+      httpResponseEvent({ conn: 2, t: T0 + 3, exchange: 1 }),
+      finEvent(2, T0 + 5000, 'client', { client: 4999, upstream: 4997 }),
+      closeEvent(2, T0 + 5001),
+    ]);
+    expect(http).toEqual([['timeout.none', 'debug']]);
+  });
+
+  it('a match is a warning wherever it happens', () => {
+    const ws = verdictLevels([openEvent(3), handshakeRequestEvent(3, T0 + 1), handshakeResponseEvent(3, T0 + 2), finEvent(3, T0 + 60_010, 'client', { client: 60_008, upstream: 60_008 }), closeEvent(3, T0 + 60_011)]);
+    expect(ws).toEqual([['timeout.match', 'warn']]);
   });
 });
