@@ -218,3 +218,75 @@ describe('a pong from the side that sent the ping', () => {
     expect(found[0]?.evidence[0]).toMatch(/^1 pong\(s\) from the client matching an outstanding client ping; first at \+0\.\d\d s after the upgrade$/);
   });
 });
+
+describe('what the profile says the heartbeat does, against what the connection shows', () => {
+  let app: UpstreamApp;
+  let s: Stack;
+  beforeAll(async () => {
+    app = await startUpstreamApp({ autoPong: false });
+    // Each connection's pings come at the pace its URL asks for (?ping=MS; 0: none).
+    void (async () => {
+      for (;;) {
+        const { ws, req } = await app.nextConnection();
+        const every = Number(new URL(req.url ?? '/', 'http://app').searchParams.get('ping') ?? 0);
+        let n = 0;
+        const timer = every > 0 ? setInterval(() => ws.ping(`hb-${n++}`), every) : undefined;
+        ws.once('close', () => clearInterval(timer));
+      }
+    })();
+    // The profile: the app pings every 2 s and waits 150 ms for the pong.
+    s = await stack(app.port, { readTimeout: '60s', heartbeat: '  from: upstream\n  kind: ws-ping\n  interval: 2s\n  timeout: 150ms' });
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await app?.close();
+  });
+
+  /** Opens `tag` through nginx, lets `script` run, closes with 1000 after `openMs`, returns its findings. */
+  async function connection(tag: string, ping: number, openMs: number, script: (ws: WebSocket) => void = () => undefined): Promise<Finding[]> {
+    const ws = await connectClient(`ws://127.0.0.1:${s.nginx.port}/ws?test=${tag}&ping=${ping}`, { autoPong: false });
+    script(ws);
+    await sleep(openMs);
+    const closed = closedEvent(ws);
+    ws.close(1000, 'done');
+    await closed;
+    return (await closedConnFindings(s, `test=${tag}&ping=${ping}`)).found;
+  }
+
+  it('each disagreement is named, and a close nothing explains gets the numbers', async () => {
+    const [missing, faster, late, mismatched, unsolicited] = await Promise.all([
+      connection('missing', 0, 3300),
+      connection('faster', 300, 1300, (ws) => ws.on('ping', (data: Buffer) => ws.pong(data))),
+      connection('late', 300, 1300, (ws) => ws.on('ping', (data: Buffer) => setTimeout(() => ws.pong(data), 250))),
+      connection('mismatched', 300, 1300, (ws) => ws.on('ping', () => ws.pong('not-your-data'))),
+      connection('unsolicited', 0, 500, (ws) => {
+        ws.pong('beat-1');
+        setTimeout(() => ws.pong('beat-2'), 100);
+      }),
+    ]);
+    const byId = (found: Finding[], id: string): Finding | undefined => found.find((f) => f.id === id);
+
+    expect(byId(missing, 'heartbeat.missing')?.message).toMatch(/^no ping from the upstream in \d\.\d\d s; the profile says the upstream pings every 2s$/);
+
+    expect(byId(faster, 'heartbeat.interval-differs')?.message).toMatch(/^pings from the upstream come every 0\.\d\d s on average; the profile says every 2s$/);
+    expect(faster.filter((f) => f.id.startsWith('heartbeat.')).map((f) => f.id)).toEqual(['heartbeat.interval-differs']);
+
+    expect(byId(late, 'heartbeat.late-pong')?.message).toMatch(/^the slowest pong to the upstream's pings took 0\.\d\d s, longer than the 150ms the pinger waits \(per the profile\)$/);
+
+    expect(byId(mismatched, 'heartbeat.pong-mismatch')?.message).toMatch(/^\d+ pong\(s\) from the client do not carry the data of the ping they answer/);
+    expect(byId(mismatched, 'heartbeat.unanswered')?.message).toMatch(/^\d+ of \d+ ping\(s\) from the upstream got no pong from the client$/);
+
+    const oneWay = byId(unsolicited, 'heartbeat.unsolicited-pong');
+    expect(oneWay?.severity).toBe('info');
+    expect(oneWay?.message).toBe('2 pong(s) from the client answered no ping: a one-way heartbeat, which RFC 6455 5.5.3 allows');
+
+    // The client closed each with 1000: no known timeout explains that, and the verdict says so with the numbers.
+    const none = byId(unsolicited, 'timeout.none');
+    expect(none?.message).toMatch(/^closed by client side \(close-frame 1000 "done"\) after 0\.\d\d s without data either way: matches no known timeout$/);
+    expect(none?.evidence).toEqual([
+      expect.stringMatching(/^first close evidence: client close-frame 1000 "done" at \+0\.\d\d s$/),
+      expect.stringMatching(/^silence before it: client->upstream 0\.\d\d s, upstream->client \d\.\d\d s; connection age 0\.\d\d s$/),
+      expect.stringMatching(/^nginx proxy_read_timeout 60s: both-idle was 0\.\d\d s$/),
+    ]);
+  });
+});
