@@ -3,76 +3,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { attributeClose } from '../../src/analysis/close-attribution.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
-import { startNginx, type Nginx, type NginxOptions } from '../support/nginx.js';
+import { finalCapture, startNginxStack, type NginxStack } from '../support/nginx-stack.js';
 import { freePort } from '../support/ports.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
-import { startWstap, type WstapProcess } from '../support/wstap-process.js';
-import { connectClient, evidenceOf, ofConn, ofKind, sleep } from '../support/ws-peers.js';
+import { findingsAfterClose, findingsIn } from '../support/wstap-process.js';
+import { connectClient, evidenceOf, ofConn, ofKind, sleep, unexpectedResponse } from '../support/ws-peers.js';
 
 /** The failure modes an admin meets behind nginx, each with nginx configured to produce it. */
 
-interface Stack {
-  nginx: Nginx;
-  wstap: WstapProcess;
-  stop(): Promise<void>;
-}
-
-async function stack(targetPort: number, nginxOptions: Omit<NginxOptions, 'upstreamPort'> = {}, wstapArgs: string[] = []): Promise<Stack> {
-  const wstap = await startWstap(['--target', `http://127.0.0.1:${targetPort}`, ...wstapArgs]);
-  const nginx = await startNginx({ upstreamPort: wstap.port, ...nginxOptions });
-  return {
-    nginx,
-    wstap,
-    stop: async () => {
-      await nginx.stop();
-      await wstap.stop();
-    },
-  };
-}
-
-/** Stops wstap (SIGINT) and returns its capture: everything is on disk once it exits. */
-interface LoggedFinding {
-  id: string;
-  severity: string;
-  message: string;
-  evidence: string[];
-  fix: string;
-}
-
-/** The findings wstap logged (each log line of a finding carries it whole). */
-function findingsIn(s: Stack): LoggedFinding[] {
-  return s.wstap.logs.flatMap((l) => {
-    const f = (l as unknown as { finding?: LoggedFinding }).finding;
-    return f ? [f] : [];
-  });
-}
-
-async function finalCapture(s: Stack): Promise<CaptureEvent[]> {
-  await s.nginx.stop();
-  expect(await s.wstap.stop()).toBe(0);
-  return s.wstap.events();
-}
-
-function unexpectedResponse(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.once('open', () => reject(new Error('the handshake unexpectedly succeeded')));
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    ws.once('error', () => undefined);
-  });
-}
-
 describe('nginx proxy_read_timeout 2s on an idle connection', () => {
   let app: UpstreamApp;
-  let s: Stack;
+  let s: NginxStack;
   beforeAll(async () => {
     app = await startUpstreamApp();
     // wstap is told about the hop's timeout, as a profile would.
-    s = await stack(app.port, { proxyReadTimeout: '2s' }, ['--timeout', 'nginx.proxy_read_timeout=2s']);
+    s = await startNginxStack(app.port, { proxyReadTimeout: '2s' }, ['--timeout', 'nginx.proxy_read_timeout=2s']);
   });
   afterAll(async () => {
     await s?.stop();
@@ -112,11 +57,11 @@ describe('nginx proxy_read_timeout 2s on an idle connection', () => {
 });
 
 describe('upstream down', () => {
-  let s: Stack;
+  let s: NginxStack;
   let deadPort: number;
   beforeAll(async () => {
     deadPort = await freePort();
-    s = await stack(deadPort);
+    s = await startNginxStack(deadPort);
   });
   afterAll(async () => s?.stop());
 
@@ -126,6 +71,30 @@ describe('upstream down', () => {
     const body = await res.text();
     expect(body).toContain(`http://127.0.0.1:${deadPort}`);
     expect(body).toContain('ECONNREFUSED');
+  });
+
+  it('the handshake gets 502 through nginx; wstap names the refused connect, and a plain request gets no handshake finding', async () => {
+    const plain = await fetch(`http://127.0.0.1:${s.nginx.port}/api/plain`);
+    expect(plain.status).toBe(502);
+    await plain.text();
+
+    const url = '/ws?test=unreachable';
+    const { status, body } = await unexpectedResponse(`ws://127.0.0.1:${s.nginx.port}${url}`);
+    expect(status).toBe(502);
+    expect(body).toBe(`wstap: upstream http://127.0.0.1:${deadPort} failed: ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:${deadPort}\n`);
+
+    const findings = await findingsAfterClose(s.wstap, (await s.wstap.waitForLog((l) => l.url === url)).conn as number);
+    expect(findings).toEqual([
+      {
+        id: 'handshake.upstream-unreachable',
+        severity: 'error',
+        message: `wstap could not reach the app for the handshake: ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:${deadPort}`,
+        evidence: [`request: GET ${url} HTTP/1.1`, 'upstream error (connect): ECONNREFUSED'],
+        fix: "check that the app is running and that --target (or the profile's target) points at it",
+      },
+    ]);
+    // The plain GET failed the same way but is not a handshake: the only handshake finding is the one above.
+    expect(findingsIn(s.wstap).filter((f) => f.id.startsWith('handshake.'))).toHaveLength(1);
   });
 
   it('WebSocket handshake: 502 through nginx, recorded as an upstream connect failure', async () => {
@@ -167,9 +136,9 @@ describe('upstream refuses or drops the upgrade', () => {
   let refusing: net.Server;
   let chunkedRefusing: net.Server;
   let silent: net.Server;
-  let s: Stack;
-  let s2: Stack;
-  let s3: Stack;
+  let s: NginxStack;
+  let s2: NginxStack;
+  let s3: NginxStack;
   beforeAll(async () => {
     // An app that answers the handshake with 400 and a body.
     refusing = net.createServer((socket) => {
@@ -179,14 +148,14 @@ describe('upstream refuses or drops the upgrade', () => {
       });
     });
     await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
-    s = await stack((refusing.address() as net.AddressInfo).port);
+    s = await startNginxStack((refusing.address() as net.AddressInfo).port);
     // An app that reads the head and closes without a word.
     silent = net.createServer((socket) => {
       socket.on('error', () => undefined);
       socket.once('data', () => socket.end());
     });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    s2 = await stack((silent.address() as net.AddressInfo).port);
+    s2 = await startNginxStack((silent.address() as net.AddressInfo).port);
     // An app that refuses with a chunked body, a chunk at a time, and keeps its end of the connection open.
     chunkedRefusing = net.createServer((socket) => {
       socket.on('error', () => undefined);
@@ -200,7 +169,7 @@ describe('upstream refuses or drops the upgrade', () => {
       });
     });
     await new Promise<void>((r) => chunkedRefusing.listen(0, '127.0.0.1', r));
-    s3 = await stack((chunkedRefusing.address() as net.AddressInfo).port);
+    s3 = await startNginxStack((chunkedRefusing.address() as net.AddressInfo).port);
   });
   afterAll(async () => {
     await s?.stop();
@@ -232,7 +201,7 @@ describe('upstream refuses or drops the upgrade', () => {
       const own = all.filter((e) => 'conn' in e && e.conn === c);
       expect(own.indexOf(bodies[0] as CaptureEvent)).toBeLessThan(own.findIndex((e) => e.kind === 'conn.close'));
     }
-    const findings = findingsIn(s).filter((f) => f.id === 'handshake.not-upgraded');
+    const findings = findingsIn(s.wstap).filter((f) => f.id === 'handshake.not-upgraded');
     expect(findings).toHaveLength(2);
     const finding = findings[0];
     expect(finding?.message).toBe('the app answered 400 Bad Request instead of 101 Switching Protocols');
@@ -257,7 +226,7 @@ describe('upstream refuses or drops the upgrade', () => {
     const own = all.filter((e) => 'conn' in e && e.conn === conn);
     const firstEnd = own.findIndex((e) => e.kind === 'tcp.fin' || e.kind === 'tcp.rst' || e.kind === 'proxy.close');
     expect(own.indexOf(bodies[0] as CaptureEvent)).toBeLessThan(firstEnd < 0 ? Infinity : firstEnd);
-    const finding = findingsIn(s3).find((f) => f.id === 'handshake.not-upgraded');
+    const finding = findingsIn(s3.wstap).find((f) => f.id === 'handshake.not-upgraded');
     expect(finding?.evidence).toContain(`body (${wireBytes} bytes, chunked): Origin not allowed\\n`);
   });
 
@@ -272,7 +241,7 @@ describe('upstream refuses or drops the upgrade', () => {
     const conn = ofKind(all, 'ws.handshake.request')[0]?.conn ?? -1;
     expect(ofKind(all, 'ws.handshake.response')).toHaveLength(0);
     expect(evidenceOf(all, conn)[0]).toMatchObject({ side: 'upstream', kind: 'fin' });
-    const finding = findingsIn(s2).find((f) => f.id === 'handshake.no-answer');
+    const finding = findingsIn(s2.wstap).find((f) => f.id === 'handshake.no-answer');
     expect(finding?.severity).toBe('error');
     expect(finding?.message).toMatch(/closed \(or reset\) the connection before answering the handshake/);
     expect(finding?.evidence[0]).toBe('request: GET /ws?test=early-close HTTP/1.1');
@@ -281,10 +250,10 @@ describe('upstream refuses or drops the upgrade', () => {
 
 describe('nginx without the Upgrade headers', () => {
   let app: UpstreamApp;
-  let s: Stack;
+  let s: NginxStack;
   beforeAll(async () => {
     app = await startUpstreamApp();
-    s = await stack(app.port, { websocketHeaders: false });
+    s = await startNginxStack(app.port, { websocketHeaders: false });
   });
   afterAll(async () => {
     await s?.stop();
@@ -304,20 +273,20 @@ describe('nginx without the Upgrade headers', () => {
     const response = ofKind(all, 'http.response').find((e) => e.conn === request?.conn);
     expect(response?.statusCode).toBe(426);
     // wstap names the cause and the nginx fix, from the plain GET it saw.
-    const finding = findingsIn(s).find((f) => f.id === 'handshake.missing-upgrade');
+    const finding = findingsIn(s.wstap).find((f) => f.id === 'handshake.missing-upgrade');
     expect(finding?.message).toMatch(/^a WebSocket handshake reached the app without "Upgrade: websocket" and "upgrade" in Connection/);
     expect(finding?.evidence).toEqual(expect.arrayContaining(['Upgrade: (absent)', expect.stringMatching(/^Sec-WebSocket-Key: \S+/)]));
     expect(finding?.fix).toContain('proxy_set_header Upgrade $http_upgrade');
-    expect(findingsIn(s).find((f) => f.id === 'handshake.not-upgraded')?.message).toBe('the app answered 426 Upgrade Required instead of 101 Switching Protocols');
+    expect(findingsIn(s.wstap).find((f) => f.id === 'handshake.not-upgraded')?.message).toBe('the app answered 426 Upgrade Required instead of 101 Switching Protocols');
   });
 });
 
 describe('nginx with proxy_http_version 1.0', () => {
   let app: UpstreamApp;
-  let s: Stack;
+  let s: NginxStack;
   beforeAll(async () => {
     app = await startUpstreamApp();
-    s = await stack(app.port, { httpVersion: '1.0' });
+    s = await startNginxStack(app.port, { httpVersion: '1.0' });
   });
   afterAll(async () => {
     await s?.stop();
@@ -327,7 +296,7 @@ describe('nginx with proxy_http_version 1.0', () => {
   it('the handshake reaches the app as HTTP/1.0: wstap says so and names proxy_http_version 1.1', async () => {
     await unexpectedResponse(`ws://127.0.0.1:${s.nginx.port}/ws?test=http10`).catch(() => undefined);
     await s.wstap.waitForLog((l) => /HTTP\/1\.0/.test(l.msg) && /handshake/.test(l.msg));
-    const finding = findingsIn(s).find((f) => f.id === 'handshake.http10');
+    const finding = findingsIn(s.wstap).find((f) => f.id === 'handshake.http10');
     expect(finding?.message).toBe('the handshake reached the app as HTTP/1.0, which has no Upgrade mechanism');
     expect(finding?.evidence[0]).toMatch(/^request: GET \/ws\?test=http10 HTTP\/1\.0$/);
     expect(finding?.fix).toContain('proxy_http_version 1.1');

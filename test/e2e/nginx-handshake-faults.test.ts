@@ -1,15 +1,14 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { CaptureEvent } from '../../src/capture/events.js';
-import { startNginx, type Nginx, type NginxOptions } from '../support/nginx.js';
-import { freePort } from '../support/ports.js';
-import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
-import { findingsAfterClose, startWstap, type LoggedFinding, type WstapProcess } from '../support/wstap-process.js';
+import { startNginx, type Nginx } from '../support/nginx.js';
+import { finalCapture, startNginxStack, type NginxStack } from '../support/nginx-stack.js';
+import { startRawUpgradeServer, startUpstreamApp, type RawUpgradeServer, type UpstreamApp } from '../support/upstream-app.js';
+import { findingsAfterClose, type LoggedFinding } from '../support/wstap-process.js';
 import { connectClient, ofConn } from '../support/ws-peers.js';
 
 /**
@@ -20,35 +19,8 @@ import { connectClient, ofConn } from '../support/ws-peers.js';
  * finding with its evidence and fix.
  */
 
-interface Stack {
-  nginx: Nginx;
-  wstap: WstapProcess;
-  stop(): Promise<void>;
-}
-
-async function stack(targetPort: number, nginxOptions: Omit<NginxOptions, 'upstreamPort'> = {}, wstapArgs: string[] = []): Promise<Stack> {
-  const wstap = await startWstap(['--target', `http://127.0.0.1:${targetPort}`, ...wstapArgs]);
-  const nginx = await startNginx({ upstreamPort: wstap.port, ...nginxOptions });
-  return {
-    nginx,
-    wstap,
-    stop: async () => {
-      await nginx.stop();
-      await wstap.stop();
-    },
-  };
-}
-
-/** The findings wstap logged (each log line of a finding carries it whole). */
-function findingsIn(s: Stack): LoggedFinding[] {
-  return s.wstap.logs.flatMap((l) => {
-    const f = (l as unknown as { finding?: LoggedFinding }).finding;
-    return f ? [f] : [];
-  });
-}
-
 /** wstap's connection number for the handshake of `url` (from its handshake log line). */
-async function connOf(s: Stack, url: string): Promise<number> {
+async function connOf(s: NginxStack, url: string): Promise<number> {
   const line = await s.wstap.waitForLog((l) => l.url === url && l.method === 'GET' && typeof l.conn === 'number');
   return line.conn as number;
 }
@@ -58,27 +30,8 @@ async function connOf(s: Stack, url: string): Promise<number> {
  * has closed (handshake findings come with the answer, the rest with the
  * close).
  */
-async function findingsOfConn(s: Stack, url: string): Promise<LoggedFinding[]> {
+async function findingsOfConn(s: NginxStack, url: string): Promise<LoggedFinding[]> {
   return findingsAfterClose(s.wstap, await connOf(s, url));
-}
-
-async function finalCapture(s: Stack): Promise<CaptureEvent[]> {
-  await s.nginx.stop();
-  expect(await s.wstap.stop()).toBe(0);
-  return s.wstap.events();
-}
-
-function unexpectedResponse(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
-    ws.once('open', () => reject(new Error('the handshake unexpectedly succeeded')));
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    ws.once('error', () => undefined);
-  });
 }
 
 /** What a `ws` client saw of a 101 it then refused: the answer as it arrived, and why it failed the connection. */
@@ -117,51 +70,15 @@ const acceptFor = (key: string): string => crypto.createHash('sha1').update(key 
 /** RFC 6455's own example: the accept value of the sample nonce, right for no key a client here sends. */
 const WRONG_ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
 
-/** An upstream that answers each handshake with `101 Switching Protocols` and the headers `answer` returns. */
-interface FaultyUpstream {
-  port: number;
-  /** The request heads as they reached the app (through nginx and wstap), in order. */
-  heads: string[];
-  /** The headers it answered each one with, in order. */
-  answers: Array<Array<[string, string]>>;
-  close(): Promise<void>;
-}
+type FaultyUpstream = RawUpgradeServer;
 
-async function startFaultyUpstream(answer: (key: string, head: string) => Array<[string, string]>): Promise<FaultyUpstream> {
-  const heads: string[] = [];
-  const answers: Array<Array<[string, string]>> = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    let head = '';
-    const onData = (chunk: Buffer): void => {
-      head += chunk.toString('latin1');
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      socket.removeListener('data', onData);
-      const requestHead = head.slice(0, end + 4);
-      heads.push(requestHead);
-      const key = /^sec-websocket-key:[ \t]*(\S+)/im.exec(requestHead)?.[1] ?? '';
-      const headers = answer(key, requestHead);
-      answers.push(headers);
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`, 'latin1');
-      // Whatever follows (frames, if the client accepted) is read and dropped; its FIN is answered with ours.
-      socket.resume();
-    };
-    socket.on('data', onData);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    heads,
-    answers,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+/** An upstream that answers each handshake with `101 Switching Protocols` and the headers `answer` returns. */
+function startFaultyUpstream(answer: (key: string, head: string) => Array<[string, string]>): Promise<FaultyUpstream> {
+  return startRawUpgradeServer((socket) => {
+    // Whatever follows (frames, if the client accepted) is read and dropped; its FIN is answered with ours.
+    socket.resume();
+    socket.once('end', () => socket.end());
+  }, answer);
 }
 
 /** A head's header lines as pairs, as written (the request line dropped). */
@@ -182,7 +99,7 @@ function headerIn(pairs: Array<[string, string]>, name: string): string | undefi
 
 describe('an app whose 101 has a wrong or no Sec-WebSocket-Accept', () => {
   let upstream: FaultyUpstream;
-  let s: Stack;
+  let s: NginxStack;
   beforeAll(async () => {
     upstream = await startFaultyUpstream((_key, head) => [
       ['Upgrade', 'websocket'],
@@ -190,7 +107,7 @@ describe('an app whose 101 has a wrong or no Sec-WebSocket-Accept', () => {
       ...(head.includes('accept=missing') ? [] : ([['Sec-WebSocket-Accept', WRONG_ACCEPT]] as Array<[string, string]>)),
       ['X-App-Marker', 'faulty accept'],
     ]);
-    s = await stack(upstream.port);
+    s = await startNginxStack(upstream.port);
   });
   afterAll(async () => {
     await s?.stop();
@@ -269,7 +186,7 @@ describe('an app whose 101 has a wrong or no Sec-WebSocket-Accept', () => {
 
 describe('an app that accepts permessage-deflate the client did not offer', () => {
   let upstream: FaultyUpstream;
-  let s: Stack;
+  let s: NginxStack;
   beforeAll(async () => {
     upstream = await startFaultyUpstream((key) => [
       ['Upgrade', 'websocket'],
@@ -277,7 +194,7 @@ describe('an app that accepts permessage-deflate the client did not offer', () =
       ['Sec-WebSocket-Accept', acceptFor(key)],
       ['Sec-WebSocket-Extensions', 'permessage-deflate'],
     ]);
-    s = await stack(upstream.port);
+    s = await startNginxStack(upstream.port);
   });
   afterAll(async () => {
     await s?.stop();
@@ -317,7 +234,7 @@ describe('an app that accepts permessage-deflate the client did not offer', () =
 
 describe('an app that picks a subprotocol the client did not offer', () => {
   let upstream: FaultyUpstream;
-  let s: Stack;
+  let s: NginxStack;
   beforeAll(async () => {
     upstream = await startFaultyUpstream((key) => [
       ['Upgrade', 'websocket'],
@@ -325,7 +242,7 @@ describe('an app that picks a subprotocol the client did not offer', () => {
       ['Sec-WebSocket-Accept', acceptFor(key)],
       ['Sec-WebSocket-Protocol', 'chat'],
     ]);
-    s = await stack(upstream.port);
+    s = await startNginxStack(upstream.port);
   });
   afterAll(async () => {
     await s?.stop();
@@ -383,7 +300,7 @@ describe('an app that picks a subprotocol the client did not offer', () => {
 
 describe('a profile requiring a header nginx does not send', () => {
   let app: UpstreamApp;
-  let s: Stack;
+  let s: NginxStack;
   let fixed: Nginx;
   let dir: string;
   beforeAll(async () => {
@@ -401,7 +318,7 @@ describe('a profile requiring a header nginx does not send', () => {
         '',
       ].join('\n'),
     );
-    s = await stack(app.port, {}, ['--profile', profile]);
+    s = await startNginxStack(app.port, {}, ['--profile', profile]);
     // A second nginx in front of the same wstap, with the fix the finding names.
     fixed = await startNginx({ upstreamPort: s.wstap.port, locationExtra: 'proxy_set_header X-Forwarded-Host $host;' });
   });
@@ -445,39 +362,5 @@ describe('a profile requiring a header nginx does not send', () => {
     expect(req.headers['x-forwarded-host']).toBe('127.0.0.1');
     client.terminate();
     expect(await findingsOfConn(s, url)).toEqual([]);
-  });
-});
-
-describe('wstap target not listening', () => {
-  let s: Stack;
-  let deadPort: number;
-  beforeAll(async () => {
-    deadPort = await freePort();
-    s = await stack(deadPort);
-  });
-  afterAll(async () => s?.stop());
-
-  it('the handshake gets 502 through nginx; wstap names the refused connect, and a plain request gets no handshake finding', async () => {
-    const plain = await fetch(`http://127.0.0.1:${s.nginx.port}/api/plain`);
-    expect(plain.status).toBe(502);
-    await plain.text();
-
-    const url = '/ws?test=unreachable';
-    const { status, body } = await unexpectedResponse(`ws://127.0.0.1:${s.nginx.port}${url}`);
-    expect(status).toBe(502);
-    expect(body).toBe(`wstap: upstream http://127.0.0.1:${deadPort} failed: ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:${deadPort}\n`);
-
-    const findings = await findingsOfConn(s, url);
-    expect(findings).toEqual([
-      {
-        id: 'handshake.upstream-unreachable',
-        severity: 'error',
-        message: `wstap could not reach the app for the handshake: ECONNREFUSED: connect ECONNREFUSED 127.0.0.1:${deadPort}`,
-        evidence: [`request: GET ${url} HTTP/1.1`, 'upstream error (connect): ECONNREFUSED'],
-        fix: "check that the app is running and that --target (or the profile's target) points at it",
-      },
-    ]);
-    // The plain GET failed the same way but is not a handshake: the only handshake finding is the one above.
-    expect(findingsIn(s).filter((f) => f.id.startsWith('handshake.'))).toHaveLength(1);
   });
 });

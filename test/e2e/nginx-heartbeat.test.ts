@@ -4,10 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
-import { startNginx, type Nginx, type NginxOptions } from '../support/nginx.js';
+import type { NginxOptions } from '../support/nginx.js';
+import { startNginxStack, type NginxStack } from '../support/nginx-stack.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { closedEvent, connectClient, ofKind, sleep } from '../support/ws-peers.js';
-import { BIN, findingsAfterClose, startWstap, type LogLine, type LoggedFinding, type WstapProcess } from '../support/wstap-process.js';
+import { BIN, findingsAfterClose, type LogLine, type LoggedFinding } from '../support/wstap-process.js';
 
 /**
  * The heartbeat checks, each with the heartbeat problem made by real peers
@@ -18,11 +19,9 @@ import { BIN, findingsAfterClose, startWstap, type LogLine, type LoggedFinding, 
 
 type Finding = LoggedFinding;
 
-interface Stack {
-  nginx: Nginx;
-  wstap: WstapProcess;
+/** nginx -> wstap (with this test's profile) -> the app; the profile's directory goes with it. */
+interface Stack extends NginxStack {
   dir: string;
-  stop(): Promise<void>;
 }
 
 /** A profile file for this test: nginx in front with the given timeout, the app's heartbeat. */
@@ -50,15 +49,12 @@ ${heartbeat}
 async function stack(appPort: number, profile: { readTimeout: string; heartbeat: string }, nginxOptions: Omit<NginxOptions, 'upstreamPort'> = {}): Promise<Stack> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-heartbeat-'));
   const file = writeProfile(dir, 'test-heartbeat', profile.readTimeout, profile.heartbeat);
-  const wstap = await startWstap(['--target', `http://127.0.0.1:${appPort}`, '--profile', file]);
-  const nginx = await startNginx({ upstreamPort: wstap.port, ...nginxOptions });
+  const started = await startNginxStack(appPort, nginxOptions, ['--profile', file]);
   return {
-    nginx,
-    wstap,
+    ...started,
     dir,
     stop: async () => {
-      await nginx.stop();
-      await wstap.stop();
+      await started.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,5 +1,6 @@
 import http from 'node:http';
-import type net from 'node:net';
+import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { WebSocketServer, type WebSocket, type ServerOptions } from 'ws';
 
 export interface UpstreamApp {
@@ -70,19 +71,37 @@ export async function startUpstreamApp(wsOptions: Omit<ServerOptions, 'server' |
 
 export interface RawUpgradeServer {
   port: number;
+  /** The request heads as they reached the app, in order. */
+  heads: string[];
+  /** The headers it answered each one with, in order. */
+  answers: Array<Array<[string, string]>>;
   close(): Promise<void>;
 }
 
+/** The answer of a correct app: Upgrade, Connection and the right Sec-WebSocket-Accept. */
+export function correctUpgradeHeaders(key: string): Array<[string, string]> {
+  return [
+    ['Upgrade', 'websocket'],
+    ['Connection', 'Upgrade'],
+    ['Sec-WebSocket-Accept', createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')],
+  ];
+}
+
 /**
- * An upstream that answers the WebSocket handshake itself and then hands the
- * raw socket (half-open allowed) to the test: for behaviour `ws` cannot show,
- * such as sending after the client's FIN.
+ * An upstream that answers the WebSocket handshake itself with `101
+ * Switching Protocols` and the headers `answer` returns (by default a correct
+ * answer), then hands the raw socket (half-open allowed) to the test: for
+ * behaviour `ws` cannot show, such as sending after the client's FIN, or a
+ * wrong Sec-WebSocket-Accept.
  */
-export async function startRawUpgradeServer(onUpgraded: (socket: net.Socket) => void): Promise<RawUpgradeServer> {
-  const { createHash } = await import('node:crypto');
-  const netModule = await import('node:net');
+export async function startRawUpgradeServer(
+  onUpgraded: (socket: net.Socket) => void,
+  answer: (key: string, head: string) => Array<[string, string]> = correctUpgradeHeaders,
+): Promise<RawUpgradeServer> {
+  const heads: string[] = [];
+  const answers: Array<Array<[string, string]>> = [];
   const sockets = new Set<net.Socket>();
-  const server = netModule.createServer({ allowHalfOpen: true }, (socket) => {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
@@ -92,9 +111,12 @@ export async function startRawUpgradeServer(onUpgraded: (socket: net.Socket) => 
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) return;
       socket.removeListener('data', onData);
-      const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1] ?? '';
-      const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      const requestHead = head.slice(0, end + 4);
+      heads.push(requestHead);
+      const key = /^sec-websocket-key:[ \t]*(\S+)/im.exec(requestHead)?.[1] ?? '';
+      const headers = answer(key, requestHead);
+      answers.push(headers);
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`, 'latin1');
       onUpgraded(socket);
     };
     socket.on('data', onData);
@@ -102,6 +124,8 @@ export async function startRawUpgradeServer(onUpgraded: (socket: net.Socket) => 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
+    heads,
+    answers,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

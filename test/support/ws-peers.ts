@@ -102,3 +102,17 @@ export function evidenceOf(events: CaptureEvent[], conn: number): CloseEvidence[
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A handshake the server (or a hop) did not upgrade: the status and body the client got. */
+export function unexpectedResponse(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once('open', () => reject(new Error('the handshake unexpectedly succeeded')));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    ws.once('error', () => undefined);
+  });
+}

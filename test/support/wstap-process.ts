@@ -34,6 +34,14 @@ export interface LoggedFinding {
   fix: string;
 }
 
+/** Every finding wstap has logged so far (each log line of a finding carries it whole). */
+export function findingsIn(wstap: WstapProcess): LoggedFinding[] {
+  return wstap.logs.flatMap((l) => {
+    const f = (l as unknown as { finding?: LoggedFinding }).finding;
+    return f ? [f] : [];
+  });
+}
+
 /**
  * Every finding wstap logged for connection `conn`, once it has closed. The
  * findings of a close are written right behind the close line, in the same
