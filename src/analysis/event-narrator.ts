@@ -181,7 +181,8 @@ export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary 
     (event.kind === 'http.response' && handshake?.response === event) ||
     (event.kind === 'http.error' && event.stage === 'connect' && handshake !== null && !handshake.response);
   if (answerEvent) {
-    findings = diagnoseConnection({ ...facts, closed: false }, context);
+    // Only the handshake is judged now; pings and the close are judged at the close.
+    findings = diagnoseConnection({ ...facts, closed: false }, context).filter((f) => f.id.startsWith('handshake.'));
   } else if (event.kind === 'conn.close') {
     const answered = handshake !== null && (judgedAtAnswer(handshake) || handshake.error?.stage === 'connect');
     findings = diagnoseConnection(facts, context).filter((f) => !answered || !f.id.startsWith('handshake.'));
