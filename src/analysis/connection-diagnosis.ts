@@ -94,7 +94,8 @@ export function factsOf(s: ConnectionSummary, now?: number): ConnectionFacts {
     : s.handshakeLike
       ? { request: s.handshakeLike.request, response: s.handshakeLike.response, error: s.upstreamError }
       : null;
-  const endAt = s.evidence[0]?.t ?? s.closedAt ?? now ?? Math.max(s.lastActivityAt.client, s.lastActivityAt.upstream);
+  // The earliest evidence, as the verdict and the HAR fold take it (evidence can be recorded out of time order).
+  const endAt = attributeClose(s.evidence).first?.t ?? s.closedAt ?? now ?? Math.max(s.lastActivityAt.client, s.lastActivityAt.upstream);
   return {
     openedAt: s.open.t,
     evidence: s.evidence,

@@ -1,5 +1,5 @@
 import type { HandshakeBodyEvent, RawHeaders } from '../capture/events.js';
-import { headerValue, headerValues } from '../capture/raw-headers.js';
+import { headerTokens, headerValue, headerValues } from '../capture/raw-headers.js';
 import { parseExtensions, webSocketAccept } from '../wire/websocket-extensions.js';
 import type { CloseActor } from './close-attribution.js';
 import type { Finding } from './finding.js';
@@ -40,14 +40,14 @@ const BODY_QUOTE_CHARS = 200;
 export function bodyEvidence(body: ResponseBodyFacts, headers: RawHeaders): string {
   if (body.bytes === 0) return 'body: (no body)';
   const details = [`${body.bytes} byte${body.bytes === 1 ? '' : 's'}`];
-  if (tokens(headers, 'transfer-encoding').includes('chunked')) details.push('chunked');
+  if (headerTokens(headers, 'transfer-encoding').includes('chunked')) details.push('chunked');
   // The preview is de-chunked, not decompressed: a compressed body is not worth quoting.
-  const encoding = [...tokens(headers, 'transfer-encoding'), ...tokens(headers, 'content-encoding')].filter((c) => c !== 'identity' && c !== 'chunked');
+  const encoding = [...headerTokens(headers, 'transfer-encoding'), ...headerTokens(headers, 'content-encoding')].filter((c) => c !== 'identity' && c !== 'chunked');
   const label = `body (${details.join(', ')})`;
   if (encoding.length > 0) return `${label}: (${encoding.map((c) => printable(c)).join(', ')}-encoded, not shown)`;
   // A cut preview may end inside a UTF-8 sequence: streaming decode leaves that tail out instead of showing U+FFFD.
   const text = typeof body.preview === 'string' ? body.preview : new TextDecoder('utf-8').decode(body.preview, { stream: body.truncated });
-  if (text.length === 0) return `${label}: (not recorded: preview limit 0)`;
+  if (text.length === 0) return `${label}: (no text recorded; --preview-bytes 0 records sizes only)`;
   const quoted = printable(text, BODY_QUOTE_CHARS);
   // printable() marks its own cut; a preview that was already cut gets the same mark.
   return `${label}: ${quoted}${body.truncated && !quoted.endsWith('…') ? '…' : ''}`;
@@ -58,9 +58,6 @@ export function isHandshakeRequest(headers: RawHeaders): boolean {
   return headerValue(headers, 'sec-websocket-key') !== undefined;
 }
 
-function tokens(headers: RawHeaders, name: string): string[] {
-  return headerValues(headers, name).flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
-}
 
 function shown(headers: RawHeaders, name: string): string {
   const values = headerValues(headers, name);
@@ -78,8 +75,8 @@ export function handshakeFindings(f: HandshakeFacts): Finding[] {
   const req = f.request.rawHeaders;
   const requestLine = `request: ${printable(f.request.method)} ${printable(f.request.url, 200)} HTTP/${printable(f.request.httpVersion)}`;
 
-  const upgrade = tokens(req, 'upgrade');
-  const connection = tokens(req, 'connection');
+  const upgrade = headerTokens(req, 'upgrade');
+  const connection = headerTokens(req, 'connection');
   if (!upgrade.includes('websocket') || !connection.includes('upgrade')) {
     out.push({
       id: 'handshake.missing-upgrade',
@@ -173,7 +170,7 @@ export function handshakeFindings(f: HandshakeFacts): Finding[] {
     });
   }
   const protocol = headerValue(res.rawHeaders, 'sec-websocket-protocol')?.trim();
-  if (protocol !== undefined && protocol !== '' && !tokens(req, 'sec-websocket-protocol').includes(protocol.toLowerCase())) {
+  if (protocol !== undefined && protocol !== '' && !headerTokens(req, 'sec-websocket-protocol').includes(protocol.toLowerCase())) {
     out.push({
       id: 'handshake.unoffered-subprotocol',
       severity: 'error',

@@ -100,7 +100,8 @@ function unanswered(side: Side, f: HeartbeatFacts, upgradedAt: number, heartbeat
   const total = c.unanswered + stale;
   if (total === 0) return null;
   const evidence = [cadenceLine(side, c, upgradedAt), `${c.answered} answered${c.answered > 0 ? `, the slowest after ${rttText(c.maxRttMs)}` : ''}`];
-  if (c.unanswered > 0) evidence.push(`${c.unanswered} given up on: the answer to a later ping came first, or more than 16 were waiting`);
+  if (c.coalesced > 0) evidence.push(`${c.coalesced} more answered together with a later ping (RFC 6455 5.5.3 allows that; not counted)`);
+  if (c.unanswered > 0) evidence.push(`${c.unanswered} given up on: more than 16 newer pings were waiting`);
   if (stale > 0 && waiting.oldestAt !== null) {
     evidence.push(`${stale} still waiting ${f.closed ? 'at the close' : 'now'}, the oldest for ${seconds2(f.endAt - waiting.oldestAt)} (a pong is expected within ${wait.why})`);
   }
@@ -157,7 +158,7 @@ function cadenceTooSlow(side: Side, f: HeartbeatFacts, upgradedAt: number, timeo
   return {
     id: 'heartbeat.slower-than-timeout',
     severity: 'warning',
-    message: `pings from the ${side} come every ${seconds2(mean)} on average, not more often than ${timeoutLabel(t)}: a connection with nothing else to send is cut before the next ping`,
+    message: `pings from the ${side} came every ${seconds2(mean)} on average, not more often than ${timeoutLabel(t)}: with nothing else to send, the connection is cut between pings`,
     evidence: [cadenceLine(side, c, upgradedAt), `${timeoutLabel(t)} measures ${t.measures}`, ...also.map((a) => `also: ${timeoutLabel(a)} (${a.measures})`)],
     fix: tooSlowFix(t),
   };

@@ -12,7 +12,12 @@ export interface PingRoundTrip {
 export interface PingCadence {
   sent: number;
   answered: number;
-  /** Given up on: overtaken by the answer to a later ping, or pushed out of the waiting list. */
+  /**
+   * Overtaken: the pong answered a later ping first. RFC 6455 5.5.3 lets an
+   * endpoint answer only the most recent ping, so these are not unanswered.
+   */
+  coalesced: number;
+  /** Given up on: pushed out of the waiting list by MAX_OUTSTANDING newer pings (a late pong for one counts as a stray). */
   unanswered: number;
   firstAt: number | null;
   lastAt: number | null;
@@ -24,7 +29,7 @@ export interface PingCadence {
 
 /** Pongs that answer nothing the other side sent, by the side that sent them. */
 export interface StrayPongs {
-  /** The payload of a ping this same side sent: the pong travelled the ping's way, so the receiver of the ping did not send it. */
+  /** The (non-empty) payload of a ping this same side sent: the pong travelled the ping's way, so the receiver of the ping did not send it. */
   sameDirection: number;
   /** A ping of the other side was outstanding, but not with this payload (RFC 6455 5.5.3 wants the ping's data back). */
   mismatched: number;
@@ -45,7 +50,7 @@ const MAX_OUTSTANDING = 16;
 const otherSide = (side: Side): Side => (side === 'client' ? 'upstream' : 'client');
 
 function emptyCadence(): PingCadence {
-  return { sent: 0, answered: 0, unanswered: 0, firstAt: null, lastAt: null, maxGapMs: 0, maxRttMs: 0 };
+  return { sent: 0, answered: 0, coalesced: 0, unanswered: 0, firstAt: null, lastAt: null, maxGapMs: 0, maxRttMs: 0 };
 }
 
 function emptyStrays(): StrayPongs {
@@ -87,15 +92,16 @@ export class PingPairing {
     if (index < 0) {
       const stray = this.strays[from];
       stray.firstAt ??= t;
-      if (this.#outstanding[from].some((p) => p.payload === payload)) stray.sameDirection++;
+      // An empty payload (the default of ws, gorilla and browsers' peers) matches any empty ping: not evidence of direction.
+      if (payload !== '' && this.#outstanding[from].some((p) => p.payload === payload)) stray.sameDirection++;
       else if (list.length > 0) stray.mismatched++;
       else stray.unsolicited++;
       return null;
     }
     const ping = list[index] as OutstandingPing;
     const c = this.cadence[pinger];
-    // Earlier pings with no answer will not get one (answers come in order).
-    c.unanswered += index;
+    // Earlier pings with no answer will not get one (answers come in order): answered together with this one.
+    c.coalesced += index;
     c.answered++;
     list.splice(0, index + 1);
     const rttMs = Math.round((t - ping.t) * 1000) / 1000;
@@ -109,12 +115,12 @@ export class PingPairing {
     return { count: list.length, oldestAt: list[0]?.t ?? null, times: list.map((p) => p.t) };
   }
 
-  /** Pings given up on, both sides. */
+  /** Pings given up on (not the coalesced), both sides. */
   get unanswered(): number {
     return this.cadence.client.unanswered + this.cadence.upstream.unanswered;
   }
 
-  /** Pongs that answered nothing, both sides. */
+  /** Pongs that answered nothing (same-direction, mismatched or unsolicited), both sides. */
   get unsolicitedPongs(): number {
     const sum = (s: StrayPongs): number => s.sameDirection + s.mismatched + s.unsolicited;
     return sum(this.strays.client) + sum(this.strays.upstream);

@@ -19,7 +19,8 @@ export function seconds2(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
 }
 
-const SILENCE_WORDS: Record<TimeoutMeasure, (elapsedMs: number) => string> = {
+/** "2.00 s without data either way": what a timer of this measure saw. */
+export const SILENCE_WORDS: Record<TimeoutMeasure, (elapsedMs: number) => string> = {
   'both-idle': (ms) => `${seconds2(ms)} without data either way`,
   'client-idle': (ms) => `${seconds2(ms)} without client->upstream data`,
   'upstream-idle': (ms) => `${seconds2(ms)} without upstream->client data`,

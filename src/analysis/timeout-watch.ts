@@ -1,7 +1,7 @@
 import type { Idle } from '../capture/events.js';
 import type { Finding } from './finding.js';
 import { countdownOf, formatDuration, type HopTimeout } from './hop-timeout.js';
-import { seconds2, timeoutLabel } from './timeout-verdict.js';
+import { seconds2, SILENCE_WORDS, timeoutLabel } from './timeout-verdict.js';
 
 /** Where a connection's silence is compared, once a second, to the known timeouts. */
 export interface OpenConnectionState {
@@ -9,13 +9,6 @@ export interface OpenConnectionState {
   idle: Idle;
   ageMs: number;
 }
-
-const SILENCE: Record<HopTimeout['measures'], string> = {
-  'both-idle': 'without data either way',
-  'client-idle': 'without client->upstream data',
-  'upstream-idle': 'without upstream->client data',
-  lifetime: 'of life',
-};
 
 /**
  * Flags an open connection heading for a known timeout: once per connection
@@ -51,7 +44,7 @@ export class TimeoutWatch {
       (out ??= []).push({
         id: 'timeout.approaching',
         severity: 'warning',
-        message: `heading for ${timeoutLabel(timeout)}: ${seconds2(c.elapsedMs)} ${SILENCE[timeout.measures]}; it ${when}`,
+        message: `heading for ${timeoutLabel(timeout)}: ${SILENCE_WORDS[timeout.measures](c.elapsedMs)}; it ${when}`,
         evidence: [
           `silence so far: client->upstream ${seconds2(state.idle.client)}, upstream->client ${seconds2(state.idle.upstream)}; connection age ${seconds2(state.ageMs)}`,
           `${timeoutLabel(timeout)} measures ${timeout.measures}`,

@@ -18,3 +18,8 @@ export function headerValue(headers: RawHeaders, name: string): string | undefin
   const lower = name.toLowerCase();
   return headers.find(([n]) => n.toLowerCase() === lower)?.[1];
 }
+
+/** A list-valued header's items (RFC 9110 5.6.1), every field line of it, trimmed and lower-cased: `Connection: keep-alive, Upgrade` -> keep-alive, upgrade. */
+export function headerTokens(headers: RawHeaders, name: string): string[] {
+  return headerValues(headers, name).flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+}

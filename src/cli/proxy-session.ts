@@ -150,7 +150,8 @@ export class ProxySession implements EventSink {
     try {
       const now = this.clock.now();
       for (const s of this.tracker.live) {
-        if (s.state === 'closed' || !(s.handshakeResponse?.upgraded || s.open.mode === 'tcp')) continue;
+        // A connection already closing (close frame or FIN seen) is past its timeouts: only open ones are watched.
+        if (s.state !== 'open' || !(s.handshakeResponse?.upgraded || s.open.mode === 'tcp')) continue;
         const activity = this.#listener.activity(s.conn);
         if (!activity) continue;
         const idle = { client: now - activity.lastByteAt.client, upstream: now - activity.lastByteAt.upstream };

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import type { HandshakeBodyEvent, RawHeaders } from '../capture/events.js';
-import { headerValue, headerValues } from '../capture/raw-headers.js';
+import { headerTokens, headerValue } from '../capture/raw-headers.js';
 import type { HarNameValue, HarRequest, HarResponse, HarTimings, HarWstap, PayloadMode } from './har-types.js';
 import { redactRawHeaders, redactUrl } from './redaction.js';
 
@@ -126,8 +126,8 @@ export function handshakeBodyContent(body: HandshakeBodyEvent, headers: RawHeade
   if (payloads === 'none' || body.preview === '') return {};
   const bytes = Buffer.from(body.preview, 'base64');
   const comment = body.previewTruncated ? { comment: `first ${bytes.length} bytes of the body` } : {};
-  const codings = [...headerValues(headers, 'transfer-encoding'), ...headerValues(headers, 'content-encoding')].flatMap((v) => v.split(','));
-  const encoded = codings.some((c) => !['', 'identity', 'chunked'].includes(c.trim().toLowerCase()));
+  const codings = [...headerTokens(headers, 'transfer-encoding'), ...headerTokens(headers, 'content-encoding')];
+  const encoded = codings.some((c) => c !== 'identity' && c !== 'chunked');
   if (!encoded) {
     try {
       return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes, { stream: body.previewTruncated }), ...comment };

@@ -141,7 +141,7 @@ export class HarFold {
       }
       case 'conn.close':
         this.#opens.delete(event.conn);
-        this.#finishWebSocket(event.conn, event.t);
+        this.#finishWebSocket(event.conn, event.t, event.bytes.fromUpstream);
         return;
       default:
         this.#applyToWebSocket(event);
@@ -227,7 +227,8 @@ export class HarFold {
     return { ...base, data, _size: size };
   }
 
-  #finishWebSocket(conn: number, endT: number): void {
+  /** `fromUpstream`: every byte the app sent (from conn.close), so a refusal's whole body size is known even when its preview was cut. */
+  #finishWebSocket(conn: number, endT: number, fromUpstream: number | null = null): void {
     const record = this.#websockets.get(conn);
     if (!record) return;
     this.#websockets.delete(conn);
@@ -259,7 +260,8 @@ export class HarFold {
               httpVersion: response.httpVersion,
               rawHeaders: response.rawHeaders,
               headersSize: response.headLength,
-              bodySize: body ? body.bytes : 0,
+              // After a 101 the bytes are frames, not a body; after a refusal all of them are the body.
+              bodySize: response.upgraded ? 0 : fromUpstream !== null ? Math.max(0, fromUpstream - response.headLength) : (body?.bytes ?? 0),
               ...(body ? { content: handshakeBodyContent(body, response.rawHeaders, this.#options.payloads) } : {}),
             },
             redact,

@@ -1,4 +1,4 @@
-import { headerValues } from '../capture/raw-headers.js';
+import { headerTokens, headerValues } from '../capture/raw-headers.js';
 import { ChunkedBodyDecoder } from '../wire/chunked-body.js';
 import type { HttpResponseHead } from '../wire/http-head-parser.js';
 import type { ConnectionContext } from './connection-context.js';
@@ -6,16 +6,20 @@ import type { ConnectionContext } from './connection-context.js';
 /** The most body bytes a `ws.handshake.body` preview holds, whatever the session's preview limit. */
 export const MAX_HANDSHAKE_BODY_PREVIEW = 1024;
 
+/**
+ * The longest the body is waited for after the head: a refusal that streams
+ * or stays open (an event stream, a keep-alive without framing) still gets
+ * its findings logged within a second, with what arrived by then.
+ */
+export const HANDSHAKE_BODY_WAIT_MS = 1000;
+
 /** How the response says its body ends (RFC 9112 section 6.3). */
 type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
 
 function framingOf(head: HttpResponseHead): Framing {
   // 1xx, 204 and 304 answers have no body whatever their headers say.
   if (head.statusCode < 200 || head.statusCode === 204 || head.statusCode === 304) return { kind: 'none' };
-  const codings = headerValues(head.rawHeaders, 'transfer-encoding')
-    .flatMap((v) => v.split(','))
-    .map((c) => c.trim().toLowerCase())
-    .filter((c) => c !== '');
+  const codings = headerTokens(head.rawHeaders, 'transfer-encoding');
   if (codings.length > 0) return codings.at(-1) === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
   const lengths = new Set(headerValues(head.rawHeaders, 'content-length').flatMap((v) => v.split(',')).map((v) => v.trim()));
   const [only] = lengths;
@@ -30,8 +34,9 @@ function framingOf(head: HttpResponseHead): Framing {
  * Watches a copy of the body the upstream sends after a response that did
  * not upgrade, and records its start once as `ws.handshake.body`: when the
  * preview is full, when the body is complete (Content-Length reached, last
- * chunk seen, or a status without a body), or when `finish()` is called
- * (the upstream ended, the connection settled), whichever comes first.
+ * chunk seen, or a status without a body), when `finish()` is called
+ * (the upstream ended, the connection settled), or HANDSHAKE_BODY_WAIT_MS
+ * after the head, whichever comes first.
  * Holds at most two previews' worth of bytes; never touches the sockets and
  * never throws into the relay.
  */
@@ -46,12 +51,15 @@ export class HandshakeBodyTap {
   #seen = 0;
   #recorded = false;
   #faulted = false;
+  readonly #deadline: NodeJS.Timeout;
 
   constructor(ctx: ConnectionContext, head: HttpResponseHead, previewLimit: number) {
     this.#ctx = ctx;
     this.#cap = Math.max(0, Math.min(MAX_HANDSHAKE_BODY_PREVIEW, Math.floor(previewLimit) || 0));
     this.#framing = framingOf(head);
     this.#chunked = this.#framing.kind === 'chunked' ? new ChunkedBodyDecoder({ keep: this.#cap }) : null;
+    this.#deadline = setTimeout(() => this.finish(), HANDSHAKE_BODY_WAIT_MS);
+    this.#deadline.unref();
   }
 
   /** Bytes from the upstream after the response head (the first call gets the rest of the head's chunk, maybe empty). */
@@ -121,6 +129,7 @@ export class HandshakeBodyTap {
 
   #record(t: number): void {
     this.#recorded = true;
+    clearTimeout(this.#deadline);
     let preview: Buffer = Buffer.alloc(0);
     let truncated = this.#seen > 0;
     try {

@@ -121,8 +121,13 @@ export function relayUpgrade(
         ctx.record(event);
         if (!event.upgraded) {
           tap.disarm();
-          body = new HandshakeBodyTap(ctx, response, options.previewLimit);
-          body.observe(result.rest, t);
+          try {
+            body = new HandshakeBodyTap(ctx, response, options.previewLimit);
+            body.observe(result.rest, t);
+          } catch {
+            // Only the body's evidence is lost; the relay goes on.
+            body = null;
+          }
           return;
         }
         tap.arm(event);

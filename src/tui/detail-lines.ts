@@ -96,7 +96,7 @@ function pings(s: ConnectionSummary): StyledLine[] {
   if (s.pings.length === 0 && pairing.unanswered === 0 && pairing.unsolicitedPongs === 0 && pairing.pending === 0) return [];
   const out = [
     line(
-      `Ping / pong (last ${s.pings.length} answered; unanswered ${pairing.unanswered}, waiting ${pairing.pending}, unsolicited pongs ${pairing.unsolicitedPongs})`,
+      `Ping / pong (last ${s.pings.length} answered; given up ${pairing.unanswered}, waiting ${pairing.pending}, stray pongs ${pairing.unsolicitedPongs})`,
       'heading',
     ),
   ];

@@ -321,7 +321,7 @@ describe('wstap demo', () => {
     expect(block('no-upgrade')).toMatch(/handshake\.missing-upgrade: a WebSocket handshake reached the app without "Upgrade: websocket"/);
     expect(block('no-upgrade')).toMatch(/handshake\.not-upgraded: the app answered 426 Upgrade Required/);
     expect(block('slow-heartbeat')).toMatch(/timeout\.match: .* matches demo-hop idle_timeout 2s/);
-    expect(block('slow-heartbeat')).toMatch(/heartbeat\.slower-than-timeout: pings from the upstream come every 2\.\d\d s on average, not more often than demo-hop idle_timeout 2s/);
+    expect(block('slow-heartbeat')).toMatch(/heartbeat\.slower-than-timeout: pings from the upstream came every 2\.\d\d s on average, not more often than demo-hop idle_timeout 2s/);
     for (const label of ['chatty', 'idle', 'server-close', 'reset', 'no-upgrade', 'slow-heartbeat', 'http']) {
       expect(block(label), label).toMatch(/\n {5}scenario: \S/);
     }

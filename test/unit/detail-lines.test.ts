@@ -172,7 +172,7 @@ describe('detailLines: a WebSocket connection', () => {
 
   it('pairs pings with pongs and shows the round trip', () => {
     expect(lineWith(lines, 'Ping / pong')).toEqual({
-      text: 'Ping / pong (last 1 answered; unanswered 0, waiting 0, unsolicited pongs 0)',
+      text: 'Ping / pong (last 1 answered; given up 0, waiting 0, stray pongs 0)',
       tone: 'heading',
     });
     expect(all).toContain('  +0.030s  upstream ping → client pong  rtt 7.25ms');
@@ -309,7 +309,7 @@ describe('detailLines: a WebSocket connection', () => {
     expect(texts(lines).join('\n')).not.toContain('Close evidence');
   });
 
-  it('counts unanswered pings and unsolicited pongs', () => {
+  it('counts given-up pings and stray pongs (a ping answered together with a later one is neither)', () => {
     const events: CaptureEvent[] = [
       openEvent(1),
       handshakeRequestEvent(1, T0 + 1),
@@ -321,7 +321,7 @@ describe('detailLines: a WebSocket connection', () => {
       frameEvent({ conn: 1, t: T0 + 7, side: 'client', opcode: 9, index: 2, preview: b64('c') }),
     ];
     const lines = detail(events, 1);
-    expect(lineWith(lines, 'Ping / pong').text).toBe('Ping / pong (last 1 answered; unanswered 1, waiting 1, unsolicited pongs 1)');
+    expect(lineWith(lines, 'Ping / pong').text).toBe('Ping / pong (last 1 answered; given up 0, waiting 1, stray pongs 1)');
     expect(texts(lines)).toContain('  +0.004s  client ping → upstream pong  rtt 1.00ms');
   });
 });

@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CaptureEvent, HandshakeBodyEvent, RawHeaders } from '../../src/capture/events.js';
 import { SessionClock } from '../../src/capture/session-clock.js';
 import { ConnectionContext } from '../../src/relay/connection-context.js';
-import { HandshakeBodyTap, MAX_HANDSHAKE_BODY_PREVIEW } from '../../src/relay/handshake-body-tap.js';
+import { HANDSHAKE_BODY_WAIT_MS, HandshakeBodyTap, MAX_HANDSHAKE_BODY_PREVIEW } from '../../src/relay/handshake-body-tap.js';
 import type { HttpResponseHead } from '../../src/wire/http-head-parser.js';
 
 function head(statusCode: number, rawHeaders: RawHeaders): HttpResponseHead {
@@ -22,6 +22,10 @@ function bodies(events: CaptureEvent[]): HandshakeBodyEvent[] {
 const text = (e: HandshakeBodyEvent | undefined): string => Buffer.from(e?.preview ?? '', 'base64').toString('utf8');
 
 describe('HandshakeBodyTap', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('records a Content-Length body as soon as it is complete, once', () => {
     const { tap: t, events } = tap(400, [['Content-Length', '19']]);
     t.observe(Buffer.from('Origin not'), 1);
@@ -83,6 +87,21 @@ describe('HandshakeBodyTap', () => {
     expect(bodies(openEvents)).toHaveLength(0);
     open.finish();
     expect(bodies(openEvents)).toEqual([expect.objectContaining({ preview: '', bytes: 6 })]);
+  });
+
+  it('a body that streams or stays open is recorded at the deadline with what came by then', () => {
+    vi.useFakeTimers();
+    const { tap: t, events } = tap(200, [['Content-Type', 'text/event-stream']]);
+    t.observe(Buffer.alloc(0), 1);
+    t.observe(Buffer.from('data: hello\n\n'), 2);
+    vi.advanceTimersByTime(HANDSHAKE_BODY_WAIT_MS - 1);
+    expect(bodies(events)).toHaveLength(0);
+    vi.advanceTimersByTime(1);
+    expect(bodies(events)).toHaveLength(1);
+    expect(text(bodies(events)[0])).toBe('data: hello\n\n');
+    t.observe(Buffer.from('data: more\n\n'), 3);
+    t.finish();
+    expect(bodies(events)).toHaveLength(1);
   });
 
   it('de-chunks a chunked body and records it at the last chunk', () => {

@@ -152,7 +152,7 @@ describe('handshake rules: the body of an answer other than 101', () => {
   });
 
   it('says when the preview was not recorded (preview limit 0)', () => {
-    expect(bodyEvidence({ preview: '', bytes: 1, truncated: true }, [])).toBe('body (1 byte): (not recorded: preview limit 0)');
+    expect(bodyEvidence({ preview: '', bytes: 1, truncated: true }, [])).toBe('body (1 byte): (no text recorded; --preview-bytes 0 records sizes only)');
   });
 
   it('an upgraded answer never quotes a body', () => {

@@ -178,7 +178,12 @@ describe('HAR from capture events', () => {
 });
 
 describe('HAR: the body of a refused handshake', () => {
-  function refusal(body: CaptureEvent | null, rawHeaders: Array<[string, string]> = [['Content-Type', 'text/plain; charset=utf-8'], ['Set-Cookie', 'sid=SECRET']]): CaptureEvent[] {
+  /** The app's answer (head 129 bytes, as the fixture says) and `bodyOnWire` more bytes, all counted in conn.close. */
+  function refusal(
+    body: CaptureEvent | null,
+    rawHeaders: Array<[string, string]> = [['Content-Type', 'text/plain; charset=utf-8'], ['Set-Cookie', 'sid=SECRET']],
+    bodyOnWire = body?.kind === 'ws.handshake.body' ? body.bytes : 0,
+  ): CaptureEvent[] {
     return [
       { kind: 'session.start', t: T0, version: '0.1.0', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 1, previewLimit: 256 },
       openEvent(1, { t: T0 + 1 }),
@@ -186,7 +191,7 @@ describe('HAR: the body of a refused handshake', () => {
       handshakeResponseEvent(1, T0 + 4, { statusCode: 400, reason: 'Bad Request', upgraded: false, rawHeaders }),
       ...(body ? [body] : []),
       finEvent(1, T0 + 6, 'upstream'),
-      closeEvent(1, T0 + 7),
+      closeEvent(1, T0 + 7, { fromClient: 200, fromUpstream: 129 + bodyOnWire }),
     ];
   }
   const notUpgraded = (entry: HarEntry): string[] => entry._wstap?.diagnosis.find((f) => f.id === 'handshake.not-upgraded')?.evidence ?? [];
@@ -208,8 +213,10 @@ describe('HAR: the body of a refused handshake', () => {
     expect(none.response.content).toEqual({ size: 19, mimeType: 'text/plain; charset=utf-8' });
     expect(notUpgraded(none)).toContain('body (19 bytes): Origin not allowed\\n');
 
-    const cut = wsEntry(buildHar(refusal(handshakeBodyEvent(1, T0 + 5, 'Origin', { bytes: 5000, previewTruncated: true })), DEFAULTS, '0.1.0').log.entries, 1);
-    expect(cut.response.content).toEqual({ size: 5000, mimeType: 'text/plain; charset=utf-8', text: 'Origin', comment: 'first 6 bytes of the body' });
+    // The preview filled at 5000 bytes; the body went on to 9000: the close's byte count says so.
+    const cut = wsEntry(buildHar(refusal(handshakeBodyEvent(1, T0 + 5, 'Origin', { bytes: 5000, previewTruncated: true }), undefined, 9000), DEFAULTS, '0.1.0').log.entries, 1);
+    expect(cut.response.bodySize).toBe(9000);
+    expect(cut.response.content).toEqual({ size: 9000, mimeType: 'text/plain; charset=utf-8', text: 'Origin', comment: 'first 6 bytes of the body' });
 
     const binary = { ...handshakeBodyEvent(1, T0 + 5), preview: b64([0xff, 0x00, 0xfe]), bytes: 3 };
     const bin = buildHar(refusal(binary, [['Content-Type', 'application/octet-stream']]), DEFAULTS, '0.1.0');

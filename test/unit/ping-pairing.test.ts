@@ -46,18 +46,19 @@ describe('PingPairing', () => {
     expect(p.pending).toBe(1);
   });
 
-  it('counts earlier pings as unanswered when a later ping is answered', () => {
+  it('counts earlier pings as coalesced (not unanswered) when a later ping is answered: RFC 6455 5.5.3', () => {
     const p = new PingPairing();
     p.ping('upstream', 'p1', 10);
     p.ping('upstream', 'p2', 20);
     p.ping('upstream', 'p3', 30);
     expect(p.pong('client', 'p3', 31)).toStrictEqual({ from: 'upstream', rttMs: 1, pingAt: 30, pongAt: 31 });
-    expect(p.unanswered).toBe(2);
+    expect(p.cadence.upstream.coalesced).toBe(2);
+    expect(p.unanswered).toBe(0);
     expect(p.pending).toBe(0);
-    // A late pong for a ping already given up on matches nothing.
+    // A late pong for a ping already answered together with p3 matches nothing.
     expect(p.pong('client', 'p1', 32)).toBeNull();
     expect(p.unsolicitedPongs).toBe(1);
-    expect(p.unanswered).toBe(2);
+    expect(p.unanswered).toBe(0);
   });
 
   it('keeps later pings outstanding when an earlier one is answered', () => {
@@ -131,9 +132,9 @@ describe('PingPairing', () => {
     p.ping('upstream', 'b', 3000);
     p.ping('upstream', 'c', 8000);
     p.pong('client', 'c', 8010);
-    expect(p.cadence.upstream).toStrictEqual({ sent: 3, answered: 2, unanswered: 1, firstAt: 1000, lastAt: 8000, maxGapMs: 5000, maxRttMs: 10 });
-    expect(p.cadence.client).toStrictEqual({ sent: 0, answered: 0, unanswered: 0, firstAt: null, lastAt: null, maxGapMs: 0, maxRttMs: 0 });
-    expect(p.unanswered).toBe(1);
+    expect(p.cadence.upstream).toStrictEqual({ sent: 3, answered: 2, coalesced: 1, unanswered: 0, firstAt: 1000, lastAt: 8000, maxGapMs: 5000, maxRttMs: 10 });
+    expect(p.cadence.client).toStrictEqual({ sent: 0, answered: 0, coalesced: 0, unanswered: 0, firstAt: null, lastAt: null, maxGapMs: 0, maxRttMs: 0 });
+    expect(p.unanswered).toBe(0);
   });
 
   it('sorts stray pongs: same direction as a ping of its own side, mismatched data, unsolicited', () => {
