@@ -84,7 +84,8 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
     case 'http.rejected':
       return {
         level: 'warn',
-        msg: `#${event.conn} rejected ${printable(event.method)} ${printable(event.url)}: ${event.statusCode} ${event.reason}`,
+        // A head wstap would not read (too large, too slow, not HTTP) may not even have a request line.
+        msg: `#${event.conn} rejected ${event.method ? `${printable(event.method)} ${printable(event.url)}` : 'a request'}: ${event.statusCode} ${printable(event.reason)}`,
         fields: { conn: event.conn, status: event.statusCode },
       };
     case 'ws.protocol-error':

@@ -23,6 +23,8 @@ export interface ProxySessionOptions {
   logger: Logger;
   /** Seconds to let live connections finish on shutdown before ending them. */
   drainSeconds: number;
+  /** How long a client may take to send a request head; 0 = no limit (default 60 s). */
+  headTimeoutMs?: number;
   /** What is known about the path (profile, --timeout): closes, handshakes and heartbeats are judged against it. */
   diagnosis?: DiagnosisContext;
 }
@@ -75,6 +77,7 @@ export class ProxySession implements EventSink {
       previewLimit: options.previewLimit,
       clock: this.clock,
       sink: this,
+      ...(options.headTimeoutMs !== undefined ? { headTimeoutMs: options.headTimeoutMs } : {}),
     });
   }
 

@@ -40,6 +40,9 @@ Options:
   --force               overwrite an existing capture or HAR file
   --preview-bytes N     payload bytes kept per frame and message          [256]
   --drain SECONDS       on Ctrl-C, let live connections finish first        [0]
+  --head-timeout SECONDS
+                        a client that has not sent a whole request head by then
+                        is answered 408 (slowloris); 0 turns it off      [60]
   --insecure            do not verify the upstream's TLS certificate
   --profile NAME|FILE   the hops' timeouts and the app's heartbeat (wstap profiles
                         lists the shipped ones); flags override its values
@@ -69,6 +72,7 @@ export async function runProxy(args: string[]): Promise<number> {
     force: { type: 'boolean' },
     'preview-bytes': { type: 'string' },
     drain: { type: 'string' },
+    'head-timeout': { type: 'string' },
     insecure: { type: 'boolean' },
     'no-tui': { type: 'boolean' },
     timeout: { type: 'string', multiple: true },
@@ -97,6 +101,7 @@ export async function runProxy(args: string[]): Promise<number> {
   const listen = parseListen(typeof values.listen === 'string' ? values.listen : (profile?.proxy?.listen ?? '127.0.0.1:8066'));
   const previewLimit = parseNonNegativeInteger('--preview-bytes', typeof values['preview-bytes'] === 'string' ? values['preview-bytes'] : '256');
   const drainSeconds = parseNonNegativeNumber('--drain', typeof values.drain === 'string' ? values.drain : '0');
+  const headTimeoutSeconds = parseNonNegativeNumber('--head-timeout', typeof values['head-timeout'] === 'string' ? values['head-timeout'] : '60');
   const format = parseChoice<LogFormat>('--log-format', typeof values['log-format'] === 'string' ? values['log-format'] : 'auto', ['auto', 'pretty', 'json']);
   const level = parseChoice('--log-level', typeof values['log-level'] === 'string' ? values['log-level'] : 'info', LOG_LEVELS);
   const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
@@ -134,6 +139,7 @@ export async function runProxy(args: string[]): Promise<number> {
       overwriteCapture: values.force === true,
       logger,
       drainSeconds,
+      headTimeoutMs: headTimeoutSeconds * 1000,
       diagnosis,
     });
   } catch (err) {

@@ -19,6 +19,8 @@ interface ExchangeState {
 export interface HttpForwarderOptions {
   target: Target;
   insecure: boolean;
+  /** The largest response head read from the app (Node's client default is 16 KiB); a larger one is answered 502. */
+  maxHeadBytes: number;
 }
 
 /**
@@ -34,9 +36,10 @@ export class HttpForwarder {
 
   constructor(options: HttpForwarderOptions) {
     this.#target = options.target;
-    this.#agent = options.target.tls
-      ? new https.Agent({ keepAlive: true, rejectUnauthorized: !options.insecure })
-      : new http.Agent({ keepAlive: true });
+    this.#agent = readingHeadsUpTo(
+      options.target.tls ? new https.Agent({ keepAlive: true, rejectUnauthorized: !options.insecure }) : new http.Agent({ keepAlive: true }),
+      options.maxHeadBytes,
+    );
     this.#proxy = createProxyServer({
       target: options.target.httpBase,
       agent: this.#agent,
@@ -169,6 +172,26 @@ export class HttpForwarder {
   }
 }
 
+/** The agent's side of a request: Node's ClientRequest hands itself over in its constructor, before its response parser exists. */
+interface AgentRequestHook {
+  addRequest(req: http.ClientRequest & { maxHeaderSize?: number }, options: unknown): void;
+}
+
+/**
+ * Response heads up to `max` bytes: `maxHeaderSize` is a per-request option
+ * of http.request that http-proxy-3 does not pass on, so the agent sets it on
+ * each request as it is handed over (the parser reads it later, when the
+ * socket is assigned). Covered by test/e2e/head-limits.test.ts.
+ */
+function readingHeadsUpTo<A extends http.Agent>(agent: A, max: number): A {
+  const hook = agent as unknown as AgentRequestHook;
+  const addRequest = hook.addRequest.bind(agent);
+  hook.addRequest = (req, options) => {
+    req.maxHeaderSize = max;
+    addRequest(req, options);
+  };
+  return agent;
+}
 
 function ms(value: number): number {
   return Math.round(value * 1000) / 1000;

@@ -19,7 +19,20 @@ export interface ProxyListenerOptions {
   previewLimit: number;
   clock: SessionClock;
   sink: EventSink;
+  /** How long a client may take to send a whole request head (slowloris); 0 turns the limit off. Default 60 s, nginx's client_header_timeout. */
+  headTimeoutMs?: number;
 }
+
+/** The largest request head accepted, as large as the upstream side's head parser allows (nginx's large_client_header_buffers go up to this). */
+export const MAX_REQUEST_HEAD_BYTES = 64 * 1024;
+export const DEFAULT_HEAD_TIMEOUT_MS = 60_000;
+
+/** What wstap answers a client whose head it will not read: over the limit, too slow, or not HTTP. */
+const CLIENT_ERROR_ANSWERS: Record<string, { status: number; reason: string; why: (err: NodeJS.ErrnoException) => string }> = {
+  HPE_HEADER_OVERFLOW: { status: 431, reason: 'Request Header Fields Too Large', why: () => `request head over ${MAX_REQUEST_HEAD_BYTES / 1024} KiB` },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, reason: 'Request Timeout', why: () => 'request head not complete in time (--head-timeout)' },
+};
+const BAD_REQUEST = { status: 400, reason: 'Bad Request', why: (err: NodeJS.ErrnoException) => `not a valid HTTP request (${err.code ?? err.message})` };
 
 interface ConnectionEntry {
   ctx: ConnectionContext;
@@ -47,16 +60,21 @@ export class ProxyListener {
       this.#forwarder = null;
       this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#onTcpConnection(socket));
     } else {
-      this.#forwarder = new HttpForwarder({ target: options.target, insecure: options.insecure });
+      this.#forwarder = new HttpForwarder({ target: options.target, insecure: options.insecure, maxHeadBytes: MAX_REQUEST_HEAD_BYTES });
+      const headTimeoutMs = options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
       const server = http.createServer({
         // Transparent to long requests (long polling, uploads): the app decides.
         requestTimeout: 0,
+        // Only the head has a deadline: a client trickling one in (slowloris) is answered 408.
+        headersTimeout: headTimeoutMs,
+        // Node checks the deadline on this timer (default 30 s, which would let a 2 s limit run to 32 s).
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, headTimeoutMs / 4 || 1000)),
         keepAliveTimeout: 65_000,
         noDelay: true,
-        // Node's default is 16 KiB; nginx can send larger heads (large_client_header_buffers),
-        // and the upstream side's head parser allows 64 KiB too.
-        maxHeaderSize: 64 * 1024,
+        // Node's default is 16 KiB; nginx can send larger heads (large_client_header_buffers).
+        maxHeaderSize: MAX_REQUEST_HEAD_BYTES,
       });
+      server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: net.Socket) => this.#onClientError(err, socket));
       server.on('connection', (socket: net.Socket) => this.#onHttpConnection(socket));
       server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res));
       server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
@@ -196,6 +214,38 @@ export class ProxyListener {
       head,
       { target: this.#options.target, insecure: this.#options.insecure, previewLimit: this.#options.previewLimit },
       this.#registrar(entry),
+    );
+  }
+
+  /**
+   * A request head Node's parser refused (too large, too slow, not HTTP):
+   * recorded, answered as nginx would (431, 408, 400), and the connection
+   * ended. Nothing of it reaches the app.
+   */
+  #onClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: net.Socket): void {
+    const entry = this.#connections.get(socket);
+    // A reset or an already closed socket has no one to answer; its close is recorded by #open.
+    if (err.code === 'ECONNRESET' || !socket.writable || !entry) {
+      socket.destroy();
+      return;
+    }
+    const answer = (err.code !== undefined ? CLIENT_ERROR_ANSWERS[err.code] : undefined) ?? BAD_REQUEST;
+    // Node hands over only the packet it choked on: it names the request when that packet starts the head.
+    const line = /^([A-Z]{1,20}) (\S{1,2048}) HTTP\//.exec(err.rawPacket?.subarray(0, 2100).toString('latin1') ?? '');
+    entry.ctx.record({
+      kind: 'http.rejected',
+      t: entry.ctx.now(),
+      conn: entry.ctx.id,
+      method: line?.[1] ?? '',
+      url: line?.[2] ?? '',
+      statusCode: answer.status,
+      reason: answer.why(err),
+    });
+    const body = `wstap: ${answer.why(err)}\n`;
+    socket.end(
+      `HTTP/1.1 ${answer.status} ${answer.reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      // Then close without waiting for the client's FIN: a slowloris client may never send one.
+      () => socket.destroy(),
     );
   }
 

@@ -196,6 +196,10 @@ describe('narrate: levels', () => {
     expect(narrate(events[1] as CaptureEvent, null)?.msg).toBe(
       '#1 client sent an invalid frame (RSV_SET) at byte 40: rsv2 set; decoding of that direction stopped, relaying continues',
     );
+    // A head wstap refused before it had a request line.
+    expect(narrate({ kind: 'http.rejected', t: T0, conn: 2, method: '', url: '', statusCode: 431, reason: 'request head over 64 KiB' }, null)?.msg).toBe(
+      '#2 rejected a request: 431 request head over 64 KiB',
+    );
   });
 });
 
