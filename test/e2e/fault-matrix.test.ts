@@ -1,0 +1,144 @@
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attributeClose } from '../../src/analysis/close-attribution.js';
+import { readCaptureFile } from '../../src/capture/capture-reader.js';
+import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
+import { closedEvent, connectClient, evidenceOf, ofConn, ofKind, sleep } from '../support/ws-peers.js';
+import { startWstap, type WstapProcess } from '../support/wstap-process.js';
+
+/**
+ * Rows of the fault matrix (issue 6) not covered elsewhere: the relay keeps
+ * going, the record says what happened, nothing already captured is lost.
+ * Other rows: upstream RST and half-close (relay-through-nginx,
+ * half-close-through-nginx), TLS with a bad certificate (tls-upstream), heads
+ * too large or too slow (head-limits).
+ */
+
+/** A masked client frame header announcing `length` bytes of binary payload (64-bit length form). */
+function clientFrameHeader(length: number): Buffer {
+  const header = Buffer.alloc(14);
+  header[0] = 0x82;
+  header[1] = 0x80 | 127;
+  header.writeBigUInt64BE(BigInt(length), 2);
+  header.writeUInt32BE(0x01020304, 10);
+  return header;
+}
+
+/** A raw WebSocket handshake to wstap, returning the socket once the 101 has arrived. */
+function rawWebSocket(port: number, path: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', reject);
+    socket.on('connect', () =>
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ),
+    );
+    let head = '';
+    const onData = (d: Buffer): void => {
+      head += d.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.removeListener('data', onData);
+      if (!head.startsWith('HTTP/1.1 101')) reject(new Error(`not upgraded: ${head.slice(0, 40)}`));
+      else resolve(socket);
+    };
+    socket.on('data', onData);
+  });
+}
+
+describe('fault matrix', () => {
+  let app: UpstreamApp;
+  let wstap: WstapProcess;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+    wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`]);
+  });
+  afterAll(async () => {
+    await wstap?.stop('SIGKILL');
+    await app?.close();
+  });
+
+  it('the client vanishes (RST) in the middle of a 1 MB frame: the app sees the connection go, the record says the client reset it, the next connection works', async () => {
+    const socket = await rawWebSocket(wstap.port, '/ws?fault=client-vanishes');
+    const { ws: server } = await app.nextConnection();
+    const serverClosed = closedEvent(server);
+    socket.write(clientFrameHeader(1024 * 1024));
+    socket.write(Buffer.alloc(100 * 1024, 7));
+    await sleep(100);
+    socket.resetAndDestroy();
+    const { code } = await serverClosed;
+    expect(code).toBe(1006);
+
+    // wstap carries on.
+    const next = await connectClient(`ws://127.0.0.1:${wstap.port}/ws?fault=after`);
+    const echoed = new Promise<string>((resolve) => next.once('message', (d: Buffer) => resolve(d.toString())));
+    (await app.nextConnection()).ws.on('message', function echo(this: import('ws').WebSocket, d: Buffer) {
+      this.send(d);
+    });
+    next.send('still here');
+    expect(await echoed).toBe('still here');
+    next.close(1000);
+    await closedEvent(next);
+
+    const line = await wstap.waitForLog((l) => /closed by client \(client (rst|error)/.test(l.msg));
+    const conn = line.conn as number;
+    // The bytes that did arrive were relayed (not held back for the whole frame). The capture is flushed at least every 250 ms.
+    await sleep(400);
+    const events = await readCaptureFile(wstap.capturePath);
+    const close = ofConn(events, conn, 'conn.close')[0];
+    expect(close?.bytes.fromClient).toBeGreaterThanOrEqual(100 * 1024);
+    expect(attributeClose(evidenceOf(events, conn)).closedBy).toBe('client');
+  });
+
+  it('SIGKILL: the capture reads back up to the last flushed event', async () => {
+    const client = await connectClient(`ws://127.0.0.1:${wstap.port}/ws?fault=sigkill`);
+    await app.nextConnection();
+    for (let i = 0; i < 50; i++) client.send(`message ${i}`);
+    // The writer flushes at least every 250 ms.
+    await sleep(700);
+    expect(await wstap.stop('SIGKILL')).toBeNull();
+    const events = await readCaptureFile(wstap.capturePath);
+    const handshake = ofKind(events, 'ws.handshake.request').find((e) => e.url === '/ws?fault=sigkill');
+    expect(handshake).toBeDefined();
+    const frames = ofConn(events, handshake?.conn ?? -1, 'ws.frame').filter((f) => f.side === 'client');
+    expect(frames).toHaveLength(50);
+    // Killed, not stopped: no session.end, and the earlier connections are all there.
+    expect(ofKind(events, 'session.end')).toHaveLength(0);
+    expect(ofKind(events, 'ws.handshake.request').map((e) => e.url)).toEqual(['/ws?fault=client-vanishes', '/ws?fault=after', '/ws?fault=sigkill']);
+  });
+});
+
+describe('an upstream that answers the handshake with something that is not HTTP', () => {
+  let server: net.Server;
+  let wstap: WstapProcess;
+  const GARBAGE = 'SSH-2.0-OpenSSH_9.6\r\n\r\nnot http at all';
+  beforeAll(async () => {
+    server = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.once('data', () => socket.end(GARBAGE));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    wstap = await startWstap(['--target', `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`]);
+  });
+  afterAll(async () => {
+    await wstap?.stop();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('is relayed to the client unchanged and recorded as a handshake error at its byte offset', async () => {
+    const socket = net.connect(wstap.port, '127.0.0.1');
+    let got = '';
+    socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await ended;
+    expect(got).toBe(GARBAGE);
+    await wstap.waitForLog((l) => /upstream's response head is not HTTP/.test(l.msg));
+    expect(await wstap.stop()).toBe(0);
+    const events = await wstap.events();
+    const error = ofKind(events, 'ws.handshake.error')[0];
+    expect(error).toMatchObject({ offset: 0 });
+    expect(ofKind(events, 'ws.handshake.response')).toHaveLength(0);
+    expect(attributeClose(evidenceOf(events, error?.conn ?? -1)).closedBy).toBe('upstream');
+  });
+});
