@@ -1,5 +1,5 @@
 import type { HandshakeBodyEvent, HandshakeRequestEvent, HandshakeResponseEvent, HttpErrorEvent, HttpRequestEvent, HttpResponseEvent } from '../capture/events.js';
-import { attributeClose, type CloseEvidence } from './close-attribution.js';
+import { attributeClose, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
 import type { ConnectionSummary } from './connection-tracker.js';
 import type { Finding } from './finding.js';
 import { handshakeFindings, responseBodyFacts, type HandshakeFacts } from './handshake-rules.js';
@@ -44,7 +44,7 @@ export interface ConnectionFacts {
   endAt: number;
 }
 
-function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext): HandshakeFacts | null {
+function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext, attribution: CloseAttribution): HandshakeFacts | null {
   const h = facts.handshake;
   if (!h) return null;
   const reason = h.response ? ('reason' in h.response ? h.response.reason : h.response.statusMessage) : '';
@@ -54,7 +54,7 @@ function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext): Hand
       ? { statusCode: h.response.statusCode, reason, rawHeaders: h.response.rawHeaders, ...(h.responseBody ? { body: responseBodyFacts(h.responseBody) } : {}) }
       : null,
     upstreamError: h.error && h.error.stage === 'connect' ? h.error : null,
-    closedBy: attributeClose(facts.evidence).closedBy,
+    closedBy: attribution.closedBy,
     closed: facts.closed,
     requiredHeaders: context.requiredHeaders,
   };
@@ -65,11 +65,11 @@ function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext): Hand
  * (once closed) the timeout verdict, then the heartbeat checks.
  */
 export function diagnoseConnection(facts: ConnectionFacts, context: DiagnosisContext): Finding[] {
-  const handshake = handshakeFacts(facts, context);
+  const attribution = attributeClose(facts.evidence);
+  const handshake = handshakeFacts(facts, context, attribution);
   const out = handshake ? handshakeFindings(handshake) : [];
   let closedByTimeout: HopTimeout | null = null;
   if (facts.closed) {
-    const attribution = attributeClose(facts.evidence);
     const verdict = timeoutVerdict(context.timeouts, attribution, facts.openedAt);
     if (verdict) out.push(verdict);
     if (verdict?.id === 'timeout.match' && attribution.first) {

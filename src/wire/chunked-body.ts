@@ -168,13 +168,6 @@ export class ChunkedBodyDecoder {
   }
 }
 
-/** De-chunks a (possibly cut-off) prefix of a chunked body at once. */
-export function dechunkPrefix(prefix: Buffer, keep = Infinity): { data: Buffer; dataBytes: number; done: boolean; error: string | null } {
-  const decoder = new ChunkedBodyDecoder({ keep: Number.isFinite(keep) ? keep : prefix.length });
-  decoder.push(prefix);
-  return { data: decoder.data, dataBytes: decoder.dataBytes, done: decoder.done, error: decoder.error };
-}
-
 function hexValue(byte: number): number {
   if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
   if (byte >= 0x41 && byte <= 0x46) return byte - 0x41 + 10;

@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ChunkedBodyDecoder, dechunkPrefix } from '../../src/wire/chunked-body.js';
+import { ChunkedBodyDecoder } from '../../src/wire/chunked-body.js';
+
+/** De-chunks a (possibly cut-off) prefix at once. */
+function dechunkPrefix(prefix: Buffer, keep = prefix.length): { data: Buffer; dataBytes: number; done: boolean; error: string | null } {
+  const decoder = new ChunkedBodyDecoder({ keep });
+  decoder.push(prefix);
+  return { data: decoder.data, dataBytes: decoder.dataBytes, done: decoder.done, error: decoder.error };
+}
 
 const bytes = (text: string): Buffer => Buffer.from(text, 'latin1');
 
