@@ -52,7 +52,7 @@ Options:
                         both-idle (default), client-idle, upstream-idle or lifetime
   --no-tui              line output instead of the terminal UI (the default
                         when stdout is not a terminal)
-  --log-file FILE       with the UI: where log lines go     [$TMPDIR/wstap/...]
+  --log-file FILE       with the UI: where log lines go [$TMPDIR/wstap-log-*/]
   --log-format FORMAT   auto, pretty or json                             [auto]
   --log-level LEVEL     info, warn, error or debug                       [info]
   -h, --help            this help

@@ -26,9 +26,14 @@ function stamp(d: Date): string {
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
-/** Where the UI's log goes unless --log-file says otherwise. */
+/**
+ * Where the UI's log goes unless --log-file says otherwise: a new directory
+ * of our own (0700, unpredictable name), never a fixed one under the shared
+ * temp dir, where another user could plant the file or a symlink first.
+ */
 export function defaultLogFile(now = new Date()): string {
-  return path.join(os.tmpdir(), 'wstap', `wstap-${stamp(now)}-${process.pid}.log`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-log-'));
+  return path.join(dir, `wstap-${stamp(now)}.log`);
 }
 
 export interface HarExportSettings {
