@@ -1,4 +1,4 @@
-import type { CaptureEvent } from '../capture/events.js';
+import { GAP_BACKLOG, type CaptureEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, noAnswerReason } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
@@ -108,6 +108,13 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
       };
     case 'conn.close':
       return summary ? closeNarration(summary) : null;
+    case 'capture.gap':
+      // Only read back from a file: live, the writer's own log lines say it as it happens.
+      return {
+        level: 'warn',
+        msg: `capture gap: ${event.lostEvents} events of the ${seconds(event.t - event.from)} before this were not saved (${event.code === GAP_BACKLOG ? 'the disk did not keep up' : event.code}); connections of that time may lack events or be missing`,
+        fields: { lostEvents: event.lostEvents, code: event.code, from: event.from },
+      };
     case 'session.end':
       return {
         level: event.droppedEvents > 0 ? 'warn' : 'info',

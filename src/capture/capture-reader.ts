@@ -21,7 +21,7 @@ export interface CaptureReadWarning {
 }
 
 export interface CaptureReadOptions {
-  /** A line that is not JSON: told here and skipped when it is the last line (a crash cut it), an error otherwise. */
+  /** Damaged lines skipped: at the end of the file (a crash cut it), or torn before a capture.gap. Damage elsewhere is an error. */
   onWarning?: (warning: CaptureReadWarning) => void;
   /** Updated as the file is read, for progress reports. */
   progress?: { bytesRead: number };
@@ -79,10 +79,21 @@ function isEvent(value: unknown): value is CaptureEvent {
   );
 }
 
+/** Lines that could not be read, waiting for what follows them to say whether that is damage. */
+interface DamagedRun {
+  line: number;
+  message: string;
+  count: number;
+  /** Every line of the run is unfinished JSON, as a write cut short leaves it. */
+  torn: boolean;
+}
+
 /**
  * Streams the events of a capture file back, in file order. Memory stays
- * bounded whatever the file size. A damaged last line (the process was
- * killed mid-write) is reported and skipped; damage elsewhere is an error.
+ * bounded whatever the file size. Damaged lines are skipped with a warning
+ * when they end the file (the process was killed mid-write) or when a
+ * `capture.gap` follows them (the disk failed mid-write; the gap counts the
+ * events lost); damage elsewhere is an error.
  */
 export async function* readCaptureEvents(path: string, options: CaptureReadOptions = {}): AsyncGenerator<CaptureEvent> {
   const input = fs.createReadStream(path, { highWaterMark: 1024 * 1024 });
@@ -90,7 +101,7 @@ export async function* readCaptureEvents(path: string, options: CaptureReadOptio
   if (progress) input.on('data', (chunk) => (progress.bytesRead += chunk.length));
   const lines = readline.createInterface({ input, crlfDelay: Infinity });
   let lineNo = 0;
-  let damaged: { line: number; message: string } | null = null;
+  let damaged: DamagedRun | null = null;
   try {
     for await (const text of lines) {
       lineNo++;
@@ -98,18 +109,25 @@ export async function* readCaptureEvents(path: string, options: CaptureReadOptio
         parseHeader(path, text);
         continue;
       }
-      if (damaged) throw new CaptureFormatError(path, damaged.line, damaged.message);
       if (text.length === 0) continue;
       let value: unknown;
       try {
         value = JSON.parse(text);
       } catch {
-        damaged = { line: lineNo, message: 'line is not valid JSON' };
+        damaged = extendRun(damaged, lineNo, 'line is not valid JSON', true);
         continue;
       }
       if (!isEvent(value)) {
-        damaged = { line: lineNo, message: 'line is not a capture event (needs "kind" and "t")' };
+        damaged = extendRun(damaged, lineNo, 'line is not a capture event (needs "kind" and "t")', false);
         continue;
+      }
+      if (damaged) {
+        if (value.kind !== 'capture.gap' || !damaged.torn) throw new CaptureFormatError(path, damaged.line, damaged.message);
+        options.onWarning?.({
+          line: damaged.line,
+          message: `${damaged.count === 1 ? 'a line' : `${damaged.count} lines`} torn by a failed write, skipped; the capture.gap on line ${lineNo} counts the events lost`,
+        });
+        damaged = null;
       }
       yield value;
     }
@@ -121,6 +139,11 @@ export async function* readCaptureEvents(path: string, options: CaptureReadOptio
   if (damaged) {
     options.onWarning?.({ line: damaged.line, message: `${damaged.message}; the capture was probably cut short, events up to line ${damaged.line - 1} were read` });
   }
+}
+
+function extendRun(run: DamagedRun | null, line: number, message: string, torn: boolean): DamagedRun {
+  if (!run) return { line, message, count: 1, torn };
+  return { ...run, count: run.count + 1, torn: run.torn && torn };
 }
 
 export async function readCaptureFile(path: string, options: CaptureReadOptions = {}): Promise<CaptureEvent[]> {

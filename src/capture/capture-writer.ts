@@ -1,6 +1,19 @@
 import fs from 'node:fs';
-import type { CaptureEvent, EventSink } from './events.js';
+import { performance } from 'node:perf_hooks';
+import { GAP_BACKLOG, type CaptureEvent, type CaptureGapEvent, type EventSink } from './events.js';
 import { captureHeaderLine } from './capture-format.js';
+
+/** The writes the writer makes: `fs` by default; tests stand in a disk that fills up. */
+export interface CaptureIo {
+  /** fs.write at the current file position: may write fewer bytes than asked. */
+  write(fd: number, buffer: Buffer, offset: number, length: number, callback: (err: NodeJS.ErrnoException | null, written: number) => void): void;
+  writeSync(fd: number, buffer: Buffer, offset: number, length: number): number;
+}
+
+const FS_IO: CaptureIo = {
+  write: (fd, buffer, offset, length, callback) => fs.write(fd, buffer, offset, length, null, callback),
+  writeSync: (fd, buffer, offset, length) => fs.writeSync(fd, buffer, offset, length, null),
+};
 
 export interface CaptureWriterOptions {
   path: string;
@@ -13,29 +26,82 @@ export interface CaptureWriterOptions {
   highWaterBytes?: number;
   /** Buffered bytes past which events are dropped (counted) rather than held: a stalled disk must not grow memory. */
   maxBufferedBytes?: number;
-  /** Told once when the file stops accepting data. */
+  /** While the file refuses data, how often one small write checks whether it accepts data again. */
+  retryIntervalMs?: number;
+  /** Times written in `capture.gap` (the session's clock, so they compare with event times); retries keep their own time. */
+  now?: () => number;
+  /** Told when the file stops accepting data: once per outage, not per failed write. */
   onError?: (error: NodeJS.ErrnoException) => void;
+  /** Told when the file accepts data again, with the gap just written to it. */
+  onResume?: (gap: CaptureGapEvent) => void;
+  io?: CaptureIo;
 }
+
+/** Events lost since the last line that reached the file. */
+interface OpenGap {
+  from: number;
+  lost: number;
+  code: string;
+}
+
+/**
+ * One write: a newline when a failed write left a torn line, the event lines,
+ * then the gap line. The events held when a gap opens came before it: while
+ * the file refuses data nothing is held, and a full buffer is what drops.
+ */
+interface Batch {
+  data: Buffer;
+  /** 0 or 1: the newline that ends a torn line. */
+  prefixBytes: number;
+  /** Where the gap line starts (data.length without one). */
+  gapAt: number;
+  gap: CaptureGapEvent | null;
+  /** `t` of each event line, in order. */
+  times: number[];
+}
+
+const NEWLINE = 0x0a;
 
 /**
  * Appends events as JSON lines. Writes are asynchronous and batched so the
  * relay never waits for the disk; `close()` writes what is left synchronously
  * so a normal exit loses nothing.
+ *
+ * When the file refuses data (disk full, size limit, I/O error) events are
+ * dropped and counted, never held, and a small write is tried every
+ * `retryIntervalMs`. The first line that gets through again is a
+ * `capture.gap` saying how many events are missing since when, preceded by a
+ * newline when a write cut short left a torn line, so the file stays
+ * readable line by line. Events dropped because the buffer was full (a disk
+ * too slow, no error) get a gap line too, after the lines that were held.
  */
 export class CaptureWriter implements EventSink {
   readonly path: string;
   #fd: number;
   #pending: string[] = [];
+  #pendingTimes: number[] = [];
   #pendingBytes = 0;
-  #inflight: Promise<void> | null = null;
+  /** A write is out; `#inflight` settles when it is done. */
+  #writing = false;
+  #inflight: Promise<void> = Promise.resolve();
   #closed = false;
-  #failed: NodeJS.ErrnoException | null = null;
+  /** The file refuses data: nothing but retries is written until one succeeds. */
+  #failure: NodeJS.ErrnoException | null = null;
+  /** performance.now() of the next retry. */
+  #retryAt = 0;
+  #gap: OpenGap | null = null;
+  /** The file ends in the middle of a line (a write cut short). */
+  #tornTail = false;
   #dropped = 0;
   #written = 0;
   readonly #timer: NodeJS.Timeout;
   readonly #highWater: number;
   readonly #maxBuffered: number;
+  readonly #retryMs: number;
+  readonly #now: () => number;
+  readonly #io: CaptureIo;
   readonly #onError: ((error: NodeJS.ErrnoException) => void) | undefined;
+  readonly #onResume: ((gap: CaptureGapEvent) => void) | undefined;
 
   constructor(options: CaptureWriterOptions) {
     this.path = options.path;
@@ -45,12 +111,16 @@ export class CaptureWriter implements EventSink {
     fs.writeSync(this.#fd, captureHeaderLine(options.createdBy));
     this.#highWater = options.highWaterBytes ?? 256 * 1024;
     this.#maxBuffered = options.maxBufferedBytes ?? 64 * 1024 * 1024;
+    this.#retryMs = options.retryIntervalMs ?? 1000;
+    this.#now = options.now ?? Date.now;
+    this.#io = options.io ?? FS_IO;
     this.#onError = options.onError;
+    this.#onResume = options.onResume;
     this.#timer = setInterval(() => this.#flushAsync(), options.flushIntervalMs ?? 250);
     this.#timer.unref();
   }
 
-  /** Events that could not be written (disk full, stalled disk). */
+  /** Events that could not be written (disk full, stalled disk, recorded after close). */
   get droppedEvents(): number {
     return this.#dropped;
   }
@@ -59,73 +129,174 @@ export class CaptureWriter implements EventSink {
     return this.#written;
   }
 
+  /** Bytes held for writing; bounded by `maxBufferedBytes` (plus one line). */
+  get bufferedBytes(): number {
+    return this.#pendingBytes;
+  }
+
   record(event: CaptureEvent): void {
-    if (this.#closed || this.#failed) {
+    if (this.#closed) {
       this.#dropped++;
       return;
     }
+    // While failing, only the retry's write is out: what arrives meanwhile waits to see whether it worked.
+    if (this.#failure && !this.#writing) {
+      this.#lose(event.t, 1, this.#failure.code ?? 'EIO');
+      return;
+    }
     if (this.#pendingBytes > this.#maxBuffered) {
-      this.#dropped++;
+      this.#lose(event.t, 1, this.#failure?.code ?? GAP_BACKLOG);
       return;
     }
     const line = JSON.stringify(event) + '\n';
     this.#pending.push(line);
+    this.#pendingTimes.push(event.t);
     this.#pendingBytes += line.length;
     if (this.#pendingBytes >= this.#highWater) this.#flushAsync();
   }
 
-  #take(): { data: string; count: number } | null {
-    if (this.#pending.length === 0) return null;
-    const data = this.#pending.join('');
-    const count = this.#pending.length;
+  #lose(t: number, count: number, code: string): void {
+    this.#dropped += count;
+    this.#noteGap(t, count, code);
+  }
+
+  #noteGap(from: number, lost: number, code: string): void {
+    const gap = this.#gap;
+    if (!gap) {
+      this.#gap = { from, lost, code };
+      return;
+    }
+    gap.from = Math.min(gap.from, from);
+    gap.lost += lost;
+    // A write error says more than "the disk was slow".
+    if (gap.code === GAP_BACKLOG) gap.code = code;
+  }
+
+  #take(): Batch | null {
+    if (this.#pending.length === 0 && !this.#gap) return null;
+    const gap: CaptureGapEvent | null = this.#gap
+      ? { kind: 'capture.gap', t: this.#now(), from: this.#gap.from, lostEvents: this.#gap.lost, code: this.#gap.code }
+      : null;
+    const body = (this.#tornTail ? '\n' : '') + this.#pending.join('');
+    const gapAt = Buffer.byteLength(body);
+    const batch: Batch = {
+      data: Buffer.from(body + (gap ? JSON.stringify(gap) + '\n' : ''), 'utf8'),
+      prefixBytes: this.#tornTail ? 1 : 0,
+      gapAt,
+      gap,
+      times: this.#pendingTimes,
+    };
+    this.#gap = null;
     this.#pending = [];
+    this.#pendingTimes = [];
     this.#pendingBytes = 0;
-    return { data, count };
+    return batch;
   }
 
   #flushAsync(): void {
-    if (this.#inflight || this.#failed || this.#fd < 0) return;
+    if (this.#writing || this.#fd < 0) return;
+    if (this.#failure) {
+      const now = performance.now();
+      if (now < this.#retryAt) return;
+      this.#retryAt = now + this.#retryMs;
+    }
     const batch = this.#take();
     if (!batch) return;
-    this.#inflight = new Promise<void>((resolve) => {
-      fs.write(this.#fd, batch.data, null, 'utf8', (err) => {
-        this.#inflight = null;
-        resolve();
-        if (err) {
-          this.#fail(err, batch.count);
-          return;
-        }
-        this.#written += batch.count;
-        if (this.#pendingBytes >= this.#highWater) this.#flushAsync();
-      });
-    });
+    // Set before writing: a callback that comes at once may already start the next write.
+    let resolve: () => void = () => undefined;
+    this.#inflight = new Promise<void>((r) => (resolve = r));
+    this.#writing = true;
+    const fd = this.#fd;
+    let written = 0;
+    let finished = false;
+    const done = (err: NodeJS.ErrnoException | null): void => {
+      if (finished) return;
+      finished = true;
+      this.#writing = false;
+      this.#settle(batch, written, err);
+      resolve();
+      if (!this.#failure && this.#pendingBytes >= this.#highWater) this.#flushAsync();
+    };
+    const step = (): void => {
+      try {
+        this.#io.write(fd, batch.data, written, batch.data.length - written, (err, n) => {
+          if (err) return done(err);
+          written += n;
+          if (written >= batch.data.length) return done(null);
+          // A short write (the disk filled mid-batch): write the rest; the next attempt says why it stops.
+          if (n > 0) return step();
+          done(this.#noProgress());
+        });
+      } catch (err) {
+        done(err as NodeJS.ErrnoException);
+      }
+    };
+    step();
   }
 
-  #fail(err: NodeJS.ErrnoException, lostEvents: number): void {
-    this.#dropped += lostEvents + this.#pending.length;
+  #noProgress(): NodeJS.ErrnoException {
+    return Object.assign(new Error(`write to ${this.path} wrote 0 bytes`), { code: 'EIO', syscall: 'write' });
+  }
+
+  /** Accounts for a write that got `written` bytes of the batch to the file, then failed with `err` (or not). */
+  #settle(batch: Batch, written: number, err: NodeJS.ErrnoException | null): void {
+    const { data, prefixBytes, gapAt, gap } = batch;
+    if (written > 0) this.#tornTail = data[written - 1] !== NEWLINE;
+    // A line missing only its newline is whole once the next write starts with one.
+    const whole = written < data.length && data[written] === NEWLINE ? written + 1 : written;
+    const eventsWritten = countNewlines(data, prefixBytes, Math.min(whole, gapAt));
+    this.#written += eventsWritten;
+    if (gap) {
+      if (whole >= data.length) {
+        if (this.#failure) {
+          this.#failure = null;
+          tell(() => this.#onResume?.(gap));
+        }
+      } else {
+        this.#noteGap(gap.from, gap.lostEvents, gap.code);
+      }
+    }
+    if (!err) return;
+    const code = err.code ?? 'EIO';
+    const lostTimes = batch.times.slice(eventsWritten);
+    if (lostTimes.length > 0) this.#lose(minOf(lostTimes), lostTimes.length, code);
+    // What arrived while the write was out cannot go after a gap that is not written yet: it joins it.
+    if (this.#pending.length > 0) this.#lose(minOf(this.#pendingTimes), this.#pending.length, code);
     this.#pending = [];
+    this.#pendingTimes = [];
     this.#pendingBytes = 0;
-    if (!this.#failed) {
-      this.#failed = err;
-      this.#onError?.(err);
+    // Even with no event lost (only a newline missing) the file must get its gap line before anything else.
+    this.#noteGap(this.#now(), 0, code);
+    this.#retryAt = performance.now() + this.#retryMs;
+    if (!this.#failure) {
+      this.#failure = err;
+      tell(() => this.#onError?.(err));
     }
   }
 
   /**
-   * Writes everything buffered, synchronously. Only for a dying process: if an
-   * asynchronous write is still in flight its lines may land after these
-   * (each line stays whole; events carry their own time).
+   * Writes everything buffered, synchronously; while the file refuses data,
+   * one more try. For close() and a dying process: if an asynchronous write
+   * is still in flight its lines may land after these (each line stays whole;
+   * events carry their own time).
    */
   flushSync(): void {
-    if (this.#fd < 0 || this.#failed) return;
+    // A retry in flight decides what comes next; writing around it could put lines before their gap.
+    if (this.#fd < 0 || (this.#failure && this.#writing)) return;
     const batch = this.#take();
     if (!batch) return;
+    let written = 0;
+    let error: NodeJS.ErrnoException | null = null;
     try {
-      fs.writeSync(this.#fd, batch.data);
-      this.#written += batch.count;
+      while (written < batch.data.length) {
+        const n = this.#io.writeSync(this.#fd, batch.data, written, batch.data.length - written);
+        if (n <= 0) throw this.#noProgress();
+        written += n;
+      }
     } catch (err) {
-      this.#fail(err as NodeJS.ErrnoException, batch.count);
+      error = err as NodeJS.ErrnoException;
     }
+    this.#settle(batch, written, error);
   }
 
   /** Waits for the write in flight, writes the rest, syncs and closes. */
@@ -133,7 +304,7 @@ export class CaptureWriter implements EventSink {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
-    while (this.#inflight) await this.#inflight;
+    while (this.#writing) await this.#inflight;
     this.flushSync();
     const fd = this.#fd;
     this.#fd = -1;
@@ -144,4 +315,25 @@ export class CaptureWriter implements EventSink {
     }
     fs.closeSync(fd);
   }
+}
+
+/** Runs a listener from a write callback, where a throw would end the process: the relay must outlive its reporting. */
+function tell(listener: () => void): void {
+  try {
+    listener();
+  } catch {
+    // Nowhere left to report it: the listener was the report.
+  }
+}
+
+function countNewlines(data: Buffer, start: number, end: number): number {
+  let count = 0;
+  for (let at = data.indexOf(NEWLINE, start); at >= 0 && at < end; at = data.indexOf(NEWLINE, at + 1)) count++;
+  return count;
+}
+
+function minOf(values: number[]): number {
+  let min = Infinity;
+  for (const v of values) if (v < min) min = v;
+  return min;
 }

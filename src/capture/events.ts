@@ -47,6 +47,25 @@ export interface SessionEndEvent extends Base {
   droppedEvents: number;
 }
 
+/**
+ * Written by the capture writer, not seen on the wire: the events before it
+ * back to `from` could not be written (the disk filled, the file grew past
+ * its size limit, an I/O error, or a disk too slow to keep up) and are
+ * missing from the file. `t` is when writing worked again. A torn line (a
+ * write cut short) may stand right before it; readers skip that line.
+ */
+export interface CaptureGapEvent extends Base {
+  kind: 'capture.gap';
+  /** `t` of the first event lost. */
+  from: number;
+  lostEvents: number;
+  /** The write error's code (ENOSPC, EFBIG, EIO...), or GAP_BACKLOG: the disk was too slow and the buffer full. */
+  code: string;
+}
+
+/** `capture.gap` code for events dropped because the disk fell too far behind (no write error). */
+export const GAP_BACKLOG = 'backlog';
+
 export interface ConnOpenEvent extends ConnBase {
   kind: 'conn.open';
   mode: 'http' | 'tcp';
@@ -251,6 +270,7 @@ export interface ConnCloseEvent extends ConnBase {
 export type CaptureEvent =
   | SessionStartEvent
   | SessionEndEvent
+  | CaptureGapEvent
   | ConnOpenEvent
   | HttpRequestEvent
   | HttpResponseEvent

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
-import { narrate, narrateFindings } from '../analysis/event-narrator.js';
+import { narrate, narrateFindings, seconds } from '../analysis/event-narrator.js';
 import { TimeoutWatch } from '../analysis/timeout-watch.js';
 import { CaptureWriter } from '../capture/capture-writer.js';
 import type { CaptureEvent, EventSink } from '../capture/events.js';
@@ -56,15 +56,23 @@ export class ProxySession implements EventSink {
     this.#options = options;
     this.#diagnosis = options.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT;
     this.#watch = new TimeoutWatch(this.#diagnosis.timeouts);
-    this.#writer = options.capturePath
+    const capturePath = options.capturePath;
+    this.#writer = capturePath
       ? new CaptureWriter({
-          path: options.capturePath,
+          path: capturePath,
           createdBy: `wstap ${VERSION}`,
           overwrite: options.overwriteCapture,
+          now: () => this.clock.now(),
+          // One line when it stops and one when it resumes: the writer retries every second, quietly.
           onError: (err) =>
-            options.logger.error(
-              { path: options.capturePath, code: err.code },
-              `capture file ${options.capturePath} stopped accepting data (${err.code ?? err.message}); relaying continues, later events are not saved`,
+            options.logger.warn(
+              { path: capturePath, code: err.code },
+              `capture file ${capturePath} stopped accepting data (${err.code ?? err.message}); relaying continues, events are counted but not saved until it accepts data again`,
+            ),
+          onResume: (gap) =>
+            options.logger.info(
+              { path: capturePath, code: gap.code, lostEvents: gap.lostEvents },
+              `capture file ${capturePath} accepts data again: ${gap.lostEvents} events were lost over ${seconds(gap.t - gap.from)} (${gap.code}), marked in it as capture.gap`,
             ),
         })
       : null;

@@ -179,6 +179,11 @@ async function viewInTerminal(file: string, options: TerminalViewOptions): Promi
         facts.listen = event.listen || file;
         facts.target = event.target || 'unknown target';
       }
+      if (event.kind === 'capture.gap') {
+        // The table cannot show what is missing; the log pane says so.
+        const line = narrate(event, null);
+        if (line) logger[line.level](line.fields, line.msg);
+      }
       facts.frozenAt = Math.max(facts.frozenAt ?? 0, event.t);
       ui.app.record(event, tracker.apply(event));
       events++;

@@ -30,5 +30,7 @@ export function buildHar(events: Iterable<CaptureEvent>, options: HarFoldOptions
   });
   for (const event of events) fold.apply(event);
   fold.finish();
-  return { log: { version: '1.2', creator: { name: 'wstap', version: creatorVersion }, pages: [], entries } };
+  const log: HarLog['log'] = { version: '1.2', creator: { name: 'wstap', version: creatorVersion }, pages: [], entries };
+  if (fold.captureGaps.length > 0) log._wstap = { captureGaps: fold.captureGaps };
+  return { log };
 }

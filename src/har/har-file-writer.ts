@@ -83,7 +83,9 @@ export async function writeHarFile(events: AsyncIterable<CaptureEvent>, options:
     }
     fold.finish();
     await writePending();
-    await write('\n]}}\n');
+    // Known only once every event is read, so after the entries (key order means nothing in JSON).
+    const sessionFacts = fold.captureGaps.length > 0 ? `,"_wstap":${JSON.stringify({ captureGaps: fold.captureGaps })}` : '';
+    await write(`\n]${sessionFacts}}}\n`);
   } finally {
     spill.dispose();
     await new Promise<void>((resolve) => out.end(resolve));

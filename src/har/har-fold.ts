@@ -26,7 +26,7 @@ import {
   isoTime,
   serverIp,
 } from './har-entries.js';
-import type { HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
+import type { HarCaptureGap, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
 import { redactHandshake } from './redaction.js';
 
 export interface HarFoldOptions {
@@ -76,6 +76,8 @@ interface WebSocketRecord {
 const REORDER_WINDOW = 64;
 const MAX_PINGS = 10_000;
 const MAX_PROTOCOL_ERRORS = 100;
+/** A disk that keeps failing and recovering makes one gap per retry; past this many the last one absorbs the rest. */
+const MAX_CAPTURE_GAPS = 1000;
 
 /**
  * Folds capture events into HAR entries, one event at a time, holding only
@@ -83,6 +85,8 @@ const MAX_PROTOCOL_ERRORS = 100;
  */
 export class HarFold {
   readonly stats: HarFoldStats = { entries: 0, messages: 0, partialMessages: 0 };
+  /** Where the capture lost events, for the log-level `_wstap`. */
+  readonly captureGaps: HarCaptureGap[] = [];
   readonly #options: HarFoldOptions;
   readonly #sink: HarFoldSink;
   readonly #opens = new Map<number, ConnOpenEvent>();
@@ -105,6 +109,16 @@ export class HarFold {
         this.#target = event.target;
         this.#serverIp = serverIp(event.target);
         return;
+      case 'capture.gap': {
+        const last = this.captureGaps.at(-1);
+        if (last && this.captureGaps.length >= MAX_CAPTURE_GAPS) {
+          last.to = epochSeconds(event.t);
+          last.lostEvents += event.lostEvents;
+        } else {
+          this.captureGaps.push({ from: epochSeconds(event.from), to: epochSeconds(event.t), lostEvents: event.lostEvents, code: event.code });
+        }
+        return;
+      }
       case 'conn.open':
         this.#opens.set(event.conn, event);
         return;

@@ -1,5 +1,6 @@
 import type {
   CaptureEvent,
+  CaptureGapEvent,
   FrameEvent,
   Idle,
   MessageEvent,
@@ -255,7 +256,8 @@ export function harToEvents(text: string, path: string): HarReadResult {
   const connections = assignConnections(good, warnings);
   for (const connection of connections) buildConnection(connection, warnings);
 
-  const events = orderEvents(connections);
+  const gaps = captureGapsOf(log, warnings);
+  const events = orderEvents(connections, gaps);
   const first = events[0]?.t ?? 0;
   const last = events.reduce((max, e) => Math.max(max, e.t), first);
   const start: SessionStartEvent = {
@@ -268,7 +270,7 @@ export function harToEvents(text: string, path: string): HarReadResult {
     pid: 0,
     previewLimit: 0,
   };
-  const end: SessionEndEvent = { kind: 'session.end', t: last, reason: 'har', droppedEvents: 0 };
+  const end: SessionEndEvent = { kind: 'session.end', t: last, reason: 'har', droppedEvents: gaps.reduce((sum, g) => sum + g.lostEvents, 0) };
 
   const unknown = new Map<number, string[]>();
   for (const connection of connections) unknown.set(connection.id, connection.unknown);
@@ -280,6 +282,25 @@ export function harToEvents(text: string, path: string): HarReadResult {
     unknown,
     warnings,
   };
+}
+
+/** wstap's `log._wstap.captureGaps`: where its capture lost events. */
+function captureGapsOf(log: Json, warnings: string[]): CaptureGapEvent[] {
+  const wstap = log['_wstap'];
+  if (!isObject(wstap) || !Array.isArray(wstap['captureGaps'])) return [];
+  const gaps: CaptureGapEvent[] = [];
+  wstap['captureGaps'].forEach((raw: unknown, index) => {
+    const from = isObject(raw) ? num(raw['from']) : undefined;
+    const to = isObject(raw) ? num(raw['to']) : undefined;
+    const lostEvents = isObject(raw) ? nonNegative(raw['lostEvents']) : undefined;
+    if (from === undefined || to === undefined || lostEvents === undefined) {
+      warnings.push(`log._wstap.captureGaps[${index}]: skipped: needs numbers from, to and lostEvents`);
+      return;
+    }
+    const code = (isObject(raw) ? str(raw['code']) : undefined) ?? 'UNKNOWN';
+    gaps.push({ kind: 'capture.gap', t: secondsToMs(to), from: secondsToMs(from), lostEvents, code });
+  });
+  return gaps;
 }
 
 function commonOrigin(entries: GoodEntry[]): string {
@@ -843,12 +864,13 @@ function rankOf(event: CaptureEvent): number {
 }
 
 /**
- * All connections' events by time, stable (file order breaks ties). Each
- * connection's conn.open already has its earliest time and conn.close its
- * latest, so they stay first and last for it.
+ * All connections' events and the session's own (capture gaps) by time,
+ * stable (file order breaks ties). Each connection's conn.open already has
+ * its earliest time and conn.close its latest, so they stay first and last
+ * for it.
  */
-function orderEvents(connections: Connection[]): CaptureEvent[] {
-  const all = connections.flatMap((c) => c.events);
+function orderEvents(connections: Connection[], sessionEvents: CaptureEvent[]): CaptureEvent[] {
+  const all = [...connections.flatMap((c) => c.events), ...sessionEvents];
   return all
     .map((event, seq) => ({ event, seq }))
     .sort((a, b) => a.event.t - b.event.t || rankOf(a.event) - rankOf(b.event) || a.seq - b.seq)

@@ -120,6 +120,16 @@ export interface HarEntry {
   _wstap?: HarWstap;
 }
 
+/** Part of the session the capture lost (disk full...): entries of that time may be missing or incomplete. */
+export interface HarCaptureGap {
+  /** Epoch seconds: the first event lost, and when the capture worked again. */
+  from: number;
+  to: number;
+  lostEvents: number;
+  /** ENOSPC, EFBIG, EIO..., or "backlog" (the disk did not keep up). */
+  code: string;
+}
+
 export interface HarLog {
   log: {
     version: '1.2';
@@ -127,6 +137,8 @@ export interface HarLog {
     pages: [];
     entries: HarEntry[];
     comment?: string;
+    /** Session-level facts; only present when there is something to say. */
+    _wstap?: { captureGaps: HarCaptureGap[] };
   };
 }
 

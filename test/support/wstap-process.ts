@@ -16,6 +16,8 @@ export interface LogLine {
 
 export interface WstapProcess {
   port: number;
+  /** The wstap process itself (for /proc readings). */
+  pid: number;
   capturePath: string;
   logs: LogLine[];
   stderr(): string;
@@ -56,15 +58,25 @@ export async function findingsAfterClose(wstap: WstapProcess, conn: number): Pro
   });
 }
 
+export interface StartWstapOptions {
+  /** A command that execs the rest, e.g. ['prlimit', '--fsize=65536:unlimited', '--']: the process keeps its pid. */
+  wrapper?: string[];
+  /** Where the capture goes (default: a new temporary directory). */
+  capturePath?: string;
+  /** Options for node itself, before the script (e.g. ['--inspect=127.0.0.1:0']). */
+  nodeArgs?: string[];
+}
+
 /** Runs the real CLI (`bin/wstap proxy`) with JSON logs and a capture file in a temp dir. */
-export async function startWstap(args: string[]): Promise<WstapProcess> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-run-'));
-  const capturePath = path.join(dir, 'capture.jsonl');
-  const child: ChildProcess = spawn(
+export async function startWstap(args: string[], options: StartWstapOptions = {}): Promise<WstapProcess> {
+  const capturePath = options.capturePath ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-run-')), 'capture.jsonl');
+  const command = [
+    ...(options.wrapper ?? []),
     process.execPath,
-    [BIN, 'proxy', '--listen', '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--capture', capturePath, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+    ...(options.nodeArgs ?? []),
+    BIN, 'proxy', '--listen', '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--capture', capturePath, ...args,
+  ];
+  const child: ChildProcess = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   let raw = '';
   let partial = '';
@@ -104,6 +116,7 @@ export async function startWstap(args: string[]): Promise<WstapProcess> {
   const port = Number(String(listening.listen).split(':').pop());
   return {
     port,
+    pid: child.pid ?? -1,
     capturePath,
     logs,
     stderr: () => raw,

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CaptureWriter } from '../../src/capture/capture-writer.js';
+import { CaptureWriter, type CaptureIo } from '../../src/capture/capture-writer.js';
 import {
   CaptureFormatError,
   readCaptureEvents,
@@ -11,7 +11,7 @@ import {
   type CaptureReadWarning,
 } from '../../src/capture/capture-reader.js';
 import { CAPTURE_FORMAT, CAPTURE_VERSION, captureHeaderLine } from '../../src/capture/capture-format.js';
-import type { CaptureEvent, FrameEvent } from '../../src/capture/events.js';
+import { GAP_BACKLOG, type CaptureEvent, type CaptureGapEvent, type FrameEvent } from '../../src/capture/events.js';
 
 const dirs: string[] = [];
 
@@ -201,15 +201,16 @@ describe('CaptureWriter + readCaptureFile round trip', () => {
     expect(await readCaptureFile(p)).toStrictEqual(events);
   });
 
-  it('drops (and counts) events past maxBufferedBytes instead of buffering them', async () => {
+  it('drops (and counts) events past maxBufferedBytes instead of buffering them, and the file says so', async () => {
     const p = tempPath();
-    const writer = quietWriter(p, { maxBufferedBytes: 10 });
+    const writer = quietWriter(p, { maxBufferedBytes: 10, now: () => 1500 });
     const events = sampleEvents();
     for (const e of events.slice(0, 3)) writer.record(e);
     // The first line takes the buffer past 10 bytes; the next two are dropped.
     expect(writer.droppedEvents).toBe(2);
     await writer.close();
-    expect(await readCaptureFile(p)).toStrictEqual([events[0]]);
+    const gap: CaptureGapEvent = { kind: 'capture.gap', t: 1500, from: events[1]?.t ?? 0, lostEvents: 2, code: GAP_BACKLOG };
+    expect(await readCaptureFile(p)).toStrictEqual([events[0], gap]);
   });
 });
 
@@ -315,5 +316,280 @@ describe('readCaptureFile on damaged or foreign files', () => {
     const error = await expectFormatError(readCaptureFile(p));
     expect(error.line).toBe(1);
     expect(error.message).toContain('empty');
+  });
+});
+
+/**
+ * A disk with `room` bytes left: a write past it is cut short (as write(2)
+ * does at a full disk or a file size limit), the next one fails with `code`.
+ * Bytes that fit go to the real file, so the reader reads what a real disk
+ * would hold.
+ */
+class FillingDisk implements CaptureIo {
+  room = Infinity;
+  code = 'ENOSPC';
+  attempts = 0;
+  failures = 0;
+
+  write(fd: number, buffer: Buffer, offset: number, length: number, callback: (err: NodeJS.ErrnoException | null, written: number) => void): void {
+    setImmediate(() => {
+      let n: number;
+      try {
+        n = this.writeSync(fd, buffer, offset, length);
+      } catch (err) {
+        callback(err as NodeJS.ErrnoException, 0);
+        return;
+      }
+      callback(null, n);
+    });
+  }
+
+  writeSync(fd: number, buffer: Buffer, offset: number, length: number): number {
+    this.attempts++;
+    if (this.room <= 0) {
+      this.failures++;
+      throw Object.assign(new Error(`${this.code}: the test disk is full, write`), { code: this.code, syscall: 'write' });
+    }
+    const n = fs.writeSync(fd, buffer, offset, Math.min(length, this.room), null);
+    this.room -= n;
+    return n;
+  }
+}
+
+async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+const lineOf = (event: CaptureEvent): string => JSON.stringify(event) + '\n';
+
+/** A writer on a FillingDisk with a clock the test sets; writes on its own every 5 ms, retries every 20 ms. */
+function diskWriter(p: string, disk: FillingDisk, clock: { now: number }, extra: Partial<ConstructorParameters<typeof CaptureWriter>[0]> = {}) {
+  const errors: NodeJS.ErrnoException[] = [];
+  const resumed: CaptureGapEvent[] = [];
+  const writer = new CaptureWriter({
+    path: p,
+    createdBy: 'wstap unit test',
+    flushIntervalMs: 5,
+    retryIntervalMs: 20,
+    highWaterBytes: 1 << 30,
+    io: disk,
+    now: () => clock.now,
+    onError: (err) => errors.push(err),
+    onResume: (gap) => resumed.push(gap),
+    ...extra,
+  });
+  return { writer, errors, resumed };
+}
+
+describe('CaptureWriter when the disk fails', () => {
+  it('keeps counting while the disk is full, retries quietly, and writes a capture.gap with the count once it accepts data again', async () => {
+    const p = tempPath();
+    const disk = new FillingDisk();
+    const clock = { now: 5000 };
+    const { writer, errors, resumed } = diskWriter(p, disk, clock);
+    const before = [frame(1000, 'client', 0), frame(1001, 'upstream', 0)];
+    for (const e of before) writer.record(e);
+    await until(() => writer.writtenEvents === 2, 'the first events to be written');
+
+    disk.room = 0;
+    const lost = Array.from({ length: 30 }, (_, i) => frame(2000 + i, 'client', i + 1));
+    for (const e of lost.slice(0, 10)) writer.record(e);
+    await until(() => errors.length === 1, 'the failure to be told');
+    expect(errors[0]?.code).toBe('ENOSPC');
+    for (const e of lost.slice(10)) writer.record(e);
+    expect(writer.droppedEvents).toBe(30);
+    // Retries happen (every 20 ms here) and fail without another report.
+    const failuresSoFar = disk.failures;
+    await until(() => disk.failures >= failuresSoFar + 3, 'retries');
+    expect(errors).toHaveLength(1);
+    expect(resumed).toHaveLength(0);
+
+    clock.now = 9000;
+    disk.room = Infinity;
+    await until(() => resumed.length === 1, 'the capture to resume');
+    const after = [frame(9001, 'client', 31), frame(9002, 'upstream', 1)];
+    for (const e of after) writer.record(e);
+    await writer.close();
+
+    const gap: CaptureGapEvent = { kind: 'capture.gap', t: 9000, from: 2000, lostEvents: 30, code: 'ENOSPC' };
+    expect(resumed).toStrictEqual([gap]);
+    const warnings: CaptureReadWarning[] = [];
+    expect(await readCaptureFile(p, { onWarning: (w) => warnings.push(w) })).toStrictEqual([...before, gap, ...after]);
+    expect(warnings).toStrictEqual([]);
+    expect(writer.droppedEvents).toBe(30);
+    expect(writer.writtenEvents).toBe(4);
+    expect(errors).toHaveLength(1);
+  });
+
+  it('a short write followed by an error: the torn line is ended by a newline before the gap, and counted as lost', async () => {
+    const p = tempPath();
+    const disk = new FillingDisk();
+    const clock = { now: 7000 };
+    const { writer, errors, resumed } = diskWriter(p, disk, clock, { flushIntervalMs: 3_600_000 });
+    const events = [frame(1000, 'client', 0), frame(1001, 'client', 1), frame(1002, 'client', 2)];
+    // Room for the first line and 10 bytes of the second.
+    disk.room = Buffer.byteLength(lineOf(events[0] as CaptureEvent)) + 10;
+    for (const e of events) writer.record(e);
+    writer.flushSync();
+    expect(writer.writtenEvents).toBe(1);
+    expect(writer.droppedEvents).toBe(2);
+    expect(errors.map((e) => e.code)).toStrictEqual(['ENOSPC']);
+
+    disk.room = Infinity;
+    const later = frame(8000, 'upstream', 0);
+    writer.record(later); // still failing until a retry succeeds: dropped
+    await writer.close(); // close tries once more, and the disk has room now
+    const gap: CaptureGapEvent = { kind: 'capture.gap', t: 7000, from: 1001, lostEvents: 3, code: 'ENOSPC' };
+    expect(resumed).toStrictEqual([gap]);
+
+    const lines = fs.readFileSync(p, 'utf8').split('\n');
+    expect(lines[2]).toBe(lineOf(events[1] as CaptureEvent).slice(0, 10));
+    expect(JSON.parse(lines[3] as string)).toStrictEqual(gap);
+    const warnings: CaptureReadWarning[] = [];
+    expect(await readCaptureFile(p, { onWarning: (w) => warnings.push(w) })).toStrictEqual([events[0], gap]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.line).toBe(3);
+    expect(warnings[0]?.message).toContain('torn');
+  });
+
+  it('short writes that succeed are continued until every line is whole', async () => {
+    const p = tempPath();
+    // A disk that takes at most 7 bytes per call and never fails.
+    const io: CaptureIo = {
+      write: (fd, buffer, offset, length, callback) => fs.write(fd, buffer, offset, Math.min(length, 7), null, callback),
+      writeSync: (fd, buffer, offset, length) => fs.writeSync(fd, buffer, offset, Math.min(length, 7), null),
+    };
+    const writer = new CaptureWriter({ path: p, createdBy: 'wstap unit test', flushIntervalMs: 5, io });
+    const events = sampleEvents();
+    for (const e of events.slice(0, 4)) writer.record(e);
+    await until(() => writer.writtenEvents === 4, 'the asynchronous writes');
+    for (const e of events.slice(4)) writer.record(e);
+    await writer.close();
+    expect(writer.droppedEvents).toBe(0);
+    expect(await readCaptureFile(p)).toStrictEqual(events);
+  });
+
+  it('a line cut just before its newline is kept: the newline before the gap completes it', async () => {
+    const p = tempPath();
+    const disk = new FillingDisk();
+    const { writer } = diskWriter(p, disk, { now: 3000 }, { flushIntervalMs: 3_600_000 });
+    const events = [frame(1000, 'client', 0), frame(1001, 'client', 1)];
+    disk.room = Buffer.byteLength(lineOf(events[0] as CaptureEvent)) - 1;
+    for (const e of events) writer.record(e);
+    writer.flushSync();
+    expect(writer.writtenEvents).toBe(1);
+    disk.room = Infinity;
+    await writer.close();
+    const warnings: CaptureReadWarning[] = [];
+    const gap: CaptureGapEvent = { kind: 'capture.gap', t: 3000, from: 1001, lostEvents: 1, code: 'ENOSPC' };
+    expect(await readCaptureFile(p, { onWarning: (w) => warnings.push(w) })).toStrictEqual([events[0], gap]);
+    expect(warnings).toStrictEqual([]);
+  });
+
+  it('a retry that is itself cut short leaves another torn line; the next gap counts everything', async () => {
+    const p = tempPath();
+    const disk = new FillingDisk();
+    disk.code = 'EFBIG';
+    const clock = { now: 4000 };
+    const { writer, errors, resumed } = diskWriter(p, disk, clock);
+    const first = frame(1000, 'client', 0);
+    disk.room = 20;
+    writer.record(first);
+    await until(() => errors.length === 1, 'the failure');
+    writer.record(frame(1001, 'client', 1));
+    // The retry writes the newline and 15 bytes of its gap line, then fails again.
+    disk.room = 16;
+    await until(() => disk.room === 0 && disk.failures >= 2, 'a retry cut short');
+    writer.record(frame(1002, 'client', 2));
+    clock.now = 6000;
+    disk.room = Infinity;
+    await until(() => resumed.length === 1, 'the capture to resume');
+    await writer.close();
+    const gap: CaptureGapEvent = { kind: 'capture.gap', t: 6000, from: 1000, lostEvents: 3, code: 'EFBIG' };
+    expect(resumed).toStrictEqual([gap]);
+    expect(errors).toHaveLength(1);
+    const warnings: CaptureReadWarning[] = [];
+    expect(await readCaptureFile(p, { onWarning: (w) => warnings.push(w) })).toStrictEqual([gap]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.message).toContain('2 lines torn');
+  });
+
+  it('holds no events while failing, whatever arrives: memory stays bounded', async () => {
+    const p = tempPath();
+    const disk = new FillingDisk();
+    disk.room = 0;
+    const { writer, errors } = diskWriter(p, disk, { now: 1 }, { maxBufferedBytes: 64 * 1024 });
+    writer.record(frame(1, 'client', 0));
+    await until(() => errors.length === 1, 'the failure');
+    const big = frame(2, 'client', 1, { preview: Buffer.alloc(700, 1).toString('base64') });
+    let maxHeld = 0;
+    for (let i = 0; i < 50_000; i++) {
+      writer.record(big);
+      maxHeld = Math.max(maxHeld, writer.bufferedBytes);
+      // Let retries run now and then: what arrives during one is held (up to the limit) until it fails.
+      if (i % 5000 === 0) await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    expect(maxHeld).toBeLessThanOrEqual(64 * 1024 + lineOf(big).length);
+    expect(writer.droppedEvents).toBe(50_001);
+    expect(writer.writtenEvents).toBe(0);
+    await writer.close();
+    // Still failing at close: the count stays with the writer (and the session summary), the file has the header only.
+    expect(writer.droppedEvents).toBe(50_001);
+    expect(await readCaptureFile(p)).toStrictEqual([]);
+  });
+
+  it('records after a failure never throw into the caller, even when the disk throws synchronously', async () => {
+    const p = tempPath();
+    const io: CaptureIo = {
+      write: () => {
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      },
+      writeSync: () => {
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      },
+    };
+    const errors: string[] = [];
+    const writer = new CaptureWriter({ path: p, createdBy: 'wstap unit test', flushIntervalMs: 5, retryIntervalMs: 5, highWaterBytes: 1, io, onError: (e) => errors.push(e.code ?? '') });
+    for (let i = 0; i < 100; i++) expect(() => writer.record(frame(i, 'client', i))).not.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await writer.close();
+    expect(errors).toStrictEqual(['EIO']);
+    expect(writer.droppedEvents).toBe(100);
+  });
+});
+
+describe('readCaptureFile and torn lines', () => {
+  const gap: CaptureGapEvent = { kind: 'capture.gap', t: 1500, from: 1002, lostEvents: 4, code: 'EFBIG' };
+
+  it('skips a torn line followed by a capture.gap, warns once, and reads every event after it', async () => {
+    const p = tempPath();
+    const events = sampleEvents();
+    fs.writeFileSync(
+      p,
+      captureHeaderLine('test') +
+        lineOf(events[0] as CaptureEvent) +
+        lineOf(events[1] as CaptureEvent).slice(0, 25) + '\n' +
+        lineOf(gap) +
+        events.slice(2).map(lineOf).join(''),
+    );
+    const warnings: CaptureReadWarning[] = [];
+    expect(await readCaptureFile(p, { onWarning: (w) => warnings.push(w) })).toStrictEqual([events[0], gap, ...events.slice(2)]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.line).toBe(3);
+    expect(warnings[0]?.message).toContain('line 4');
+  });
+
+  it('still refuses a torn line that no capture.gap explains, and a JSON line that is not an event before a gap', async () => {
+    const events = sampleEvents();
+    const torn = tempPath();
+    fs.writeFileSync(torn, captureHeaderLine('test') + '{"kind":"ws.fr\n' + lineOf(events[1] as CaptureEvent) + lineOf(gap));
+    expect((await expectFormatError(readCaptureFile(torn))).line).toBe(2);
+    const notEvent = tempPath();
+    fs.writeFileSync(notEvent, captureHeaderLine('test') + '{"x":1}\n' + lineOf(gap));
+    expect((await expectFormatError(readCaptureFile(notEvent))).line).toBe(2);
   });
 });

@@ -147,6 +147,16 @@ describe('narrate: which events produce a line', () => {
     expect(lossy?.msg).toContain('3 events could not be written to the capture');
   });
 
+  it('narrates a capture gap read from a file as a warning with the count, the span and the cause', () => {
+    const gap = narrate({ kind: 'capture.gap', t: T0 + 4500, from: T0, lostEvents: 17, code: 'EFBIG' }, null);
+    expect(gap).toStrictEqual({
+      level: 'warn',
+      msg: 'capture gap: 17 events of the 4.50 s before this were not saved (EFBIG); connections of that time may lack events or be missing',
+      fields: { lostEvents: 17, code: 'EFBIG', from: T0 },
+    });
+    expect(narrate({ kind: 'capture.gap', t: T0 + 1, from: T0, lostEvents: 3, code: 'backlog' }, null)?.msg).toContain('(the disk did not keep up)');
+  });
+
   it('narrates the handshake request with method, url, version and upgrade header', () => {
     expect(narrate(handshakeRequest(2, '/api/v4/websocket?a=1'), null)?.msg).toBe('#2 GET /api/v4/websocket?a=1 HTTP/1.1 upgrade: websocket');
     const noUpgrade = { ...handshakeRequest(2), rawHeaders: [] as Array<[string, string]> };

@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CaptureEvent, MessageEvent, Side } from '../../src/capture/events.js';
+import type { CaptureEvent, CaptureGapEvent, MessageEvent, Side } from '../../src/capture/events.js';
 import { buildHar } from '../../src/har/har-document.js';
 import { writeHarFile } from '../../src/har/har-file-writer.js';
+import { harToEvents } from '../../src/har/har-reader.js';
 import type { HarFoldOptions } from '../../src/har/har-fold.js';
 import type { HarEntry } from '../../src/har/har-types.js';
 import {
@@ -255,5 +256,31 @@ describe('streamed HAR file', () => {
     // Never overwrites without being told to.
     await expect(writeHarFile(events(list), { ...DEFAULTS, path: file, overwrite: false, creatorVersion: '0.1.0' })).rejects.toMatchObject({ code: 'EEXIST' });
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('HAR: where the capture lost events', () => {
+  const gap: CaptureGapEvent = { kind: 'capture.gap', t: T0 + 5000.5, from: T0 + 200.25, lostEvents: 42, code: 'ENOSPC' };
+
+  it('log._wstap.captureGaps lists them, in epoch seconds like the other _wstap times; without gaps there is no log._wstap', async () => {
+    const list = [...session(), gap];
+    const har = buildHar(list, DEFAULTS, '0.1.0');
+    expect(har.log._wstap).toStrictEqual({ captureGaps: [{ from: (T0 + 200.25) / 1000, to: (T0 + 5000.5) / 1000, lostEvents: 42, code: 'ENOSPC' }] });
+    expect(harSchemaErrors(har)).toEqual([]);
+    expect(buildHar(session(), DEFAULTS, '0.1.0').log._wstap).toBeUndefined();
+
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-har-'));
+    const file = path.join(dir, 'out.har');
+    await writeHarFile((async function* () { yield* list; })(), { ...DEFAULTS, path: file, overwrite: false, creatorVersion: '0.1.0' });
+    const streamed = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    expect(streamed).toEqual(har);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads back from the HAR as the same capture.gap, counted in the session end', () => {
+    const back = harToEvents(JSON.stringify(buildHar([...session(), gap], DEFAULTS, '0.1.0')), 'gap.har');
+    expect(back.warnings).toEqual([]);
+    expect(back.events.filter((e) => e.kind === 'capture.gap')).toStrictEqual([gap]);
+    expect(back.events.at(-1)).toMatchObject({ kind: 'session.end', droppedEvents: 42 });
   });
 });
