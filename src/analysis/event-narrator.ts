@@ -1,4 +1,4 @@
-import { GAP_BACKLOG, type CaptureEvent } from '../capture/events.js';
+import { GAP_BACKLOG, opcodeName, type CaptureEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, noAnswerReason } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
@@ -6,6 +6,7 @@ import { diagnoseConnection, factsOf, type DiagnosisContext, type RecordedHandsh
 import type { Finding } from './finding.js';
 import { bodyEvidence, responseBodyFacts } from './handshake-rules.js';
 import { printable } from './printable.js';
+import { seconds2 } from './timeout-verdict.js';
 
 export type NarrationLevel = 'debug' | 'info' | 'warn' | 'error';
 
@@ -88,6 +89,17 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         msg: `#${event.conn} rejected ${event.method ? `${printable(event.method)} ${printable(event.url)}` : 'a request'}: ${event.statusCode} ${printable(event.reason)}`,
         fields: { conn: event.conn, status: event.statusCode },
       };
+    case 'ws.frame.cut': {
+      // A frame the connection's end cut in two: the receiver got part of a message, or none of it.
+      const what = event.opcode !== undefined
+        ? `${opcodeName(event.opcode)} frame ${event.index} (${event.length} payload bytes announced) was cut off after ${event.payloadReceived} of them`
+        : `frame ${event.index} was cut off inside its header (${event.received} byte${event.received === 1 ? '' : 's'})`;
+      return {
+        level: 'warn',
+        msg: `#${event.conn} ${event.side}'s ${what}: the connection ended ${seconds2(event.t - event.started)} after its first byte`,
+        fields: { conn: event.conn, side: event.side, offset: event.offset },
+      };
+    }
     case 'ws.protocol-error':
       return {
         level: 'warn',

@@ -14,6 +14,13 @@
  */
 
 export type Side = 'client' | 'upstream';
+
+/** RFC 6455 opcodes by name, for people reading frames; reserved ones read as op3..op15. */
+const OPCODE_NAMES: Readonly<Record<number, string>> = { 0: 'cont', 1: 'text', 2: 'binary', 8: 'close', 9: 'ping', 10: 'pong' };
+
+export function opcodeName(opcode: number): string {
+  return OPCODE_NAMES[opcode] ?? `op${opcode}`;
+}
 export type RawHeaders = Array<[string, string]>;
 
 /** Silence of each direction, in ms since its last byte, at the moment of an event. */
@@ -219,6 +226,27 @@ export interface MessageEvent extends ConnBase {
   previewTruncated: boolean;
 }
 
+/**
+ * The connection ended in the middle of a frame: the frame's first byte
+ * arrived, its last did not (no ws.frame for it). Recorded when the
+ * connection ends, before conn.close.
+ */
+export interface FrameCutEvent extends ConnBase {
+  kind: 'ws.frame.cut';
+  side: Side;
+  index: number;
+  offset: number;
+  /** When the frame's first byte arrived. */
+  started: number;
+  /** Bytes of the frame that arrived, header included. */
+  received: number;
+  /** Known once the header was complete. */
+  opcode?: number;
+  /** The payload length the header announced. */
+  length?: number;
+  payloadReceived?: number;
+}
+
 export interface ProtocolErrorEvent extends ConnBase {
   kind: 'ws.protocol-error';
   side: Side;
@@ -282,6 +310,7 @@ export type CaptureEvent =
   | HandshakeErrorEvent
   | FrameEvent
   | MessageEvent
+  | FrameCutEvent
   | ProtocolErrorEvent
   | InflateErrorEvent
   | FinEvent

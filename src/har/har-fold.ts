@@ -15,6 +15,7 @@ import type {
   HttpResponseEvent,
   MessageEvent,
   ProtocolErrorEvent,
+  FrameCutEvent,
 } from '../capture/events.js';
 import {
   emptyWstap,
@@ -26,7 +27,7 @@ import {
   isoTime,
   serverIp,
 } from './har-entries.js';
-import type { HarCaptureGap, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
+import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
 import { redactHandshake } from './redaction.js';
 
 export interface HarFoldOptions {
@@ -67,6 +68,8 @@ interface WebSocketRecord {
   pairing: PingPairing;
   pings: Array<{ from: 'client' | 'upstream'; rttMs: number }>;
   protocolErrors: ProtocolErrorEvent[];
+  /** At most one per side: the frame each was in the middle of when the connection ended. */
+  cutFrames: FrameCutEvent[];
   /** Recent messages held back to emit in time order (inflating can record them late). */
   reorder: HarWebSocketMessage[];
   lastT: number;
@@ -148,6 +151,7 @@ export class HarFold {
           pairing: new PingPairing(),
           pings: [],
           protocolErrors: [],
+          cutFrames: [],
           reorder: [],
           lastT: event.t,
         });
@@ -191,6 +195,9 @@ export class HarFold {
         break;
       case 'ws.protocol-error':
         if (record.protocolErrors.length < MAX_PROTOCOL_ERRORS) record.protocolErrors.push(event);
+        break;
+      case 'ws.frame.cut':
+        if (record.cutFrames.length < 2) record.cutFrames.push(event);
         break;
       default:
         break;
@@ -325,6 +332,7 @@ export class HarFold {
         ...(record.protocolErrors.length > 0
           ? { protocolErrors: record.protocolErrors.map((p) => ({ side: p.side, code: p.code, message: p.message, offset: p.offset })) }
           : {}),
+        ...(record.cutFrames.length > 0 ? { cutFrames: record.cutFrames.map(harCutFrame) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
       },
     };
@@ -457,4 +465,15 @@ export class HarFold {
       return 'unknown';
     }
   }
+}
+
+function harCutFrame(cut: FrameCutEvent): HarCutFrame {
+  return {
+    type: cut.side === 'client' ? 'send' : 'receive',
+    time: epochSeconds(cut.started),
+    endTime: epochSeconds(cut.t),
+    offset: cut.offset,
+    received: cut.received,
+    ...(cut.opcode !== undefined ? { opcode: cut.opcode, length: cut.length ?? 0, payloadReceived: cut.payloadReceived ?? 0 } : {}),
+  };
 }

@@ -562,6 +562,7 @@ function webSocketEvents(entry: GoodEntry, conn: number, connection: Connection,
   body.push(...closeEvidenceEvents(closeEvents, frameEvents, wstap, conn, connection));
   body.push(...messageEvents(messages, frameEvents, conn));
   body.push(...protocolErrorEvents(wstap, frameEvents, conn, connection, handshake, `${where}._wstap.protocolErrors`, warnings));
+  body.push(...cutFrameEvents(wstap?.['cutFrames'], frameEvents, conn, `${where}._wstap.cutFrames`, warnings));
 
   // The handshake precedes everything on the connection even when the file's clocks disagree.
   const firstBody = body.reduce((min, e) => Math.min(min, e.t), Infinity);
@@ -851,6 +852,36 @@ function protocolErrorEvents(
       message: str(item['message']) ?? '',
       offset: nonNegative(item['offset']) ?? 0,
       frameIndex: own.length,
+    });
+  });
+  return out;
+}
+
+/** `_wstap.cutFrames` back into `ws.frame.cut`, numbered after that side's last whole frame. */
+function cutFrameEvents(value: unknown, frameEvents: FrameEvent[], conn: number, where: string, warnings: string[]): CaptureEvent[] {
+  if (!Array.isArray(value)) return [];
+  const out: CaptureEvent[] = [];
+  value.forEach((item, i) => {
+    const at = `${where}[${i}]`;
+    if (!isObject(item)) return void warnings.push(`${at}: skipped: not an object`);
+    const side = sideOfType(item['type']);
+    if (!side) return void warnings.push(`${at}: skipped: type ${JSON.stringify(item['type'] ?? null)} is neither "send" nor "receive"`);
+    const time = num(item['time']);
+    const received = nonNegative(item['received']);
+    if (time === undefined || received === undefined) return void warnings.push(`${at}: skipped: no time or received`);
+    const started = secondsToMs(time);
+    const end = num(item['endTime']);
+    const opcode = nonNegative(item['opcode']);
+    out.push({
+      kind: 'ws.frame.cut',
+      t: end !== undefined ? Math.max(started, secondsToMs(end)) : started,
+      conn,
+      side,
+      index: frameEvents.filter((f) => f.side === side).length,
+      offset: nonNegative(item['offset']) ?? 0,
+      started,
+      received,
+      ...(opcode !== undefined ? { opcode, length: nonNegative(item['length']) ?? 0, payloadReceived: nonNegative(item['payloadReceived']) ?? 0 } : {}),
     });
   });
   return out;

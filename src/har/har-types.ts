@@ -87,6 +87,20 @@ export interface HarFrame {
   length: number;
 }
 
+/** A frame whose first byte arrived but not its last; `opcode`, `length` and `payloadReceived` once its header was complete. */
+export interface HarCutFrame {
+  type: 'send' | 'receive';
+  /** Epoch seconds: when its first byte arrived, and when the connection ended. */
+  time: number;
+  endTime: number;
+  /** Byte offset of the frame in its direction's stream after the handshake. */
+  offset: number;
+  /** Bytes of it that arrived, header included. */
+  received: number;
+  opcode?: number;
+  length?: number;
+  payloadReceived?: number;
+}
 
 export interface HarWstap {
   connectionId: number;
@@ -97,6 +111,8 @@ export interface HarWstap {
   idleBeforeCloseMs: { client: number; upstream: number } | null;
   pings: Array<{ from: 'client' | 'upstream'; rttMs: number }>;
   diagnosis: Finding[];
+  /** Frames the connection's end cut off in the middle (at most one per direction). */
+  cutFrames?: HarCutFrame[];
   /** Protocol errors the decoder recorded, with byte offsets. */
   protocolErrors?: Array<{ side: 'client' | 'upstream'; code: string; message: string; offset: number }>;
   /** Who produced the response: `wstap` when the upstream could not be reached and wstap answered 502. */

@@ -142,10 +142,28 @@ class DirectionTap {
     }
   }
 
-  /** The connection ended: let messages already complete finish inflating, then release zlib. */
+  /** The connection ended: record a frame it cut off, let messages already complete finish inflating, then release zlib. */
   close(settled: () => void): void {
+    if (!this.#faulted) this.#recordCut();
     if (this.#inflater) this.#inflater.finish(settled);
     else settled();
+  }
+
+  #recordCut(): void {
+    const cut = this.#decoder.unfinishedFrame;
+    if (!cut) return;
+    const { header } = cut;
+    this.#ctx.record({
+      kind: 'ws.frame.cut',
+      t: this.#ctx.now(),
+      conn: this.#ctx.id,
+      side: this.#side,
+      index: cut.index,
+      offset: cut.offset,
+      started: cut.t,
+      received: cut.received,
+      ...(header ? { opcode: header.opcode, length: header.length, payloadReceived: cut.payloadReceived } : {}),
+    });
   }
 
   #wantPayload(header: FrameHeader): boolean {

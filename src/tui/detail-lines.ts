@@ -6,7 +6,7 @@ import type { Finding } from '../analysis/finding.js';
 import { bodyEvidence, responseBodyFacts } from '../analysis/handshake-rules.js';
 import type { FrameRecord } from '../analysis/frame-history.js';
 import { printable } from '../analysis/printable.js';
-import type { RawHeaders, Side } from '../capture/events.js';
+import { opcodeName, type RawHeaders, type Side } from '../capture/events.js';
 import { REDACTED, redactHandshake, redactRawHeaders, redactUrl } from '../har/redaction.js';
 import type { ConnectionRow } from './connection-rows.js';
 import { noteCell } from './connection-table.js';
@@ -35,7 +35,6 @@ export interface DetailInput {
   now?: number;
 }
 
-const OPCODE_NAMES: Record<number, string> = { 0: 'cont', 1: 'text', 2: 'binary', 8: 'close', 9: 'ping', 10: 'pong' };
 const ARROW: Record<Side, string> = { client: '→', upstream: '←' };
 
 function line(text: string, tone: Tone = 'plain'): StyledLine {
@@ -175,7 +174,7 @@ function timeline(input: DetailInput): StyledLine[] {
     const gap = previous === null ? '' : relativeTime(f.t - previous);
     previous = f.t;
     const flags = `${f.fin ? 'fin' : '   '} ${f.rsv1 ? 'rsv1' : '    '}`;
-    const op = OPCODE_NAMES[f.opcode] ?? `op${f.opcode}`;
+    const op = opcodeName(f.opcode);
     const isText = f.opcode === 1 || (f.opcode === 0 && textMessage[f.side]);
     out.push(
       line(

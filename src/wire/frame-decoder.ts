@@ -61,6 +61,19 @@ export interface FrameProtocolError {
   frameIndex: number;
 }
 
+/** A frame whose first byte arrived but not its last: what is known of it. */
+export interface UnfinishedFrame {
+  index: number;
+  offset: number;
+  t: number;
+  /** Bytes of it received so far, header included. */
+  received: number;
+  /** Null while the header itself is incomplete. */
+  header: FrameHeader | null;
+  /** Payload bytes received (0 while the header is incomplete). */
+  payloadReceived: number;
+}
+
 export interface FrameDecoderHandlers {
   /** As soon as the header is complete. */
   onFrameHeader?(header: FrameHeader): void;
@@ -187,6 +200,24 @@ export class FrameDecoder {
    */
   get inMessage(): boolean {
     return this.messageOpen;
+  }
+
+  /**
+   * The frame in progress, if its first byte has arrived: at the end of a
+   * connection, a frame cut off in the middle. Null between frames and after
+   * a protocol error.
+   */
+  get unfinishedFrame(): UnfinishedFrame | null {
+    if (this.state === FAILED || (this.state === GET_INFO && this.hdrLen === 0)) return null;
+    const header = this.state === GET_DATA ? this.header : null;
+    return {
+      index: this.frames,
+      offset: this.frameOffset,
+      t: this.frameT,
+      received: this.bytes - this.frameOffset,
+      header,
+      payloadReceived: header ? this.payloadPos : 0,
+    };
   }
 
   push(chunk: Buffer, t: number): void {

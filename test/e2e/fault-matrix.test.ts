@@ -205,8 +205,12 @@ describe('faults through a real nginx', () => {
     expect(attributeClose(evidence).closedBy).toBe('upstream');
     const answerHead = ofConn(events, conn, 'ws.handshake.response')[0]?.headLength ?? NaN;
     expect(ofConn(events, conn, 'conn.close')[0]?.bytes.fromUpstream).toBe(answerHead + 10 + 100 * 1024);
-    // The frame was never completed: no ws.frame for it, no message.
+    // The frame was never completed: no ws.frame for it, but a record of how much of it came.
     expect(ofConn(events, conn, 'ws.frame').filter((f) => f.side === 'upstream')).toHaveLength(0);
+    expect(ofConn(events, conn, 'ws.frame.cut')).toEqual([
+      expect.objectContaining({ side: 'upstream', index: 0, offset: 0, received: 10 + 100 * 1024, opcode: 2, length: 1024 * 1024, payloadReceived: 100 * 1024 }),
+    ]);
+    await stack.wstap.waitForLog((l) => l.conn === conn && /upstream's binary frame 0 \(1048576 payload bytes announced\) was cut off after 102400 of them/.test(l.msg));
   });
 
   it('the client vanishes (RST) behind nginx in the middle of a frame: the app sees the connection end, closed by the client side', async () => {
@@ -233,6 +237,7 @@ describe('faults through a real nginx', () => {
     expect(evidence[0]?.side).toBe('client');
     expect(attributeClose(evidence).closedBy).toBe('client');
     expect(ofConn(events, conn, 'conn.close')[0]?.bytes.fromClient).toBe(14 + 50 * 1024);
+    expect(ofConn(events, conn, 'ws.frame.cut')).toEqual([expect.objectContaining({ side: 'client', received: 14 + 50 * 1024, length: 1024 * 1024, payloadReceived: 50 * 1024 })]);
   });
 
   it('the upstream half-closes first: its FIN is passed on and the client still gets to send', async () => {

@@ -157,6 +157,20 @@ describe('narrate: which events produce a line', () => {
     expect(narrate({ kind: 'capture.gap', t: T0 + 1, from: T0, lostEvents: 3, code: 'backlog' }, null)?.msg).toContain('(the disk did not keep up)');
   });
 
+  it('narrates a frame cut off by the connection\'s end, with what arrived of it', () => {
+    const cut = narrate(
+      { kind: 'ws.frame.cut', t: T0 + 1250, conn: 3, side: 'upstream', index: 7, offset: 900, started: T0, received: 102_410, opcode: 2, length: 1_048_576, payloadReceived: 102_400 },
+      null,
+    );
+    expect(cut).toStrictEqual({
+      level: 'warn',
+      msg: "#3 upstream's binary frame 7 (1048576 payload bytes announced) was cut off after 102400 of them: the connection ended 1.25 s after its first byte",
+      fields: { conn: 3, side: 'upstream', offset: 900 },
+    });
+    const inHeader = narrate({ kind: 'ws.frame.cut', t: T0 + 5, conn: 3, side: 'client', index: 0, offset: 0, started: T0, received: 1 }, null);
+    expect(inHeader?.msg).toBe("#3 client's frame 0 was cut off inside its header (1 byte): the connection ended 0.01 s after its first byte");
+  });
+
   it('narrates the handshake request with method, url, version and upgrade header', () => {
     expect(narrate(handshakeRequest(2, '/api/v4/websocket?a=1'), null)?.msg).toBe('#2 GET /api/v4/websocket?a=1 HTTP/1.1 upgrade: websocket');
     const noUpgrade = { ...handshakeRequest(2), rawHeaders: [] as Array<[string, string]> };

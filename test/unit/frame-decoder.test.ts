@@ -1,100 +1,12 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import * as ws from 'ws';
 import {
   FrameDecoder,
   type DecodedFrame,
   type FrameDecoderOptions,
   type FrameErrorCode,
-  type FrameHeader,
-  type FrameProtocolError,
 } from '../../src/wire/frame-decoder.js';
-
-// @types/ws does not declare Sender; ws's ESM wrapper exports it.
-interface SenderFrameOptions {
-  fin: boolean;
-  rsv1: boolean;
-  opcode: number;
-  mask: boolean;
-  readOnly: boolean;
-  maskBuffer?: Buffer;
-  generateMask?: (mask: Buffer) => void;
-}
-const { Sender } = ws as unknown as {
-  Sender: { frame(data: Buffer, options: SenderFrameOptions): Buffer[] };
-};
-
-interface FrameSpec {
-  opcode: number;
-  payload: Buffer;
-  fin?: boolean;
-  rsv1?: boolean;
-  /** A 4-byte key, or true for a random one. */
-  mask?: Uint8Array | boolean;
-}
-
-/** Builds one frame with ws's own sender (which masks its input in place, so give it a copy). */
-function frame(spec: FrameSpec): Buffer {
-  const key = spec.mask instanceof Uint8Array ? Buffer.from(spec.mask) : undefined;
-  return Buffer.concat(
-    Sender.frame(Buffer.from(spec.payload), {
-      fin: spec.fin ?? true,
-      rsv1: spec.rsv1 ?? false,
-      opcode: spec.opcode,
-      mask: spec.mask !== undefined && spec.mask !== false,
-      readOnly: false,
-      ...(key ? { maskBuffer: key, generateMask: () => {} } : {}),
-    }),
-  );
-}
-
-function closeBody(code: number, reason: string): Buffer {
-  const body = Buffer.alloc(2 + Buffer.byteLength(reason));
-  body.writeUInt16BE(code, 0);
-  body.write(reason, 2);
-  return body;
-}
-
-interface Run {
-  frames: DecodedFrame[];
-  headers: FrameHeader[];
-  errors: FrameProtocolError[];
-  payloads: Map<number, Buffer[]>;
-  decoder: FrameDecoder;
-}
-
-function run(chunks: Buffer[], options?: FrameDecoderOptions, ts?: number[]): Run {
-  const frames: DecodedFrame[] = [];
-  const headers: FrameHeader[] = [];
-  const errors: FrameProtocolError[] = [];
-  const payloads = new Map<number, Buffer[]>();
-  const decoder = new FrameDecoder(
-    {
-      onFrameHeader: (h) => headers.push(h),
-      onPayload: (h, data) => {
-        const list = payloads.get(h.index) ?? [];
-        list.push(Buffer.from(data));
-        payloads.set(h.index, list);
-      },
-      onFrame: (f) => frames.push(f),
-      onError: (e) => errors.push(e),
-    },
-    options,
-  );
-  chunks.forEach((c, i) => decoder.push(c, ts ? ts[i]! : i));
-  return { frames, headers, errors, payloads, decoder };
-}
-
-function splitAt(buf: Buffer, cuts: number[]): { chunks: Buffer[]; starts: number[] } {
-  const points = [...cuts.map((c) => Math.min(c, buf.length)), 0, buf.length].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  const starts: number[] = [];
-  for (let i = 0; i + 1 < points.length; i++) {
-    chunks.push(buf.subarray(points[i], points[i + 1]));
-    starts.push(points[i]!);
-  }
-  return { chunks, starts };
-}
+import { anyPayload, closeBody, expectedFrames, frame, run, smallPayload, splitAt, streamArb } from '../support/frame-fixtures.js';
 
 describe('FrameDecoder: valid frames', () => {
   it('decodes an unmasked text frame', () => {
@@ -267,60 +179,24 @@ describe('FrameDecoder: valid frames', () => {
 
 // --- property tests ---------------------------------------------------------
 
-const maskArb = fc.oneof(fc.constant<false>(false), fc.uint8Array({ minLength: 4, maxLength: 4 }));
-const smallPayload = fc.uint8Array({ maxLength: 140 }).map((a) => Buffer.from(a));
-const anyPayload = fc.oneof(
-  { weight: 8, arbitrary: smallPayload },
-  { weight: 1, arbitrary: fc.integer({ min: 65530, max: 65540 }).map((n) => Buffer.alloc(n, n & 0xff)) },
-);
-const controlArb = fc.record({
-  opcode: fc.constantFrom(9, 10),
-  payload: fc.uint8Array({ maxLength: 125 }).map((a) => Buffer.from(a)),
-  mask: maskArb,
-});
-
-/** A message (1+ fragments, control frames maybe interleaved) or a lone control frame. */
-function streamArb(payloadArb: fc.Arbitrary<Buffer>): fc.Arbitrary<FrameSpec[]> {
-  const message = fc
-    .tuple(
-      fc.constantFrom(1, 2),
-      fc.array(fc.tuple(payloadArb, maskArb, fc.option(controlArb, { nil: undefined })), { minLength: 1, maxLength: 4 }),
-    )
-    .map(([opcode, fragments]) =>
-      fragments.flatMap(([payload, mask, control], i): FrameSpec[] => {
-        const spec: FrameSpec = { opcode: i === 0 ? opcode : 0, payload, mask, fin: i === fragments.length - 1 };
-        return control && !spec.fin ? [spec, control] : [spec];
-      }),
-    );
-  const close = fc
-    .tuple(fc.constantFrom(1000, 1001, 1011, 3000, 4999), fc.string({ maxLength: 20 }), maskArb)
-    .map(([code, reason, mask]): FrameSpec[] => [{ opcode: 8, payload: closeBody(code, reason), mask }]);
-  return fc
-    .tuple(fc.array(fc.oneof(message, controlArb.map((c) => [c])), { maxLength: 8 }), fc.option(close, { nil: undefined }))
-    .map(([items, end]) => [...items.flat(), ...(end ?? [])]);
-}
-
-function expectedFrames(specs: FrameSpec[], wires: Buffer[], previewLimit: number): Partial<DecodedFrame>[] {
-  let offset = 0;
-  return specs.map((spec, index) => {
-    const plain = spec.payload; // specs keep the plain payload; only the wire is masked
-    const control = spec.opcode >= 8;
-    const cap = control ? plain.length : Math.min(plain.length, previewLimit);
-    const out: Partial<DecodedFrame> = {
-      index,
-      offset,
-      opcode: spec.opcode,
-      fin: spec.fin ?? true,
-      masked: spec.mask instanceof Uint8Array,
-      maskKey: spec.mask instanceof Uint8Array ? Buffer.from(spec.mask) : null,
-      length: plain.length,
-      preview: plain.subarray(0, cap),
-      previewTruncated: cap < plain.length,
-    };
-    offset += wires[index]!.length;
-    return out;
+describe('FrameDecoder: the frame in progress', () => {
+  it('is null between frames, known from its first byte, complete with its header, and null again after it or after an error', () => {
+    const wire = frame({ opcode: 2, payload: Buffer.alloc(70_000, 1), mask: new Uint8Array([1, 2, 3, 4]) });
+    const r = run([]);
+    expect(r.decoder.unfinishedFrame).toBeNull();
+    r.decoder.push(wire.subarray(0, 3), 5);
+    // Header (2 + 8 + 4 bytes) not complete yet: only where it started and how much came.
+    expect(r.decoder.unfinishedFrame).toEqual({ index: 0, offset: 0, t: 5, received: 3, header: null, payloadReceived: 0 });
+    r.decoder.push(wire.subarray(3, 14 + 1000), 6);
+    expect(r.decoder.unfinishedFrame).toMatchObject({ index: 0, offset: 0, t: 5, received: 1014, payloadReceived: 1000, header: { opcode: 2, length: 70_000 } });
+    r.decoder.push(wire.subarray(14 + 1000), 7);
+    expect(r.frames).toHaveLength(1);
+    expect(r.decoder.unfinishedFrame).toBeNull();
+    r.decoder.push(Buffer.from('8300', 'hex'), 8); // reserved opcode
+    expect(r.errors).toHaveLength(1);
+    expect(r.decoder.unfinishedFrame).toBeNull();
   });
-}
+});
 
 describe('FrameDecoder: properties', () => {
   it('any chunking of a valid stream gives the same frames as feeding it whole', () => {

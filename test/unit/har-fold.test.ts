@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CaptureEvent, CaptureGapEvent, MessageEvent, Side } from '../../src/capture/events.js';
+import type { CaptureEvent, CaptureGapEvent, FrameCutEvent, MessageEvent, Side } from '../../src/capture/events.js';
 import { buildHar } from '../../src/har/har-document.js';
 import { writeHarFile } from '../../src/har/har-file-writer.js';
 import { harToEvents } from '../../src/har/har-reader.js';
@@ -282,5 +282,37 @@ describe('HAR: where the capture lost events', () => {
     expect(back.warnings).toEqual([]);
     expect(back.events.filter((e) => e.kind === 'capture.gap')).toStrictEqual([gap]);
     expect(back.events.at(-1)).toMatchObject({ kind: 'session.end', droppedEvents: 42 });
+  });
+});
+
+describe('HAR: a frame the connection ended in the middle of', () => {
+  const cut: FrameCutEvent = {
+    kind: 'ws.frame.cut', t: T0 + 101.5, conn: 1, side: 'upstream', index: 3, offset: 5000, started: T0 + 90.25,
+    received: 102_410, opcode: 2, length: 1_048_576, payloadReceived: 102_400,
+  };
+  const headerOnly: FrameCutEvent = { kind: 'ws.frame.cut', t: T0 + 101.5, conn: 1, side: 'client', index: 4, offset: 61, started: T0 + 101, received: 2 };
+  const withCuts = (): CaptureEvent[] => {
+    const list = session();
+    const close = list.findIndex((e) => e.kind === 'conn.close' && e.conn === 1);
+    list.splice(close, 0, cut, headerOnly);
+    return list;
+  };
+
+  it('_wstap.cutFrames says how much of it came, in the entry of its connection', () => {
+    const har = buildHar(withCuts(), DEFAULTS, '0.1.0');
+    expect(wsEntry(har.log.entries, 1)._wstap?.cutFrames).toStrictEqual([
+      { type: 'receive', time: (T0 + 90.25) / 1000, endTime: (T0 + 101.5) / 1000, offset: 5000, received: 102_410, opcode: 2, length: 1_048_576, payloadReceived: 102_400 },
+      { type: 'send', time: (T0 + 101) / 1000, endTime: (T0 + 101.5) / 1000, offset: 61, received: 2 },
+    ]);
+    expect(harSchemaErrors(har)).toEqual([]);
+    expect(wsEntry(buildHar(session(), DEFAULTS, '0.1.0').log.entries, 1)._wstap?.cutFrames).toBeUndefined();
+  });
+
+  it('reads back as the same ws.frame.cut events, numbered after each side\'s whole frames', () => {
+    const back = harToEvents(JSON.stringify(buildHar(withCuts(), DEFAULTS, '0.1.0')), 'cut.har');
+    expect(back.warnings).toEqual([]);
+    const cuts = back.events.filter((e) => e.kind === 'ws.frame.cut');
+    // The HAR keeps the frame's offset; indexes are recounted from the frames it lists (2 upstream, 3 client).
+    expect(cuts).toStrictEqual([{ ...cut, index: 2 }, { ...headerOnly, index: 3 }]);
   });
 });
