@@ -165,6 +165,14 @@ function sideOfType(type: unknown): Side | undefined {
   return undefined;
 }
 
+/** A `_webSocketMessages`-style item: an object whose `type` ("send"/"receive") gives its side; warns and skips otherwise. */
+function sidedItem(item: unknown, at: string, warnings: string[]): { item: Json; side: Side } | undefined {
+  if (!isObject(item)) return void warnings.push(`${at}: skipped: not an object`);
+  const side = sideOfType(item['type']);
+  if (!side) return void warnings.push(`${at}: skipped: type ${JSON.stringify(item['type'] ?? null)} is neither "send" nor "receive"`);
+  return { item, side };
+}
+
 function idleOf(value: unknown): Idle | undefined {
   if (!isObject(value)) return undefined;
   const client = nonNegative(value['client']);
@@ -574,11 +582,11 @@ function webSocketEvents(entry: GoodEntry, conn: number, connection: Connection,
 function parseMessages(value: unknown, where: string, warnings: string[]): ParsedMessage[] {
   if (!Array.isArray(value)) return [];
   const out: ParsedMessage[] = [];
-  value.forEach((item, i) => {
+  value.forEach((raw, i) => {
     const at = `${where}[${i}]`;
-    if (!isObject(item)) return void warnings.push(`${at}: skipped: not an object`);
-    const side = sideOfType(item['type']);
-    if (!side) return void warnings.push(`${at}: skipped: type ${JSON.stringify(item['type'] ?? null)} is neither "send" nor "receive"`);
+    const sided = sidedItem(raw, at, warnings);
+    if (!sided) return;
+    const { item, side } = sided;
     const time = num(item['time']);
     if (time === undefined) return void warnings.push(`${at}: skipped: time is not a number`);
     const opcode = num(item['opcode']);
@@ -593,11 +601,11 @@ function parseMessages(value: unknown, where: string, warnings: string[]): Parse
 
 function parseFrames(value: unknown[], where: string, warnings: string[]): ParsedFrame[] {
   const out: ParsedFrame[] = [];
-  value.forEach((item, i) => {
+  value.forEach((raw, i) => {
     const at = `${where}[${i}]`;
-    if (!isObject(item)) return void warnings.push(`${at}: skipped: not an object`);
-    const side = sideOfType(item['type']);
-    if (!side) return void warnings.push(`${at}: skipped: type ${JSON.stringify(item['type'] ?? null)} is neither "send" nor "receive"`);
+    const sided = sidedItem(raw, at, warnings);
+    if (!sided) return;
+    const { item, side } = sided;
     const time = num(item['time']);
     if (time === undefined) return void warnings.push(`${at}: skipped: time is not a number`);
     const opcode = num(item['opcode']);
@@ -861,11 +869,11 @@ function protocolErrorEvents(
 function cutFrameEvents(value: unknown, frameEvents: FrameEvent[], conn: number, where: string, warnings: string[]): CaptureEvent[] {
   if (!Array.isArray(value)) return [];
   const out: CaptureEvent[] = [];
-  value.forEach((item, i) => {
+  value.forEach((raw, i) => {
     const at = `${where}[${i}]`;
-    if (!isObject(item)) return void warnings.push(`${at}: skipped: not an object`);
-    const side = sideOfType(item['type']);
-    if (!side) return void warnings.push(`${at}: skipped: type ${JSON.stringify(item['type'] ?? null)} is neither "send" nor "receive"`);
+    const sided = sidedItem(raw, at, warnings);
+    if (!sided) return;
+    const { item, side } = sided;
     const time = num(item['time']);
     const received = nonNegative(item['received']);
     if (time === undefined || received === undefined) return void warnings.push(`${at}: skipped: no time or received`);
