@@ -57,6 +57,26 @@ export function closeEvidenceOf(event: CaptureEvent): CloseEvidence | null {
  * time order per direction but the two directions' decoders and socket
  * events can interleave, so sort by time (stable: recording order breaks ties).
  */
+/**
+ * Close evidence kept per connection in memory. A normal close has 2 to 4
+ * pieces (a close frame and a FIN per side); a peer that keeps sending close
+ * frames would otherwise grow the list (and the close's log line) without
+ * bound, about 180 bytes a frame, 8 bytes of wire each. The capture keeps
+ * them all.
+ */
+export const MAX_EVIDENCE_KEPT = 32;
+
+/**
+ * Whether `evidence` joins `kept`: below MAX_EVIDENCE_KEPT always, past it
+ * only a side's first piece. That keeps attribution exact: each side's
+ * evidence is recorded in time order (its frames in stream order, its FIN or
+ * error after its last byte), so the earliest of all is some side's first;
+ * at most one piece per side (client, upstream, proxy) comes on top of the cap.
+ */
+export function keepsEvidence(kept: readonly CloseEvidence[], evidence: CloseEvidence): boolean {
+  return kept.length < MAX_EVIDENCE_KEPT || !kept.some((e) => e.side === evidence.side);
+}
+
 export function attributeClose(evidence: readonly CloseEvidence[]): CloseAttribution {
   if (evidence.length === 0) return { closedBy: null, first: null, idleBeforeCloseMs: null };
   let first = evidence[0] as CloseEvidence;

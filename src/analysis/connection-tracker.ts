@@ -10,7 +10,7 @@ import type {
   Side,
 } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
-import { attributeClose, closeEvidenceOf, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
+import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
 import { isHandshakeRequest } from './handshake-rules.js';
 import { PingPairing, type PingRoundTrip } from './ping-pairing.js';
 
@@ -53,8 +53,14 @@ export interface ConnectionSummary {
   /** The plain HTTP request in progress (keep-alive: one at a time). */
   currentRequest: { exchange: number; method: string; url: string } | null;
   directions: Record<Side, DirectionCounters>;
-  /** Evidence in the order it was recorded. */
+  /**
+   * Evidence in the order it was recorded: the first MAX_EVIDENCE_KEPT
+   * pieces, and the first of each side whenever it comes (so the earliest
+   * evidence, hence who closed, is always kept); see keepsEvidence.
+   */
   evidence: CloseEvidence[];
+  /** Evidence seen but not kept: a peer sending close frame after close frame. */
+  evidenceDropped: number;
   /** Most recent round trips, newest last (bounded). */
   pings: PingRoundTrip[];
   pingPairing: PingPairing;
@@ -120,6 +126,7 @@ export class ConnectionTracker {
         currentRequest: null,
         directions: { client: emptyCounters(), upstream: emptyCounters() },
         evidence: [],
+        evidenceDropped: 0,
         pings: [],
         pingPairing: new PingPairing(),
         protocolErrors: 0,
@@ -146,7 +153,8 @@ export class ConnectionTracker {
   #applyTo(s: ConnectionSummary, event: CaptureEvent): void {
     const evidence = closeEvidenceOf(event);
     if (evidence) {
-      s.evidence.push(evidence);
+      if (keepsEvidence(s.evidence, evidence)) s.evidence.push(evidence);
+      else s.evidenceDropped++;
       if (s.state === 'open' && (evidence.kind === 'fin' || evidence.kind === 'close-frame')) s.state = 'half-closed';
     }
     switch (event.kind) {

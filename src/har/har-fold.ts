@@ -1,4 +1,4 @@
-import { attributeClose, closeEvidenceOf, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
+import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
 import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
 import { isHandshakeRequest } from '../analysis/handshake-rules.js';
 import { PingPairing } from '../analysis/ping-pairing.js';
@@ -179,7 +179,8 @@ export class HarFold {
     if (!record) return;
     record.lastT = Math.max(record.lastT, event.t);
     const evidence = closeEvidenceOf(event);
-    if (evidence) record.evidence.push(evidence);
+    // Bounded like the live tracker's: a peer sending close frame after close frame must not grow the export's memory.
+    if (evidence && keepsEvidence(record.evidence, evidence)) record.evidence.push(evidence);
     switch (event.kind) {
       case 'ws.handshake.response':
         record.response = event;

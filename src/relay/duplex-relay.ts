@@ -24,7 +24,8 @@ export interface DuplexRelayOptions {
 /**
  * Pipes two sockets both ways, byte for byte, and records the close evidence
  * of each side: a FIN is passed on as a FIN (`end()`, half-close kept), an RST
- * as an RST (`resetAndDestroy()`), any other socket error as an RST too, since
+ * as an RST (`resetAndDestroy()`, or a plain close if a FIN is still being sent
+ * that way, see resetOrDestroy), any other socket error as an RST too, since
  * the connection it belonged to is gone.
  *
  * Both sockets must have been created with `allowHalfOpen: true`.
@@ -85,7 +86,7 @@ export class DuplexRelay {
 
     src.on('error', (err: NodeJS.ErrnoException) => {
       ctx.recordSocketError(side, err);
-      if (!dst.destroyed) dst.resetAndDestroy();
+      if (!dst.destroyed) resetOrDestroy(dst);
     });
 
     src.on('close', () => {
@@ -106,4 +107,18 @@ export class DuplexRelay {
     if (this.#options.settle) this.#options.settle(done);
     else done();
   }
+}
+
+/**
+ * Passes an RST on, if the socket can still send one. A socket whose FIN is
+ * being sent (its side's FIN was passed on a moment before: end() called, the
+ * shutdown not finished) cannot be reset: libuv refuses (EINVAL) and Node 20
+ * then drops the handle without closing it, so the descriptor leaks, 'close'
+ * never comes, the connection is never recorded as closed and a graceful
+ * stop waits for it forever. That socket is closed instead (its FIN is on
+ * its way already).
+ */
+export function resetOrDestroy(socket: net.Socket): void {
+  if (socket.writableEnded && !socket.writableFinished && socket.writableLength === 0) socket.destroy();
+  else socket.resetAndDestroy();
 }

@@ -150,6 +150,27 @@ describe('ConnectionTracker on a WebSocket connection', () => {
     expect(attributionOf(s).closedBy).toBe('client');
   });
 
+  it('keeps a bounded list of evidence when a peer sends close frame after close frame, and still attributes exactly', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(1));
+    tracker.apply(handshakeRequest(1, T0 + 1));
+    tracker.apply(handshakeResponse(1, T0 + 2));
+    // 10,000 client close frames: unbounded, this list grew ~180 bytes a frame (8 bytes on the wire).
+    for (let i = 0; i < 10_000; i++) tracker.apply(frame(1, T0 + 100 + i, 'client', i, 8, 2, { closeCode: 1000 }));
+    // The upstream's close frame began before all of them (its first byte came first) and is recorded last.
+    tracker.apply(frame(1, T0 + 50, 'upstream', 0, 8, 2, { closeCode: 1001 }));
+    tracker.apply(frame(1, T0 + 20_000, 'upstream', 1, 8, 2, { closeCode: 1001 }));
+    tracker.apply({ kind: 'tcp.fin', t: T0 + 20_001, conn: 1, side: 'client', idle: { client: 0, upstream: 0 } });
+    const s = tracker.get(1);
+    if (!s) throw new Error('connection 1 not tracked');
+    // The first 32, then only the first of a side not yet seen.
+    expect(s.evidence).toHaveLength(33);
+    expect(s.evidence.slice(0, 32).every((e) => e.side === 'client' && e.kind === 'close-frame')).toBe(true);
+    expect(s.evidence[32]).toMatchObject({ side: 'upstream', t: T0 + 50, code: 1001 });
+    expect(s.evidenceDropped).toBe(10_000 - 32 + 1 + 1);
+    expect(attributionOf(s).closedBy).toBe('upstream');
+  });
+
   it('has no attribution before any evidence', () => {
     const tracker = new ConnectionTracker();
     const s = tracker.apply(open(1));

@@ -316,3 +316,17 @@ describe('HAR: a frame the connection ended in the middle of', () => {
     expect(cuts).toStrictEqual([{ ...cut, index: 2 }, { ...headerOnly, index: 3 }]);
   });
 });
+
+describe('HAR: a peer sending close frame after close frame', () => {
+  it('keeps the close evidence bounded and the attribution exact', () => {
+    const list = session().filter((e) => !('conn' in e) || e.conn !== 1 || e.kind === 'conn.open' || e.kind.startsWith('ws.handshake'));
+    for (let i = 0; i < 1000; i++) list.push(frameEvent({ conn: 1, t: T0 + 10 + i, side: 'client', opcode: 8, length: 2, closeCode: 1000 }));
+    list.push({ kind: 'tcp.fin', t: T0 + 2000, conn: 1, side: 'upstream', idle: { client: 0, upstream: 0 } });
+    list.push({ kind: 'conn.close', t: T0 + 2001, conn: 1, bytes: { fromClient: 8000, fromUpstream: 0 } });
+    const w = wsEntry(buildHar(list, DEFAULTS, '0.1.0').log.entries, 1)._wstap;
+    expect(w?.closedBy).toBe('client');
+    // The first 32, and the upstream's first piece on top.
+    expect(w?.closeEvents).toHaveLength(33);
+    expect(w?.closeEvents.at(-1)).toMatchObject({ side: 'upstream', kind: 'fin' });
+  });
+});

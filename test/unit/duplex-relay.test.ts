@@ -1,0 +1,82 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CaptureEvent } from '../../src/capture/events.js';
+import { SessionClock } from '../../src/capture/session-clock.js';
+import { ConnectionContext } from '../../src/relay/connection-context.js';
+import { DuplexRelay, resetOrDestroy } from '../../src/relay/duplex-relay.js';
+
+/** Two connected loopback sockets, both allowing half-close as the relay's do. */
+async function socketPair(server: net.Server): Promise<[net.Socket, net.Socket]> {
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const near = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await new Promise((resolve) => near.once('connect', resolve));
+  const far = await accepted;
+  for (const s of [near, far]) s.on('error', () => undefined);
+  return [near, far];
+}
+
+const closed = (s: net.Socket): Promise<boolean> => new Promise((resolve) => s.once('close', () => resolve(true)));
+const within = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> => Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))]);
+
+describe('DuplexRelay passing a reset on', () => {
+  let server: net.Server;
+  const sockets: net.Socket[] = [];
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  async function listen(): Promise<void> {
+    server = net.createServer({ allowHalfOpen: true });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  }
+
+  it('closes a socket whose FIN is still being sent, where Node cannot reset it (it would leak the descriptor)', async () => {
+    await listen();
+    const [socket, peer] = await socketPair(server);
+    sockets.push(socket, peer);
+    socket.end();
+    // The shutdown is under way: libuv refuses a reset now (EINVAL) and Node 20
+    // then drops the handle unclosed: no 'close', the descriptor stays open.
+    expect(socket.writableEnded && !socket.writableFinished).toBe(true);
+    const done = closed(socket);
+    resetOrDestroy(socket);
+    // 'close' comes once the handle, hence the descriptor, is closed.
+    expect(await within(done, 2000)).toBe(true);
+  });
+
+  it('still resets a socket that is open both ways: the peer sees ECONNRESET', async () => {
+    await listen();
+    const [socket, peer] = await socketPair(server);
+    sockets.push(socket, peer);
+    const peerError = new Promise<string | undefined>((resolve) => peer.once('error', (e: NodeJS.ErrnoException) => resolve(e.code)));
+    peer.write('unread by the reset side');
+    await new Promise((r) => setTimeout(r, 50));
+    resetOrDestroy(socket);
+    expect(await within(peerError, 2000)).toBe('ECONNRESET');
+  });
+
+  it('an upstream FIN followed at once by its RST: both sockets close and conn.close is recorded', async () => {
+    await listen();
+    const [client, clientPeer] = await socketPair(server);
+    const [upstream, upstreamPeer] = await socketPair(server);
+    sockets.push(client, clientPeer, upstream, upstreamPeer);
+    const events: CaptureEvent[] = [];
+    const ctx = new ConnectionContext(1, new SessionClock(), { record: (e) => events.push(e) });
+    ctx.relayed = true;
+    const relay = new DuplexRelay(ctx, client, upstream, { observe: () => undefined });
+    relay.start();
+    const bothClosed = Promise.all([closed(client), closed(upstream)]);
+    // What a loaded relay can see in one turn of the event loop: the upstream's
+    // FIN (passed on: client.end(), whose shutdown is then under way) and, on
+    // the next write to it, its RST (passed on to the client while that
+    // shutdown has not finished).
+    upstream.emit('end');
+    expect(client.writableEnded && !client.writableFinished).toBe(true);
+    upstream.destroy(Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' }));
+    expect(await within(bothClosed, 2000)).not.toBe('timeout');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events.map((e) => `${e.kind}${'side' in e ? ` ${e.side}` : ''}`)).toEqual(['tcp.fin upstream', 'tcp.rst upstream', 'conn.close']);
+  });
+});
