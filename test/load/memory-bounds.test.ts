@@ -18,6 +18,7 @@ import {
   rssOf,
   sampleRss,
   startLoadPeer,
+  waitFor,
   within,
   type LoadPeer,
 } from '../support/load-peers.js';
@@ -93,13 +94,6 @@ interface FloodGot {
   digest: string;
 }
 
-async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('memory bounds', () => {
   let upstream: LoadPeer;

@@ -13,6 +13,7 @@ import {
   rssOf,
   sampleRss,
   startLoadPeer,
+  waitFor,
   within,
   type LoadPeer,
 } from '../support/load-peers.js';
@@ -115,15 +116,6 @@ function compare(sender: SideRecord, receiver: SideRecord): string | null {
   return null;
 }
 
-function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  return (async () => {
-    while (!(await check())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(100);
-    }
-  })();
-}
 
 describe('soak', () => {
   let upstream: LoadPeer;

@@ -265,3 +265,12 @@ export function removeCapture(capturePath: string): void {
 
 export const MiB = 1024 * 1024;
 export const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
+
+/** Polls `check` every 100 ms until it holds; rejects naming `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
