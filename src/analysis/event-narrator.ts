@@ -153,6 +153,7 @@ export function closeNarration(s: ConnectionSummary): Narration {
     closedBy: attribution.closedBy,
     lifetimeMs: Math.round(lifetime),
     evidence: s.evidence.map((e) => ({ ...e, t: undefined, atMs: Math.round((e.t - s.open.t) * 1000) / 1000 })),
+    ...(s.evidenceDropped > 0 ? { evidenceDropped: s.evidenceDropped } : {}),
     idleBeforeCloseMs: attribution.idleBeforeCloseMs,
     frames: { client: s.directions.client.frames, upstream: s.directions.upstream.frames },
     bytes: s.bytes,
@@ -164,6 +165,7 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const idle = attribution.idleBeforeCloseMs;
   const idleText = idle ? `; silent before: client->upstream ${seconds(idle.client)}, upstream->client ${seconds(idle.upstream)}` : '';
   const chain = s.evidence.map((e) => `${describeEvidence(e)} +${(e.t - first.t).toFixed(1)} ms`).join(', ');
+  const moreText = s.evidenceDropped > 0 ? ` and ${s.evidenceDropped} more in the capture` : '';
   const neverAnswered = s.handshakeRequest && !s.handshakeResponse && !s.upstreamError ? `; ${noAnswerReason(attribution.closedBy)}` : '';
   const frames = s.directions.client.frames + s.directions.upstream.frames;
   const frameText = frames > 0 ? `; frames client ${s.directions.client.frames}, upstream ${s.directions.upstream.frames}` : '';
@@ -171,7 +173,7 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const pingText = ping ? `; last ping rtt ${ping.rttMs.toFixed(1)} ms` : '';
   return {
     level: neverAnswered ? 'warn' : 'info',
-    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${seconds(lifetime)}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${frameText}${pingText}`,
+    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${seconds(lifetime)}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}`,
     fields,
   };
 }

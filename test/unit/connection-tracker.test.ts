@@ -1,3 +1,4 @@
+import { closeNarration } from '../../src/analysis/event-narrator.js';
 import { describe, it, expect } from 'vitest';
 import { ConnectionTracker, attributionOf } from '../../src/analysis/connection-tracker.js';
 import {
@@ -169,6 +170,11 @@ describe('ConnectionTracker on a WebSocket connection', () => {
     expect(s.evidence[32]).toMatchObject({ side: 'upstream', t: T0 + 50, code: 1001 });
     expect(s.evidenceDropped).toBe(10_000 - 32 + 1 + 1);
     expect(attributionOf(s).closedBy).toBe('upstream');
+    tracker.apply({ kind: 'conn.close', t: T0 + 20_002, conn: 1, bytes: { fromClient: 80_000, fromUpstream: 8 } });
+    // The close line says how many more there were, and where they are.
+    const line = closeNarration(s);
+    expect(line.msg).toContain(' and 9970 more in the capture; frames client 10000, upstream 2');
+    expect(line.fields.evidenceDropped).toBe(9970);
   });
 
   it('has no attribution before any evidence', () => {
