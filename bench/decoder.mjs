@@ -1,5 +1,5 @@
-// npm run bench: hot-path measurements on this machine. Not part of the tests.
-// Issue 7 extends this into the full suite (relays and proxies side by side).
+// npm run bench (first part): frame decoder hot path on this machine. Not part of the tests.
+// The relay suite (issue 7) is bench/relays.mjs; bench/index.mjs runs both.
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Sender } from 'ws';
