@@ -43,7 +43,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '..');
@@ -303,7 +303,7 @@ async function main() {
 
   const results = {}; // relay -> { status, versions, values: {scenario: []}, errors: {scenario: []} }
   try {
-    const app = launch(process.execPath, [here, '--role', 'app']);
+    const app = launch(process.execPath, [path.join(path.dirname(here), 'echo-app.mjs')]);
     children.push(app);
     const appPort = Number(await firstLine(app, 'app'));
 
@@ -434,16 +434,7 @@ function report({ results, machine, date, runs, seconds, warmupMs, quick, totalS
 }
 
 // ---------------------------------------------------------------- entry (last: the constants above must be initialised)
-if (role === 'app') {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, clientTracking: false, maxPayload: 1 << 20 });
-  wss.on('connection', (ws) => {
-    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-    ws.on('error', () => {});
-  });
-  wss.on('listening', () => process.stdout.write(`${wss.address().port}\n`));
-  process.on('SIGTERM', () => process.exit(0));
-  process.on('disconnect', () => process.exit(0));
-} else if (role === 'pipe') {
+if (role === 'pipe') {
   const upstream = Number(process.argv[roleIndex + 2]);
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     const up = net.connect({ host: '127.0.0.1', port: upstream, allowHalfOpen: true });

@@ -5,7 +5,7 @@
 //
 // Setup, per run (a fresh set of processes each time):
 //   - upstream: a `ws` echo server (perMessageDeflate off) in a CHILD process
-//     (this file again, with --upstream), so it does not share an event loop
+//     (bench/echo-app.mjs), so it does not share an event loop
 //     with the load generator;
 //   - wstap: `bin/wstap proxy` in a child process, either
 //       no-tui: `--no-tui`, log lines to a file, or
@@ -60,24 +60,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '..');
 
-// ---------------------------------------------------------------- upstream child
-if (process.argv.includes('--upstream')) {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, clientTracking: false, maxPayload: 1 << 20 });
-  wss.on('connection', (ws) => {
-    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-    ws.on('error', () => {});
-  });
-  wss.on('listening', () => process.stdout.write(`${wss.address().port}\n`));
-  process.on('SIGTERM', () => process.exit(0));
-  process.on('disconnect', () => process.exit(0));
-} else {
-  await main();
-}
+await main();
 
 // ---------------------------------------------------------------- parameters
 function envNumber(name, fallback) {
@@ -405,7 +393,7 @@ function installCleanup(tmp) {
 }
 
 async function startUpstream(cleanup) {
-  const child = spawn(process.execPath, [here, '--upstream'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const child = spawn(process.execPath, [path.join(path.dirname(here), 'echo-app.mjs')], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const forget = cleanup.add(() => child.kill('SIGKILL'));
   const port = await new Promise((resolve, reject) => {
     let text = '';
