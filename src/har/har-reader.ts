@@ -165,12 +165,17 @@ function sideOfType(type: unknown): Side | undefined {
   return undefined;
 }
 
-/** A `_webSocketMessages`-style item: an object whose `type` ("send"/"receive") gives its side; warns and skips otherwise. */
-function sidedItem(item: unknown, at: string, warnings: string[]): { item: Json; side: Side } | undefined {
-  if (!isObject(item)) return void warnings.push(`${at}: skipped: not an object`);
-  const side = sideOfType(item['type']);
-  if (!side) return void warnings.push(`${at}: skipped: type ${JSON.stringify(item['type'] ?? null)} is neither "send" nor "receive"`);
-  return { item, side };
+/**
+ * A `_webSocketMessages`-style item: an object whose `type` ("send"/"receive")
+ * gives its side and whose `time` is a number; warns and skips otherwise.
+ */
+function timedItem(value: unknown, at: string, warnings: string[]): { item: Json; side: Side; time: number } | undefined {
+  if (!isObject(value)) return void warnings.push(`${at}: skipped: not an object`);
+  const side = sideOfType(value['type']);
+  if (!side) return void warnings.push(`${at}: skipped: type ${JSON.stringify(value['type'] ?? null)} is neither "send" nor "receive"`);
+  const time = num(value['time']);
+  if (time === undefined) return void warnings.push(`${at}: skipped: time is not a number`);
+  return { item: value, side, time };
 }
 
 function idleOf(value: unknown): Idle | undefined {
@@ -584,11 +589,9 @@ function parseMessages(value: unknown, where: string, warnings: string[]): Parse
   const out: ParsedMessage[] = [];
   value.forEach((raw, i) => {
     const at = `${where}[${i}]`;
-    const sided = sidedItem(raw, at, warnings);
-    if (!sided) return;
-    const { item, side } = sided;
-    const time = num(item['time']);
-    if (time === undefined) return void warnings.push(`${at}: skipped: time is not a number`);
+    const timed = timedItem(raw, at, warnings);
+    if (!timed) return;
+    const { item, side, time } = timed;
     const opcode = num(item['opcode']);
     if (opcode !== 1 && opcode !== 2) return void warnings.push(`${at}: skipped: opcode ${JSON.stringify(item['opcode'] ?? null)} is not 1 or 2`);
     const data = item['data'];
@@ -603,11 +606,9 @@ function parseFrames(value: unknown[], where: string, warnings: string[]): Parse
   const out: ParsedFrame[] = [];
   value.forEach((raw, i) => {
     const at = `${where}[${i}]`;
-    const sided = sidedItem(raw, at, warnings);
-    if (!sided) return;
-    const { item, side } = sided;
-    const time = num(item['time']);
-    if (time === undefined) return void warnings.push(`${at}: skipped: time is not a number`);
+    const timed = timedItem(raw, at, warnings);
+    if (!timed) return;
+    const { item, side, time } = timed;
     const opcode = num(item['opcode']);
     if (opcode === undefined || !Number.isInteger(opcode) || opcode < 0 || opcode > 15) {
       return void warnings.push(`${at}: skipped: opcode ${JSON.stringify(item['opcode'] ?? null)} is not 0..15`);
@@ -871,12 +872,11 @@ function cutFrameEvents(value: unknown, frameEvents: FrameEvent[], conn: number,
   const out: CaptureEvent[] = [];
   value.forEach((raw, i) => {
     const at = `${where}[${i}]`;
-    const sided = sidedItem(raw, at, warnings);
-    if (!sided) return;
-    const { item, side } = sided;
-    const time = num(item['time']);
+    const timed = timedItem(raw, at, warnings);
+    if (!timed) return;
+    const { item, side, time } = timed;
     const received = nonNegative(item['received']);
-    if (time === undefined || received === undefined) return void warnings.push(`${at}: skipped: no time or received`);
+    if (received === undefined) return void warnings.push(`${at}: skipped: received is not a number`);
     const started = secondsToMs(time);
     const end = num(item['endTime']);
     const opcode = nonNegative(item['opcode']);
