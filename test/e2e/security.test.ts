@@ -28,6 +28,15 @@ function rawExchange(port: number, head: Buffer): Promise<string> {
   });
 }
 
+/** Waits until `text()` matches `pattern`; throws with the text seen if it does not within `timeoutMs`. */
+async function waitForText(text: () => string, pattern: RegExp, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(text())) {
+    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms in:\n${text()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('where wstap listens and where it connects', () => {
   let upstream: RawUpgradeServer;
   beforeAll(async () => {
@@ -36,16 +45,10 @@ describe('where wstap listens and where it connects', () => {
   afterAll(async () => upstream?.close());
 
   it('a bare port listens on loopback only, with no warning', async () => {
-    const child = spawn(process.execPath, [BIN, 'proxy', '--listen', '0', '--no-tui', '--log-format', 'json', '--target', `http://127.0.0.1:${upstream.port}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    for (let i = 0; i < 100 && !out.includes('"listen"'); i++) await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGINT');
-    expect(await exited).toBe(0);
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { level: number; listen?: string });
+    // Waits for the listen line however slow the start (a fixed poll once killed it before its SIGINT handler).
+    const wstap = await startWstap(['--target', `http://127.0.0.1:${upstream.port}`], { listen: '0' });
+    expect(await wstap.stop()).toBe(0);
+    const lines = wstap.logs;
     expect(lines.find((l) => l.listen)?.listen).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(lines.filter((l) => l.level >= 40)).toEqual([]);
   });
@@ -92,7 +95,7 @@ describe('terminal escapes from the wire in the line log', () => {
     let out = '';
     child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    for (let i = 0; i < 100 && !/listening on 127\.0\.0\.1:\d+/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    await waitForText(() => out, /listening on 127\.0\.0\.1:\d+/);
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(out)?.[1]);
 
     // Heads the parser refuses (a control byte in the path, in a header value, a C1 control in UTF-8): 400, logged.
@@ -107,7 +110,7 @@ describe('terminal escapes from the wire in the line log', () => {
     const client = await connectClient(`ws://127.0.0.1:${port}/ws`);
     const closed = await closedEvent(client);
     expect(closed).toEqual({ code: 4000, reason: 'bye\x1b[31m\x07\x1b]0;pwned\x07' });
-    for (let i = 0; i < 100 && !/closed by upstream/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    await waitForText(() => out, /closed by upstream/);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
 

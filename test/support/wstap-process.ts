@@ -65,6 +65,8 @@ export interface StartWstapOptions {
   capturePath?: string;
   /** Options for node itself, before the script (e.g. ['--inspect=127.0.0.1:0']). */
   nodeArgs?: string[];
+  /** The --listen value (default 127.0.0.1:0). */
+  listen?: string;
 }
 
 /** Runs the real CLI (`bin/wstap proxy`) with JSON logs and a capture file in a temp dir. */
@@ -74,7 +76,7 @@ export async function startWstap(args: string[], options: StartWstapOptions = {}
     ...(options.wrapper ?? []),
     process.execPath,
     ...(options.nodeArgs ?? []),
-    BIN, 'proxy', '--listen', '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--capture', capturePath, ...args,
+    BIN, 'proxy', '--listen', options.listen ?? '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--capture', capturePath, ...args,
   ];
   const child: ChildProcess = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
