@@ -18,7 +18,7 @@ import { exportCapture } from '../har/export-capture.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { ProxySession } from './proxy-session.js';
-import { shutdownOnSignal } from './shutdown.js';
+import { catchSignalsEarly, shutdownOnSignal } from './shutdown.js';
 import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { defaultLogFile, startLiveUi, terminalAvailable } from './terminal-ui.js';
 import { UsageError } from './usage-error.js';
@@ -127,6 +127,7 @@ export async function runProxy(args: string[]): Promise<number> {
   }
 
   let session: ProxySession;
+  const signals = catchSignalsEarly();
   try {
     session = await ProxySession.start({
       mode,
@@ -143,6 +144,7 @@ export async function runProxy(args: string[]): Promise<number> {
       diagnosis,
     });
   } catch (err) {
+    signals.release();
     if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
     screenLog?.release();
     await screenLog?.close();
@@ -153,7 +155,7 @@ export async function runProxy(args: string[]): Promise<number> {
   for (const finding of heartbeatSetupFindings(diagnosis.heartbeat, diagnosis.timeouts)) {
     logger.warn({ finding }, `${profile ? `profile ${profile.name}: ` : ''}${finding.message}; fix: ${finding.fix}`);
   }
-  const stopper = shutdownOnSignal(session, logger);
+  const stopper = shutdownOnSignal(session, logger, signals);
   const ui = screenLog
     ? startLiveUi(session, { target: target.href, profile: profile?.name ?? null, diagnosis, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })
     : null;

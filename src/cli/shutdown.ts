@@ -10,8 +10,45 @@ export interface Shutdown {
   readonly requested: boolean;
 }
 
+/**
+ * SIGINT/SIGTERM from before the session has started. The session logs that
+ * it listens before `shutdownOnSignal` takes over, and a signal in between
+ * must neither kill the process unflushed nor be lost. The listeners stay
+ * installed and forward: removing the last one would let Node drop a signal
+ * already caught but not yet dispatched, and restore the default (death)
+ * until the next listener is added.
+ */
+export interface EarlySignals {
+  /** From now on signals go to `handler`; one that came before is handed over at once. */
+  forwardTo(handler: (signal: NodeJS.Signals) => void): void;
+  /** Stops listening (the session could not start). */
+  release(): void;
+}
+
+export function catchSignalsEarly(): EarlySignals {
+  let held: NodeJS.Signals | null = null;
+  let target: ((signal: NodeJS.Signals) => void) | null = null;
+  const listener = (signal: NodeJS.Signals): void => {
+    if (target) target(signal);
+    else held ??= signal;
+  };
+  process.on('SIGINT', listener);
+  process.on('SIGTERM', listener);
+  return {
+    forwardTo: (handler) => {
+      target = handler;
+      if (held) handler(held);
+      held = null;
+    },
+    release: () => {
+      process.off('SIGINT', listener);
+      process.off('SIGTERM', listener);
+    },
+  };
+}
+
 /** SIGINT/SIGTERM (or stop()) shut the session down; a second one exits at once after a synchronous flush. */
-export function shutdownOnSignal(session: ProxySession, logger: Logger): Shutdown {
+export function shutdownOnSignal(session: ProxySession, logger: Logger, signals: EarlySignals = catchSignalsEarly()): Shutdown {
   let resolveDone: (code: number) => void = () => undefined;
   const done = new Promise<number>((resolve) => (resolveDone = resolve));
   let requests = 0;
@@ -32,8 +69,7 @@ export function shutdownOnSignal(session: ProxySession, logger: Logger): Shutdow
       },
     );
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  signals.forwardTo(stop);
   return {
     done,
     stop,
