@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { GAP_BACKLOG, type CaptureEvent, type CaptureGapEvent, type EventSink } from './events.js';
 import { captureHeaderLine } from './capture-format.js';
+import { captureLine } from './capture-line.js';
 
 /** The writes the writer makes: `fs` by default; tests stand in a disk that fills up. */
 export interface CaptureIo {
@@ -61,6 +62,9 @@ interface Batch {
 }
 
 const NEWLINE = 0x0a;
+const NEWLINE_BYTES = Buffer.from('\n');
+/** Lines are encoded straight into buffers of this size (or one line's worst case, if larger). */
+const CHUNK_BYTES = 1024 * 1024;
 
 /**
  * Appends events as JSON lines. Writes are asynchronous and batched so the
@@ -78,7 +82,10 @@ const NEWLINE = 0x0a;
 export class CaptureWriter implements EventSink {
   readonly path: string;
   #fd: number;
-  #pending: string[] = [];
+  /** Lines waiting to be written: full chunks, then the one being filled. */
+  #chunks: Buffer[] = [];
+  #chunk: Buffer = Buffer.allocUnsafe(0);
+  #chunkUsed = 0;
   #pendingTimes: number[] = [];
   #pendingBytes = 0;
   /** A write is out; `#inflight` settles when it is done. */
@@ -148,11 +155,37 @@ export class CaptureWriter implements EventSink {
       this.#lose(event.t, 1, this.#failure?.code ?? GAP_BACKLOG);
       return;
     }
-    const line = JSON.stringify(event) + '\n';
-    this.#pending.push(line);
+    this.#append(captureLine(event));
     this.#pendingTimes.push(event.t);
-    this.#pendingBytes += line.length;
     if (this.#pendingBytes >= this.#highWater) this.#flushAsync();
+  }
+
+  /** Encodes a line into the chunk being filled: no array of strings to join and copy again later. */
+  #append(line: string): void {
+    // UTF-8 needs at most 3 bytes per UTF-16 unit.
+    if (this.#chunk.length - this.#chunkUsed < line.length * 3) {
+      if (this.#chunkUsed > 0) this.#chunks.push(this.#chunk.subarray(0, this.#chunkUsed));
+      this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, line.length * 3));
+      this.#chunkUsed = 0;
+    }
+    const bytes = this.#chunk.write(line, this.#chunkUsed, 'utf8');
+    this.#chunkUsed += bytes;
+    this.#pendingBytes += bytes;
+  }
+
+  /** Hands over the lines held (the buffers go to a write: a new chunk is started) and forgets them. */
+  #takeLines(): Buffer[] {
+    const lines = this.#chunks;
+    if (this.#chunkUsed > 0) {
+      lines.push(this.#chunk.subarray(0, this.#chunkUsed));
+      // The rest of this chunk stays free for the next lines; what was handed over is never written again.
+      this.#chunk = this.#chunk.subarray(this.#chunkUsed);
+      this.#chunkUsed = 0;
+    }
+    this.#chunks = [];
+    this.#pendingTimes = [];
+    this.#pendingBytes = 0;
+    return lines;
   }
 
   #lose(t: number, count: number, code: string): void {
@@ -173,24 +206,19 @@ export class CaptureWriter implements EventSink {
   }
 
   #take(): Batch | null {
-    if (this.#pending.length === 0 && !this.#gap) return null;
+    const times = this.#pendingTimes;
+    if (times.length === 0 && !this.#gap) return null;
     const gap: CaptureGapEvent | null = this.#gap
       ? { kind: 'capture.gap', t: this.#now(), from: this.#gap.from, lostEvents: this.#gap.lost, code: this.#gap.code }
       : null;
-    const body = (this.#tornTail ? '\n' : '') + this.#pending.join('');
-    const gapAt = Buffer.byteLength(body);
-    const batch: Batch = {
-      data: Buffer.from(body + (gap ? JSON.stringify(gap) + '\n' : ''), 'utf8'),
-      prefixBytes: this.#tornTail ? 1 : 0,
-      gapAt,
-      gap,
-      times: this.#pendingTimes,
-    };
+    const parts = this.#takeLines();
+    const prefixBytes = this.#tornTail ? 1 : 0;
+    if (prefixBytes) parts.unshift(NEWLINE_BYTES);
+    let gapAt = 0;
+    for (const part of parts) gapAt += part.length;
+    if (gap) parts.push(Buffer.from(captureLine(gap), 'utf8'));
     this.#gap = null;
-    this.#pending = [];
-    this.#pendingTimes = [];
-    this.#pendingBytes = 0;
-    return batch;
+    return { data: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts), prefixBytes, gapAt, gap, times };
   }
 
   #flushAsync(): void {
@@ -261,10 +289,9 @@ export class CaptureWriter implements EventSink {
     const lostTimes = batch.times.slice(eventsWritten);
     if (lostTimes.length > 0) this.#lose(minOf(lostTimes), lostTimes.length, code);
     // What arrived while the write was out cannot go after a gap that is not written yet: it joins it.
-    if (this.#pending.length > 0) this.#lose(minOf(this.#pendingTimes), this.#pending.length, code);
-    this.#pending = [];
-    this.#pendingTimes = [];
-    this.#pendingBytes = 0;
+    const waiting = this.#pendingTimes;
+    if (waiting.length > 0) this.#lose(minOf(waiting), waiting.length, code);
+    this.#takeLines();
     // Even with no event lost (only a newline missing) the file must get its gap line before anything else.
     this.#noteGap(this.#now(), 0, code);
     this.#retryAt = performance.now() + this.#retryMs;

@@ -1,4 +1,4 @@
-import type { HandshakeResponseEvent, Side } from '../capture/events.js';
+import type { FrameEvent, HandshakeResponseEvent, Side } from '../capture/events.js';
 import { FrameDecoder, type DecodedFrame, type FrameHeader, type FrameProtocolError } from '../wire/frame-decoder.js';
 import { MessageAssembler, type AssembledMessage } from '../wire/message-assembler.js';
 import { MessageInflater } from '../wire/message-inflater.js';
@@ -77,6 +77,12 @@ export class WebSocketTap {
     if (this.#upstream) this.#upstream.close(one);
     else one();
   }
+}
+
+/** A preview already in base64. */
+interface EncodedPreview {
+  buffer: Buffer;
+  base64: string;
 }
 
 interface InflateSettings {
@@ -189,7 +195,7 @@ class DirectionTap {
 
   #onFrame(frame: DecodedFrame): void {
     const ctx = this.#ctx;
-    ctx.record({
+    const event: FrameEvent = {
       kind: 'ws.frame',
       t: frame.t,
       conn: ctx.id,
@@ -205,17 +211,20 @@ class DirectionTap {
       length: frame.length,
       preview: frame.preview.toString('base64'),
       previewTruncated: frame.previewTruncated,
-      ...(frame.closeCode !== undefined ? { closeCode: frame.closeCode } : {}),
-      ...(frame.closeReason !== undefined ? { closeReason: frame.closeReason } : {}),
-      ...(frame.opcode === OPCODE_CLOSE && this.#closeIdle ? { idle: this.#closeIdle } : {}),
-    });
+    };
+    // Assigned, not spread from temporary objects: this runs for every frame.
+    if (frame.closeCode !== undefined) event.closeCode = frame.closeCode;
+    if (frame.closeReason !== undefined) event.closeReason = frame.closeReason;
+    if (frame.opcode === OPCODE_CLOSE && this.#closeIdle) event.idle = this.#closeIdle;
+    ctx.record(event);
     const message = this.#assembler.push(frame);
-    if (message) this.#onMessage(message);
+    // A one-frame message's preview is its frame's: encoded once.
+    if (message) this.#onMessage(message, { buffer: frame.preview, base64: event.preview });
   }
 
-  #onMessage(message: AssembledMessage): void {
+  #onMessage(message: AssembledMessage, lastFrame: EncodedPreview): void {
     if (!message.compressed || !this.#inflater) {
-      this.#recordMessage(message, message.compressed ? null : message.length, message.compressed ? null : message.preview, message.previewTruncated);
+      this.#recordMessage(message, message.compressed ? null : message.length, message.compressed ? null : message.preview, message.previewTruncated, lastFrame);
       return;
     }
     this.#inflater.end((error, inflated) => {
@@ -234,7 +243,7 @@ class DirectionTap {
     });
   }
 
-  #recordMessage(message: AssembledMessage, size: number | null, preview: Buffer | null, truncated: boolean): void {
+  #recordMessage(message: AssembledMessage, size: number | null, preview: Buffer | null, truncated: boolean, known?: EncodedPreview): void {
     this.#ctx.record({
       kind: 'ws.message',
       t: message.t,
@@ -247,7 +256,7 @@ class DirectionTap {
       wireLength: message.length,
       compressed: message.compressed,
       size,
-      preview: preview ? preview.toString('base64') : '',
+      preview: preview === null ? '' : preview === known?.buffer ? known.base64 : preview.toString('base64'),
       previewTruncated: truncated,
     });
   }

@@ -201,6 +201,27 @@ describe('CaptureWriter + readCaptureFile round trip', () => {
     expect(await readCaptureFile(p)).toStrictEqual(events);
   });
 
+  it('keeps every line whole and in order across its 1 MiB buffers, with lines bigger than a buffer and multi-byte text, while writes are out', async () => {
+    const p = tempPath();
+    // Early writes on: batches go out while later lines are still being encoded.
+    const writer = new CaptureWriter({ path: p, createdBy: 'wstap unit test', flushIntervalMs: 3_600_000, highWaterBytes: 100_000 });
+    const events: CaptureEvent[] = [];
+    for (let i = 0; i < 30_000; i++) {
+      const event: CaptureEvent =
+        i % 5000 === 17
+          ? { kind: 'ws.handshake.request', t: i, conn: 1, method: 'GET', url: `/é${'😀'.repeat(300_000)}`, httpVersion: '1.1', rawHeaders: [['X', 'ü'.repeat(i)]], headLength: i }
+          : frame(i, i % 2 ? 'client' : 'upstream', i, i % 7 === 0 ? { opcode: 8, closeCode: 1000, closeReason: `€${i}` } : {});
+      events.push(event);
+      writer.record(event);
+      if (i % 1000 === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect(writer.bufferedBytes).toBeLessThan(100_000 + 2 ** 21);
+    await writer.close();
+    expect(writer.writtenEvents).toBe(events.length);
+    expect(writer.droppedEvents).toBe(0);
+    expect(await readCaptureFile(p)).toStrictEqual(events);
+  });
+
   it('drops (and counts) events past maxBufferedBytes instead of buffering them, and the file says so', async () => {
     const p = tempPath();
     const writer = quietWriter(p, { maxBufferedBytes: 10, now: () => 1500 });
