@@ -46,7 +46,6 @@ function side(value: string): string {
   return value === 'client' ? '"client"' : value === 'upstream' ? '"upstream"' : JSON.stringify(value);
 }
 
-
 function idle(value: Idle): string {
   return `{"client":${num(value.client)},"upstream":${num(value.upstream)}}`;
 }
