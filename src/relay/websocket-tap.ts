@@ -79,12 +79,6 @@ export class WebSocketTap {
   }
 }
 
-/** A preview already in base64. */
-interface EncodedPreview {
-  buffer: Buffer;
-  base64: string;
-}
-
 interface InflateSettings {
   windowBits: number;
   noContextTakeover: boolean;
@@ -219,12 +213,13 @@ class DirectionTap {
     ctx.record(event);
     const message = this.#assembler.push(frame);
     // A one-frame message's preview is its frame's: encoded once.
-    if (message) this.#onMessage(message, { buffer: frame.preview, base64: event.preview });
+    if (message) this.#onMessage(message, frame.preview, event.preview);
   }
 
-  #onMessage(message: AssembledMessage, lastFrame: EncodedPreview): void {
+  /** `lastPreview` and its base64 `lastPreviewBase64`: the last frame's, the same bytes as a one-frame message's preview. */
+  #onMessage(message: AssembledMessage, lastPreview: Buffer, lastPreviewBase64: string): void {
     if (!message.compressed || !this.#inflater) {
-      this.#recordMessage(message, message.compressed ? null : message.length, message.compressed ? null : message.preview, message.previewTruncated, lastFrame);
+      this.#recordMessage(message, message.compressed ? null : message.length, message.compressed ? null : message.preview, message.previewTruncated, lastPreview, lastPreviewBase64);
       return;
     }
     this.#inflater.end((error, inflated) => {
@@ -243,7 +238,14 @@ class DirectionTap {
     });
   }
 
-  #recordMessage(message: AssembledMessage, size: number | null, preview: Buffer | null, truncated: boolean, known?: EncodedPreview): void {
+  #recordMessage(
+    message: AssembledMessage,
+    size: number | null,
+    preview: Buffer | null,
+    truncated: boolean,
+    knownPreview: Buffer | null = null,
+    knownBase64 = '',
+  ): void {
     this.#ctx.record({
       kind: 'ws.message',
       t: message.t,
@@ -256,7 +258,7 @@ class DirectionTap {
       wireLength: message.length,
       compressed: message.compressed,
       size,
-      preview: preview === null ? '' : preview === known?.buffer ? known.base64 : preview.toString('base64'),
+      preview: preview === null ? '' : preview === knownPreview ? knownBase64 : preview.toString('base64'),
       previewTruncated: truncated,
     });
   }
