@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 // Helpers shared by the relay suite (bench/relays.mjs, bench/relay-processes.mjs,
 // bench/scenarios/*.mjs, bench/report.mjs): numbers, ports, child processes.
 import { spawn } from 'node:child_process';
@@ -92,4 +93,22 @@ export async function stop(child) {
   const t = setTimeout(() => child.kill('SIGKILL'), 5000);
   await exited;
   clearTimeout(t);
+}
+
+/**
+ * The measurement window of a load that runs on its own: warm up, count for
+ * `seconds` (state.counting), then stop it (state.stopped, `close()`) and
+ * let the last replies drain. Returns the window's length in seconds.
+ */
+export async function countWindow(state, { warmupMs, seconds }, close) {
+  await sleep(warmupMs);
+  state.counting = true;
+  const t0 = performance.now();
+  await sleep(seconds * 1000);
+  state.counting = false;
+  const elapsed = (performance.now() - t0) / 1000;
+  state.stopped = true;
+  close();
+  await sleep(100);
+  return elapsed;
 }

@@ -8,9 +8,8 @@
 // describe(value) -> text for the progress line, section(results, cfg) ->
 // markdown lines, summary(results, cfg) -> rows for "wstap against the
 // baselines" (see bench/report.mjs).
-import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { fmtNum, median, sleep } from '../util.mjs';
+import { countWindow, fmtNum, median } from '../util.mjs';
 
 /** One client connection; resolves on 'open'. */
 export function openSocket(url, timeoutMs = 10000) {
@@ -52,15 +51,9 @@ async function echoLoad(port, { connections, size, window, warmupMs, seconds }) 
     ws.on('close', () => { if (!state.stopped) state.error ??= new Error('connection closed during the measurement'); });
     pump();
   }
-  await sleep(warmupMs);
-  state.counting = true;
-  const t0 = performance.now();
-  await sleep(seconds * 1000);
-  state.counting = false;
-  const elapsed = (performance.now() - t0) / 1000;
-  state.stopped = true;
-  for (const ws of sockets) ws.terminate();
-  await sleep(100);
+  const elapsed = await countWindow(state, { warmupMs, seconds }, () => {
+    for (const ws of sockets) ws.terminate();
+  });
   if (state.error) throw state.error;
   if (state.messages === 0) throw new Error('no echo in the window');
   return { bytes: state.bytes, messages: state.messages, seconds: elapsed };

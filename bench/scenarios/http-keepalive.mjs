@@ -2,8 +2,7 @@
 // a small body echoed by the app. Raw sockets with hand-built requests and a
 // minimal response parser, so the load generator stays cheap.
 import net from 'node:net';
-import { performance } from 'node:perf_hooks';
-import { sleep } from '../util.mjs';
+import { countWindow } from '../util.mjs';
 import { throughputScenario } from './echo-throughput.mjs';
 
 const CONNECTIONS = 32;
@@ -71,15 +70,9 @@ async function httpLoad(port, { warmupMs, seconds }) {
   ]);
   const state = { counting: false, stopped: false, requests: 0, reconnects: 0, error: null };
   const clients = Array.from({ length: CONNECTIONS }, () => new KeepAliveClient(port, request, body, state));
-  await sleep(warmupMs);
-  state.counting = true;
-  const t0 = performance.now();
-  await sleep(seconds * 1000);
-  state.counting = false;
-  const elapsed = (performance.now() - t0) / 1000;
-  state.stopped = true;
-  for (const c of clients) c.sock?.destroy();
-  await sleep(100);
+  const elapsed = await countWindow(state, { warmupMs, seconds }, () => {
+    for (const c of clients) c.sock?.destroy();
+  });
   if (state.error) throw state.error;
   if (state.requests === 0) throw new Error('no response in the window');
   return state.requests / elapsed;
