@@ -1,51 +1,173 @@
-import type { CaptureEvent, FrameEvent, Idle, MessageEvent } from './events.js';
+import type { CaptureEvent, FrameEvent, MessageEvent } from './events.js';
 
-/**
- * An event as one capture line: its JSON and a newline.
- *
- * Under load nearly every event is a `ws.frame` or a `ws.message` (each
- * WebSocket message makes one of each), and JSON.stringify of them was the
- * proxy's largest single cost (README, Performance). Those two kinds are
- * written by hand here, field by field in the order the tap builds them,
- * which gives JSON.stringify's text about twice as fast; every other kind
- * goes through JSON.stringify. test/unit/capture-line.test.ts holds the two
- * to the same text, with every optional field, so a field added to either
- * event type cannot be left out unnoticed.
- */
+/** An event as one capture line, as text: its JSON and a newline. */
 export function captureLine(event: CaptureEvent): string {
-  if (event.kind === 'ws.frame') return frameLine(event);
-  if (event.kind === 'ws.message') return messageLine(event);
   return JSON.stringify(event) + '\n';
 }
 
-function frameLine(e: FrameEvent): string {
-  let line =
-    `{"kind":"ws.frame","t":${num(e.t)},"conn":${num(e.conn)},"side":${side(e.side)},"index":${num(e.index)},"offset":${num(e.offset)}` +
-    `,"opcode":${num(e.opcode)},"fin":${e.fin},"rsv1":${e.rsv1},"rsv2":${e.rsv2},"rsv3":${e.rsv3},"masked":${e.masked}` +
-    `,"length":${num(e.length)},"preview":${JSON.stringify(e.preview)},"previewTruncated":${e.previewTruncated}`;
-  if (e.closeCode !== undefined) line += `,"closeCode":${num(e.closeCode)}`;
-  if (e.closeReason !== undefined) line += `,"closeReason":${JSON.stringify(e.closeReason)}`;
-  if (e.idle !== undefined) line += `,"idle":${idle(e.idle)}`;
-  return line + '}\n';
+/*
+ * Under load nearly every event is a `ws.frame` or a `ws.message` (each
+ * WebSocket message makes one of each), and turning them into text and then
+ * into UTF-8 was the proxy's largest single cost (README, Performance). Those
+ * two kinds are written here as bytes, straight into the capture writer's
+ * buffer, field by field in the order the tap builds them: the bytes of
+ * JSON.stringify's text, with no string built per line. Close frames (with
+ * their code, reason and idle times) are rare and go through `captureLine`.
+ * test/unit/capture-line.test.ts holds both paths to the same text with
+ * every field, so a field added to either event type cannot be left out
+ * unnoticed.
+ *
+ * Previews are written verbatim: they are base64 by the events' contract
+ * (events.ts), which needs no JSON escaping. Checking that per line would
+ * cost as much as writing it.
+ */
+
+/** Bytes a fast line needs besides its preview: 9 numbers of at most 24 characters, the keys and literals. */
+const FIXED_ROOM = 512;
+
+/** Bytes `writeFastLine` may need for `event`, or 0 when it has no fast form (write `captureLine(event)` instead). */
+export function fastLineRoom(event: CaptureEvent): number {
+  if (event.kind === 'ws.frame') {
+    if (event.closeCode !== undefined || event.closeReason !== undefined || event.idle !== undefined) return 0;
+    if ((event.opcode & 15) !== event.opcode) return 0;
+  } else if (event.kind !== 'ws.message') {
+    return 0;
+  }
+  return FIXED_ROOM + event.preview.length;
 }
 
-function messageLine(e: MessageEvent): string {
-  return (
-    `{"kind":"ws.message","t":${num(e.t)},"tEnd":${num(e.tEnd)},"conn":${num(e.conn)},"side":${side(e.side)},"opcode":${num(e.opcode)}` +
-    `,"firstFrame":${num(e.firstFrame)},"frames":${num(e.frames)},"wireLength":${num(e.wireLength)},"compressed":${e.compressed}` +
-    `,"size":${e.size === null ? 'null' : num(e.size)},"preview":${JSON.stringify(e.preview)},"previewTruncated":${e.previewTruncated}}\n`
-  );
+/**
+ * Writes the line of an event that has a fast form (`fastLineRoom(event) > 0`)
+ * into `target` from `at`, which has at least that many bytes free; returns
+ * where the line ends.
+ */
+export function writeFastLine(event: CaptureEvent, target: Buffer, at: number): number {
+  if (event.kind === 'ws.frame') return writeFrame(event, target, at);
+  if (event.kind === 'ws.message') return writeMessage(event, target, at);
+  throw new Error(`capture line: no fast form for a ${event.kind} event`);
 }
 
-/** JSON's spelling of a number: non-finite numbers are null. */
-function num(value: number): string {
-  return Number.isFinite(value) ? String(value) : 'null';
+const ascii = (text: string): Buffer => Buffer.from(text, 'latin1');
+
+const FRAME_START = ascii('{"kind":"ws.frame","t":');
+const CONN = ascii(',"conn":');
+const FRAME_SIDE = { client: ascii(',"side":"client","index":'), upstream: ascii(',"side":"upstream","index":') };
+const OFFSET = ascii(',"offset":');
+const PREVIEW = ascii(',"preview":"');
+const PREVIEW_END = [ascii('","previewTruncated":false}\n'), ascii('","previewTruncated":true}\n')] as const;
+/** `,"opcode":…,"fin":…,…,"masked":…,"length":` for each opcode and flag combination, made when first needed. */
+const FRAME_FLAGS: Array<Buffer | undefined> = [];
+
+function writeFrame(e: FrameEvent, target: Buffer, at: number): number {
+  at = put(target, at, FRAME_START);
+  at = writeTime(target, at, e.t);
+  at = put(target, at, CONN);
+  at = writeNumber(target, at, e.conn);
+  at = put(target, at, FRAME_SIDE[e.side]);
+  at = writeNumber(target, at, e.index);
+  at = put(target, at, OFFSET);
+  at = writeNumber(target, at, e.offset);
+  at = put(target, at, frameFlags(e));
+  at = writeNumber(target, at, e.length);
+  at = put(target, at, PREVIEW);
+  at += target.write(e.preview, at, 'latin1');
+  return put(target, at, PREVIEW_END[e.previewTruncated ? 1 : 0]);
 }
 
-function side(value: string): string {
-  return value === 'client' ? '"client"' : value === 'upstream' ? '"upstream"' : JSON.stringify(value);
+function frameFlags(e: FrameEvent): Buffer {
+  const key = (e.opcode << 5) | (e.fin ? 16 : 0) | (e.rsv1 ? 8 : 0) | (e.rsv2 ? 4 : 0) | (e.rsv3 ? 2 : 0) | (e.masked ? 1 : 0);
+  return (FRAME_FLAGS[key] ??= ascii(
+    `,"opcode":${e.opcode},"fin":${e.fin},"rsv1":${e.rsv1},"rsv2":${e.rsv2},"rsv3":${e.rsv3},"masked":${e.masked},"length":`,
+  ));
 }
 
-function idle(value: Idle): string {
-  return `{"client":${num(value.client)},"upstream":${num(value.upstream)}}`;
+const MESSAGE_START = ascii('{"kind":"ws.message","t":');
+const TEND = ascii(',"tEnd":');
+/** `,"side":…,"opcode":…,"firstFrame":` by side and opcode. */
+const MESSAGE_SIDE = {
+  client: [ascii(',"side":"client","opcode":1,"firstFrame":'), ascii(',"side":"client","opcode":2,"firstFrame":')],
+  upstream: [ascii(',"side":"upstream","opcode":1,"firstFrame":'), ascii(',"side":"upstream","opcode":2,"firstFrame":')],
+} as const;
+const FRAMES = ascii(',"frames":');
+const WIRE_LENGTH = ascii(',"wireLength":');
+const COMPRESSED_SIZE = [ascii(',"compressed":false,"size":'), ascii(',"compressed":true,"size":')] as const;
+const NULL = ascii('null');
+
+function writeMessage(e: MessageEvent, target: Buffer, at: number): number {
+  at = put(target, at, MESSAGE_START);
+  at = writeTime(target, at, e.t);
+  at = put(target, at, TEND);
+  at = writeTime(target, at, e.tEnd);
+  at = put(target, at, CONN);
+  at = writeNumber(target, at, e.conn);
+  at = put(target, at, MESSAGE_SIDE[e.side][e.opcode - 1] as Buffer);
+  at = writeNumber(target, at, e.firstFrame);
+  at = put(target, at, FRAMES);
+  at = writeNumber(target, at, e.frames);
+  at = put(target, at, WIRE_LENGTH);
+  at = writeNumber(target, at, e.wireLength);
+  at = put(target, at, COMPRESSED_SIZE[e.compressed ? 1 : 0]);
+  at = e.size === null ? put(target, at, NULL) : writeNumber(target, at, e.size);
+  at = put(target, at, PREVIEW);
+  at += target.write(e.preview, at, 'latin1');
+  return put(target, at, PREVIEW_END[e.previewTruncated ? 1 : 0]);
+}
+
+function put(target: Buffer, at: number, bytes: Buffer): number {
+  target.set(bytes, at);
+  return at + bytes.length;
+}
+
+const ZERO = 0x30;
+
+/** JSON's spelling of a number (non-finite: null), with a fast path for the small whole numbers counts and offsets are. */
+function writeNumber(target: Buffer, at: number, value: number): number {
+  if (value >= 0 && value <= 0x7fffffff && (value | 0) === value) return writeDigits(target, at, value);
+  return at + target.write(Number.isFinite(value) ? String(value) : 'null', at, 'latin1');
+}
+
+/** A whole number from 0 to 2^31 - 1 in decimal. */
+function writeDigits(target: Buffer, at: number, value: number): number {
+  let end = at + 1;
+  for (let rest = (value / 10) | 0; rest > 0; rest = (rest / 10) | 0) end++;
+  for (let i = end - 1, rest = value; i >= at; i--) {
+    const next = (rest / 10) | 0;
+    target[i] = ZERO + rest - next * 10;
+    rest = next;
+  }
+  return end;
+}
+
+/** Below 2^42 a double is exact to well under half a millisecond's thousandth, so a value on the µs grid prints as ms, '.', 3 digits. */
+const TIME_FAST_LIMIT = 2 ** 42;
+let lastMs = -1;
+let lastMsDigits: Buffer = ascii('');
+
+/**
+ * JSON's spelling of a time: event times are epoch ms rounded to the µs
+ * (session-clock.ts), whose shortest spelling is the whole ms, and the
+ * thousandths without trailing zeros. The whole ms change once a
+ * millisecond, so their digits are kept. Anything else: `writeNumber`.
+ */
+function writeTime(target: Buffer, at: number, value: number): number {
+  if (!(value >= 0 && value < TIME_FAST_LIMIT)) return writeNumber(target, at, value);
+  const thousandths = Math.round(value * 1000);
+  if (thousandths / 1000 !== value) return writeNumber(target, at, value);
+  const ms = Math.floor(value);
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastMsDigits = ascii(String(ms));
+  }
+  at = put(target, at, lastMsDigits);
+  let fraction = thousandths - ms * 1000;
+  if (fraction === 0) return at;
+  target[at++] = 0x2e;
+  target[at++] = ZERO + ((fraction / 100) | 0);
+  fraction %= 100;
+  if (fraction === 0) return at;
+  target[at++] = ZERO + ((fraction / 10) | 0);
+  fraction %= 10;
+  if (fraction === 0) return at;
+  target[at++] = ZERO + fraction;
+  return at;
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { GAP_BACKLOG, type CaptureEvent, type CaptureGapEvent, type EventSink } from './events.js';
 import { captureHeaderLine } from './capture-format.js';
-import { captureLine } from './capture-line.js';
+import { captureLine, fastLineRoom, writeFastLine } from './capture-line.js';
 
 /** The writes the writer makes: `fs` by default; tests stand in a disk that fills up. */
 export interface CaptureIo {
@@ -155,22 +155,32 @@ export class CaptureWriter implements EventSink {
       this.#lose(event.t, 1, this.#failure?.code ?? GAP_BACKLOG);
       return;
     }
-    this.#append(captureLine(event));
+    const room = fastLineRoom(event);
+    if (room > 0) {
+      this.#makeRoom(room);
+      this.#appended(writeFastLine(event, this.#chunk, this.#chunkUsed));
+    } else {
+      const line = captureLine(event);
+      // UTF-8 needs at most 3 bytes per UTF-16 unit.
+      this.#makeRoom(line.length * 3);
+      this.#appended(this.#chunkUsed + this.#chunk.write(line, this.#chunkUsed, 'utf8'));
+    }
     this.#pendingTimes.push(event.t);
     if (this.#pendingBytes >= this.#highWater) this.#flushAsync();
   }
 
-  /** Encodes a line into the chunk being filled: no array of strings to join and copy again later. */
-  #append(line: string): void {
-    // UTF-8 needs at most 3 bytes per UTF-16 unit.
-    if (this.#chunk.length - this.#chunkUsed < line.length * 3) {
-      if (this.#chunkUsed > 0) this.#chunks.push(this.#chunk.subarray(0, this.#chunkUsed));
-      this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, line.length * 3));
-      this.#chunkUsed = 0;
-    }
-    const bytes = this.#chunk.write(line, this.#chunkUsed, 'utf8');
-    this.#chunkUsed += bytes;
-    this.#pendingBytes += bytes;
+  /** Makes sure the chunk being filled has `bytes` free: lines are encoded straight into it, with no strings to join and copy again later. */
+  #makeRoom(bytes: number): void {
+    if (this.#chunk.length - this.#chunkUsed >= bytes) return;
+    if (this.#chunkUsed > 0) this.#chunks.push(this.#chunk.subarray(0, this.#chunkUsed));
+    this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, bytes));
+    this.#chunkUsed = 0;
+  }
+
+  /** The chunk being filled now holds lines up to `end`. */
+  #appended(end: number): void {
+    this.#pendingBytes += end - this.#chunkUsed;
+    this.#chunkUsed = end;
   }
 
   /** Hands over the lines held (the buffers go to a write: a new chunk is started) and forgets them. */
@@ -272,7 +282,8 @@ export class CaptureWriter implements EventSink {
     if (written > 0) this.#tornTail = data[written - 1] !== NEWLINE;
     // A line missing only its newline is whole once the next write starts with one.
     const whole = written < data.length && data[written] === NEWLINE ? written + 1 : written;
-    const eventsWritten = countNewlines(data, prefixBytes, Math.min(whole, gapAt));
+    // Each event is one line: counting them in what was written is needed only when a write stopped short of them.
+    const eventsWritten = whole >= gapAt ? batch.times.length : countNewlines(data, prefixBytes, whole);
     this.#written += eventsWritten;
     if (gap) {
       if (whole >= data.length) {

@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { captureLine } from '../../src/capture/capture-line.js';
+import { captureLine, fastLineRoom, writeFastLine } from '../../src/capture/capture-line.js';
 import type { CaptureEvent, FrameEvent, MessageEvent } from '../../src/capture/events.js';
 
 /**
- * ws.frame and ws.message lines are written by hand for speed: they must be
- * JSON.stringify's text exactly, for every value and every optional field.
- * The `Required<...>` objects below stop compiling when a field is added to
- * either event type, and then fail until captureLine writes that field too.
+ * ws.frame and ws.message lines are written as bytes by hand for speed: they
+ * must be JSON.stringify's text exactly, for every value and every field. The
+ * `Required<...>` objects below stop compiling when a field is added to either
+ * event type, and then fail until writeFastLine writes that field too (or
+ * leaves such events to JSON.stringify).
  */
 
 const fullFrame: Required<FrameEvent> = {
@@ -49,82 +50,123 @@ const fullMessage: Required<MessageEvent> = {
 
 const json = (event: CaptureEvent): string => JSON.stringify(event) + '\n';
 
-describe('captureLine', () => {
-  it('writes a ws.frame with every optional field as JSON.stringify does', () => {
-    expect(captureLine(fullFrame)).toBe(json(fullFrame));
+/** The event's line through the path the capture writer takes, checked to stay within the room it asked for. */
+function written(event: CaptureEvent, at = 0): string {
+  const room = fastLineRoom(event);
+  if (room === 0) return captureLine(event);
+  const target = Buffer.alloc(at + room, 0xff);
+  const end = writeFastLine(event, target, at);
+  expect(end - at).toBeLessThanOrEqual(room);
+  expect(target.subarray(0, at).every((byte) => byte === 0xff)).toBe(true);
+  return target.toString('utf8', at, end);
+}
+
+const { closeCode: _code, closeReason: _reason, idle: _idle, ...plainFrame } = fullFrame;
+
+describe('capture lines', () => {
+  it('writes a ws.frame without close fields as bytes, JSON.stringify\'s text', () => {
+    expect(fastLineRoom(plainFrame)).toBeGreaterThan(0);
+    expect(written(plainFrame)).toBe(json(plainFrame));
+    expect(written({ ...plainFrame, fin: false, rsv1: true, rsv3: true, masked: true, previewTruncated: true }, 17)).toBe(
+      json({ ...plainFrame, fin: false, rsv1: true, rsv3: true, masked: true, previewTruncated: true }),
+    );
   });
 
-  it('writes a ws.frame without its optional fields as JSON.stringify does', () => {
-    const { closeCode: _code, closeReason: _reason, idle: _idle, ...plain } = fullFrame;
-    expect(captureLine(plain)).toBe(json(plain));
-    expect(captureLine({ ...plain, closeCode: 1006 })).toBe(json({ ...plain, closeCode: 1006 }));
+  it('writes close frames (code, reason, idle times) through JSON.stringify', () => {
+    expect(fastLineRoom(fullFrame)).toBe(0);
+    expect(written(fullFrame)).toBe(json(fullFrame));
+    for (const extra of [{ closeCode: 1006 }, { closeReason: '' }, { idle: { client: 1, upstream: 2 } }]) {
+      const frame = { ...plainFrame, ...extra };
+      expect(fastLineRoom(frame)).toBe(0);
+      expect(written(frame)).toBe(json(frame));
+    }
   });
 
   it('writes a ws.message, with a size or without one, as JSON.stringify does', () => {
-    expect(captureLine(fullMessage)).toBe(json(fullMessage));
-    expect(captureLine({ ...fullMessage, size: null, preview: '' })).toBe(json({ ...fullMessage, size: null, preview: '' }));
+    expect(fastLineRoom(fullMessage)).toBeGreaterThan(0);
+    expect(written(fullMessage)).toBe(json(fullMessage));
+    const unknown = { ...fullMessage, opcode: 2 as const, side: 'upstream' as const, size: null, preview: '', compressed: false };
+    expect(written(unknown, 3)).toBe(json(unknown));
   });
 
-  it('spells numbers as JSON does, and quotes a preview that is not base64', () => {
-    for (const value of [-0, 1e21, 1.5e-7, Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity]) {
-      const frame = { ...fullFrame, t: value, length: value, idle: { client: value, upstream: value } };
-      expect(captureLine(frame)).toBe(json(frame));
-      const message = { ...fullMessage, size: value, tEnd: value };
-      expect(captureLine(message)).toBe(json(message));
+  it('spells numbers as JSON does: whole, on the µs grid, past the fast paths, not finite', () => {
+    const values = [
+      -0, 0, 9, 10, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 1e21, 1.5e-7, -1, -1.5, 0.1, 0.001, 0.0005, 1.999, 1795277989952.829,
+      1795277989952.8, 1795277989952.5, 1795277989953, 1763750000123.4567, 2 ** 42 - 0.001, 2 ** 42, 2 ** 42 + 0.5,
+      Number.MAX_SAFE_INTEGER, Number.MAX_VALUE, Number.MIN_VALUE, NaN, Infinity, -Infinity,
+    ];
+    for (const value of values) {
+      const frame = { ...plainFrame, t: value, conn: value, index: value, offset: value, length: value };
+      expect(written(frame)).toBe(json(frame));
+      const message = { ...fullMessage, t: value, tEnd: value, conn: value, firstFrame: value, frames: value, wireLength: value, size: value };
+      expect(written(message)).toBe(json(message));
     }
-    const odd = { ...fullFrame, preview: 'not "base64"\n' };
-    expect(captureLine(odd)).toBe(json(odd));
+  });
+
+  it('keeps the digits of the whole milliseconds only for the millisecond they belong to', () => {
+    for (const t of [1795277989952.829, 1795277989953.001, 1795277989952.9, 5, 5.25, 1795277989953.001]) {
+      expect(written({ ...plainFrame, t })).toBe(json({ ...plainFrame, t }));
+    }
   });
 
   it('matches JSON.stringify for generated frames and messages', () => {
-    const number = fc.oneof(fc.double(), fc.integer(), fc.constant(-0));
-    const frameArb = fc.record(
-      {
-        kind: fc.constant('ws.frame' as const),
-        t: number,
-        conn: fc.nat(),
-        side: fc.constantFrom('client' as const, 'upstream' as const),
-        index: fc.nat(),
-        offset: fc.maxSafeNat(),
-        opcode: fc.integer({ min: 0, max: 15 }),
-        fin: fc.boolean(),
-        rsv1: fc.boolean(),
-        rsv2: fc.boolean(),
-        rsv3: fc.boolean(),
-        masked: fc.boolean(),
-        length: fc.maxSafeNat(),
-        preview: fc.oneof(fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('base64')), fc.string()),
-        previewTruncated: fc.boolean(),
-        closeCode: fc.integer({ min: 0, max: 65535 }),
-        closeReason: fc.string({ unit: 'binary' }),
-        idle: fc.record({ client: number, upstream: number }),
-      },
-      { requiredKeys: ['kind', 't', 'conn', 'side', 'index', 'offset', 'opcode', 'fin', 'rsv1', 'rsv2', 'rsv3', 'masked', 'length', 'preview', 'previewTruncated'] },
+    const number = fc.oneof(fc.double(), fc.integer(), fc.constant(-0), fc.maxSafeNat());
+    // What SessionClock gives: epoch ms rounded to the µs, around now and anywhere below 2^53 / 1000.
+    const time = fc.oneof(
+      number,
+      fc.double({ min: 1.6e12, max: 2.1e12, noNaN: true }).map((ms) => Math.round(ms * 1000) / 1000),
+      fc.maxSafeNat().map((us) => us / 1000),
     );
-    const messageArb = fc.record({
-      kind: fc.constant('ws.message' as const),
-      t: number,
-      tEnd: number,
-      conn: fc.nat(),
+    const count = fc.oneof(fc.nat(), fc.maxSafeNat(), number);
+    const base64 = fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes).toString('base64'));
+    const frameArb = fc.record({
+      kind: fc.constant('ws.frame' as const),
+      t: time,
+      conn: count,
       side: fc.constantFrom('client' as const, 'upstream' as const),
-      opcode: fc.constantFrom(1 as const, 2 as const),
-      firstFrame: fc.nat(),
-      frames: fc.nat(),
-      wireLength: fc.maxSafeNat(),
-      compressed: fc.boolean(),
-      size: fc.option(fc.maxSafeNat(), { nil: null }),
-      preview: fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('base64')),
+      index: count,
+      offset: count,
+      opcode: fc.integer({ min: 0, max: 15 }),
+      fin: fc.boolean(),
+      rsv1: fc.boolean(),
+      rsv2: fc.boolean(),
+      rsv3: fc.boolean(),
+      masked: fc.boolean(),
+      length: count,
+      preview: base64,
       previewTruncated: fc.boolean(),
     });
-    fc.assert(fc.property(fc.oneof(frameArb, messageArb), (event) => captureLine(event) === json(event)), { numRuns: 2000 });
+    const messageArb = fc.record({
+      kind: fc.constant('ws.message' as const),
+      t: time,
+      tEnd: time,
+      conn: count,
+      side: fc.constantFrom('client' as const, 'upstream' as const),
+      opcode: fc.constantFrom(1 as const, 2 as const),
+      firstFrame: count,
+      frames: count,
+      wireLength: count,
+      compressed: fc.boolean(),
+      size: fc.option(count, { nil: null }),
+      preview: base64,
+      previewTruncated: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.oneof(frameArb, messageArb), fc.nat(64), (event, at) => fastLineRoom(event) > 0 && written(event, at) === json(event)),
+      { numRuns: 3000 },
+    );
   });
 
-  it('writes every other kind through JSON.stringify', () => {
+  it('writes every other kind through JSON.stringify, and has no fast form for them', () => {
     const events: CaptureEvent[] = [
       { kind: 'tcp.fin', t: 1.5, conn: 1, side: 'client', idle: { client: 1, upstream: 2 } },
       { kind: 'capture.gap', t: 2, from: 1, lostEvents: 3, code: 'ENOSPC' },
       { kind: 'conn.close', t: 3, conn: 1, bytes: { fromClient: 10, fromUpstream: 20 } },
     ];
-    for (const event of events) expect(captureLine(event)).toBe(json(event));
+    for (const event of events) {
+      expect(fastLineRoom(event)).toBe(0);
+      expect(captureLine(event)).toBe(json(event));
+      expect(() => writeFastLine(event, Buffer.alloc(1024), 0)).toThrow(/no fast form for a .* event/);
+    }
   });
 });
