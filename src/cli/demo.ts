@@ -15,7 +15,7 @@ import { SCENARIOS, type Pace } from './demo-scenarios.js';
 import { parseArgsStrict, parseChoice } from './option-values.js';
 import { shutdownOnSignal } from './shutdown.js';
 import { ProxySession } from './proxy-session.js';
-import { defaultLogFile, startLiveUi, terminalAvailable } from './terminal-ui.js';
+import { defaultLogFile, terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
 
 export const DEMO_HELP = `Usage: wstap demo [--no-tui] [--capture FILE] [--force] [--log-format auto|pretty|json]
@@ -109,6 +109,7 @@ function demoContext(pace: Pace): DiagnosisContext {
 
 /** The demo in the live UI: rounds of scenarios until q. */
 async function demoInTerminal(capturePath: string | null, force: boolean): Promise<number> {
+  const { startLiveUi } = await import('./terminal-ui.js');
   const screenLog = createScreenLogger({ file: defaultLogFile() });
   const logger = screenLog.logger;
   const tempDir = capturePath ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-demo-'));

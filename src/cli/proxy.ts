@@ -20,7 +20,7 @@ import type { PayloadMode } from '../har/har-types.js';
 import { ProxySession } from './proxy-session.js';
 import { catchSignalsEarly, shutdownOnSignal } from './shutdown.js';
 import { diagnosisContextOf, profileFromOption } from './profile-option.js';
-import { defaultLogFile, startLiveUi, terminalAvailable } from './terminal-ui.js';
+import { defaultLogFile, terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
@@ -115,6 +115,8 @@ export async function runProxy(args: string[]): Promise<number> {
     ? createScreenLogger({ level, file: typeof values['log-file'] === 'string' ? values['log-file'] : defaultLogFile() })
     : null;
   const logger = screenLog?.logger ?? createLogger({ format, level });
+  // Loaded only when shown (see ui-prerequisites.ts), and before the session starts so the UI misses nothing.
+  const terminalUi = screenLog ? await import('./terminal-ui.js') : null;
   // --har and the UI's export key need a capture; without --capture it is a private temporary one.
   const tempDir = (harPath || screenLog) && typeof values.capture !== 'string' ? fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-')) : null;
   const capturePath = typeof values.capture === 'string' ? values.capture : tempDir ? path.join(tempDir, 'capture.jsonl') : null;
@@ -156,8 +158,8 @@ export async function runProxy(args: string[]): Promise<number> {
     logger.warn({ finding }, `${profile ? `profile ${profile.name}: ` : ''}${finding.message}; fix: ${finding.fix}`);
   }
   const stopper = shutdownOnSignal(session, logger, signals);
-  const ui = screenLog
-    ? startLiveUi(session, { target: target.href, profile: profile?.name ?? null, diagnosis, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })
+  const ui = screenLog && terminalUi
+    ? terminalUi.startLiveUi(session, { target: target.href, profile: profile?.name ?? null, diagnosis, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })
     : null;
   let code = await stopper.done;
   ui?.close();

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ConnectionTracker } from '../analysis/connection-tracker.js';
@@ -14,27 +13,8 @@ import type { SessionFacts } from '../tui/screen-frame.js';
 import { openTerminalScreen } from '../tui/terminal-screen.js';
 import { TuiApp } from '../tui/tui-app.js';
 import type { ProxySession } from './proxy-session.js';
+import { stamp } from './ui-prerequisites.js';
 import { VERSION } from './version.js';
-
-/** The UI needs a keyboard and a screen: both ends must be terminals. */
-export function terminalAvailable(): boolean {
-  return process.stdout.isTTY === true && process.stdin.isTTY === true;
-}
-
-function stamp(d: Date): string {
-  const p = (n: number): string => String(n).padStart(2, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
-/**
- * Where the UI's log goes unless --log-file says otherwise: a new directory
- * of our own (0700, unpredictable name), never a fixed one under the shared
- * temp dir, where another user could plant the file or a symlink first.
- */
-export function defaultLogFile(now = new Date()): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-log-'));
-  return path.join(dir, `wstap-${stamp(now)}.log`);
-}
 
 export interface HarExportSettings {
   capturePath: string | null;

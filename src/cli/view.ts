@@ -9,7 +9,7 @@ import type { SessionFacts } from '../tui/screen-frame.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { LogTail } from '../log.js';
 import { diagnosisContextOf, profileFromOption } from './profile-option.js';
-import { exportFromUi, startTerminalUi, terminalAvailable } from './terminal-ui.js';
+import { terminalAvailable } from './ui-prerequisites.js';
 import { harToEvents, looksLikeHar } from '../har/har-reader.js';
 import { reportFileError } from './file-errors.js';
 import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
@@ -134,6 +134,7 @@ interface TerminalViewOptions {
  * at the last event read.
  */
 async function viewInTerminal(file: string, options: TerminalViewOptions): Promise<number> {
+  const { exportFromUi, startTerminalUi } = await import('./terminal-ui.js');
   const tail = new LogTail();
   let source: Source;
   try {

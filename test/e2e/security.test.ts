@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultLogFile } from '../../src/cli/terminal-ui.js';
+import { defaultLogFile } from '../../src/cli/ui-prerequisites.js';
 import { startRawUpgradeServer, type RawUpgradeServer } from '../support/upstream-app.js';
 import { connectClient, closedEvent, ofKind } from '../support/ws-peers.js';
 import { BIN, startWstap } from '../support/wstap-process.js';
