@@ -1,7 +1,16 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import pinoPretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type LogFormat = 'auto' | 'pretty' | 'json';
+
+/**
+ * pino-pretty, loaded the first time a human-readable line is wanted: JSON
+ * logging (services, CI, the benchmarks) never carries it in its heap.
+ */
+function prettyModule(): typeof PinoPretty {
+  return createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+}
 
 export interface LoggerOptions {
   format: LogFormat;
@@ -25,7 +34,7 @@ export function createLogger(options: LoggerOptions): Logger {
   if (!pretty) {
     return pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: fd, sync: true }));
   }
-  const stream = pinoPretty({
+  const stream = prettyModule()({
     destination: fd,
     sync: true,
     colorize: isTty && !process.env.NO_COLOR,
@@ -86,7 +95,7 @@ export interface ScreenLogger {
 export function createScreenLogger(options: { level?: string; file: string }): ScreenLogger {
   const level = options.level ?? 'info';
   const tail = new LogTail();
-  const paneLine = pinoPretty.prettyFactory({ ...PRETTY_LINE, colorize: false });
+  const paneLine = prettyModule().prettyFactory({ ...PRETTY_LINE, colorize: false });
   let stderrLine: ((input: string) => string) | null = null;
   const file = pino.destination({ dest: options.file, sync: false, mkdir: true, mode: 0o600 });
   const pane = {
@@ -108,7 +117,7 @@ export function createScreenLogger(options: { level?: string; file: string }): S
     tail,
     release() {
       const tty = process.stderr.isTTY === true;
-      stderrLine = pinoPretty.prettyFactory({ ...PRETTY_LINE, colorize: tty && !process.env.NO_COLOR });
+      stderrLine = prettyModule().prettyFactory({ ...PRETTY_LINE, colorize: tty && !process.env.NO_COLOR });
     },
     close() {
       return new Promise((resolve) => {

@@ -41,7 +41,7 @@ export async function runExport(args: string[]): Promise<number> {
   if (!input) throw new UsageError('export needs a capture file (wstap export CAPTURE.jsonl -o session.har)');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const output = typeof values.output === 'string' ? values.output : input.replace(/\.jsonl?$/i, '') + '.har';
-  const profile = profileFromOption(values.profile);
+  const profile = await profileFromOption(values.profile);
   const diagnosis = diagnosisContextOf(profile, values.timeout);
   const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
   const started = Date.now();

@@ -1,8 +1,3 @@
-import { runDemo } from './demo.js';
-import { runExport } from './export.js';
-import { runProfiles } from './profile-option.js';
-import { runProxy } from './proxy.js';
-import { runView } from './view.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
@@ -25,7 +20,14 @@ Run \`wstap COMMAND --help\` for a command's options.
 `;
 
 type Command = (args: string[]) => Promise<number>;
-const COMMANDS: Record<string, Command> = { proxy: runProxy, demo: runDemo, export: runExport, view: runView, profiles: runProfiles };
+/** Each command's module is loaded only when it runs: a proxy carries no export, view or demo code in its heap. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  proxy: async () => (await import('./proxy.js')).runProxy,
+  demo: async () => (await import('./demo.js')).runDemo,
+  export: async () => (await import('./export.js')).runExport,
+  view: async () => (await import('./view.js')).runView,
+  profiles: async () => (await import('./profile-option.js')).runProfiles,
+};
 
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
@@ -37,11 +39,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${VERSION}\n`);
     return 0;
   }
-  const command = COMMANDS[first];
-  if (!command) {
+  const load = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+  if (!load) {
     throw new UsageError(first.startsWith('-') ? `unknown option ${first}` : `unknown command "${first}"`);
   }
-  return command(rest);
+  return (await load())(rest);
 }
 
 main(process.argv.slice(2)).then(

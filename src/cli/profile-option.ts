@@ -2,13 +2,17 @@ import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
 import { formatDuration, parseTimeoutSpec, TimeoutSpecError, type HopTimeout } from '../analysis/hop-timeout.js';
 import { hopTimeouts, type Profile } from '../profiles/profile.js';
-import { listShippedProfiles, ProfileError, resolveProfile } from '../profiles/profile-loader.js';
 import { parseArgsStrict } from './option-values.js';
 import { UsageError } from './usage-error.js';
 
-/** `--profile NAME|FILE`: an invalid profile stops everything with its file, line and column (exit 2). */
-export function profileFromOption(value: unknown): Profile | null {
+/**
+ * `--profile NAME|FILE`: an invalid profile stops everything with its file,
+ * line and column (exit 2). The loader (and the YAML parser) is loaded only
+ * when a profile is named: a proxy without one keeps a smaller heap.
+ */
+export async function profileFromOption(value: unknown): Promise<Profile | null> {
   if (typeof value !== 'string') return null;
+  const { ProfileError, resolveProfile } = await import('../profiles/profile-loader.js');
   try {
     return resolveProfile(value);
   } catch (err) {
@@ -67,6 +71,7 @@ export async function runProfiles(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const { listShippedProfiles } = await import('../profiles/profile-loader.js');
   const profiles = listShippedProfiles();
   const width = Math.max(...profiles.map((p) => p.name.length));
   const indent = ' '.repeat(width);

@@ -14,7 +14,6 @@ import {
   parseNonNegativeNumber,
 } from './option-values.js';
 import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
-import { exportCapture } from '../har/export-capture.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { ProxySession } from './proxy-session.js';
@@ -87,7 +86,7 @@ export async function runProxy(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const profile = profileFromOption(values.profile);
+  const profile = await profileFromOption(values.profile);
   const targetText = typeof values.target === 'string' ? values.target : profile?.proxy?.target;
   if (targetText === undefined) throw new UsageError('--target is required (e.g. --target http://127.0.0.1:8065)');
   const mode = values.tcp ? 'tcp' : 'http';
@@ -181,6 +180,7 @@ async function writeHarAtExit(
   code: number,
 ): Promise<number> {
   try {
+    const { exportCapture } = await import('../har/export-capture.js');
     const stats = await exportCapture({
       capturePath,
       harPath,

@@ -73,7 +73,7 @@ export async function runView(args: string[]): Promise<number> {
   const [file, ...extra] = positionals;
   if (!file) throw new UsageError('view needs a file (wstap view CAPTURE.jsonl or wstap view session.har)');
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-  const profile = profileFromOption(values.profile);
+  const profile = await profileFromOption(values.profile);
   const diagnosis = diagnosisContextOf(profile, values.timeout);
   const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
   if (values['no-tui'] !== true && terminalAvailable()) {
