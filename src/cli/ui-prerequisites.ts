@@ -6,8 +6,8 @@ import path from 'node:path';
  * What a command decides before it loads the terminal UI: whether there is a
  * terminal, and where the UI's log goes. Kept apart from terminal-ui.ts so a
  * headless run (--no-tui, no terminal, CI, systemd) never loads blessed and
- * the UI modules: a smaller heap, which under a bulk load spared wstap a
- * mark-compact every ~100 ms (README, Performance).
+ * the UI modules: a smaller heap, on which V8 does not follow every scavenge
+ * of a bulk load with a mark-compact (README, Performance).
  */
 
 /** The UI needs a keyboard and a screen: both ends must be terminals. */
