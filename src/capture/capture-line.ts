@@ -30,7 +30,7 @@ export function fastLineRoom(event: CaptureEvent): number {
   if (event.kind === 'ws.frame') {
     if (event.closeCode !== undefined || event.closeReason !== undefined || event.idle !== undefined) return 0;
     if ((event.opcode & 15) !== event.opcode) return 0;
-  } else if (event.kind !== 'ws.message') {
+  } else if (event.kind !== 'ws.message' || (event.opcode !== 1 && event.opcode !== 2)) {
     return 0;
   }
   return FIXED_ROOM + event.preview.length;

@@ -75,6 +75,11 @@ describe('capture lines', () => {
   it('writes close frames (code, reason, idle times) through JSON.stringify', () => {
     expect(fastLineRoom(fullFrame)).toBe(0);
     expect(written(fullFrame)).toBe(json(fullFrame));
+    // An opcode the fixed literals do not cover (not one a decoder delivers) takes the slow path too.
+    for (const odd of [{ ...plainFrame, opcode: 16 }, { ...plainFrame, opcode: 2.5 }, { ...fullMessage, opcode: 0 as unknown as 1 }]) {
+      expect(fastLineRoom(odd)).toBe(0);
+      expect(written(odd)).toBe(json(odd));
+    }
     for (const extra of [{ closeCode: 1006 }, { closeReason: '' }, { idle: { client: 1, upstream: 2 } }]) {
       const frame = { ...plainFrame, ...extra };
       expect(fastLineRoom(frame)).toBe(0);
