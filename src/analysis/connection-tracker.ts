@@ -1,6 +1,7 @@
 import type {
   CaptureEvent,
   ConnOpenEvent,
+  FrameCutEvent,
   HandshakeBodyEvent,
   HandshakeRequestEvent,
   HandshakeResponseEvent,
@@ -65,6 +66,8 @@ export interface ConnectionSummary {
   pings: PingRoundTrip[];
   pingPairing: PingPairing;
   protocolErrors: number;
+  /** Frames the connection's end cut in two: at most one per side (each direction ends once). */
+  cutFrames: FrameCutEvent[];
   bytes: { fromClient: number; fromUpstream: number } | null;
   closedAt: number | null;
 }
@@ -130,6 +133,7 @@ export class ConnectionTracker {
         pings: [],
         pingPairing: new PingPairing(),
         protocolErrors: 0,
+        cutFrames: [],
         bytes: null,
         closedAt: null,
       };
@@ -211,6 +215,9 @@ export class ConnectionTracker {
         break;
       case 'ws.protocol-error':
         s.protocolErrors++;
+        break;
+      case 'ws.frame.cut':
+        if (!s.cutFrames.some((cut) => cut.side === event.side)) s.cutFrames.push(event);
         break;
       case 'conn.close':
         s.state = 'closed';

@@ -1,4 +1,4 @@
-import { GAP_BACKLOG, opcodeName, type CaptureEvent } from '../capture/events.js';
+import { GAP_BACKLOG, opcodeName, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, noAnswerReason } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
@@ -89,17 +89,12 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         msg: `#${event.conn} rejected ${event.method ? `${printable(event.method)} ${printable(event.url)}` : 'a request'}: ${event.statusCode} ${printable(event.reason)}`,
         fields: { conn: event.conn, status: event.statusCode },
       };
-    case 'ws.frame.cut': {
-      // A frame the connection's end cut in two: the receiver got part of a message, or none of it.
-      const what = event.opcode !== undefined
-        ? `${opcodeName(event.opcode)} frame ${event.index} (${event.length} payload bytes announced) was cut off after ${event.payloadReceived} of them`
-        : `frame ${event.index} was cut off inside its header (${event.received} byte${event.received === 1 ? '' : 's'})`;
+    case 'ws.frame.cut':
       return {
         level: 'warn',
-        msg: `#${event.conn} ${event.side}'s ${what}: the connection ended ${seconds2(event.t - event.started)} after its first byte`,
+        msg: `#${event.conn} ${describeFrameCut(event)}`,
         fields: { conn: event.conn, side: event.side, offset: event.offset },
       };
-    }
     case 'ws.protocol-error':
       return {
         level: 'warn',
@@ -226,4 +221,15 @@ function judgedAtAnswer(h: RecordedHandshake): boolean {
   if (!response) return false;
   if (response.kind === 'http.response' || response.upgraded) return true;
   return h.responseBody != null;
+}
+
+/**
+ * A frame the connection's end cut in two (the receiver got part of a
+ * message, or none of it), in words: for the log and the detail view.
+ */
+export function describeFrameCut(event: FrameCutEvent): string {
+  const what = event.opcode !== undefined
+    ? `${opcodeName(event.opcode)} frame ${event.index} (${event.length} payload bytes announced) was cut off after ${event.payloadReceived} of them`
+    : `frame ${event.index} was cut off inside its header (${event.received} byte${event.received === 1 ? '' : 's'})`;
+  return `${event.side}'s ${what}: the connection ended ${seconds2(event.t - event.started)} after its first byte`;
 }

@@ -1,7 +1,7 @@
 import { attributionOf, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { describeEvidence, noAnswerReason } from '../analysis/close-attribution.js';
 import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, factsOf, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
-import { closeNarration } from '../analysis/event-narrator.js';
+import { closeNarration, describeFrameCut } from '../analysis/event-narrator.js';
 import type { Finding } from '../analysis/finding.js';
 import { bodyEvidence, responseBodyFacts } from '../analysis/handshake-rules.js';
 import type { FrameRecord } from '../analysis/frame-history.js';
@@ -113,6 +113,8 @@ function closeEvidence(s: ConnectionSummary): StyledLine[] {
     const idle = e.idle ? `  (silent: c→u ${compactDuration(e.idle.client)}, u→c ${compactDuration(e.idle.upstream)})` : '';
     out.push(line(`  ${relativeTime(e.t - s.open.t)}  ${printable(describeEvidence(e), 300)}${idle}`));
   }
+  // A frame cut off by the end is what the receiver will miss: said next to the evidence of that end.
+  for (const cut of s.cutFrames) out.push(line(`  ${relativeTime(cut.t - s.open.t)}  ${describeFrameCut(cut)}`, 'warn'));
   if (s.state === 'closed') out.push(line(`  verdict: ${closeNarration(s).msg.replace(/^#\d+ /, '')}`, 'accent'));
   return out;
 }

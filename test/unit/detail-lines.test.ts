@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../../src/analysis/connection-diagnosis.js';
 import { FrameHistory } from '../../src/analysis/frame-history.js';
-import type { CaptureEvent } from '../../src/capture/events.js';
+import type { CaptureEvent, FrameCutEvent } from '../../src/capture/events.js';
 import { connectionRows } from '../../src/tui/connection-rows.js';
 import { detailLines, relativeTime, type StyledLine } from '../../src/tui/detail-lines.js';
 import { displayWidth } from '../../src/tui/terminal-text.js';
@@ -21,6 +21,7 @@ import {
   messageEvent,
   openEvent,
   query,
+  rstEvent,
 } from '../support/tui-fixtures.js';
 import { handshakeBodyEvent } from '../support/event-fixtures.js';
 
@@ -522,5 +523,37 @@ describe('findings section', () => {
     const lines = detail(wsLife(), C, { diagnosis: nginxFrontSide });
     expect(lineWith(lines, 'timeout.none').text).toMatch(/closed by upstream side \(close-frame 1001 "bye"\) after 3\.00 s without data either way: matches no known timeout/);
     expect(texts(detail(wsLife(), C, { diagnosis: EMPTY_DIAGNOSIS_CONTEXT })).includes('Findings')).toBe(false);
+  });
+});
+
+describe('frames the end cut in two', () => {
+  const cut = (side: 'client' | 'upstream', t: number, extra: Partial<FrameCutEvent>): FrameCutEvent => ({
+    kind: 'ws.frame.cut', t, conn: C, side, index: 1, offset: 106, started: T0 + 20, received: 2, ...extra,
+  });
+  // The upstream resets in the middle of a 1 MiB binary frame; the client was inside a frame header.
+  const events: CaptureEvent[] = [
+    openEvent(C),
+    handshakeRequestEvent(C, T0 + 1),
+    handshakeResponseEvent(C, T0 + 3),
+    frameEvent({ conn: C, t: T0 + 10, side: 'upstream', opcode: 2, index: 0, length: 100, preview: b64('x') }),
+    rstEvent(C, T0 + 1250, 'upstream', { client: 1240, upstream: 5 }),
+    cut('upstream', T0 + 1251, { received: 102_410, opcode: 2, length: 1_048_576, payloadReceived: 102_400 }),
+    cut('client', T0 + 1251, { index: 0, offset: 0, started: T0 + 1249, received: 1 }),
+    // Only one per side is kept: a direction ends once.
+    cut('upstream', T0 + 1252, { index: 9 }),
+    closeEvent(C, T0 + 1253, { fromClient: 1, fromUpstream: 102_520 }),
+  ];
+  const lines = detail(events, C);
+
+  it('says what each side\'s receiver missed, with the close evidence and before the verdict', () => {
+    const start = indexWith(lines, 'Close evidence, in the order it was recorded');
+    expect(texts(lines.slice(start + 1, start + 5))).toEqual([
+      '  +1.250s  upstream rst  (silent: c→u 1s, u→c 0s)',
+      "  +1.251s  upstream's binary frame 1 (1048576 payload bytes announced) was cut off after 102400 of them: the connection ended 1.23 s after its first byte",
+      "  +1.251s  client's frame 0 was cut off inside its header (1 byte): the connection ended 0.00 s after its first byte",
+      expect.stringMatching(/^ {2}verdict: closed by upstream \(upstream rst\)/),
+    ]);
+    expect(lines[start + 2]?.tone).toBe('warn');
+    expect(texts(lines).filter((t) => t.includes('frame 9'))).toEqual([]);
   });
 });
