@@ -38,6 +38,14 @@ export interface CaptureWriterOptions {
   io?: CaptureIo;
 }
 
+/** How the capture file is doing, for a display. */
+export interface CaptureHealth {
+  /** Events that never reached the file (disk full, size limit, a disk too slow). */
+  lostEvents: number;
+  /** While the file refuses data: the error code; null while writing works. */
+  refusing: string | null;
+}
+
 /** Events lost since the last line that reached the file. */
 interface OpenGap {
   from: number;
@@ -134,6 +142,10 @@ export class CaptureWriter implements EventSink {
 
   get writtenEvents(): number {
     return this.#written;
+  }
+
+  health(): CaptureHealth {
+    return { lostEvents: this.#dropped, refusing: this.#failure ? (this.#failure.code ?? 'EIO') : null };
   }
 
   /** Bytes held for writing; bounded by `maxBufferedBytes` (plus one line). */

@@ -3,7 +3,7 @@ import { ConnectionTracker, type ConnectionSummary } from '../analysis/connectio
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { narrate, narrateFindings, seconds } from '../analysis/event-narrator.js';
 import { TimeoutWatch } from '../analysis/timeout-watch.js';
-import { CaptureWriter } from '../capture/capture-writer.js';
+import { CaptureWriter, type CaptureHealth } from '../capture/capture-writer.js';
 import type { CaptureEvent, EventSink } from '../capture/events.js';
 import { SessionClock } from '../capture/session-clock.js';
 import type { LiveActivity } from '../capture/live-activity.js';
@@ -126,6 +126,11 @@ export class ProxySession implements EventSink {
 
   get capturePath(): string | null {
     return this.#options.capturePath;
+  }
+
+  /** The capture file's losses and whether it refuses data now (for displays); null without a capture. */
+  captureHealth(): CaptureHealth | null {
+    return this.#writer?.health() ?? null;
   }
 
   /** Exact last byte and byte counts of a live connection (for displays). */

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ConnectionTracker } from '../analysis/connection-tracker.js';
 import { FrameHistory } from '../analysis/frame-history.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import type { CaptureHealth } from '../capture/capture-writer.js';
 import type { LiveActivity } from '../capture/live-activity.js';
 import { exportCapture } from '../har/export-capture.js';
 import type { PayloadMode } from '../har/har-types.js';
@@ -58,6 +59,7 @@ export interface UiStart {
   redact: boolean;
   now: () => number;
   activity?: (conn: number) => LiveActivity | null;
+  captureHealth?: () => CaptureHealth | null;
   logTail: LogTail | null;
   logger: Logger;
   onQuit: () => void;
@@ -89,6 +91,7 @@ export function startTerminalUi(start: UiStart): RunningUi {
     redact: start.redact,
     now: start.now,
     ...(start.activity ? { activity: start.activity } : {}),
+    ...(start.captureHealth ? { captureHealth: start.captureHealth } : {}),
     logTail: start.logTail,
     onQuit: start.onQuit,
     onExport: start.onExport,
@@ -126,6 +129,7 @@ export function startLiveUi(session: ProxySession, options: LiveUiOptions): Runn
     redact: options.redact,
     now: () => session.clock.now(),
     activity: (conn) => session.activity(conn),
+    captureHealth: () => session.captureHealth(),
     logTail: options.screenLog.tail,
     logger,
     onQuit: options.onQuit,

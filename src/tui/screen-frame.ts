@@ -1,6 +1,7 @@
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { formatDuration } from '../analysis/hop-timeout.js';
 import { printable } from '../analysis/printable.js';
+import type { CaptureHealth } from '../capture/capture-writer.js';
 import type { ConnectionRow } from './connection-rows.js';
 import { layoutTable, tableHeading, tableLine } from './connection-table.js';
 import type { StyledLine } from './detail-lines.js';
@@ -54,6 +55,8 @@ export interface FrameInput {
   /** Lines of the detail view when it is open. */
   detail: readonly StyledLine[] | null;
   log: readonly string[];
+  /** The live capture file's state; null when there is none (or replaying a recording). */
+  capture: CaptureHealth | null;
   /** A transient line (export done, nothing to clear...). */
   message: string | null;
 }
@@ -68,6 +71,18 @@ function title(input: FrameInput): string {
   const paused = state.paused ? '  [PAUSED: capture continues]' : '';
   // Counts first: on a narrow terminal the addresses are what gets cut.
   return `wstap  open ${counts.open}  closed ${counts.closed}  failed ${counts.failed}${counts.framesPerSecond === null ? '' : `  ${counts.framesPerSecond} frames/s`}${paused}${mode}  ${facts.listen} → ${facts.target}`;
+}
+
+/**
+ * The capture file is the full record: once it has lost events, or refuses
+ * data now, the status line says so for the rest of the session.
+ */
+function captureTrouble(capture: CaptureHealth | null): { text: string; tone: Tone } | null {
+  if (!capture || (capture.lostEvents === 0 && capture.refusing === null)) return null;
+  const lost = `${capture.lostEvents} event${capture.lostEvents === 1 ? '' : 's'} lost`;
+  return capture.refusing !== null
+    ? { text: `CAPTURE FILE REFUSES DATA (${capture.refusing}), ${lost} so far`, tone: 'bad' }
+    : { text: `capture: ${lost}, marked in the file as capture.gap`, tone: 'warn' };
 }
 
 function statusLine(input: FrameInput): string {
@@ -90,7 +105,9 @@ function keyHelp(state: UiState): string {
 export function composeScreen(input: FrameInput): string[] {
   const { width, height, paint, state } = input;
   const regions = screenRegions(height);
-  const out: string[] = [styled(title(input), width, paint, 'heading'), styled(statusLine(input), width, paint, 'dim')];
+  const trouble = captureTrouble(input.capture);
+  const status = trouble ? styled(`${trouble.text} · ${statusLine(input)}`, width, paint, trouble.tone) : styled(statusLine(input), width, paint, 'dim');
+  const out: string[] = [styled(title(input), width, paint, 'heading'), status];
   if (input.detail) {
     const visible = input.detail.slice(state.detailTop, state.detailTop + regions.bodyHeight + 1);
     for (const l of visible) out.push(styled(l.text, width, paint, l.tone));

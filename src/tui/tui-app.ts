@@ -1,5 +1,6 @@
 import type { ConnectionSummary, ConnectionTracker } from '../analysis/connection-tracker.js';
 import type { FrameHistory } from '../analysis/frame-history.js';
+import type { CaptureHealth } from '../capture/capture-writer.js';
 import type { CaptureEvent } from '../capture/events.js';
 import type { LiveActivity } from '../capture/live-activity.js';
 import type { LogTail } from '../log.js';
@@ -21,6 +22,8 @@ export interface TuiAppOptions {
   /** The display clock: the session clock live, a constant when replaying. */
   now: () => number;
   activity?: (conn: number) => LiveActivity | null;
+  /** The live capture file's losses and state (read once a second). */
+  captureHealth?: () => CaptureHealth | null;
   logTail: LogTail | null;
   onQuit: () => void;
   /** Writes a HAR and says where, or explains why it cannot. */
@@ -46,6 +49,7 @@ export class TuiApp {
   #detail: StyledLine[] | null = null;
   #message: string | null = null;
   #messageUntil = 0;
+  #capture: CaptureHealth | null = null;
   #logVersion = -1;
   readonly #counts = { opened: 0, closed: 0, failed: 0, frames: 0 };
   #framesPerSecond = 0;
@@ -112,6 +116,11 @@ export class TuiApp {
     this.#tickAt = now;
     // Idle timers and ages move by themselves while anything is open.
     if (this.#o.facts.frozenAt === null && this.#counts.opened > this.#counts.closed) this.#dirty = true;
+    const capture = this.#o.captureHealth?.() ?? null;
+    if (capture?.lostEvents !== this.#capture?.lostEvents || capture?.refusing !== this.#capture?.refusing) {
+      this.#capture = capture;
+      this.#dirty = true;
+    }
     if (this.#message && Date.now() > this.#messageUntil) {
       this.#message = null;
       this.#dirty = true;
@@ -206,6 +215,7 @@ export class TuiApp {
       rowCount: this.#order.length,
       detail: this.#detail,
       log: tail ? tail.last(10) : [],
+      capture: this.#capture,
       message: this.#message,
     });
     this.#o.screen.draw(lines);

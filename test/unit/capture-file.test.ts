@@ -415,6 +415,7 @@ describe('CaptureWriter when the disk fails', () => {
     const before = [frame(1000, 'client', 0), frame(1001, 'upstream', 0)];
     for (const e of before) writer.record(e);
     await until(() => writer.writtenEvents === 2, 'the first events to be written');
+    expect(writer.health()).toStrictEqual({ lostEvents: 0, refusing: null });
 
     disk.room = 0;
     const lost = Array.from({ length: 30 }, (_, i) => frame(2000 + i, 'client', i + 1));
@@ -428,10 +429,13 @@ describe('CaptureWriter when the disk fails', () => {
     await until(() => disk.failures >= failuresSoFar + 3, 'retries');
     expect(errors).toHaveLength(1);
     expect(resumed).toHaveLength(0);
+    // What a display shows meanwhile.
+    expect(writer.health()).toStrictEqual({ lostEvents: 30, refusing: 'ENOSPC' });
 
     clock.now = 9000;
     disk.room = Infinity;
     await until(() => resumed.length === 1, 'the capture to resume');
+    expect(writer.health()).toStrictEqual({ lostEvents: 30, refusing: null });
     const after = [frame(9001, 'client', 31), frame(9002, 'upstream', 1)];
     for (const e of after) writer.record(e);
     await writer.close();

@@ -88,6 +88,7 @@ function frame(overrides: Partial<FrameInput> & { width: number; height: number 
     rowCount: (overrides.rows ?? ROWS).length,
     detail: null,
     log: [],
+    capture: null,
     message: null,
     ...overrides,
   });
@@ -151,6 +152,17 @@ describe('composeScreen: content', () => {
     const lines = plain(frame({ width: 200, height: 24 }));
     expect(lines[0]).toMatch(/^wstap {2}open 3 {2}closed 1 {2}failed 1 {2}12 frames\/s {2}127\.0\.0\.1:8066 → 127\.0\.0\.1:8065 *$/);
     expect(lines[1]).toMatch(/^profile mattermost · timeouts nginx\.proxy_read_timeout 60s · sort age · http shown *$/);
+  });
+
+  it('status line: a capture file that refuses data, or lost events, leads it in red or yellow', () => {
+    const refusing = frame({ width: 200, height: 24, capture: { lostEvents: 1234, refusing: 'ENOSPC' } });
+    expect(plain(refusing)[1]).toMatch(/^CAPTURE FILE REFUSES DATA \(ENOSPC\), 1234 events lost so far · profile mattermost · /);
+    expect(refusing[1]).toContain('{red-fg}');
+    const resumed = frame({ width: 200, height: 24, capture: { lostEvents: 1, refusing: null } });
+    expect(plain(resumed)[1]).toMatch(/^capture: 1 event lost, marked in the file as capture\.gap · profile mattermost · /);
+    expect(resumed[1]).toContain('{yellow-fg}');
+    // A capture that lost nothing says nothing.
+    expect(plain(frame({ width: 200, height: 24, capture: { lostEvents: 0, refusing: null } }))[1]).toMatch(/^profile mattermost · /);
   });
 
   it('status line: no timeouts, another sort, HTTP hidden, an applied filter', () => {

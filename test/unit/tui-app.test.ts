@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConnectionTracker } from '../../src/analysis/connection-tracker.js';
 import { FrameHistory } from '../../src/analysis/frame-history.js';
 import type { HopTimeout } from '../../src/analysis/hop-timeout.js';
+import type { CaptureHealth } from '../../src/capture/capture-writer.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { LogTail } from '../../src/log.js';
 import { Paint } from '../../src/tui/paint.js';
@@ -70,7 +71,7 @@ function fakeTerminal(columns: number, rows: number): { input: PassThrough; outp
 }
 
 function start(
-  options: { columns?: number; rows?: number; onExport?: () => Promise<string>; facts?: Partial<SessionFacts> } = {},
+  options: { columns?: number; rows?: number; onExport?: () => Promise<string>; facts?: Partial<SessionFacts>; captureHealth?: () => CaptureHealth | null } = {},
 ): Harness {
   const { input, output, written } = fakeTerminal(options.columns ?? 100, options.rows ?? 30);
   const warnings: string[] = [];
@@ -90,6 +91,7 @@ function start(
     redact: true,
     now: () => clock.now,
     logTail,
+    ...(options.captureHealth ? { captureHealth: options.captureHealth } : {}),
     onQuit,
     onExport,
     frameInterval: 10,
@@ -296,6 +298,16 @@ describe('TuiApp (headless, real blessed)', () => {
     expect(h.text().some((l) => l.includes('/second-path'))).toBe(false);
     h.type('p');
     await until(h, 'the new row after resuming', hasText('/second-path'));
+  });
+
+  it('says in the status line when the capture file refuses data, and when it took data again', async () => {
+    let health: CaptureHealth = { lostEvents: 0, refusing: null };
+    const h = start({ captureHealth: () => health });
+    await until(h, 'the first frame', (lines) => (lines[1] ?? '').startsWith('profile none'));
+    health = { lostEvents: 12, refusing: 'ENOSPC' };
+    await until(h, 'the refusal', (lines) => (lines[1] ?? '').startsWith('CAPTURE FILE REFUSES DATA (ENOSPC), 12 events lost so far · profile none'), 4000);
+    health = { lostEvents: 12, refusing: null };
+    await until(h, 'the resumption', (lines) => (lines[1] ?? '').startsWith('capture: 12 events lost, marked in the file as capture.gap'), 4000);
   });
 
   it('shows the log tail', async () => {
