@@ -61,6 +61,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { hasCommand } from './relay-processes.mjs';
+import { freePort, sleep } from './util.mjs';
 
 const here = fileURLToPath(import.meta.url);
 const root = path.resolve(path.dirname(here), '..');
@@ -619,10 +621,6 @@ function nodeArgsForWstap() {
   return (process.env.WSTAP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 }
 
-function hasCommand(name) {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-}
-
 function shq(s) {
   return `'${String(s).replaceAll("'", `'\\''`)}'`;
 }
@@ -634,21 +632,6 @@ function readTail(file) {
   } catch {
     return '';
   }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function median(values) {

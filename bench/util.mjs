@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-// Helpers shared by the relay suite (bench/relays.mjs, bench/relay-processes.mjs,
+// Helpers shared by the benchmarks (bench/relays.mjs, bench/relay-processes.mjs, bench/tui-overhead.mjs,
 // bench/scenarios/*.mjs, bench/report.mjs): numbers, ports, child processes.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
