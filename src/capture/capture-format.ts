@@ -6,9 +6,27 @@ export interface CaptureHeader {
   format: typeof CAPTURE_FORMAT;
   version: number;
   createdBy: string;
+  /**
+   * Random id shared by every file one proxy session writes (rotation, --rotate),
+   * so a reader can tell a set's files from another session's. Absent in
+   * captures written before rotation existed.
+   */
+  session?: string;
+  /** 0 for a session's first file, then 1, 2, ... in the order written. Absent means 0. */
+  segment?: number;
 }
 
-export function captureHeaderLine(createdBy: string): string {
-  const header: CaptureHeader = { format: CAPTURE_FORMAT, version: CAPTURE_VERSION, createdBy };
+/**
+ * Where segment `segment` of the capture named `base` lives: the first file
+ * keeps the name the user gave, later ones get `.1`, `.2`, ... appended, as
+ * tcpdump -C numbers its files. Names never shift, so a reader that follows
+ * the set (view --follow) never sees a file renamed under it.
+ */
+export function segmentPath(base: string, segment: number): string {
+  return segment === 0 ? base : `${base}.${segment}`;
+}
+
+export function captureHeaderLine(createdBy: string, set?: { session: string; segment: number }): string {
+  const header: CaptureHeader = { format: CAPTURE_FORMAT, version: CAPTURE_VERSION, createdBy, ...set };
   return JSON.stringify(header) + '\n';
 }
