@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -225,6 +226,30 @@ describe('TLS listener in --tcp mode: close evidence', () => {
     expect(ofConn(all, conn, 'tcp.error')[0]).toMatchObject({ side: 'client', code: 'ERR_SSL_HTTP_REQUEST' });
     expect(appSaw).toBe(false);
     accepted = [];
+  });
+});
+
+describe('TLS on a unix socket', () => {
+  it('serves https over the socket file and says so as https://unix:PATH', async () => {
+    const socketPath = path.join(dir, 'tls.sock');
+    const w = await startWstap(['--target', `http://127.0.0.1:${app.port}`, '--tls-cert', cert.certPath, '--tls-key', cert.keyPath], { listen: `unix:${socketPath}` });
+    try {
+      expect(w.listen).toBe(`https://unix:${socketPath}`);
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        https
+          .get({ socketPath, path: '/plain?test=tls-unix', servername: 'wstap.test', ca: fs.readFileSync(cert.certPath), agent: false }, (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          })
+          .on('error', reject);
+      });
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toMatchObject({ url: '/plain?test=tls-unix' });
+    } finally {
+      expect(await w.stop()).toBe(0);
+    }
+    expect(fs.existsSync(socketPath)).toBe(false);
   });
 });
 
