@@ -50,6 +50,7 @@ Options:
   --head-timeout SECONDS
                         a client that has not sent a whole request head by then
                         is answered 408 (slowloris); 0 turns it off      [60]
+                        Under TLS its handshake must be done by then too.
   --insecure            do not verify the upstream's TLS certificate
   --profile NAME|FILE   the hops' timeouts and the app's heartbeat (wstap profiles
                         lists the shipped ones); flags override its values

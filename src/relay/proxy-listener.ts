@@ -168,11 +168,21 @@ export class ProxyListener {
       this.#relay(entry);
       return;
     }
-    watchHandshake(socket as tls.TLSSocket, TLS_HANDSHAKE_TIMEOUT_MS, {
+    watchHandshake(socket as tls.TLSSocket, this.#handshakeTimeoutMs(), {
       secure: () => this.#relay(entry),
       failed: (err) => entry.ctx.recordSocketError('client', err),
       ended: () => entry.ctx.recordFin('client'),
     });
+  }
+
+  /**
+   * In http mode the handshake is the start of the request head and shares
+   * its deadline, as in nginx (client_header_timeout covers the SSL
+   * handshake); --tcp has no head, so Node's tls.Server default applies.
+   */
+  #handshakeTimeoutMs(): number {
+    const head = this.#options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
+    return this.#options.mode === 'http' && head > 0 ? head : TLS_HANDSHAKE_TIMEOUT_MS;
   }
 
   #relay(entry: ConnectionEntry): void {

@@ -229,6 +229,25 @@ describe('TLS listener in --tcp mode: close evidence', () => {
   });
 });
 
+describe('a TLS handshake that never comes', () => {
+  it('is given up after --head-timeout (http mode), recorded with ERR_TLS_HANDSHAKE_TIMEOUT as the client\'s error', async () => {
+    const w = await startWstap(['--target', 'http://127.0.0.1:1', '--tls-cert', cert.certPath, '--tls-key', cert.keyPath, '--head-timeout', '1']);
+    try {
+      const silent = net.connect({ host: '127.0.0.1', port: w.port });
+      silent.on('error', () => undefined);
+      await new Promise((r) => silent.once('connect', r));
+      const clientPort = silent.localPort ?? -1;
+      // wstap ends it, not the client.
+      await new Promise((r) => silent.once('close', r));
+      const all = await captureWhen(w, (events) => ofKind(events, 'conn.close').some((c) => c.conn === ofKind(events, 'conn.open').find((o) => o.remotePort === clientPort)?.conn));
+      const conn = ofKind(all, 'conn.open').find((o) => o.remotePort === clientPort)?.conn ?? -1;
+      expect(ofConn(all, conn, 'tcp.error')[0]).toMatchObject({ side: 'client', code: 'ERR_TLS_HANDSHAKE_TIMEOUT' });
+    } finally {
+      expect(await w.stop()).toBe(0);
+    }
+  });
+});
+
 describe('TLS on a unix socket', () => {
   it('serves https over the socket file and says so as https://unix:PATH', async () => {
     const socketPath = path.join(dir, 'tls.sock');
