@@ -227,6 +227,19 @@ describe('TLS listener in --tcp mode: close evidence', () => {
     expect(appSaw).toBe(false);
     accepted = [];
   });
+
+  it('a client that sends its FIN before the handshake is done is recorded as closing with a FIN, and let go', async () => {
+    const quitter = net.connect({ host: '127.0.0.1', port: tcpWstap.port, allowHalfOpen: true });
+    quitter.on('error', () => undefined);
+    await new Promise((r) => quitter.once('connect', r));
+    const clientPort = quitter.localPort ?? -1;
+    quitter.end();
+    // Half-open is not kept for a connection that never got as far as TLS: wstap closes its side.
+    await new Promise((r) => quitter.once('close', r));
+    const all = await captureWhen(tcpWstap, closedFrom(clientPort));
+    const conn = connFrom(all, clientPort);
+    expect(evidenceOf(all, conn).map((e) => `${e.side}:${e.kind}`)).toEqual(['client:fin']);
+  });
 });
 
 describe('a TLS handshake that never comes', () => {
