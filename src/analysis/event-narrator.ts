@@ -38,8 +38,8 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
     case 'conn.open':
       return {
         level: 'info',
-        msg: `#${event.conn} open from ${event.remoteAddress ? `${event.remoteAddress}:${event.remotePort}` : 'an unknown address'}`,
-        fields: { conn: event.conn, remote: `${event.remoteAddress}:${event.remotePort}` },
+        msg: `#${event.conn} open from ${event.remoteAddress ? `${event.remoteAddress}:${event.remotePort}` : 'a peer without an address (a unix socket, or not recorded)'}`,
+        fields: { conn: event.conn, remote: event.remoteAddress ? `${event.remoteAddress}:${event.remotePort}` : '' },
       };
     case 'ws.handshake.request':
       return {

@@ -74,8 +74,7 @@ export async function runDemo(args: string[]): Promise<number> {
 function startDemoSession(app: DemoApp, capturePath: string | null, force: boolean, logger: Logger, diagnosis: DiagnosisContext): Promise<ProxySession> {
   return ProxySession.start({
     mode: 'http',
-    host: '127.0.0.1',
-    port: 0,
+    listen: { kind: 'tcp', host: '127.0.0.1', port: 0 },
     target: parseTarget(`http://127.0.0.1:${app.port}`, 'http'),
     insecure: false,
     previewLimit: 256,

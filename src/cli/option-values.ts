@@ -1,24 +1,32 @@
 import net from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { PayloadMode } from '../har/har-types.js';
+import { MAX_UNIX_PATH_BYTES, type ListenEndpoint } from '../relay/listen-endpoint.js';
 import { UsageError } from './usage-error.js';
 
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
-
-/** `PORT`, `HOST:PORT` or `[V6]:PORT`; a bare port means loopback. */
-export function parseListen(text: string): ListenAddress {
+/**
+ * `PORT`, `HOST:PORT`, `[V6]:PORT` (a bare port means loopback) or
+ * `unix:PATH`, a unix socket file (nginx: `proxy_pass http://unix:PATH:`).
+ */
+export function parseListen(text: string): ListenEndpoint {
+  if (text.startsWith('unix:')) {
+    const socketPath = text.slice('unix:'.length);
+    if (socketPath === '') throw new UsageError(`--listen "${text}" names no socket file (e.g. unix:/run/wstap/wstap.sock)`);
+    const bytes = Buffer.byteLength(socketPath);
+    if (bytes > MAX_UNIX_PATH_BYTES) {
+      throw new UsageError(`--listen "${text}": a unix socket path may have at most ${MAX_UNIX_PATH_BYTES} bytes, this one has ${bytes}`);
+    }
+    return { kind: 'unix', path: socketPath };
+  }
   const bare = /^\d+$/.test(text);
   const match = bare ? null : /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text);
   const host = bare ? '127.0.0.1' : (match?.[1] ?? match?.[2]);
   const portText = bare ? text : match?.[3];
   const port = Number(portText);
   if (!host || !portText || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(`--listen "${text}" is not HOST:PORT (e.g. 127.0.0.1:8066)`);
+    throw new UsageError(`--listen "${text}" is not HOST:PORT or unix:PATH (e.g. 127.0.0.1:8066)`);
   }
-  return { host, port };
+  return { kind: 'tcp', host, port };
 }
 
 const LOOPBACK = new net.BlockList();

@@ -1,3 +1,4 @@
+import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
@@ -7,14 +8,16 @@ import { CaptureWriter, type CaptureHealth } from '../capture/capture-writer.js'
 import type { CaptureEvent, EventSink } from '../capture/events.js';
 import { SessionClock } from '../capture/session-clock.js';
 import type { LiveActivity } from '../capture/live-activity.js';
+import { endpointText, type ListenEndpoint } from '../relay/listen-endpoint.js';
 import { ProxyListener } from '../relay/proxy-listener.js';
 import type { Target } from '../relay/target.js';
 import { VERSION } from './version.js';
 
 export interface ProxySessionOptions {
   mode: 'http' | 'tcp';
-  host: string;
-  port: number;
+  listen: ListenEndpoint;
+  /** Accept TLS with this certificate and key (--tls-cert, --tls-key); null or absent: plaintext. */
+  tls?: tls.SecureContext | null;
   target: Target;
   insecure: boolean;
   previewLimit: number;
@@ -78,8 +81,8 @@ export class ProxySession implements EventSink {
       : null;
     this.#listener = new ProxyListener({
       mode: options.mode,
-      host: options.host,
-      port: options.port,
+      endpoint: options.listen,
+      tls: options.tls ?? null,
       target: options.target,
       insecure: options.insecure,
       previewLimit: options.previewLimit,
@@ -92,8 +95,7 @@ export class ProxySession implements EventSink {
   static async start(options: ProxySessionOptions): Promise<ProxySession> {
     const session = new ProxySession(options);
     try {
-      const info = await session.#listener.listen();
-      session.#address = info.family === 'IPv6' ? `[${info.address}]:${info.port}` : `${info.address}:${info.port}`;
+      session.#address = listenAddressText(await session.#listener.listen(), options.mode, Boolean(options.tls));
     } catch (err) {
       await session.#writer?.close();
       throw err;
@@ -115,13 +117,9 @@ export class ProxySession implements EventSink {
     return session;
   }
 
-  /** `host:port` actually bound (port 0 resolved). */
+  /** Where wstap listens, as logged and recorded: `host:port` (port 0 resolved) or `unix:PATH`, under TLS prefixed `https://` (http mode) or `tls:` (--tcp). */
   get address(): string {
     return this.#address;
-  }
-
-  get port(): number {
-    return Number(this.#address.slice(this.#address.lastIndexOf(':') + 1));
   }
 
   get capturePath(): string | null {
@@ -208,4 +206,11 @@ export class ProxySession implements EventSink {
   flushSync(): void {
     this.#writer?.flushSync();
   }
+}
+
+/** The `listen` of `session.start` and the UI's header line. */
+export function listenAddressText(bound: ListenEndpoint, mode: 'http' | 'tcp', tls: boolean): string {
+  const text = endpointText(bound);
+  if (!tls) return text;
+  return mode === 'http' ? `https://${text}` : `tls:${text}`;
 }

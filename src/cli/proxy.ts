@@ -1,8 +1,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
+import { endpointText, ListenPathError, type ListenEndpoint } from '../relay/listen-endpoint.js';
+import { listenerTlsContext, TlsMaterialError } from '../relay/tls-termination.js';
 import { parseTarget, TargetError } from '../relay/target.js';
 import {
   isLoopback,
@@ -30,7 +33,12 @@ Relays every connection to --target unchanged and records what it sees.
 Options:
   --target URL          where to forward: http://, https://, ws://, wss://
                         (with --tcp: HOST:PORT or tcp://HOST:PORT)     [required]
-  --listen [HOST:]PORT  where to listen                      [127.0.0.1:8066]
+  --listen [HOST:]PORT|unix:PATH
+                        where to listen: a TCP address or a unix socket file
+                        (created mode 0660, removed at exit)  [127.0.0.1:8066]
+  --tls-cert FILE       accept TLS with this certificate (PEM; with --tls-key),
+                        for nginx's proxy_pass https://
+  --tls-key FILE        the certificate's private key (PEM)
   --tcp                 raw TCP relay: no HTTP parsing, close evidence only
   --capture FILE        append every event to FILE (JSON lines, mode 0600)
   --har FILE            at exit, write the session as a HAR file (see wstap export)
@@ -42,6 +50,7 @@ Options:
   --head-timeout SECONDS
                         a client that has not sent a whole request head by then
                         is answered 408 (slowloris); 0 turns it off      [60]
+                        Under TLS its handshake must be done by then too.
   --insecure            do not verify the upstream's TLS certificate
   --profile NAME|FILE   the hops' timeouts and the app's heartbeat (wstap profiles
                         lists the shipped ones); flags override its values
@@ -63,6 +72,8 @@ export async function runProxy(args: string[]): Promise<number> {
   const { values, positionals } = parseArgsStrict(args, {
     target: { type: 'string' },
     listen: { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
     tcp: { type: 'boolean' },
     capture: { type: 'string' },
     har: { type: 'string' },
@@ -98,6 +109,7 @@ export async function runProxy(args: string[]): Promise<number> {
     throw err;
   }
   const listen = parseListen(typeof values.listen === 'string' ? values.listen : (profile?.proxy?.listen ?? '127.0.0.1:8066'));
+  const listenTls = tlsFromOptions(values['tls-cert'], values['tls-key']);
   const previewLimit = parseNonNegativeInteger('--preview-bytes', typeof values['preview-bytes'] === 'string' ? values['preview-bytes'] : '256');
   const drainSeconds = parseNonNegativeNumber('--drain', typeof values.drain === 'string' ? values.drain : '0');
   const headTimeoutSeconds = parseNonNegativeNumber('--head-timeout', typeof values['head-timeout'] === 'string' ? values['head-timeout'] : '60');
@@ -120,7 +132,8 @@ export async function runProxy(args: string[]): Promise<number> {
   const tempDir = (harPath || screenLog) && typeof values.capture !== 'string' ? fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-')) : null;
   const capturePath = typeof values.capture === 'string' ? values.capture : tempDir ? path.join(tempDir, 'capture.jsonl') : null;
 
-  if (!isLoopback(listen.host)) {
+  // A unix socket is local by nature; who may use it is its mode's business (0660).
+  if (listen.kind === 'tcp' && !isLoopback(listen.host)) {
     logger.warn(`listening on ${listen.host}, not loopback: anyone who can reach this address can send traffic through wstap to ${target.href}`);
   }
   if (values.insecure && target.tls) {
@@ -132,8 +145,8 @@ export async function runProxy(args: string[]): Promise<number> {
   try {
     session = await ProxySession.start({
       mode,
-      host: listen.host,
-      port: listen.port,
+      listen,
+      tls: listenTls,
       target,
       insecure: values.insecure === true,
       previewLimit,
@@ -196,15 +209,47 @@ async function writeHarAtExit(
   }
 }
 
-function startFailure(err: NodeJS.ErrnoException, logger: Logger, listen: { host: string; port: number }, capture: string | null): number {
-  if (err.code === 'EEXIST' && capture) {
+/** --tls-cert and --tls-key, both or neither: the listener's TLS context, or null for plaintext. */
+function tlsFromOptions(certFile: unknown, keyFile: unknown): tls.SecureContext | null {
+  if (certFile === undefined && keyFile === undefined) return null;
+  if (typeof certFile !== 'string' || typeof keyFile !== 'string') {
+    throw new UsageError(`${certFile === undefined ? '--tls-key' : '--tls-cert'} needs ${certFile === undefined ? '--tls-cert' : '--tls-key'} too: TLS takes both a certificate and its key`);
+  }
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new UsageError(`${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const cert = read('--tls-cert', certFile);
+  const key = read('--tls-key', keyFile);
+  try {
+    return listenerTlsContext(cert, key);
+  } catch (err) {
+    if (err instanceof TlsMaterialError) throw new UsageError(`--tls-cert ${certFile} and --tls-key ${keyFile}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Errors of bind and listen (or of probing a unix socket path) that say what to change rather than a bug. */
+const LISTEN_ERRORS = new Set(['EACCES', 'EADDRNOTAVAIL', 'EPERM', 'ENOENT', 'ENOTDIR', 'EROFS', 'ENAMETOOLONG', 'EINVAL']);
+
+function startFailure(err: NodeJS.ErrnoException, logger: Logger, listen: ListenEndpoint, capture: string | null): number {
+  const where = endpointText(listen);
+  if (err instanceof ListenPathError) {
+    logger.error(`cannot listen on ${where}: ${err.message}`);
+  } else if (err.code === 'EEXIST' && capture) {
     logger.error(`capture file ${capture} already exists; choose another name or pass --force to overwrite it`);
-  } else if (err.code === 'EADDRINUSE') {
-    logger.error(`cannot listen on ${listen.host}:${listen.port}: the port is in use`);
-  } else if (err.code === 'EACCES' || err.code === 'EADDRNOTAVAIL') {
-    logger.error(`cannot listen on ${listen.host}:${listen.port}: ${err.message}`);
   } else if (err.code && capture && err.syscall === 'open') {
     logger.error(`cannot create capture file ${capture}: ${err.message}`);
+  } else if (err.code === 'EADDRINUSE') {
+    logger.error(`cannot listen on ${where}: the ${listen.kind === 'tcp' ? 'port' : 'socket path'} is in use`);
+  } else if (listen.kind === 'unix' && err.code && !fs.existsSync(path.dirname(listen.path))) {
+    // libuv reports a missing directory as EACCES.
+    logger.error(`cannot listen on ${where}: the directory ${path.dirname(listen.path)} does not exist`);
+  } else if (err.code && LISTEN_ERRORS.has(err.code)) {
+    logger.error(`cannot listen on ${where}: ${err.message}`);
   } else {
     throw err;
   }

@@ -1,19 +1,23 @@
 import http from 'node:http';
 import net from 'node:net';
+import type tls from 'node:tls';
 import type { EventSink } from '../capture/events.js';
 import type { LiveActivity } from '../capture/live-activity.js';
 import type { SessionClock } from '../capture/session-clock.js';
 import { ConnectionContext } from './connection-context.js';
 import type { DuplexRelay } from './duplex-relay.js';
 import { HttpForwarder } from './http-forwarder.js';
+import { listenOn, passResetToRaw, type ListenEndpoint } from './listen-endpoint.js';
 import type { Target } from './target.js';
 import { relayTcp } from './tcp-relay.js';
+import { terminateTls, TLS_HANDSHAKE_TIMEOUT_MS, watchHandshake } from './tls-termination.js';
 import { relayUpgrade } from './upgrade-relay.js';
 
 export interface ProxyListenerOptions {
   mode: 'http' | 'tcp';
-  host: string;
-  port: number;
+  endpoint: ListenEndpoint;
+  /** Accept TLS (the certificate and key wstap shows its clients); null: plaintext. */
+  tls: tls.SecureContext | null;
   target: Target;
   insecure: boolean;
   previewLimit: number;
@@ -42,14 +46,17 @@ interface ConnectionEntry {
 }
 
 /**
- * Accepts client connections and hands each to the right relay: plain HTTP
- * to http-proxy-3, Upgrade requests and raw TCP to our byte relay. Every
- * connection, whatever becomes of it, gets an id, `conn.open` and `conn.close`.
+ * Accepts client connections (TCP or a unix socket, under TLS or not) and
+ * hands each to the right relay: plain HTTP to http-proxy-3, Upgrade requests
+ * and raw TCP to our byte relay. Every connection, whatever becomes of it,
+ * gets an id, `conn.open` and `conn.close`.
  */
 export class ProxyListener {
   readonly #options: ProxyListenerOptions;
   readonly #server: net.Server;
   readonly #forwarder: HttpForwarder | null;
+  /** Node's HTTP parsing of a connection (http mode): handed the decrypted socket under TLS. */
+  readonly #parseHttp: ((socket: net.Socket) => void) | null;
   readonly #connections = new Map<net.Socket, ConnectionEntry>();
   readonly #byId = new Map<number, ConnectionEntry>();
   #nextId = 1;
@@ -58,7 +65,8 @@ export class ProxyListener {
     this.#options = options;
     if (options.mode === 'tcp') {
       this.#forwarder = null;
-      this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#onTcpConnection(socket));
+      this.#parseHttp = null;
+      this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (raw) => this.#accept(raw));
     } else {
       this.#forwarder = new HttpForwarder({ target: options.target, insecure: options.insecure, maxHeadBytes: MAX_REQUEST_HEAD_BYTES });
       const headTimeoutMs = options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
@@ -74,8 +82,16 @@ export class ProxyListener {
         // Node's default is 16 KiB; nginx can send larger heads (large_client_header_buffers).
         maxHeaderSize: MAX_REQUEST_HEAD_BYTES,
       });
+      // The server parses HTTP in its own 'connection' listener. It is taken
+      // out and called by #accept, with the TLSSocket once the handshake is
+      // done (with the accepted socket itself without TLS): one path for both.
+      const own = server.listeners('connection');
+      const parseHttp = own[0];
+      if (own.length !== 1 || typeof parseHttp !== 'function') throw new Error('wstap: http.Server does not parse connections the way this Node version was expected to');
+      server.removeListener('connection', parseHttp as (socket: net.Socket) => void);
+      this.#parseHttp = (socket) => (parseHttp as (socket: net.Socket) => void).call(server, socket);
+      server.on('connection', (raw: net.Socket) => this.#accept(raw));
       server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: net.Socket) => this.#onClientError(err, socket));
-      server.on('connection', (socket: net.Socket) => this.#onHttpConnection(socket));
       server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.#onRequest(req, res));
       server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
       server.on('connect', (req: http.IncomingMessage, socket: net.Socket) => this.#onConnectMethod(req, socket));
@@ -83,14 +99,9 @@ export class ProxyListener {
     }
   }
 
-  listen(): Promise<net.AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#options.port, this.#options.host, () => {
-        this.#server.removeListener('error', reject);
-        resolve(this.#server.address() as net.AddressInfo);
-      });
-    });
+  /** Resolves with the endpoint as bound (port 0 resolved); a unix socket file follows listen-endpoint's rules. */
+  listen(): Promise<ListenEndpoint> {
+    return listenOn(this.#server, this.#options.endpoint);
   }
 
   get liveConnections(): number {
@@ -143,7 +154,47 @@ export class ProxyListener {
     this.#forwarder?.close();
   }
 
-  #open(socket: net.Socket, mode: 'http' | 'tcp'): ConnectionEntry {
+  /**
+   * A new connection: recorded at once (a TLS handshake that fails is a
+   * connection too, with its error as close evidence), relayed once it
+   * carries plaintext.
+   */
+  #accept(raw: net.Socket): void {
+    const context = this.#options.tls;
+    const socket = context ? terminateTls(raw, context, this.#options.mode === 'http' ? ['http/1.1'] : undefined) : raw;
+    passResetToRaw(socket, raw, this.#options.endpoint.kind);
+    const entry = this.#open(socket, raw);
+    if (!context) {
+      this.#relay(entry);
+      return;
+    }
+    watchHandshake(socket as tls.TLSSocket, this.#handshakeTimeoutMs(), {
+      secure: () => this.#relay(entry),
+      failed: (err) => entry.ctx.recordSocketError('client', err),
+      ended: () => entry.ctx.recordFin('client'),
+    });
+  }
+
+  /**
+   * In http mode the handshake is the start of the request head and shares
+   * its deadline, as in nginx (client_header_timeout covers the SSL
+   * handshake); --tcp has no head, so Node's tls.Server default applies.
+   */
+  #handshakeTimeoutMs(): number {
+    const head = this.#options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
+    return this.#options.mode === 'http' && head > 0 ? head : TLS_HANDSHAKE_TIMEOUT_MS;
+  }
+
+  #relay(entry: ConnectionEntry): void {
+    if (this.#options.mode === 'tcp') {
+      relayTcp(entry.ctx, entry.socket, this.#options.target, this.#options.insecure, this.#registrar(entry));
+      return;
+    }
+    this.#parseHttp?.(entry.socket);
+    this.#watchHttpConnection(entry);
+  }
+
+  #open(socket: net.Socket, raw: net.Socket): ConnectionEntry {
     const ctx = new ConnectionContext(this.#nextId++, this.#options.clock, this.#options.sink);
     const entry: ConnectionEntry = { ctx, socket, relay: null, exchanges: 0 };
     this.#connections.set(socket, entry);
@@ -152,10 +203,11 @@ export class ProxyListener {
       kind: 'conn.open',
       t: ctx.openedAt,
       conn: ctx.id,
-      mode,
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
-      localPort: socket.localPort ?? 0,
+      mode: this.#options.mode,
+      // Empty on a unix socket: its peer has no address (nginx's X-Real-IP names the client).
+      remoteAddress: raw.remoteAddress ?? '',
+      remotePort: raw.remotePort ?? 0,
+      localPort: raw.localPort ?? 0,
     });
     socket.once('close', () => {
       if (!ctx.relayed) {
@@ -175,13 +227,7 @@ export class ProxyListener {
     };
   }
 
-  #onTcpConnection(socket: net.Socket): void {
-    const entry = this.#open(socket, 'tcp');
-    relayTcp(entry.ctx, socket, this.#options.target, this.#options.insecure, this.#registrar(entry));
-  }
-
-  #onHttpConnection(socket: net.Socket): void {
-    const { ctx } = this.#open(socket, 'http');
+  #watchHttpConnection({ ctx, socket }: ConnectionEntry): void {
     // Plain HTTP connections have close evidence too (a keep-alive connection
     // the client or nginx lets go); once upgraded, the byte relay records it.
     socket.once('end', () => {

@@ -191,7 +191,9 @@ function timeline(input: DetailInput): StyledLine[] {
 /** The detail view of one connection: what arrived, what the app answered, pings, close evidence, frames. */
 export function detailLines(input: DetailInput): StyledLine[] {
   const { summary: s, row } = input;
-  const client = s.forwardedFor ? `${s.forwardedFor} (peer ${s.open.remoteAddress}:${s.open.remotePort})` : `${s.open.remoteAddress}:${s.open.remotePort}`;
+  // A unix socket's peer has no address: only nginx's X-Real-IP can name the client then.
+  const peer = s.open.remoteAddress ? `${s.open.remoteAddress}:${s.open.remotePort}` : 'no peer address';
+  const client = s.forwardedFor ? `${s.forwardedFor} (${s.open.remoteAddress ? `peer ${peer}` : peer})` : peer;
   const d = s.directions;
   const note = noteCell(row).text;
   const out: StyledLine[] = [

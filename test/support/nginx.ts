@@ -5,8 +5,14 @@ import path from 'node:path';
 import { freePort, waitForPort } from './ports.js';
 
 export interface NginxOptions {
-  /** Where nginx forwards (wstap's port). */
-  upstreamPort: number;
+  /** Where nginx forwards (wstap's port on 127.0.0.1)... */
+  upstreamPort?: number;
+  /** ...or any address of an upstream `server` line, e.g. `unix:/tmp/x/wstap.sock`. */
+  upstreamServer?: string;
+  /** How nginx talks to wstap: `https` for proxy_pass https:// (put proxy_ssl_* directives in locationExtra). */
+  upstreamScheme?: 'http' | 'https';
+  /** proxy_pass's whole argument instead of the `wstap` upstream block, e.g. `http://unix:/tmp/x/wstap.sock:`. */
+  proxyPass?: string;
   /** Extra directives inside `location /`, replacing the default WebSocket headers when `websocketHeaders` is false. */
   locationExtra?: string;
   websocketHeaders?: boolean;
@@ -35,6 +41,8 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-nginx-'));
   const port = await freePort();
   const websocketHeaders = options.websocketHeaders ?? true;
+  const upstreamServer = options.upstreamServer ?? (options.upstreamPort !== undefined ? `127.0.0.1:${options.upstreamPort}` : undefined);
+  if (upstreamServer === undefined && options.proxyPass === undefined) throw new Error('startNginx: upstreamPort, upstreamServer or proxyPass is required');
   const conf = `
 ${process.getuid?.() === 0 ? 'user root;' : ''}
 worker_processes 1;
@@ -50,11 +58,11 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  upstream wstap { server 127.0.0.1:${options.upstreamPort}; }
+  ${upstreamServer !== undefined ? `upstream wstap { server ${upstreamServer}; }` : ''}
   server {
     listen 127.0.0.1:${port};
     location / {
-      proxy_pass http://wstap;
+      proxy_pass ${options.proxyPass ?? `${options.upstreamScheme ?? 'http'}://wstap`};
       proxy_http_version ${options.httpVersion ?? '1.1'};
       ${websocketHeaders ? 'proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $connection_upgrade;' : ''}
       proxy_set_header Host $host;
@@ -68,6 +76,9 @@ http {
 }
 `;
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  // nginx's own check first: a configuration it refuses fails here with its words.
+  const check = spawnSync(nginxBinary(), ['-t', '-q', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`nginx -t refused the configuration: ${check.stderr}\n${conf}`);
   const child: ChildProcess = spawn(nginxBinary(), ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });

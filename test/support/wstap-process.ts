@@ -15,7 +15,10 @@ export interface LogLine {
 }
 
 export interface WstapProcess {
+  /** The TCP port wstap listens on (NaN on a unix socket). */
   port: number;
+  /** Where wstap says it listens (its `listen` log field): `127.0.0.1:PORT`, `unix:PATH`, `https://...`, `tls:...`. */
+  listen: string;
   /** The wstap process itself (for /proc readings). */
   pid: number;
   capturePath: string;
@@ -67,6 +70,8 @@ export interface StartWstapOptions {
   nodeArgs?: string[];
   /** The --listen value (default 127.0.0.1:0). */
   listen?: string;
+  /** Resolve even when wstap exits before it listens (to test start failures); `port` is NaN then. */
+  mayFail?: boolean;
 }
 
 /** Runs the real CLI (`bin/wstap proxy`) with JSON logs and a capture file in a temp dir. */
@@ -114,10 +119,17 @@ export async function startWstap(args: string[], options: StartWstapOptions = {}
     }
   };
 
-  const listening = await waitForLog((l) => typeof l.listen === 'string');
-  const port = Number(String(listening.listen).split(':').pop());
+  let listen = '';
+  try {
+    listen = String((await waitForLog((l) => typeof l.listen === 'string')).listen);
+  } catch (err) {
+    if (!options.mayFail) throw err;
+    await exited;
+  }
+  const port = listen === '' || listen.includes('unix:') ? NaN : Number(listen.split(':').pop());
   return {
     port,
+    listen,
     pid: child.pid ?? -1,
     capturePath,
     logs,

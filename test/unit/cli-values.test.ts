@@ -6,6 +6,7 @@ import {
   parseNonNegativeInteger,
   parseNonNegativeNumber,
 } from '../../src/cli/option-values.js';
+import { listenAddressText } from '../../src/cli/proxy-session.js';
 import { UsageError } from '../../src/cli/usage-error.js';
 import { parseTarget, TargetError } from '../../src/relay/target.js';
 
@@ -34,25 +35,48 @@ function targetError(fn: () => unknown): TargetError {
 
 describe('parseListen', () => {
   it('takes a bare port as loopback', () => {
-    expect(parseListen('8066')).toStrictEqual({ host: '127.0.0.1', port: 8066 });
-    expect(parseListen('0')).toStrictEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseListen('8066')).toStrictEqual({ kind: 'tcp', host: '127.0.0.1', port: 8066 });
+    expect(parseListen('0')).toStrictEqual({ kind: 'tcp', host: '127.0.0.1', port: 0 });
   });
 
   it('takes HOST:PORT', () => {
-    expect(parseListen('0.0.0.0:8066')).toStrictEqual({ host: '0.0.0.0', port: 8066 });
-    expect(parseListen('localhost:65535')).toStrictEqual({ host: 'localhost', port: 65535 });
+    expect(parseListen('0.0.0.0:8066')).toStrictEqual({ kind: 'tcp', host: '0.0.0.0', port: 8066 });
+    expect(parseListen('localhost:65535')).toStrictEqual({ kind: 'tcp', host: 'localhost', port: 65535 });
   });
 
   it('takes [V6]:PORT without the brackets in the host', () => {
-    expect(parseListen('[::1]:80')).toStrictEqual({ host: '::1', port: 80 });
-    expect(parseListen('[::]:8066')).toStrictEqual({ host: '::', port: 8066 });
+    expect(parseListen('[::1]:80')).toStrictEqual({ kind: 'tcp', host: '::1', port: 80 });
+    expect(parseListen('[::]:8066')).toStrictEqual({ kind: 'tcp', host: '::', port: 8066 });
   });
 
   it('refuses bad values with a UsageError quoting them', () => {
     for (const bad of ['', 'abc', ':80', 'host:', 'host:port', '65536', 'host:70000', '::1:80', '[::1]', '[::1]80', 'host:80:90', '-1', '80.5']) {
       const e = usageError(() => parseListen(bad));
-      expect(e.message).toBe(`--listen "${bad}" is not HOST:PORT (e.g. 127.0.0.1:8066)`);
+      expect(e.message).toBe(`--listen "${bad}" is not HOST:PORT or unix:PATH (e.g. 127.0.0.1:8066)`);
     }
+  });
+
+  it('takes unix:PATH, absolute or relative', () => {
+    expect(parseListen('unix:/run/wstap/wstap.sock')).toStrictEqual({ kind: 'unix', path: '/run/wstap/wstap.sock' });
+    expect(parseListen('unix:wstap.sock')).toStrictEqual({ kind: 'unix', path: 'wstap.sock' });
+  });
+
+  it('refuses unix: without a path, and a path longer than a socket address holds (libuv would cut it short)', () => {
+    expect(usageError(() => parseListen('unix:')).message).toBe('--listen "unix:" names no socket file (e.g. unix:/run/wstap/wstap.sock)');
+    const longest = `/${'a'.repeat(106)}`;
+    expect(parseListen(`unix:${longest}`)).toStrictEqual({ kind: 'unix', path: longest });
+    expect(usageError(() => parseListen(`unix:${longest}b`)).message).toBe(`--listen "unix:${longest}b": a unix socket path may have at most 107 bytes, this one has 108`);
+  });
+});
+
+describe('listenAddressText', () => {
+  it('writes TCP as HOST:PORT, a unix socket as unix:PATH, and TLS as https:// (http mode) or tls: (--tcp)', () => {
+    expect(listenAddressText({ kind: 'tcp', host: '127.0.0.1', port: 8066 }, 'http', false)).toBe('127.0.0.1:8066');
+    expect(listenAddressText({ kind: 'tcp', host: '::1', port: 8066 }, 'http', false)).toBe('[::1]:8066');
+    expect(listenAddressText({ kind: 'unix', path: '/run/w.sock' }, 'tcp', false)).toBe('unix:/run/w.sock');
+    expect(listenAddressText({ kind: 'tcp', host: '127.0.0.1', port: 8443 }, 'http', true)).toBe('https://127.0.0.1:8443');
+    expect(listenAddressText({ kind: 'unix', path: '/run/w.sock' }, 'http', true)).toBe('https://unix:/run/w.sock');
+    expect(listenAddressText({ kind: 'tcp', host: '127.0.0.1', port: 8443 }, 'tcp', true)).toBe('tls:127.0.0.1:8443');
   });
 });
 

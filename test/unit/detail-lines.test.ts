@@ -378,6 +378,16 @@ describe('detailLines: hostile input', () => {
 });
 
 describe('detailLines: other kinds of connection', () => {
+  it('a connection on a unix socket: no peer address, so nginx\'s X-Real-IP names the client, or nobody', () => {
+    const viaNginx: CaptureEvent[] = [
+      openEvent(3, { remoteAddress: '', remotePort: 0, localPort: 0 }),
+      handshakeRequestEvent(3, T0 + 1, { url: '/ws', rawHeaders: [['Upgrade', 'websocket'], ['X-Real-IP', '203.0.113.5']] }),
+    ];
+    expect(detail(viaNginx, 3)[0]?.text).toBe('#3 ws  /ws  from 203.0.113.5 (no peer address)');
+    const direct: CaptureEvent[] = [openEvent(4, { remoteAddress: '', remotePort: 0, localPort: 0 }), httpRequestEvent(4, T0 + 1, { url: '/plain' })];
+    expect(detail(direct, 4)[0]?.text).toBe('#4 http  /plain  from no peer address');
+  });
+
   it('an HTTP-only connection: exchanges, last status and latest request, no WebSocket sections', () => {
     const events: CaptureEvent[] = [
       openEvent(2, { remoteAddress: '10.0.0.3', remotePort: 50000 }),

@@ -133,6 +133,14 @@ describe('narrate: which events produce a line', () => {
     });
   });
 
+  it('narrates an open without a peer address (a unix socket) as such', () => {
+    expect(narrate({ ...open(8), remoteAddress: '', remotePort: 0, localPort: 0 }, null)).toStrictEqual({
+      level: 'info',
+      msg: '#8 open from a peer without an address (a unix socket, or not recorded)',
+      fields: { conn: 8, remote: '' },
+    });
+  });
+
   it('narrates the session start and end', () => {
     const start = narrate(
       { kind: 'session.start', t: T0, version: '0.1.0', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 1, previewLimit: 64 },
