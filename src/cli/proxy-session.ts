@@ -27,6 +27,8 @@ export interface ProxySessionOptions {
   headTimeoutMs?: number;
   /** What is known about the path (profile, --timeout): closes, handshakes and heartbeats are judged against it. */
   diagnosis?: DiagnosisContext;
+  /** Test-only (WSTAP_TEST_FAULT, see test-faults.ts): make one connection's observer throw. */
+  testObserverFault?: { conn: number; afterChunks: number } | null;
 }
 
 /** How often open connections are compared with the known timeouts (the UI's countdown ticks as often). */
@@ -85,6 +87,7 @@ export class ProxySession implements EventSink {
       clock: this.clock,
       sink: this,
       ...(options.headTimeoutMs !== undefined ? { headTimeoutMs: options.headTimeoutMs } : {}),
+      ...(options.testObserverFault ? { testObserverFault: options.testObserverFault } : {}),
     });
   }
 
