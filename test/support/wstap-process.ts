@@ -24,6 +24,8 @@ export interface WstapProcess {
   waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** SIGINT, then waits for exit; returns the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code when the process exits by itself. */
+  exited: Promise<number | null>;
   events(): Promise<CaptureEvent[]>;
 }
 
@@ -67,6 +69,8 @@ export interface StartWstapOptions {
   nodeArgs?: string[];
   /** The --listen value (default 127.0.0.1:0). */
   listen?: string;
+  /** Added to the environment (e.g. the test-only WSTAP_TEST_FAULT). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Runs the real CLI (`bin/wstap proxy`) with JSON logs and a capture file in a temp dir. */
@@ -78,7 +82,10 @@ export async function startWstap(args: string[], options: StartWstapOptions = {}
     ...(options.nodeArgs ?? []),
     BIN, 'proxy', '--listen', options.listen ?? '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--capture', capturePath, ...args,
   ];
-  const child: ChildProcess = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(command[0] as string, command.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+  });
   const logs: LogLine[] = [];
   let raw = '';
   let partial = '';
@@ -123,6 +130,7 @@ export async function startWstap(args: string[], options: StartWstapOptions = {}
     logs,
     stderr: () => raw,
     waitForLog,
+    exited,
     stop: async (signal = 'SIGINT') => {
       if (child.exitCode === null) child.kill(signal);
       return exited;
