@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import tty from 'node:tty';
 import type { Logger } from 'pino';
 
 export interface TerminalLossOptions {
@@ -27,6 +29,9 @@ export class TerminalLoss {
     ['error', this.#onStdin('error')],
   ];
 
+  /** The standard descriptors that were terminals while it was there. */
+  readonly #terminalFds: number[] = [0, 1, 2].filter((fd) => tty.isatty(fd));
+
   constructor(options: TerminalLossOptions) {
     this.#options = options;
     process.stdout.on('error', (err: NodeJS.ErrnoException) => this.lost(`stdout ${err.code ?? err.message}`));
@@ -36,6 +41,25 @@ export class TerminalLoss {
   /** Why the terminal is gone, or null while it is there. */
   get reason(): string | null {
     return this.#reason;
+  }
+
+  /**
+   * At exit Node restores the terminal modes of the standard descriptors it
+   * started with, and aborts (status 134) when that fails, as it does on a
+   * hung-up terminal (EIO). It skips a descriptor that now names another
+   * file, so each one that was a terminal is pointed at /dev/null first
+   * (close, then open: the lowest free descriptor is the one just closed).
+   */
+  #detachStdio(): void {
+    for (const fd of this.#terminalFds) {
+      try {
+        fs.closeSync(fd);
+        const reopened = fs.openSync('/dev/null', fd === 0 ? 'r' : 'w');
+        if (reopened !== fd) fs.closeSync(reopened);
+      } catch {
+        // Closed is enough: Node skips a descriptor it cannot stat.
+      }
+    }
   }
 
   /** The UI is up on the terminal: stdin ending or failing means the terminal is gone; `abandon` lets go of the UI. */
@@ -54,6 +78,7 @@ export class TerminalLoss {
   lost(why: string): void {
     if (this.#reason !== null) return;
     this.#reason = why;
+    process.once('exit', () => this.#detachStdio());
     const abandon = this.#abandonUi;
     if (abandon) {
       this.unwatchUi();
