@@ -34,6 +34,8 @@ export class TerminalLoss {
 
   constructor(options: TerminalLossOptions) {
     this.#options = options;
+    // Whether or not the loss was noticed (a terminal can die without a SIGHUP reaching us).
+    process.once('exit', () => this.#detachDeadStdio());
     process.stdout.on('error', (err: NodeJS.ErrnoException) => this.lost(`stdout ${err.code ?? err.message}`));
     process.stderr.on('error', (err: NodeJS.ErrnoException) => this.lost(`stderr ${err.code ?? err.message}`));
   }
@@ -47,11 +49,14 @@ export class TerminalLoss {
    * At exit Node restores the terminal modes of the standard descriptors it
    * started with, and aborts (status 134) when that fails, as it does on a
    * hung-up terminal (EIO). It skips a descriptor that now names another
-   * file, so each one that was a terminal is pointed at /dev/null first
+   * file, so each one that was a terminal and is one no longer (a hung-up
+   * terminal answers no terminal request) is pointed at /dev/null first
    * (close, then open: the lowest free descriptor is the one just closed).
+   * A live terminal is left alone, for Node to restore.
    */
-  #detachStdio(): void {
+  #detachDeadStdio(): void {
     for (const fd of this.#terminalFds) {
+      if (tty.isatty(fd)) continue;
       try {
         fs.closeSync(fd);
         const reopened = fs.openSync('/dev/null', fd === 0 ? 'r' : 'w');
@@ -78,7 +83,6 @@ export class TerminalLoss {
   lost(why: string): void {
     if (this.#reason !== null) return;
     this.#reason = why;
-    process.once('exit', () => this.#detachStdio());
     const abandon = this.#abandonUi;
     if (abandon) {
       this.unwatchUi();
