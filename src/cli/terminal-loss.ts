@@ -75,6 +75,7 @@ export class TerminalLoss {
 
   /** The UI is closing on purpose (q, a signal): stdin going away from now on is no loss. */
   unwatchUi(): void {
+    if (this.#abandonUi === null) return;
     this.#abandonUi = null;
     for (const [event, listener] of this.#stdinListeners) process.stdin.off(event, listener);
   }
