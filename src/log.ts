@@ -21,34 +21,47 @@ export interface LoggerOptions {
 
 /**
  * pino set-up for line output: human lines on a terminal, JSON lines
- * otherwise. pino-pretty runs as a synchronous stream in this process, not
- * as a transport worker, so nothing is lost when the process exits right
- * after a shutdown line. (The TUI, which owns the screen, logs to a file
- * instead; see src/tui.)
+ * otherwise. pino-pretty formats in this process and lines are written
+ * synchronously, not by a transport worker, so nothing is lost when the
+ * process exits right after a shutdown line. (The TUI, which owns the
+ * screen, logs to a file instead; see createScreenLogger.)
  */
 export function createLogger(options: LoggerOptions): Logger {
   const fd = options.fd ?? 2;
   const level = options.level ?? 'info';
   const isTty = fd === 2 ? process.stderr.isTTY === true : fd === 1 ? process.stdout.isTTY === true : false;
   const pretty = options.format === 'pretty' || (options.format === 'auto' && isTty);
+  const destination = quietOnError(pino.destination({ dest: fd, sync: true }));
   if (!pretty) {
-    return pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: fd, sync: true }));
+    return pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime }, destination);
   }
-  const stream = prettyModule()({
-    destination: fd,
-    sync: true,
-    colorize: isTty && !process.env.NO_COLOR,
-    translateTime: 'SYS:HH:MM:ss.l',
-    ignore: 'pid,hostname',
-    // The fields are for JSON consumers; the message already says it all.
-    hideObject: true,
-  });
+  // pino-pretty as a formatter over our destination, not its own stream
+  // pipeline: a failing descriptor then costs the lines, never the pipeline.
+  const format = prettyModule().prettyFactory({ ...PRETTY_LINE, colorize: isTty && !process.env.NO_COLOR });
+  const stream = { write: (line: string): void => void destination.write(format(line)) };
   return pino({ level, base: null }, stream);
+}
+
+type Destination = ReturnType<typeof pino.destination>;
+
+/**
+ * A destination that goes quiet, instead of throwing into whoever logged,
+ * once its descriptor fails: a terminal that hung up (EIO), a pipe whose
+ * reader left (EPIPE). Lines after that are dropped, not buffered: the relay
+ * outlives its terminal (README, Reliability).
+ */
+function quietOnError(destination: Destination): Destination {
+  destination.on('error', () => {
+    const drop = (): boolean => true;
+    Object.assign(destination, { write: drop, flushSync: () => undefined });
+  });
+  return destination;
 }
 
 const PRETTY_LINE = {
   translateTime: 'SYS:HH:MM:ss.l',
   ignore: 'pid,hostname',
+  // The fields are for JSON consumers; the message already says it all.
   hideObject: true,
 } as const;
 
@@ -82,6 +95,8 @@ export interface ScreenLogger {
   tail: LogTail;
   /** The UI is gone: from now on lines also go to stderr, as without the UI. */
   release(): void;
+  /** Writes out what is buffered now, synchronously (a process about to exit on a fault). */
+  flushSync(): void;
   /** Writes out what is buffered; call before exiting. */
   close(): Promise<void>;
 }
@@ -118,6 +133,10 @@ export function createScreenLogger(options: { level?: string; file: string }): S
     release() {
       const tty = process.stderr.isTTY === true;
       stderrLine = prettyModule().prettyFactory({ ...PRETTY_LINE, colorize: tty && !process.env.NO_COLOR });
+    },
+    flushSync() {
+      // SonicBoom refuses before its file is open; nothing was written then anyway.
+      if ((file as unknown as { fd: number }).fd >= 0) file.flushSync();
     },
     close() {
       return new Promise((resolve) => {

@@ -8,6 +8,7 @@ import type {
   HttpErrorEvent,
   HttpRequestEvent,
   HttpResponseEvent,
+  ObserverFaultEvent,
   Side,
 } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
@@ -68,6 +69,8 @@ export interface ConnectionSummary {
   protocolErrors: number;
   /** Frames the connection's end cut in two: at most one per side (each direction ends once). */
   cutFrames: FrameCutEvent[];
+  /** wstap stopped observing the connection here (an internal fault); only its close was recorded after it. */
+  observerFault: ObserverFaultEvent | null;
   bytes: { fromClient: number; fromUpstream: number } | null;
   closedAt: number | null;
 }
@@ -134,6 +137,7 @@ export class ConnectionTracker {
         pingPairing: new PingPairing(),
         protocolErrors: 0,
         cutFrames: [],
+        observerFault: null,
         bytes: null,
         closedAt: null,
       };
@@ -218,6 +222,9 @@ export class ConnectionTracker {
         break;
       case 'ws.frame.cut':
         if (!s.cutFrames.some((cut) => cut.side === event.side)) s.cutFrames.push(event);
+        break;
+      case 'observer.fault':
+        s.observerFault ??= event;
         break;
       case 'conn.close':
         s.state = 'closed';

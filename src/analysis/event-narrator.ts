@@ -113,6 +113,12 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         msg: `#${event.conn} ${event.side} socket error ${event.code}: ${printable(event.message)}`,
         fields: { conn: event.conn, side: event.side, code: event.code },
       };
+    case 'observer.fault':
+      return {
+        level: 'error',
+        msg: `#${event.conn} observation stopped: internal fault in wstap's ${printable(event.where)}${event.side ? ` (${event.side} side)` : ''}: ${printable(event.message)}; relaying continues, only its close is recorded from now on`,
+        fields: { conn: event.conn, side: event.side, where: event.where, error: event.message, stack: event.stack },
+      };
     case 'conn.close':
       return summary ? closeNarration(summary) : null;
     case 'capture.gap':
@@ -154,7 +160,7 @@ export function closeNarration(s: ConnectionSummary): Narration {
     bytes: s.bytes,
   };
   if (s.evidence.length === 0 || !attribution.first) {
-    return { level: 'info', msg: `#${s.conn} closed after ${seconds(lifetime)} (no close evidence seen)`, fields };
+    return { level: 'info', msg: `#${s.conn} closed after ${seconds(lifetime)} (no close evidence seen)${unobservedText(s)}`, fields };
   }
   const first = attribution.first;
   const idle = attribution.idleBeforeCloseMs;
@@ -168,9 +174,15 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const pingText = ping ? `; last ping rtt ${ping.rttMs.toFixed(1)} ms` : '';
   return {
     level: neverAnswered ? 'warn' : 'info',
-    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${seconds(lifetime)}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}`,
+    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${seconds(lifetime)}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${unobservedText(s)}`,
     fields,
   };
+}
+
+/** After an observer fault the record is partial: frames and close frames after it were not seen, so the verdict rests on FIN/RST only. */
+function unobservedText(s: ConnectionSummary): string {
+  const fault = s.observerFault;
+  return fault ? `; not observed after +${seconds(fault.t - s.open.t)} (internal fault): frames and close frames after that are not in the record` : '';
 }
 
 const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'ws.handshake.body', 'http.response', 'http.error', 'conn.close']);

@@ -290,6 +290,24 @@ export interface ProxyCloseEvent extends ConnBase {
   idle: Idle;
 }
 
+/**
+ * A fault of wstap's own observer (decoder, inflater, recording, the fold):
+ * from here on the connection is only relayed and counted. Its frames,
+ * messages and HTTP exchanges after `t` are not recorded; its close
+ * evidence (FIN, RST, socket error, proxy close) and `conn.close` still are.
+ * At most one per connection.
+ */
+export interface ObserverFaultEvent extends ConnBase {
+  kind: 'observer.fault';
+  /** The direction whose chunk was being observed, when the fault came from one. */
+  side?: Side;
+  /** Which part of the observer failed, e.g. `observe`, `settle`, `record ws.frame`, `http.response`. */
+  where: string;
+  message: string;
+  /** The first lines of the stack, for a bug report. */
+  stack?: string;
+}
+
 export interface ConnCloseEvent extends ConnBase {
   kind: 'conn.close';
   bytes: { fromClient: number; fromUpstream: number };
@@ -317,6 +335,7 @@ export type CaptureEvent =
   | RstEvent
   | SocketErrorEvent
   | ProxyCloseEvent
+  | ObserverFaultEvent
   | ConnCloseEvent;
 
 export type CaptureEventKind = CaptureEvent['kind'];

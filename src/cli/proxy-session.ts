@@ -2,7 +2,7 @@ import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
-import { narrate, narrateFindings, seconds } from '../analysis/event-narrator.js';
+import { narrate, narrateFindings, seconds, type Narration } from '../analysis/event-narrator.js';
 import { TimeoutWatch } from '../analysis/timeout-watch.js';
 import { CaptureWriter, type CaptureHealth } from '../capture/capture-writer.js';
 import type { CaptureEvent, EventSink } from '../capture/events.js';
@@ -30,6 +30,8 @@ export interface ProxySessionOptions {
   headTimeoutMs?: number;
   /** What is known about the path (profile, --timeout): closes, handshakes and heartbeats are judged against it. */
   diagnosis?: DiagnosisContext;
+  /** Test-only (WSTAP_TEST_FAULT, see test-faults.ts): make one connection's observer throw. */
+  testObserverFault?: { conn: number; afterChunks: number } | null;
 }
 
 /** How often open connections are compared with the known timeouts (the UI's countdown ticks as often). */
@@ -53,7 +55,6 @@ export class ProxySession implements EventSink {
   #watchTimer: NodeJS.Timeout | null = null;
   #address = '';
   #stopping: Promise<void> | null = null;
-  #sinkFaults = 0;
 
   private constructor(options: ProxySessionOptions) {
     this.#options = options;
@@ -89,6 +90,7 @@ export class ProxySession implements EventSink {
       clock: this.clock,
       sink: this,
       ...(options.headTimeoutMs !== undefined ? { headTimeoutMs: options.headTimeoutMs } : {}),
+      ...(options.testObserverFault ? { testObserverFault: options.testObserverFault } : {}),
     });
   }
 
@@ -140,22 +142,53 @@ export class ProxySession implements EventSink {
     this.#listeners.push(listener);
   }
 
+  /**
+   * Every event goes through here: the capture file, the fold, the log, the
+   * listeners (UI). Called from socket handlers through ConnectionContext,
+   * which contains what this throws.
+   *
+   * Faults are kept to where they belong. The capture line, the fold and the
+   * narration are about this one event: for a connection's event a throw there
+   * is rethrown, so ConnectionContext stops observing that connection alone
+   * (one `observer.fault`) and every other connection is still recorded in
+   * full; for a session event it is logged. The logger and the listeners serve
+   * every connection: their faults are contained here and cost no
+   * connection its observation (a listener that throws is dropped, once
+   * logged; a logger that throws loses that line).
+   */
   record(event: CaptureEvent): void {
-    // Called from socket handlers: nothing here may throw into the relay.
-    this.#writer?.record(event);
+    let summary: ConnectionSummary | null;
+    let lines: Narration[];
     try {
-      const summary = this.tracker.apply(event);
+      this.#writer?.record(event);
+      summary = this.tracker.apply(event);
       if (event.kind === 'conn.close') this.#watch.forget(event.conn);
       const line = narrate(event, summary);
-      if (line) this.#options.logger[line.level](line.fields, line.msg);
-      for (const finding of narrateFindings(event, summary, this.#diagnosis)) {
-        this.#options.logger[finding.level](finding.fields, finding.msg);
-      }
-      for (const listener of this.#listeners) listener(event, summary);
+      const findings = narrateFindings(event, summary, this.#diagnosis);
+      lines = line ? [line, ...findings] : [...findings];
     } catch (err) {
-      if (this.#sinkFaults++ === 0) {
-        this.#options.logger.error({ err }, `internal fault while recording ${event.kind}; relaying continues`);
+      if ('conn' in event) throw err;
+      this.#log({ level: 'error', fields: { err }, msg: `internal fault while recording ${event.kind}; relaying continues` });
+      return;
+    }
+    for (const line of lines) this.#log(line);
+    for (const listener of this.#listeners) {
+      try {
+        listener(event, summary);
+      } catch (err) {
+        this.#listeners.splice(this.#listeners.indexOf(listener), 1);
+        this.#log({ level: 'error', fields: { err }, msg: `internal fault in a display while showing ${event.kind}: it gets no more events; relaying and recording continue` });
+        break;
       }
+    }
+  }
+
+  /** A log line; a logger that throws loses that line, never the event or the relay. */
+  #log(line: Narration): void {
+    try {
+      this.#options.logger[line.level](line.fields, line.msg);
+    } catch {
+      // Nowhere left to say it: the capture file still has the event.
     }
   }
 

@@ -20,7 +20,11 @@ import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { ProxySession } from './proxy-session.js';
+import { EXIT_INTERNAL_ERROR, installLastResort } from './last-resort.js';
 import { catchSignalsEarly, shutdownOnSignal } from './shutdown.js';
+import { TerminalLoss } from './terminal-loss.js';
+import type { RunningUi } from './terminal-ui.js';
+import { armUncaughtFault, testFaultsFromEnv } from './test-faults.js';
 import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { defaultLogFile, terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
@@ -64,6 +68,14 @@ Options:
   --log-format FORMAT   auto, pretty or json                             [auto]
   --log-level LEVEL     info, warn, error or debug                       [info]
   -h, --help            this help
+
+Signals: SIGINT or SIGTERM stop gracefully (a second one stops at once, 130).
+SIGHUP (the terminal closed, an SSH session dropped) never stops relaying: the
+UI closes and wstap goes on headless, logging to its log file, until SIGINT or
+SIGTERM.
+
+Exit status: 0 stopped; 1 the shutdown or the HAR failed; 2 bad usage or cannot
+start; ${EXIT_INTERNAL_ERROR} internal error (its stack is logged, the capture written out first).
 `;
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -122,10 +134,22 @@ export async function runProxy(args: string[]): Promise<number> {
   }
   const diagnosis = diagnosisContextOf(profile, values.timeout);
   const redact = values['no-redact'] !== true;
+  const testFaults = testFaultsFromEnv();
   const screenLog = values['no-tui'] !== true && terminalAvailable()
     ? createScreenLogger({ level, file: typeof values['log-file'] === 'string' ? values['log-file'] : defaultLogFile() })
     : null;
   const logger = screenLog?.logger ?? createLogger({ format, level });
+  // From here on the terminal may go away (SIGHUP, EIO) without taking the relay with it.
+  const terminal = new TerminalLoss({ logger, logFile: screenLog?.file ?? null });
+  let session: ProxySession | null = null;
+  let ui: RunningUi | null = null;
+  installLastResort({
+    logger,
+    closeUi: () => (terminal.reason ? ui?.abandon() : ui?.close()),
+    flushLog: () => screenLog?.flushSync(),
+    flushCapture: () => session?.flushSync(),
+    alsoStderr: () => screenLog !== null && terminal.reason === null,
+  });
   // Loaded only when shown (see ui-prerequisites.ts), and before the session starts so the UI misses nothing.
   const terminalUi = screenLog ? await import('./terminal-ui.js') : null;
   // --har and the UI's export key need a capture; without --capture it is a private temporary one.
@@ -140,8 +164,7 @@ export async function runProxy(args: string[]): Promise<number> {
     logger.warn(`--insecure: the certificate of ${target.href} is NOT verified`);
   }
 
-  let session: ProxySession;
-  const signals = catchSignalsEarly();
+  const signals = catchSignalsEarly({ hangup: true });
   try {
     session = await ProxySession.start({
       mode,
@@ -156,6 +179,7 @@ export async function runProxy(args: string[]): Promise<number> {
       drainSeconds,
       headTimeoutMs: headTimeoutSeconds * 1000,
       diagnosis,
+      testObserverFault: testFaults.observe,
     });
   } catch (err) {
     signals.release();
@@ -169,15 +193,23 @@ export async function runProxy(args: string[]): Promise<number> {
   for (const finding of heartbeatSetupFindings(diagnosis.heartbeat, diagnosis.timeouts)) {
     logger.warn({ finding }, `${profile ? `profile ${profile.name}: ` : ''}${finding.message}; fix: ${finding.fix}`);
   }
+  if (testFaults.uncaughtAfterOpen !== null) armUncaughtFault(session, testFaults.uncaughtAfterOpen);
   const stopper = shutdownOnSignal(session, logger, signals);
-  const ui = screenLog && terminalUi
+  ui = screenLog && terminalUi
     ? terminalUi.startLiveUi(session, { target: target.href, profile: profile?.name ?? null, diagnosis, redact, payloads, screenLog, onQuit: () => stopper.stop('quit') })
     : null;
+  const liveUi = ui;
+  if (liveUi) terminal.watchUi(() => liveUi.abandon());
+  signals.forwardHangupTo(() => terminal.lost('SIGHUP'));
   let code = await stopper.done;
-  ui?.close();
-  if (screenLog) {
-    screenLog.release();
-    process.stderr.write(`wstap: log written to ${screenLog.file}\n`);
+  terminal.unwatchUi();
+  // After the terminal went away nothing more is said on it: the log file has it all.
+  if (terminal.reason === null) {
+    ui?.close();
+    if (screenLog) {
+      screenLog.release();
+      process.stderr.write(`wstap: log written to ${screenLog.file}\n`);
+    }
   }
   if (harPath && capturePath) code = await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, diagnosis }, logger, code);
   if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });

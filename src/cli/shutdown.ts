@@ -21,28 +21,52 @@ export interface Shutdown {
 export interface EarlySignals {
   /** From now on signals go to `handler`; one that came before is handed over at once. */
   forwardTo(handler: (signal: NodeJS.Signals) => void): void;
+  /**
+   * With `hangup`: from now on SIGHUP goes to `handler` (never a stop: the
+   * relay outlives its terminal); one that came before is handed over at once.
+   */
+  forwardHangupTo(handler: () => void): void;
   /** Stops listening (the session could not start). */
   release(): void;
 }
 
-export function catchSignalsEarly(): EarlySignals {
+/**
+ * `hangup`: catch SIGHUP too, from the start, so a terminal closed while
+ * wstap starts does not kill it (the default action) before the session
+ * can go headless. Commands that should still die with their terminal
+ * (demo) leave it off.
+ */
+export function catchSignalsEarly(options: { hangup?: boolean } = {}): EarlySignals {
   let held: NodeJS.Signals | null = null;
   let target: ((signal: NodeJS.Signals) => void) | null = null;
+  let hangupHeld = false;
+  let hangupTarget: (() => void) | null = null;
   const listener = (signal: NodeJS.Signals): void => {
     if (target) target(signal);
     else held ??= signal;
   };
+  const hangupListener = (): void => {
+    if (hangupTarget) hangupTarget();
+    else hangupHeld = true;
+  };
   process.on('SIGINT', listener);
   process.on('SIGTERM', listener);
+  if (options.hangup) process.on('SIGHUP', hangupListener);
   return {
     forwardTo: (handler) => {
       target = handler;
       if (held) handler(held);
       held = null;
     },
+    forwardHangupTo: (handler) => {
+      hangupTarget = handler;
+      if (hangupHeld) handler();
+      hangupHeld = false;
+    },
     release: () => {
       process.off('SIGINT', listener);
       process.off('SIGTERM', listener);
+      process.off('SIGHUP', hangupListener);
     },
   };
 }

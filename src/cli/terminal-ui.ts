@@ -70,6 +70,8 @@ export interface RunningUi {
   app: TuiApp;
   /** Restores the terminal; later warnings go back to stderr. */
   close(): void;
+  /** The terminal is gone: stops without writing to it; process warnings keep going to the log. */
+  abandon(): void;
 }
 
 /**
@@ -105,6 +107,11 @@ export function startTerminalUi(start: UiStart): RunningUi {
       app.stop();
       process.removeListener('warning', onWarning);
       for (const l of warningListeners) process.on('warning', l as (w: Error) => void);
+    },
+    abandon() {
+      if (closed) return;
+      closed = true;
+      app.stop('abandon');
     },
   };
 }

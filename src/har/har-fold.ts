@@ -14,6 +14,7 @@ import type {
   HttpRequestEvent,
   HttpResponseEvent,
   MessageEvent,
+  ObserverFaultEvent,
   ProtocolErrorEvent,
   FrameCutEvent,
 } from '../capture/events.js';
@@ -27,7 +28,7 @@ import {
   isoTime,
   serverIp,
 } from './har-entries.js';
-import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
+import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, HarWstap, PayloadMode } from './har-types.js';
 import { redactHandshake } from './redaction.js';
 
 export interface HarFoldOptions {
@@ -70,6 +71,7 @@ interface WebSocketRecord {
   protocolErrors: ProtocolErrorEvent[];
   /** At most one per side: the frame each was in the middle of when the connection ended. */
   cutFrames: FrameCutEvent[];
+  observerFault: ObserverFaultEvent | null;
   /** Recent messages held back to emit in time order (inflating can record them late). */
   reorder: HarWebSocketMessage[];
   lastT: number;
@@ -152,6 +154,7 @@ export class HarFold {
           pings: [],
           protocolErrors: [],
           cutFrames: [],
+          observerFault: null,
           reorder: [],
           lastT: event.t,
         });
@@ -199,6 +202,9 @@ export class HarFold {
         break;
       case 'ws.frame.cut':
         if (record.cutFrames.length < 2) record.cutFrames.push(event);
+        break;
+      case 'observer.fault':
+        record.observerFault ??= event;
         break;
       default:
         break;
@@ -334,6 +340,7 @@ export class HarFold {
           ? { protocolErrors: record.protocolErrors.map((p) => ({ side: p.side, code: p.code, message: p.message, offset: p.offset })) }
           : {}),
         ...(record.cutFrames.length > 0 ? { cutFrames: record.cutFrames.map(harCutFrame) } : {}),
+        ...(record.observerFault ? { observerFault: harObserverFault(record.observerFault) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
       },
     };
@@ -466,6 +473,10 @@ export class HarFold {
       return 'unknown';
     }
   }
+}
+
+function harObserverFault(fault: ObserverFaultEvent): NonNullable<HarWstap['observerFault']> {
+  return { time: epochSeconds(fault.t), ...(fault.side ? { side: fault.side } : {}), where: fault.where, message: fault.message };
 }
 
 function harCutFrame(cut: FrameCutEvent): HarCutFrame {

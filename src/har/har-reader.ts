@@ -576,6 +576,7 @@ function webSocketEvents(entry: GoodEntry, conn: number, connection: Connection,
   body.push(...messageEvents(messages, frameEvents, conn));
   body.push(...protocolErrorEvents(wstap, frameEvents, conn, connection, handshake, `${where}._wstap.protocolErrors`, warnings));
   body.push(...cutFrameEvents(wstap?.['cutFrames'], frameEvents, conn, `${where}._wstap.cutFrames`, warnings));
+  body.push(...observerFaultEvents(wstap?.['observerFault'], conn, `${where}._wstap.observerFault`, warnings));
 
   // The handshake precedes everything on the connection even when the file's clocks disagree.
   const firstBody = body.reduce((min, e) => Math.min(min, e.t), Infinity);
@@ -893,6 +894,27 @@ function cutFrameEvents(value: unknown, frameEvents: FrameEvent[], conn: number,
     });
   });
   return out;
+}
+
+/** `_wstap.observerFault` back into `observer.fault` (wstap's own HAR only). */
+function observerFaultEvents(value: unknown, conn: number, where: string, warnings: string[]): CaptureEvent[] {
+  if (value === undefined) return [];
+  const time = isObject(value) ? num(value['time']) : undefined;
+  if (!isObject(value) || time === undefined) {
+    warnings.push(`${where}: skipped: not an object with a numeric time`);
+    return [];
+  }
+  const side = value['side'];
+  return [
+    {
+      kind: 'observer.fault',
+      t: secondsToMs(time),
+      conn,
+      ...(side === 'client' || side === 'upstream' ? { side } : {}),
+      where: str(value['where']) ?? 'unknown',
+      message: str(value['message']) ?? '',
+    },
+  ];
 }
 
 /** Rank breaks ties at one instant: a connection opens before, and closes after, anything else then. */

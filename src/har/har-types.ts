@@ -115,6 +115,8 @@ export interface HarWstap {
   cutFrames?: HarCutFrame[];
   /** Protocol errors the decoder recorded, with byte offsets. */
   protocolErrors?: Array<{ side: 'client' | 'upstream'; code: string; message: string; offset: number }>;
+  /** wstap stopped observing this connection at `time` (an internal fault): frames and messages after it are missing, close evidence is not. */
+  observerFault?: { time: number; side?: 'client' | 'upstream'; where: string; message: string };
   /** Who produced the response: `wstap` when the upstream could not be reached and wstap answered 502. */
   answeredBy?: 'upstream' | 'wstap';
   /** Whether header values and query parameters were redacted in this entry. */

@@ -1,13 +1,8 @@
 import type net from 'node:net';
 import type { Side } from '../capture/events.js';
-import type { ConnectionContext } from './connection-context.js';
+import type { ChunkObserver, ConnectionContext } from './connection-context.js';
 
-/**
- * Sees a copy of every chunk after it was handed to the other side.
- * `previousByteAt` is when this direction carried its previous byte, so a
- * decoder can tell how long the direction was silent before this chunk.
- */
-export type ChunkObserver = (side: Side, chunk: Buffer, t: number, previousByteAt: number) => void;
+export type { ChunkObserver } from './connection-context.js';
 
 export interface DuplexRelayOptions {
   observe: ChunkObserver;
@@ -75,7 +70,8 @@ export class DuplexRelay {
       const previousByteAt = ctx.lastByteAt[side];
       ctx.lastByteAt[side] = t;
       ctx.bytes[counter] += chunk.length;
-      observe(side, chunk, t, previousByteAt);
+      // Contained: a throw stops observing this connection, never the relay.
+      ctx.observe(observe, side, chunk, t, previousByteAt);
     });
     dst.on('drain', () => src.resume());
 
@@ -100,12 +96,28 @@ export class DuplexRelay {
   }
 
   #closed(): void {
+    let finished = false;
     const done = (): void => {
+      if (finished) return;
+      finished = true;
       this.#ctx.recordClose();
       this.#options.onClosed?.();
     };
-    if (this.#options.settle) this.#options.settle(done);
-    else done();
+    const settle = this.#options.settle;
+    if (!settle) return done();
+    // settle is observer code: contained like observe. After a fault nothing
+    // it would still record is kept, so the close is not held back for it
+    // (it still runs, to release what it holds, e.g. zlib streams).
+    if (this.#ctx.observing) {
+      this.#ctx.guard('settle', () => settle(done));
+    } else {
+      try {
+        settle(() => undefined);
+      } catch {
+        // Observing had already stopped; this only released resources.
+      }
+    }
+    if (!this.#ctx.observing) done();
   }
 }
 

@@ -66,21 +66,24 @@ export class HttpForwarder {
     };
     this.#exchanges.set(req, state);
     ctx.lastByteAt.client = startedAt;
-    ctx.record({
-      kind: 'http.request',
-      t: startedAt,
-      conn: ctx.id,
-      exchange,
-      method: req.method ?? '',
-      url: req.url ?? '',
-      httpVersion: req.httpVersion,
-      rawHeaders: rawHeaderPairs(req.rawHeaders),
-    });
+    // Recording is contained (ctx.guard): a fault stops observing the connection, the exchange is forwarded all the same.
+    ctx.guard('http.request', () =>
+      ctx.record({
+        kind: 'http.request',
+        t: startedAt,
+        conn: ctx.id,
+        exchange,
+        method: req.method ?? '',
+        url: req.url ?? '',
+        httpVersion: req.httpVersion,
+        rawHeaders: rawHeaderPairs(req.rawHeaders),
+      }),
+    );
     req.on('data', (chunk: Buffer) => {
       state.requestBodyBytes += chunk.length;
       ctx.lastByteAt.client = ctx.now();
     });
-    res.on('close', () => this.#onResponseClosed(req, res, state));
+    res.on('close', () => ctx.guard('http.response', () => this.#onResponseClosed(req, res, state)));
     this.#proxy.web(req, res, {}, (err) => this.#onError(err as NodeJS.ErrnoException, req, res, state));
   }
 
@@ -92,6 +95,10 @@ export class HttpForwarder {
   #onResponseHead(proxyRes: http.IncomingMessage, req: http.IncomingMessage): void {
     const state = this.#exchanges.get(req);
     if (!state) return;
+    state.ctx.guard('http.response head', () => this.#watchResponse(proxyRes, state));
+  }
+
+  #watchResponse(proxyRes: http.IncomingMessage, state: ExchangeState): void {
     state.responseHeadAt = state.ctx.now();
     state.ctx.lastByteAt.upstream = state.responseHeadAt;
     proxyRes.on('data', (chunk: Buffer) => {
@@ -158,17 +165,19 @@ export class HttpForwarder {
       res.destroy();
     }
     state.settled = true;
-    ctx.record({
-      kind: 'http.error',
-      t: ctx.now(),
-      conn: ctx.id,
-      exchange: state.exchange,
-      stage: hadResponse ? 'response' : 'connect',
-      code,
-      message: err.message,
-      answeredStatus,
-    });
     this.#exchanges.delete(req);
+    ctx.guard('http.error', () =>
+      ctx.record({
+        kind: 'http.error',
+        t: ctx.now(),
+        conn: ctx.id,
+        exchange: state.exchange,
+        stage: hadResponse ? 'response' : 'connect',
+        code,
+        message: err.message,
+        answeredStatus,
+      }),
+    );
   }
 }
 

@@ -25,6 +25,8 @@ export interface ProxyListenerOptions {
   sink: EventSink;
   /** How long a client may take to send a whole request head (slowloris); 0 turns the limit off. Default 60 s, nginx's client_header_timeout. */
   headTimeoutMs?: number;
+  /** Test-only: the observer of connection `conn` throws after `afterChunks` chunks (see ConnectionContext.injectObserverFault). */
+  testObserverFault?: { conn: number; afterChunks: number };
 }
 
 /** The largest request head accepted, as large as the upstream side's head parser allows (nginx's large_client_header_buffers go up to this). */
@@ -196,6 +198,8 @@ export class ProxyListener {
 
   #open(socket: net.Socket, raw: net.Socket): ConnectionEntry {
     const ctx = new ConnectionContext(this.#nextId++, this.#options.clock, this.#options.sink);
+    const injected = this.#options.testObserverFault;
+    if (injected?.conn === ctx.id) ctx.injectObserverFault({ afterChunks: injected.afterChunks });
     const entry: ConnectionEntry = { ctx, socket, relay: null, exchanges: 0 };
     this.#connections.set(socket, entry);
     this.#byId.set(ctx.id, entry);

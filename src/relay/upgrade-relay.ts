@@ -4,7 +4,7 @@ import type { HandshakeResponseEvent } from '../capture/events.js';
 import { headerValues, rawHeaderPairs } from '../capture/raw-headers.js';
 import { HttpHeadParser, type HttpResponseHead } from '../wire/http-head-parser.js';
 import { negotiatedDeflate } from '../wire/websocket-extensions.js';
-import type { ConnectionContext } from './connection-context.js';
+import type { ChunkObserver, ConnectionContext } from './connection-context.js';
 import { DuplexRelay } from './duplex-relay.js';
 import { HandshakeBodyTap } from './handshake-body-tap.js';
 import type { Target } from './target.js';
@@ -134,12 +134,14 @@ export function relayUpgrade(
         if (result.rest.length > 0) tap.observe('upstream', result.rest, t, previousByteAt);
       };
 
+      // Called through ctx.observe (by the relay, and below for the early bytes): a throw stops observing, never relaying.
+      const observe: ChunkObserver = (side, chunk, t, previousByteAt) => {
+        if (side === 'upstream' && !headDone) observeUpstreamHead(chunk, t, previousByteAt);
+        else if (side === 'upstream' && body) body.observe(chunk, t);
+        else tap.observe(side, chunk, t, previousByteAt);
+      };
       const relay = new DuplexRelay(ctx, client, upstream, {
-        observe: (side, chunk, t, previousByteAt) => {
-          if (side === 'upstream' && !headDone) observeUpstreamHead(chunk, t, previousByteAt);
-          else if (side === 'upstream' && body) body.observe(chunk, t);
-          else tap.observe(side, chunk, t, previousByteAt);
-        },
+        observe,
         settle: (done) => {
           body?.finish();
           tap.close(done);
@@ -157,7 +159,7 @@ export function relayUpgrade(
         ctx.lastByteAt.client = t;
         ctx.bytes.fromClient += early.length;
         upstream.write(early);
-        tap.observe('client', early, t, previousByteAt);
+        ctx.observe(observe, 'client', early, t, previousByteAt);
       }
     },
   });

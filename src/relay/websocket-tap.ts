@@ -222,7 +222,8 @@ class DirectionTap {
       this.#recordMessage(message, message.compressed ? null : message.length, message.compressed ? null : message.preview, message.previewTruncated, lastPreview, lastPreviewBase64);
       return;
     }
-    this.#inflater.end((error, inflated) => {
+    // Called back by zlib, outside any socket handler: contained the same way.
+    this.#inflater.end((error, inflated) => this.#ctx.guard('inflate', () => {
       if (error || !inflated) {
         this.#ctx.record({
           kind: 'ws.inflate-error',
@@ -235,7 +236,7 @@ class DirectionTap {
         return;
       }
       this.#recordMessage(message, inflated.size, inflated.preview, inflated.previewTruncated);
-    });
+    }));
   }
 
   #recordMessage(

@@ -107,8 +107,16 @@ function pings(s: ConnectionSummary): StyledLine[] {
 }
 
 function closeEvidence(s: ConnectionSummary): StyledLine[] {
-  if (s.evidence.length === 0) return s.state === 'closed' ? [line('Close: no close evidence was seen', 'heading')] : [];
-  const out = [line('Close evidence, in the order it was recorded', 'heading')];
+  // Said first: it is why the frames and any close frame after it are missing.
+  const fault = s.observerFault;
+  const faultLine = fault
+    ? [line(`  ${relativeTime(fault.t - s.open.t)}  wstap stopped observing (internal fault in its ${printable(fault.where)}: ${printable(fault.message, 200)}); relayed, not decoded, after this`, 'bad')]
+    : [];
+  if (s.evidence.length === 0) {
+    if (s.state === 'closed') return [line('Close: no close evidence was seen', 'heading'), ...faultLine];
+    return fault ? [line('Observation', 'heading'), ...faultLine] : [];
+  }
+  const out = [line('Close evidence, in the order it was recorded', 'heading'), ...faultLine];
   for (const e of s.evidence) {
     const idle = e.idle ? `  (silent: c→u ${compactDuration(e.idle.client)}, u→c ${compactDuration(e.idle.upstream)})` : '';
     out.push(line(`  ${relativeTime(e.t - s.open.t)}  ${printable(describeEvidence(e), 300)}${idle}`));

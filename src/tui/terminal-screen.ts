@@ -17,6 +17,12 @@ export interface TerminalScreen {
   onResize(listener: () => void): void;
   /** Leaves the alternate screen and restores the terminal. Idempotent. */
   destroy(): void;
+  /**
+   * The terminal is gone (hung up): lets go of it without writing another
+   * byte to it (a write to a hung-up terminal fails, and to one nobody reads
+   * could block). Idempotent; destroy() after it does nothing.
+   */
+  abandon(): void;
 }
 
 export interface TerminalScreenOptions {
@@ -100,6 +106,19 @@ export function openTerminalScreen(options: TerminalScreenOptions = {}): Termina
       if (destroyed) return;
       destroyed = true;
       screen.destroy();
+    },
+    abandon() {
+      if (destroyed) return;
+      destroyed = true;
+      // blessed writes through these two (the same function on its prototype): silenced, its teardown writes nothing.
+      const silent = program as unknown as { write: (text: string) => boolean; _owrite: (text: string) => boolean };
+      silent.write = silent._owrite = () => true;
+      try {
+        // Releases blessed's listeners and handlers; turning raw mode off on a dead terminal may fail, which is fine.
+        screen.destroy();
+      } catch {
+        // Nothing of the terminal is left to restore.
+      }
     },
   };
 }

@@ -101,11 +101,13 @@ export class TuiApp {
     this.#dirty = true;
   }
 
-  stop(): void {
+  /** `abandon`: the terminal is gone, let go of it without writing to it (TerminalScreen.abandon). */
+  stop(how: 'restore' | 'abandon' = 'restore'): void {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
-    this.#o.screen.destroy();
+    if (how === 'abandon') this.#o.screen.abandon();
+    else this.#o.screen.destroy();
   }
 
   #tick(): void {

@@ -2,6 +2,9 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { startUpstreamApp } from '../support/upstream-app.js';
+import { closedEvent, connectClient } from '../support/ws-peers.js';
+import { startWstap } from '../support/wstap-process.js';
 
 /**
  * A SIGINT that reaches wstap after it said it listens but before the
@@ -42,5 +45,46 @@ describe('signals before the session has started', () => {
       setTimeout(() => process.exit(3), 2000);
     `);
     expect(result).toEqual({ status: 0, signal: null, stdout: 'SIGTERM\nSIGINT\n' });
+  });
+
+  it('with hangup: a SIGHUP before the handler is there is held, never fatal, and handed to the hangup handler only', () => {
+    const result = runChild(`
+      const { catchSignalsEarly } = await import(${JSON.stringify(SHUTDOWN)});
+      const early = catchSignalsEarly({ hangup: true });
+      process.kill(process.pid, 'SIGHUP');
+      await new Promise((r) => setTimeout(r, 200));
+      early.forwardTo((signal) => { process.stdout.write('stop ' + signal + '\\n'); process.exit(4); });
+      early.forwardHangupTo(() => { process.stdout.write('hangup\\n'); process.exit(0); });
+      setTimeout(() => process.exit(3), 2000);
+    `);
+    expect(result).toEqual({ status: 0, signal: null, stdout: 'hangup\n' });
+  });
+});
+
+describe('SIGHUP to a running proxy without the UI', () => {
+  it('logs one line, goes on relaying, and SIGINT still stops it with status 0', async () => {
+    const app = await startUpstreamApp();
+    const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`]);
+    try {
+      process.kill(wstap.pid, 'SIGHUP');
+      const line = await wstap.waitForLog((l) => /^terminal gone \(SIGHUP\)/.test(l.msg));
+      expect(line.msg).toBe('terminal gone (SIGHUP); wstap goes on relaying headless until SIGINT or SIGTERM');
+      process.kill(wstap.pid, 'SIGHUP');
+      const upstreamSide = app.nextConnection();
+      const client = await connectClient(`ws://127.0.0.1:${wstap.port}/after-hangup`);
+      const { ws: upstream } = await upstreamSide;
+      const got = new Promise<string>((resolve) => upstream.once('message', (d: Buffer) => resolve(d.toString())));
+      client.send('still relaying');
+      expect(await got).toBe('still relaying');
+      const closed = closedEvent(client);
+      client.close(1000);
+      await closed;
+      expect(await wstap.stop('SIGINT')).toBe(0);
+      expect(wstap.logs.filter((l) => /^terminal gone/.test(l.msg))).toHaveLength(1);
+      expect((await wstap.events()).at(-1)?.kind).toBe('session.end');
+    } finally {
+      await wstap.stop();
+      await app.close();
+    }
   });
 });

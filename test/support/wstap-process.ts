@@ -27,6 +27,8 @@ export interface WstapProcess {
   waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** SIGINT, then waits for exit; returns the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code when the process exits by itself. */
+  exited: Promise<number | null>;
   events(): Promise<CaptureEvent[]>;
 }
 
@@ -72,6 +74,8 @@ export interface StartWstapOptions {
   listen?: string;
   /** Resolve even when wstap exits before it listens (to test start failures); `port` is NaN then. */
   mayFail?: boolean;
+  /** Added to the environment (e.g. the test-only WSTAP_TEST_FAULT). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Runs the real CLI (`bin/wstap proxy`) with JSON logs and a capture file in a temp dir. */
@@ -83,7 +87,10 @@ export async function startWstap(args: string[], options: StartWstapOptions = {}
     ...(options.nodeArgs ?? []),
     BIN, 'proxy', '--listen', options.listen ?? '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--capture', capturePath, ...args,
   ];
-  const child: ChildProcess = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(command[0] as string, command.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+  });
   const logs: LogLine[] = [];
   let raw = '';
   let partial = '';
@@ -135,6 +142,7 @@ export async function startWstap(args: string[], options: StartWstapOptions = {}
     logs,
     stderr: () => raw,
     waitForLog,
+    exited,
     stop: async (signal = 'SIGINT') => {
       if (child.exitCode === null) child.kill(signal);
       return exited;

@@ -561,3 +561,36 @@ describe('narrateFindings: the timeout verdict in the log', () => {
     expect(ws).toEqual([['timeout.match', 'warn']]);
   });
 });
+
+describe('narrate: an observer fault', () => {
+  const faulted: CaptureEvent[] = [
+    open(4),
+    handshakeRequest(4),
+    handshakeResponse(4),
+    frame(4, T0 + 10, 'client', 1),
+    { kind: 'observer.fault', t: T0 + 250, conn: 4, side: 'upstream', where: 'observe', message: 'bug \u001b[31m here', stack: 'Error: bug\n    at x' },
+    { kind: 'tcp.fin', t: T0 + 900, conn: 4, side: 'client', idle: { client: 890, upstream: 400 } },
+    { kind: 'tcp.fin', t: T0 + 901, conn: 4, side: 'upstream', idle: { client: 1, upstream: 401 } },
+    { kind: 'conn.close', t: T0 + 1000, conn: 4, bytes: { fromClient: 10, fromUpstream: 20 } },
+  ];
+
+  it('is one error line: observation of the connection stopped, relaying continues (wire text escaped)', () => {
+    const n = narrateAll(faulted)[4];
+    expect(n).toMatchObject({ level: 'error', fields: { conn: 4, side: 'upstream', where: 'observe', stack: 'Error: bug\n    at x' } });
+    expect(n?.msg).toBe(
+      "#4 observation stopped: internal fault in wstap's observe (upstream side): bug \\x1b[31m here; relaying continues, only its close is recorded from now on",
+    );
+  });
+
+  it('the close line still names who closed, and says what the record lacks from the fault on', () => {
+    const n = lastLine(faulted);
+    expect(n.msg).toMatch(/^#4 closed by client \(client fin\) after 1\.00 s; /);
+    expect(n.msg).toMatch(/; not observed after \+0\.25 s \(internal fault\): frames and close frames after that are not in the record$/);
+  });
+
+  it('the tracker keeps the first fault of a connection', () => {
+    const tracker = new ConnectionTracker();
+    for (const e of faulted) tracker.apply(e);
+    expect(tracker.get(4)?.observerFault).toMatchObject({ where: 'observe', t: T0 + 250 });
+  });
+});
