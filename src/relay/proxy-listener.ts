@@ -9,6 +9,7 @@ import { HttpForwarder } from './http-forwarder.js';
 import type { Target } from './target.js';
 import { relayTcp } from './tcp-relay.js';
 import { relayUpgrade } from './upgrade-relay.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type DialOptions } from './upstream-dialer.js';
 
 export interface ProxyListenerOptions {
   mode: 'http' | 'tcp';
@@ -21,6 +22,8 @@ export interface ProxyListenerOptions {
   sink: EventSink;
   /** How long a client may take to send a whole request head (slowloris); 0 turns the limit off. Default 60 s, nginx's client_header_timeout. */
   headTimeoutMs?: number;
+  /** How long an upstream dial (TCP connect and TLS handshake) may take; 0: no limit. Default 60 s, nginx's proxy_connect_timeout. */
+  connectTimeoutMs?: number;
 }
 
 /** The largest request head accepted, as large as the upstream side's head parser allows (nginx's large_client_header_buffers go up to this). */
@@ -175,9 +178,13 @@ export class ProxyListener {
     };
   }
 
+  #dialOptions(): DialOptions {
+    return { insecure: this.#options.insecure, connectTimeoutMs: this.#options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS };
+  }
+
   #onTcpConnection(socket: net.Socket): void {
     const entry = this.#open(socket, 'tcp');
-    relayTcp(entry.ctx, socket, this.#options.target, this.#options.insecure, this.#registrar(entry));
+    relayTcp(entry.ctx, socket, this.#options.target, this.#dialOptions(), this.#registrar(entry));
   }
 
   #onHttpConnection(socket: net.Socket): void {
@@ -212,7 +219,7 @@ export class ProxyListener {
       req,
       socket,
       head,
-      { target: this.#options.target, insecure: this.#options.insecure, previewLimit: this.#options.previewLimit },
+      { target: this.#options.target, previewLimit: this.#options.previewLimit, ...this.#dialOptions() },
       this.#registrar(entry),
     );
   }

@@ -67,19 +67,32 @@ export interface UpstreamConnectOptions {
   insecure: boolean;
 }
 
-/** Opens the upstream socket; half-open kept so a FIN can be passed on as a FIN. */
-export function connectUpstream(target: Target, options: UpstreamConnectOptions): net.Socket {
-  if (target.tls) {
-    // tls.connect passes allowHalfOpen on to the TLSSocket; @types/node omits it.
-    const tlsOptions: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
-      host: target.host,
-      port: target.port,
-      servername: net.isIP(target.host) ? undefined : target.host,
-      rejectUnauthorized: !options.insecure,
-      allowHalfOpen: true,
-      ALPNProtocols: ['http/1.1'],
-    };
-    return tls.connect(tlsOptions);
-  }
-  return net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+/** An upstream connection: the socket bytes are relayed on, and the TCP socket under it. */
+export interface UpstreamConnection {
+  /** The TLS socket for an https/wss target, else the TCP socket itself. */
+  stream: net.Socket;
+  /** Where an RST is sent: a TLSSocket cannot be reset (ERR_INVALID_HANDLE_TYPE), the TCP socket under it can. */
+  tcp: net.Socket;
+  /** The event that says `stream` is ready: `secureConnect` (TLS handshake done) or `connect`. */
+  readyEvent: 'connect' | 'secureConnect';
+}
+
+/**
+ * Opens the upstream; half-open kept so a FIN can be passed on as a FIN. For
+ * TLS we dial the TCP socket ourselves and wrap it, so the relay holds the
+ * TCP socket for an RST, and the TLS socket (which takes allowHalfOpen from
+ * it) sends close_notify + FIN on end() and still reads afterwards.
+ */
+export function connectUpstream(target: Target, options: UpstreamConnectOptions): UpstreamConnection {
+  const tcp = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+  if (!target.tls) return { stream: tcp, tcp, readyEvent: 'connect' };
+  const stream = tls.connect({
+    socket: tcp,
+    // With a socket given, host is used only to check the certificate's name.
+    host: target.host,
+    servername: net.isIP(target.host) ? undefined : target.host,
+    rejectUnauthorized: !options.insecure,
+    ALPNProtocols: ['http/1.1'],
+  });
+  return { stream, tcp, readyEvent: 'secureConnect' };
 }

@@ -67,6 +67,8 @@ export interface StartWstapOptions {
   nodeArgs?: string[];
   /** The --listen value (default 127.0.0.1:0). */
   listen?: string;
+  /** Added to the environment (e.g. NODE_EXTRA_CA_CERTS). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Runs the real CLI (`bin/wstap proxy`) with JSON logs and a capture file in a temp dir. */
@@ -78,7 +80,10 @@ export async function startWstap(args: string[], options: StartWstapOptions = {}
     ...(options.nodeArgs ?? []),
     BIN, 'proxy', '--listen', options.listen ?? '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--capture', capturePath, ...args,
   ];
-  const child: ChildProcess = spawn(command[0] as string, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(command[0] as string, command.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+  });
   const logs: LogLine[] = [];
   let raw = '';
   let partial = '';
