@@ -63,7 +63,7 @@ export class ProxyListener {
       this.#forwarder = null;
       this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.#onTcpConnection(socket));
     } else {
-      this.#forwarder = new HttpForwarder({ target: options.target, insecure: options.insecure, maxHeadBytes: MAX_REQUEST_HEAD_BYTES });
+      this.#forwarder = new HttpForwarder({ target: options.target, maxHeadBytes: MAX_REQUEST_HEAD_BYTES, ...this.#dialOptions() });
       const headTimeoutMs = options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
       const server = http.createServer({
         // Transparent to long requests (long polling, uploads): the app decides.

@@ -32,11 +32,9 @@ export function dialUpstream(ctx: ConnectionContext, client: net.Socket, target:
   const upstream = connectUpstream(target, { insecure: options.insecure });
   const { stream, tcp } = upstream;
   let settled = false;
-  let timer: NodeJS.Timeout | null = null;
 
   const detach = (): void => {
     settled = true;
-    if (timer) clearTimeout(timer);
     stream.removeListener('error', onUpstreamError);
     client.removeListener('error', onClientError);
     client.removeListener('close', onClientClose);
@@ -69,19 +67,25 @@ export function dialUpstream(ctx: ConnectionContext, client: net.Socket, target:
     detach();
     handlers.connected(upstream);
   });
-  if (options.connectTimeoutMs > 0) {
-    timer = setTimeout(() => {
-      if (settled) return;
-      detach();
-      abandonUpstream();
-      handlers.failed(connectTimeoutError(target, tcp.connecting ? 'connect' : 'TLS handshake', options.connectTimeoutMs));
-    }, options.connectTimeoutMs);
-  }
+  failDialAfter(stream, upstream.readyEvent, options.connectTimeoutMs, target);
 }
 
-/** Said like the kernel's own connect timeout (ETIMEDOUT), naming the step that did not finish. */
-function connectTimeoutError(target: Target, step: 'connect' | 'TLS handshake', ms: number): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(`${step} to ${target.href} not done after ${ms / 1000} s (--connect-timeout)`);
-  err.code = 'ETIMEDOUT';
-  return err;
+/**
+ * Destroys a dialing socket with an ETIMEDOUT error (as the kernel's own
+ * connect timeout says it) unless `readyEvent` comes within `ms`: the dial
+ * then fails the way an unreachable upstream does. Under TLS the time covers
+ * the TCP connect and the handshake; the message names the step that did not
+ * finish. 0: no limit.
+ */
+export function failDialAfter(socket: net.Socket, readyEvent: 'connect' | 'secureConnect', ms: number, target: Target): void {
+  if (ms <= 0) return;
+  const timer = setTimeout(() => {
+    const step = socket.connecting ? 'connect' : 'TLS handshake';
+    const err: NodeJS.ErrnoException = new Error(`${step} to ${target.href} not done after ${ms / 1000} s (--connect-timeout)`);
+    err.code = 'ETIMEDOUT';
+    socket.destroy(err);
+  }, ms);
+  const cancel = (): void => clearTimeout(timer);
+  socket.once(readyEvent, cancel);
+  socket.once('close', cancel);
 }
