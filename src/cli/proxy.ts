@@ -28,8 +28,10 @@ export const PROXY_HELP = `Usage: wstap proxy --target URL [options]
 Relays every connection to --target unchanged and records what it sees.
 
 Options:
-  --target URL          where to forward: http://, https://, ws://, wss://
-                        (with --tcp: HOST:PORT or tcp://HOST:PORT)     [required]
+  --target URL          where to forward: http://, https://, ws://, wss://,
+                        or unix:/path/app.sock (an app on a unix socket)
+                        (with --tcp: HOST:PORT, tcp://HOST:PORT, https://HOST:PORT
+                        for TLS, or unix:/path)                       [required]
   --listen [HOST:]PORT  where to listen                      [127.0.0.1:8066]
   --tcp                 raw TCP relay: no HTTP parsing, close evidence only
   --capture FILE        append every event to FILE (JSON lines, mode 0600)

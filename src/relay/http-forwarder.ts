@@ -45,7 +45,8 @@ export class HttpForwarder {
       options,
     );
     this.#proxy = createProxyServer({
-      target: options.target.httpBase,
+      // A unix socket target: Node's http client dials socketPath and ignores host and port.
+      target: options.target.socketPath !== undefined ? { host: options.target.host, port: options.target.port, protocol: 'http:', socketPath: options.target.socketPath } : options.target.httpBase,
       agent: this.#agent,
       xfwd: false,
       changeOrigin: false,
