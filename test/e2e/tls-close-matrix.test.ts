@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import type net from 'node:net';
+import type tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attributeClose, type CloseEvidence } from '../../src/analysis/close-attribution.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
@@ -269,6 +270,8 @@ const SHUTDOWN: CloseCase = {
 interface TargetKind {
   name: string;
   tls: boolean;
+  /** The TLS version the app allows at most (and so speaks): half-close is kept under both. */
+  tlsVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** wstap decodes WebSocket frames (an upgrade), or only relays bytes (--tcp). */
   decodes: boolean;
   args(port: number): string[];
@@ -276,10 +279,11 @@ interface TargetKind {
 
 const TARGETS: TargetKind[] = [
   { name: 'http:// upgrade (plain TCP: the reference)', tls: false, decodes: true, args: (p) => ['--target', `http://127.0.0.1:${p}`] },
-  { name: 'https:// upgrade', tls: true, decodes: true, args: (p) => ['--target', `https://127.0.0.1:${p}`, '--insecure'] },
-  { name: 'wss:// upgrade', tls: true, decodes: true, args: (p) => ['--target', `wss://127.0.0.1:${p}`, '--insecure'] },
+  { name: 'https:// upgrade', tls: true, tlsVersion: 'TLSv1.3', decodes: true, args: (p) => ['--target', `https://127.0.0.1:${p}`, '--insecure'] },
+  { name: 'wss:// upgrade', tls: true, tlsVersion: 'TLSv1.3', decodes: true, args: (p) => ['--target', `wss://127.0.0.1:${p}`, '--insecure'] },
+  { name: 'wss:// upgrade to a TLS 1.2 app', tls: true, tlsVersion: 'TLSv1.2', decodes: true, args: (p) => ['--target', `wss://127.0.0.1:${p}`, '--insecure'] },
   { name: '--tcp (plain TCP: the reference)', tls: false, decodes: false, args: (p) => ['--tcp', '--target', `127.0.0.1:${p}`] },
-  { name: '--tcp to a TLS target', tls: true, decodes: false, args: (p) => ['--tcp', '--target', `https://127.0.0.1:${p}`, '--insecure'] },
+  { name: '--tcp to a TLS target', tls: true, tlsVersion: 'TLSv1.3', decodes: false, args: (p) => ['--tcp', '--target', `https://127.0.0.1:${p}`, '--insecure'] },
 ];
 
 function describeEvidence(e: CloseEvidence): string {
@@ -309,7 +313,7 @@ describe.each(TARGETS)('close matrix through $name', (target) => {
         else upgraded.push(side);
       },
       undefined,
-      target.tls ? { tls: { key: certificate.key, cert: certificate.cert } } : {},
+      target.tls ? { tls: { key: certificate.key, cert: certificate.cert, ...(target.tlsVersion ? { maxVersion: target.tlsVersion } : {}) } } : {},
     );
     wstap = await startWstap(target.args(app.port));
   });
@@ -332,6 +336,7 @@ describe.each(TARGETS)('close matrix through $name', (target) => {
     const client = new Peer('client', socket, socket);
     const appSide = await nextApp();
     const appPeer = new Peer('app', appSide.socket, appSide.tcp);
+    if (target.tls) expect((appSide.socket as tls.TLSSocket).getProtocol()).toBe(target.tlsVersion);
     const opened = await wstap.waitForLog((l) => l.remote === `127.0.0.1:${socket.localPort}`);
     const hello = clientFrame(1, `hello ${tag}`);
     client.write(hello);

@@ -89,8 +89,8 @@ export function correctUpgradeHeaders(key: string): Array<[string, string]> {
 }
 
 export interface RawUpgradeServerOptions {
-  /** Speak TLS (a wss:// app) with this key and certificate. */
-  tls?: { key: Buffer; cert: Buffer };
+  /** Speak TLS (a wss:// app) with this key and certificate, up to maxVersion (default: Node's, TLSv1.3). */
+  tls?: { key: Buffer; cert: Buffer; maxVersion?: tls.SecureVersion };
 }
 
 /**
@@ -115,7 +115,7 @@ export async function startRawUpgradeServer(
     tcp.once('close', () => sockets.delete(tcp));
     tcp.on('error', () => undefined);
     // The TLS socket takes allowHalfOpen from the TCP socket it wraps.
-    const socket = options.tls ? new tls.TLSSocket(tcp, { isServer: true, key: options.tls.key, cert: options.tls.cert }) : tcp;
+    const socket = options.tls ? new tls.TLSSocket(tcp, { isServer: true, ...options.tls }) : tcp;
     socket.on('error', () => undefined);
     let head = '';
     const onData = (chunk: Buffer): void => {
