@@ -14,7 +14,8 @@ export interface DuplexRelayOptions {
   /**
    * The TCP socket under a side whose relayed socket is layered on one (TLS):
    * an RST for that side is sent on it, since a TLSSocket cannot be reset.
-   * A side not named here is its own TCP socket.
+   * A side not named here is its own TCP socket (or a unix socket, which
+   * has no RST and is closed instead).
    */
   tcp?: Partial<Record<Side, net.Socket>>;
   /**
@@ -30,11 +31,13 @@ export interface DuplexRelayOptions {
 /**
  * Pipes two sockets both ways, byte for byte, and records the close evidence
  * of each side: a FIN is passed on as a FIN (`end()`, half-close kept), an RST
- * as an RST (`resetAndDestroy()`, or a plain close if a FIN is still being sent
- * that way, see resetOrDestroy), any other socket error as an RST too, since
+ * as an RST (`resetAndDestroy()` on the TCP socket, the one under TLS where
+ * there is TLS, or a plain close if a FIN is still being sent that way, see
+ * resetOrDestroy), any other socket error as an RST too, since
  * the connection it belonged to is gone.
  *
- * Both sockets must have been created with `allowHalfOpen: true`.
+ * Both sockets must have been created with `allowHalfOpen: true` (a TLS
+ * socket takes it from the TCP socket it wraps).
  */
 export class DuplexRelay {
   readonly client: net.Socket;

@@ -67,19 +67,21 @@ async function echo(ws: WebSocket, text: string): Promise<string> {
   return reply;
 }
 
-async function closedCapture(wstap: WstapProcess, conn: number): Promise<CaptureEvent[]> {
-  for (let i = 0; i < 100; i++) {
-    const events = await wstap.events();
-    if (ofConn(events, conn, 'conn.close').length > 0) return events;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no conn.close for #${conn}`);
-}
-
 function connOf(events: CaptureEvent[], url: string): number {
   const conn = ofKind(events, 'ws.handshake.request').find((e) => e.url === url)?.conn;
   if (conn === undefined) throw new Error(`no handshake for ${url}`);
   return conn;
+}
+
+/** The capture once it holds the conn.close of the connection to `url` (the file is flushed every 250 ms). */
+async function closedCapture(wstap: WstapProcess, url: string): Promise<CaptureEvent[]> {
+  for (let i = 0; i < 100; i++) {
+    const events = await wstap.events();
+    const conn = ofKind(events, 'ws.handshake.request').find((e) => e.url === url)?.conn;
+    if (conn !== undefined && ofConn(events, conn, 'conn.close').length > 0) return events;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no conn.close for the connection to ${url} in the capture`);
 }
 
 describe('--target unix:PATH', () => {
@@ -124,7 +126,7 @@ describe('--target unix:PATH', () => {
     after.close();
     await closedEvent(after);
 
-    let events = await closedCapture(wstap, connOf(await wstap.events(), '/ws?close=after'));
+    let events = await closedCapture(wstap, '/ws?close=after');
     const clientClose = evidenceOf(events, connOf(events, '/ws?close=client'));
     expect(clientClose[0]).toMatchObject({ side: 'client', kind: 'close-frame', code: 1000 });
     expect(attributeClose(clientClose).closedBy).toBe('client');
