@@ -28,6 +28,8 @@ export interface ProxySessionOptions {
   drainSeconds: number;
   /** How long a client may take to send a request head; 0 = no limit (default 60 s). */
   headTimeoutMs?: number;
+  /** How long an upstream dial (TCP connect, TLS handshake) may take; 0 = no limit (default 60 s). */
+  connectTimeoutMs?: number;
   /** What is known about the path (profile, --timeout): closes, handshakes and heartbeats are judged against it. */
   diagnosis?: DiagnosisContext;
   /** Test-only (WSTAP_TEST_FAULT, see test-faults.ts): make one connection's observer throw. */
@@ -91,6 +93,7 @@ export class ProxySession implements EventSink {
       sink: this,
       ...(options.headTimeoutMs !== undefined ? { headTimeoutMs: options.headTimeoutMs } : {}),
       ...(options.testObserverFault ? { testObserverFault: options.testObserverFault } : {}),
+      ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
     });
   }
 

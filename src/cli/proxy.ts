@@ -35,8 +35,10 @@ export const PROXY_HELP = `Usage: wstap proxy --target URL [options]
 Relays every connection to --target unchanged and records what it sees.
 
 Options:
-  --target URL          where to forward: http://, https://, ws://, wss://
-                        (with --tcp: HOST:PORT or tcp://HOST:PORT)     [required]
+  --target URL          where to forward: http://, https://, ws://, wss://,
+                        or unix:/path/app.sock (an app on a unix socket)
+                        (with --tcp: HOST:PORT, tcp://HOST:PORT, https://HOST:PORT
+                        for TLS, or unix:/path)                       [required]
   --listen [HOST:]PORT|unix:PATH
                         where to listen: a TCP address or a unix socket file
                         (created mode 0660, removed at exit)  [127.0.0.1:8066]
@@ -55,6 +57,10 @@ Options:
                         a client that has not sent a whole request head by then
                         is answered 408 (slowloris); 0 turns it off      [60]
                         Under TLS its handshake must be done by then too.
+  --connect-timeout SECONDS
+                        give up connecting to the target (TCP connect and TLS
+                        handshake) after this long: 502 (or an RST with --tcp),
+                        as nginx's proxy_connect_timeout; 0 turns it off  [60]
   --insecure            do not verify the upstream's TLS certificate
   --profile NAME|FILE   the hops' timeouts and the app's heartbeat (wstap profiles
                         lists the shipped ones); flags override its values
@@ -95,6 +101,7 @@ export async function runProxy(args: string[]): Promise<number> {
     'preview-bytes': { type: 'string' },
     drain: { type: 'string' },
     'head-timeout': { type: 'string' },
+    'connect-timeout': { type: 'string' },
     insecure: { type: 'boolean' },
     'no-tui': { type: 'boolean' },
     timeout: { type: 'string', multiple: true },
@@ -125,6 +132,7 @@ export async function runProxy(args: string[]): Promise<number> {
   const previewLimit = parseNonNegativeInteger('--preview-bytes', typeof values['preview-bytes'] === 'string' ? values['preview-bytes'] : '256');
   const drainSeconds = parseNonNegativeNumber('--drain', typeof values.drain === 'string' ? values.drain : '0');
   const headTimeoutSeconds = parseNonNegativeNumber('--head-timeout', typeof values['head-timeout'] === 'string' ? values['head-timeout'] : '60');
+  const connectTimeoutSeconds = parseNonNegativeNumber('--connect-timeout', typeof values['connect-timeout'] === 'string' ? values['connect-timeout'] : '60');
   const format = parseChoice<LogFormat>('--log-format', typeof values['log-format'] === 'string' ? values['log-format'] : 'auto', ['auto', 'pretty', 'json']);
   const level = parseChoice('--log-level', typeof values['log-level'] === 'string' ? values['log-level'] : 'info', LOG_LEVELS);
   const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
@@ -178,6 +186,7 @@ export async function runProxy(args: string[]): Promise<number> {
       logger,
       drainSeconds,
       headTimeoutMs: headTimeoutSeconds * 1000,
+      connectTimeoutMs: connectTimeoutSeconds * 1000,
       diagnosis,
       testObserverFault: testFaults.observe,
     });

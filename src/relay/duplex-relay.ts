@@ -7,6 +7,13 @@ export type { ChunkObserver } from './connection-context.js';
 export interface DuplexRelayOptions {
   observe: ChunkObserver;
   /**
+   * The TCP socket under a side whose relayed socket is layered on one (TLS):
+   * an RST for that side is sent on it, since a TLSSocket cannot be reset.
+   * A side not named here is its own TCP socket (or a unix socket, which
+   * has no RST and is closed instead).
+   */
+  tcp?: Partial<Record<Side, net.Socket>>;
+  /**
    * Both sockets have closed; call `done` when everything the observer still
    * has to record about the connection is recorded (asynchronous inflating),
    * so `conn.close` stays the connection's last event.
@@ -19,11 +26,13 @@ export interface DuplexRelayOptions {
 /**
  * Pipes two sockets both ways, byte for byte, and records the close evidence
  * of each side: a FIN is passed on as a FIN (`end()`, half-close kept), an RST
- * as an RST (`resetAndDestroy()`, or a plain close if a FIN is still being sent
- * that way, see resetOrDestroy), any other socket error as an RST too, since
+ * as an RST (`resetAndDestroy()` on the TCP socket, the one under TLS where
+ * there is TLS, or a plain close if a FIN is still being sent that way, see
+ * resetOrDestroy), any other socket error as an RST too, since
  * the connection it belonged to is gone.
  *
- * Both sockets must have been created with `allowHalfOpen: true`.
+ * Both sockets must have been created with `allowHalfOpen: true` (a TLS
+ * socket takes it from the TCP socket it wraps).
  */
 export class DuplexRelay {
   readonly client: net.Socket;
@@ -82,7 +91,7 @@ export class DuplexRelay {
 
     src.on('error', (err: NodeJS.ErrnoException) => {
       ctx.recordSocketError(side, err);
-      if (!dst.destroyed) resetOrDestroy(dst);
+      if (!dst.destroyed) resetOrDestroy(dst, this.#options.tcp?.[side === 'client' ? 'upstream' : 'client']);
     });
 
     src.on('close', () => {
@@ -122,15 +131,30 @@ export class DuplexRelay {
 }
 
 /**
- * Passes an RST on, if the socket can still send one. A socket whose FIN is
- * being sent (its side's FIN was passed on a moment before: end() called, the
- * shutdown not finished) cannot be reset: libuv refuses (EINVAL) and Node 20
- * then drops the handle without closing it, so the descriptor leaks, 'close'
- * never comes, the connection is never recorded as closed and a graceful
- * stop waits for it forever. That socket is closed instead (its FIN is on
- * its way already).
+ * Passes an RST on, if the socket can still send one, on `tcp`, the TCP
+ * socket under `socket` (the same socket unless TLS is layered on it).
+ *
+ * A socket whose FIN is being sent (its side's FIN was passed on a moment
+ * before: end() called, the shutdown not finished) cannot be reset: libuv
+ * refuses (EINVAL) and Node 20 then drops the handle without closing it, so
+ * the descriptor leaks, 'close' never comes, the connection is never
+ * recorded as closed and a graceful stop waits for it forever. That socket is
+ * closed instead (its FIN is on its way already). Under TLS the shutdown is
+ * the TLS socket's (close_notify, then the TCP FIN), so its state decides.
+ *
+ * A socket with no TCP handle (a unix socket) has no RST: resetAndDestroy()
+ * throws ERR_INVALID_HANDLE_TYPE, and a plain close is the nearest thing.
  */
-export function resetOrDestroy(socket: net.Socket): void {
-  if (socket.writableEnded && !socket.writableFinished && socket.writableLength === 0) socket.destroy();
-  else socket.resetAndDestroy();
+export function resetOrDestroy(socket: net.Socket, tcp: net.Socket = socket): void {
+  const finishing = socket.writableEnded && !socket.writableFinished && socket.writableLength === 0;
+  // A closed TCP socket would answer resetAndDestroy() with an ERR_SOCKET_CLOSED error event.
+  if (!finishing && !tcp.destroyed) {
+    try {
+      tcp.resetAndDestroy();
+    } catch {
+      tcp.destroy();
+    }
+  }
+  // Under TLS, after the TCP reset: destroying the TLS socket first would close the TCP socket with a FIN.
+  socket.destroy();
 }

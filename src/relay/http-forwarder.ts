@@ -1,9 +1,11 @@
 import http from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { rawHeaderPairs } from '../capture/raw-headers.js';
 import type { ConnectionContext } from './connection-context.js';
 import type { Target } from './target.js';
+import { failDialAfter, type DialOptions } from './upstream-dialer.js';
 
 interface ExchangeState {
   ctx: ConnectionContext;
@@ -16,9 +18,8 @@ interface ExchangeState {
   settled: boolean;
 }
 
-export interface HttpForwarderOptions {
+export interface HttpForwarderOptions extends DialOptions {
   target: Target;
-  insecure: boolean;
   /** The largest response head read from the app (Node's client default is 16 KiB); a larger one is answered 502. */
   maxHeadBytes: number;
 }
@@ -36,12 +37,16 @@ export class HttpForwarder {
 
   constructor(options: HttpForwarderOptions) {
     this.#target = options.target;
-    this.#agent = readingHeadsUpTo(
-      options.target.tls ? new https.Agent({ keepAlive: true, rejectUnauthorized: !options.insecure }) : new http.Agent({ keepAlive: true }),
-      options.maxHeadBytes,
+    this.#agent = connectingWithin(
+      readingHeadsUpTo(
+        options.target.tls ? new https.Agent({ keepAlive: true, rejectUnauthorized: !options.insecure }) : new http.Agent({ keepAlive: true }),
+        options.maxHeadBytes,
+      ),
+      options,
     );
     this.#proxy = createProxyServer({
-      target: options.target.httpBase,
+      // A unix socket target: Node's http client dials socketPath and ignores host and port.
+      target: options.target.socketPath !== undefined ? { host: options.target.host, port: options.target.port, protocol: 'http:', socketPath: options.target.socketPath } : options.target.httpBase,
       agent: this.#agent,
       xfwd: false,
       changeOrigin: false,
@@ -198,6 +203,27 @@ function readingHeadsUpTo<A extends http.Agent>(agent: A, max: number): A {
   hook.addRequest = (req, options) => {
     req.maxHeaderSize = max;
     addRequest(req, options);
+  };
+  return agent;
+}
+
+interface AgentConnectHook {
+  createConnection(options: unknown, callback: unknown): net.Socket | undefined;
+}
+
+/**
+ * --connect-timeout for plain HTTP: each new upstream socket the agent opens
+ * (TCP connect, and for https the TLS handshake) is destroyed with ETIMEDOUT
+ * if not ready in time; the request then fails as an unreachable upstream
+ * does (502, http.error at stage 'connect').
+ */
+function connectingWithin<A extends http.Agent>(agent: A, options: HttpForwarderOptions): A {
+  const hook = agent as unknown as AgentConnectHook;
+  const createConnection = hook.createConnection.bind(agent);
+  hook.createConnection = (connectOptions, callback) => {
+    const socket = createConnection(connectOptions, callback);
+    if (socket) failDialAfter(socket, options.target.tls ? 'secureConnect' : 'connect', options.connectTimeoutMs, options.target);
+    return socket;
   };
   return agent;
 }

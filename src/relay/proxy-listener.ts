@@ -12,6 +12,7 @@ import type { Target } from './target.js';
 import { relayTcp } from './tcp-relay.js';
 import { terminateTls, TLS_HANDSHAKE_TIMEOUT_MS, watchHandshake } from './tls-termination.js';
 import { relayUpgrade } from './upgrade-relay.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type DialOptions } from './upstream-dialer.js';
 
 export interface ProxyListenerOptions {
   mode: 'http' | 'tcp';
@@ -27,6 +28,8 @@ export interface ProxyListenerOptions {
   headTimeoutMs?: number;
   /** Test-only: the observer of connection `conn` throws after `afterChunks` chunks (see ConnectionContext.injectObserverFault). */
   testObserverFault?: { conn: number; afterChunks: number };
+  /** How long an upstream dial (TCP connect and TLS handshake) may take; 0: no limit. Default 60 s, nginx's proxy_connect_timeout. */
+  connectTimeoutMs?: number;
 }
 
 /** The largest request head accepted, as large as the upstream side's head parser allows (nginx's large_client_header_buffers go up to this). */
@@ -70,7 +73,7 @@ export class ProxyListener {
       this.#parseHttp = null;
       this.#server = net.createServer({ allowHalfOpen: true, noDelay: true }, (raw) => this.#accept(raw));
     } else {
-      this.#forwarder = new HttpForwarder({ target: options.target, insecure: options.insecure, maxHeadBytes: MAX_REQUEST_HEAD_BYTES });
+      this.#forwarder = new HttpForwarder({ target: options.target, maxHeadBytes: MAX_REQUEST_HEAD_BYTES, ...this.#dialOptions() });
       const headTimeoutMs = options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS;
       const server = http.createServer({
         // Transparent to long requests (long polling, uploads): the app decides.
@@ -187,9 +190,13 @@ export class ProxyListener {
     return this.#options.mode === 'http' && head > 0 ? head : TLS_HANDSHAKE_TIMEOUT_MS;
   }
 
+  #dialOptions(): DialOptions {
+    return { insecure: this.#options.insecure, connectTimeoutMs: this.#options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS };
+  }
+
   #relay(entry: ConnectionEntry): void {
     if (this.#options.mode === 'tcp') {
-      relayTcp(entry.ctx, entry.socket, this.#options.target, this.#options.insecure, this.#registrar(entry));
+      relayTcp(entry.ctx, entry.socket, this.#options.target, this.#dialOptions(), this.#registrar(entry));
       return;
     }
     this.#parseHttp?.(entry.socket);
@@ -262,7 +269,7 @@ export class ProxyListener {
       req,
       socket,
       head,
-      { target: this.#options.target, insecure: this.#options.insecure, previewLimit: this.#options.previewLimit },
+      { target: this.#options.target, previewLimit: this.#options.previewLimit, ...this.#dialOptions() },
       this.#registrar(entry),
     );
   }

@@ -1,15 +1,19 @@
 import net from 'node:net';
+import path from 'node:path';
 import tls from 'node:tls';
 
 export interface Target {
-  /** As the user wrote it, normalised: `http://127.0.0.1:8065`. */
+  /** As the user wrote it, normalised: `http://127.0.0.1:8065`, `unix:/run/app.sock`. */
   href: string;
   protocol: 'http:' | 'https:' | 'tcp:';
+  /** For a unix socket target: `localhost` and 80, which only http-proxy's bookkeeping sees (the Host header is the client's). */
   host: string;
   port: number;
   tls: boolean;
   /** http-proxy's target: ws/wss are forwarded as http/https. */
   httpBase: string;
+  /** A unix socket target (`unix:/path/app.sock`, as nginx's `proxy_pass http://unix:/path:`): dialled instead of host and port. */
+  socketPath?: string;
 }
 
 export class TargetError extends Error {
@@ -24,6 +28,7 @@ const DEFAULT_PORT: Record<string, number> = { 'http:': 80, 'ws:': 80, 'https:':
  * and silently prefixing one would change what the app sees.
  */
 export function parseTarget(text: string, mode: 'http' | 'tcp'): Target {
+  if (/^unix:/i.test(text)) return parseUnixTarget(text, mode);
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `${mode === 'tcp' ? 'tcp' : 'http'}://${text}`;
   let url: URL;
   try {
@@ -62,24 +67,66 @@ export function parseTarget(text: string, mode: 'http' | 'tcp'): Target {
   };
 }
 
+/**
+ * `unix:PATH`: plain HTTP and WebSocket (or raw bytes with --tcp) to an app
+ * on a unix socket. A relative path is taken from the working directory and
+ * shown absolute; nginx's trailing colon (`unix:/path:`) is allowed.
+ */
+function parseUnixTarget(text: string, mode: 'http' | 'tcp'): Target {
+  const given = text.slice('unix:'.length).replace(/:$/, '');
+  if (given === '') throw new TargetError(`target "${text}": a socket path is required (e.g. unix:/run/app.sock)`);
+  if (given.includes('\0')) throw new TargetError(`target "${text}": a socket path cannot contain a NUL byte`);
+  const socketPath = path.resolve(given);
+  return {
+    href: `unix:${socketPath}`,
+    protocol: mode === 'tcp' ? 'tcp:' : 'http:',
+    host: 'localhost',
+    port: 80,
+    tls: false,
+    httpBase: 'http://localhost:80',
+    socketPath,
+  };
+}
+
 export interface UpstreamConnectOptions {
   /** Skip certificate verification (--insecure). */
   insecure: boolean;
 }
 
-/** Opens the upstream socket; half-open kept so a FIN can be passed on as a FIN. */
-export function connectUpstream(target: Target, options: UpstreamConnectOptions): net.Socket {
-  if (target.tls) {
-    // tls.connect passes allowHalfOpen on to the TLSSocket; @types/node omits it.
-    const tlsOptions: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
-      host: target.host,
-      port: target.port,
-      servername: net.isIP(target.host) ? undefined : target.host,
-      rejectUnauthorized: !options.insecure,
-      allowHalfOpen: true,
-      ALPNProtocols: ['http/1.1'],
-    };
-    return tls.connect(tlsOptions);
+/** An upstream connection: the socket bytes are relayed on, and the TCP socket under it. */
+export interface UpstreamConnection {
+  /** The TLS socket for an https/wss target, else the TCP socket itself. */
+  stream: net.Socket;
+  /**
+   * Where an RST is sent: a TLSSocket cannot be reset (ERR_INVALID_HANDLE_TYPE),
+   * the TCP socket under it can. For a unix socket, the socket itself (it has
+   * no RST; resetOrDestroy closes it).
+   */
+  tcp: net.Socket;
+  /** The event that says `stream` is ready: `secureConnect` (TLS handshake done) or `connect`. */
+  readyEvent: 'connect' | 'secureConnect';
+}
+
+/**
+ * Opens the upstream; half-open kept so a FIN can be passed on as a FIN. For
+ * TLS we dial the TCP socket ourselves and wrap it, so the relay holds the
+ * TCP socket for an RST, and the TLS socket (which takes allowHalfOpen from
+ * it) sends close_notify + FIN on end() and still reads afterwards.
+ */
+export function connectUpstream(target: Target, options: UpstreamConnectOptions): UpstreamConnection {
+  if (target.socketPath !== undefined) {
+    const socket = net.connect({ path: target.socketPath, allowHalfOpen: true });
+    return { stream: socket, tcp: socket, readyEvent: 'connect' };
   }
-  return net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+  const tcp = net.connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true });
+  if (!target.tls) return { stream: tcp, tcp, readyEvent: 'connect' };
+  const stream = tls.connect({
+    socket: tcp,
+    // With a socket given, host is used only to check the certificate's name.
+    host: target.host,
+    servername: net.isIP(target.host) ? undefined : target.host,
+    rejectUnauthorized: !options.insecure,
+    ALPNProtocols: ['http/1.1'],
+  });
+  return { stream, tcp, readyEvent: 'secureConnect' };
 }

@@ -2,7 +2,7 @@ import type net from 'node:net';
 import type { ConnectionContext } from './connection-context.js';
 import { DuplexRelay } from './duplex-relay.js';
 import type { Target } from './target.js';
-import { dialUpstream } from './upstream-dialer.js';
+import { dialUpstream, type DialOptions } from './upstream-dialer.js';
 
 /**
  * Raw TCP mode: the same byte relay and close evidence, nothing parsed.
@@ -13,12 +13,13 @@ export function relayTcp(
   ctx: ConnectionContext,
   client: net.Socket,
   target: Target,
-  insecure: boolean,
+  dial: DialOptions,
   register: (relay: DuplexRelay | null) => void,
 ): void {
-  dialUpstream(ctx, client, target, insecure, {
+  dialUpstream(ctx, client, target, dial, {
     connected(upstream) {
-      const relay = new DuplexRelay(ctx, client, upstream, {
+      const relay = new DuplexRelay(ctx, client, upstream.stream, {
+        tcp: { upstream: upstream.tcp },
         observe: () => undefined,
         onClosed: () => register(null),
       });

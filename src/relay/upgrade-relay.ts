@@ -8,12 +8,11 @@ import type { ChunkObserver, ConnectionContext } from './connection-context.js';
 import { DuplexRelay } from './duplex-relay.js';
 import { HandshakeBodyTap } from './handshake-body-tap.js';
 import type { Target } from './target.js';
-import { dialUpstream } from './upstream-dialer.js';
+import { dialUpstream, type DialOptions } from './upstream-dialer.js';
 import { WebSocketTap } from './websocket-tap.js';
 
-export interface UpgradeRelayOptions {
+export interface UpgradeRelayOptions extends DialOptions {
   target: Target;
-  insecure: boolean;
   previewLimit: number;
 }
 
@@ -67,7 +66,7 @@ export function relayUpgrade(
   /** After a response that did not upgrade: what the app said in its body. */
   let body: HandshakeBodyTap | null = null;
 
-  dialUpstream(ctx, client, options.target, options.insecure, {
+  dialUpstream(ctx, client, options.target, options, {
     failed(err) {
       const code = err.code ?? err.name;
       const body = `wstap: upstream ${options.target.href} failed: ${code}: ${err.message}\n`;
@@ -92,7 +91,7 @@ export function relayUpgrade(
       );
     },
     abandoned: () => register(null),
-    connected: (upstream) => {
+    connected: ({ stream: upstream, tcp }) => {
       upstream.write(head);
 
       const observeUpstreamHead = (chunk: Buffer, t: number, previousByteAt: number): void => {
@@ -141,6 +140,7 @@ export function relayUpgrade(
         else tap.observe(side, chunk, t, previousByteAt);
       };
       const relay = new DuplexRelay(ctx, client, upstream, {
+        tcp: { upstream: tcp },
         observe,
         settle: (done) => {
           body?.finish();

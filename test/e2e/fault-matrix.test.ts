@@ -5,7 +5,7 @@ import { readCaptureFile } from '../../src/capture/capture-reader.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { startNginxStack, type NginxStack } from '../support/nginx-stack.js';
 import { startRawUpgradeServer, startUpstreamApp, type RawUpgradeServer, type UpstreamApp } from '../support/upstream-app.js';
-import { closedEvent, connectClient, evidenceOf, ofConn, ofKind, sleep } from '../support/ws-peers.js';
+import { closedEvent, connectClient, evidenceOf, ofConn, ofKind, rawWebSocket, sleep } from '../support/ws-peers.js';
 import { startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
@@ -24,28 +24,6 @@ function clientFrameHeader(length: number): Buffer {
   header.writeBigUInt64BE(BigInt(length), 2);
   header.writeUInt32BE(0x01020304, 10);
   return header;
-}
-
-/** A raw WebSocket handshake to wstap, returning the socket once the 101 has arrived. */
-function rawWebSocket(port: number, path: string, options: { allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: options.allowHalfOpen ?? false });
-    socket.on('error', reject);
-    socket.on('connect', () =>
-      socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      ),
-    );
-    let head = '';
-    const onData = (d: Buffer): void => {
-      head += d.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      socket.removeListener('data', onData);
-      if (!head.startsWith('HTTP/1.1 101')) reject(new Error(`not upgraded: ${head.slice(0, 40)}`));
-      else resolve(socket);
-    };
-    socket.on('data', onData);
-  });
 }
 
 describe('fault matrix', () => {

@@ -1,37 +1,24 @@
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import https from 'node:https';
 import type net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
+import { selfSignedCertificate, startTlsEchoApp, type Certificate, type TlsEchoApp } from '../support/tls-app.js';
 import { startWstap } from '../support/wstap-process.js';
 import { closedEvent, connectClient, ofKind } from '../support/ws-peers.js';
 
 /** A wss:// app with a self-signed certificate made by openssl for this run. */
-let server: https.Server;
+let certificate: Certificate;
+let app: TlsEchoApp;
 let port: number;
-let dir: string;
 
 beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-tls-'));
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-    '-addext', 'subjectAltName=IP:127.0.0.1',
-    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'),
-  ], { stdio: 'ignore' });
-  server = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) });
-  const wss = new WebSocketServer({ server });
-  wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  port = (server.address() as net.AddressInfo).port;
+  certificate = selfSignedCertificate();
+  app = await startTlsEchoApp(certificate);
+  port = app.port;
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
-  fs.rmSync(dir, { recursive: true, force: true });
+  await app?.close();
+  certificate?.remove();
 });
 
 describe('TLS upstream', () => {
@@ -65,5 +52,38 @@ describe('TLS upstream', () => {
     const all = await wstap.events();
     expect(ofKind(all, 'ws.handshake.response')[0]?.statusCode).toBe(101);
     expect(ofKind(all, 'ws.message').map((m) => Buffer.from(m.preview, 'base64').toString())).toEqual(['over tls', 'over tls']);
+  });
+
+  it('verifies a certificate it can trust (IP in the subjectAltName) and relays without --insecure', async () => {
+    const wstap = await startWstap(['--target', `wss://127.0.0.1:${port}`], { env: { NODE_EXTRA_CA_CERTS: certificate.certPath } });
+    const client = await connectClient(`ws://127.0.0.1:${wstap.port}/ws`);
+    const echoed = new Promise<string>((resolve) => client.once('message', (d: Buffer) => resolve(d.toString())));
+    client.send('verified');
+    expect(await echoed).toBe('verified');
+    client.close();
+    await closedEvent(client);
+    expect(await wstap.stop()).toBe(0);
+  });
+
+  it('a client that resets after an echo: the RST is passed on to the TLS upstream, recorded, and wstap stays up (issue 14)', async () => {
+    const wstap = await startWstap(['--target', `wss://127.0.0.1:${port}`, '--insecure']);
+    const client = await connectClient(`ws://127.0.0.1:${wstap.port}/ws`);
+    const echoed = new Promise<string>((resolve) => client.once('message', (d: Buffer) => resolve(d.toString())));
+    client.send('then reset');
+    expect(await echoed).toBe('then reset');
+    client.on('error', () => undefined);
+    (client as unknown as { _socket: net.Socket })._socket.resetAndDestroy();
+    const line = await wstap.waitForLog((l) => /closed by client/.test(l.msg));
+    expect(line.msg).toMatch(/client rst/);
+    // Still up: the next connection is relayed.
+    const next = await connectClient(`ws://127.0.0.1:${wstap.port}/ws`);
+    const again = new Promise<string>((resolve) => next.once('message', (d: Buffer) => resolve(d.toString())));
+    next.send('still here');
+    expect(await again).toBe('still here');
+    next.close();
+    await closedEvent(next);
+    expect(await wstap.stop()).toBe(0);
+    expect(wstap.stderr()).not.toMatch(/ERR_INVALID_HANDLE_TYPE/);
+    expect(ofKind(await wstap.events(), 'tcp.rst')).toEqual([expect.objectContaining({ conn: line.conn, side: 'client' })]);
   });
 });

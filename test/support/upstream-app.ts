@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { WebSocketServer, type WebSocket, type ServerOptions } from 'ws';
 
 export interface UpstreamApp {
@@ -87,23 +88,34 @@ export function correctUpgradeHeaders(key: string): Array<[string, string]> {
   ];
 }
 
+export interface RawUpgradeServerOptions {
+  /** Speak TLS (a wss:// app) with this key and certificate, up to maxVersion (default: Node's, TLSv1.3). */
+  tls?: { key: Buffer; cert: Buffer; maxVersion?: tls.SecureVersion };
+}
+
 /**
  * An upstream that answers the WebSocket handshake itself with `101
  * Switching Protocols` and the headers `answer` returns (by default a correct
  * answer), then hands the raw socket (half-open allowed) to the test: for
  * behaviour `ws` cannot show, such as sending after the client's FIN, or a
- * wrong Sec-WebSocket-Accept.
+ * wrong Sec-WebSocket-Accept. With `tls`, `socket` is the TLS socket and
+ * `tcp` the TCP socket under it (for an RST or bytes that are not TLS);
+ * without, both are the same socket.
  */
 export async function startRawUpgradeServer(
-  onUpgraded: (socket: net.Socket) => void,
+  onUpgraded: (socket: net.Socket, tcp: net.Socket) => void,
   answer: (key: string, head: string) => Array<[string, string]> = correctUpgradeHeaders,
+  options: RawUpgradeServerOptions = {},
 ): Promise<RawUpgradeServer> {
   const heads: string[] = [];
   const answers: Array<Array<[string, string]>> = [];
   const sockets = new Set<net.Socket>();
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+  const server = net.createServer({ allowHalfOpen: true }, (tcp) => {
+    sockets.add(tcp);
+    tcp.once('close', () => sockets.delete(tcp));
+    tcp.on('error', () => undefined);
+    // The TLS socket takes allowHalfOpen from the TCP socket it wraps.
+    const socket = options.tls ? new tls.TLSSocket(tcp, { isServer: true, ...options.tls }) : tcp;
     socket.on('error', () => undefined);
     let head = '';
     const onData = (chunk: Buffer): void => {
@@ -117,7 +129,7 @@ export async function startRawUpgradeServer(
       const headers = answer(key, requestHead);
       answers.push(headers);
       socket.write(`HTTP/1.1 101 Switching Protocols\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`, 'latin1');
-      onUpgraded(socket);
+      onUpgraded(socket, tcp);
     };
     socket.on('data', onData);
   });

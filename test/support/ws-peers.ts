@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import net from 'node:net';
 import { WebSocket, type ClientOptions } from 'ws';
 import { closeEvidenceOf, type CloseEvidence } from '../../src/analysis/close-attribution.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
@@ -114,5 +115,27 @@ export function unexpectedResponse(url: string): Promise<{ status: number; body:
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     ws.once('error', () => undefined);
+  });
+}
+
+/** A raw WebSocket handshake to wstap (or anything), returning the socket once the 101 has arrived. */
+export function rawWebSocket(port: number, path: string, options: { allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: options.allowHalfOpen ?? false });
+    socket.on('error', reject);
+    socket.on('connect', () =>
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ),
+    );
+    let head = '';
+    const onData = (d: Buffer): void => {
+      head += d.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.removeListener('data', onData);
+      if (!head.startsWith('HTTP/1.1 101')) reject(new Error(`not upgraded: ${head.slice(0, 40)}`));
+      else resolve(socket);
+    };
+    socket.on('data', onData);
   });
 }

@@ -74,7 +74,7 @@ export interface StartWstapOptions {
   listen?: string;
   /** Resolve even when wstap exits before it listens (to test start failures); `port` is NaN then. */
   mayFail?: boolean;
-  /** Added to the environment (e.g. the test-only WSTAP_TEST_FAULT). */
+  /** Added to the environment (e.g. the test-only WSTAP_TEST_FAULT, NODE_EXTRA_CA_CERTS). */
   env?: NodeJS.ProcessEnv;
 }
 

@@ -234,6 +234,30 @@ describe('parseTarget (http mode)', () => {
   });
 });
 
+describe('parseTarget (unix socket)', () => {
+  it('takes unix:/path as an app on a unix socket, in both modes', () => {
+    expect(parseTarget('unix:/run/app/app.sock', 'http')).toStrictEqual({
+      href: 'unix:/run/app/app.sock',
+      protocol: 'http:',
+      host: 'localhost',
+      port: 80,
+      tls: false,
+      httpBase: 'http://localhost:80',
+      socketPath: '/run/app/app.sock',
+    });
+    expect(parseTarget('unix:/run/app/app.sock', 'tcp')).toMatchObject({ href: 'unix:/run/app/app.sock', protocol: 'tcp:', socketPath: '/run/app/app.sock' });
+  });
+
+  it("allows nginx's trailing colon and resolves a relative path from the working directory", () => {
+    expect(parseTarget('unix:/run/app.sock:', 'http').socketPath).toBe('/run/app.sock');
+    expect(parseTarget('unix:app.sock', 'http')).toMatchObject({ href: `unix:${process.cwd()}/app.sock`, socketPath: `${process.cwd()}/app.sock` });
+  });
+
+  it('refuses an empty path', () => {
+    expect(targetError(() => parseTarget('unix:', 'http')).message).toBe('target "unix:": a socket path is required (e.g. unix:/run/app.sock)');
+  });
+});
+
 describe('parseTarget (tcp mode)', () => {
   it('takes host:port as tcp', () => {
     expect(parseTarget('127.0.0.1:5432', 'tcp')).toStrictEqual({

@@ -1,9 +1,14 @@
+import fs from 'node:fs';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { SessionClock } from '../../src/capture/session-clock.js';
 import { ConnectionContext } from '../../src/relay/connection-context.js';
 import { DuplexRelay, resetOrDestroy } from '../../src/relay/duplex-relay.js';
+import { selfSignedCertificate, type Certificate } from '../support/tls-app.js';
 
 /** Two connected loopback sockets, both allowing half-close as the relay's do. */
 async function socketPair(server: net.Server): Promise<[net.Socket, net.Socket]> {
@@ -78,5 +83,58 @@ describe('DuplexRelay passing a reset on', () => {
     expect(await within(bothClosed, 2000)).not.toBe('timeout');
     await new Promise((r) => setTimeout(r, 50));
     expect(events.map((e) => `${e.kind}${'side' in e ? ` ${e.side}` : ''}`)).toEqual(['tcp.fin upstream', 'tcp.rst upstream', 'conn.close']);
+  });
+});
+
+describe('resetOrDestroy under TLS and on unix sockets', () => {
+  let certificate: Certificate;
+  beforeAll(() => {
+    certificate = selfSignedCertificate();
+  });
+  afterAll(() => certificate?.remove());
+
+  it('resets the TCP socket under a TLS socket (a TLSSocket cannot be reset): the peer sees ECONNRESET and both sockets close', async () => {
+    const server = tls.createServer({ key: certificate.key, cert: certificate.cert });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<tls.TLSSocket>((resolve) => server.once('secureConnection', resolve));
+    const tcp = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+    const socket = tls.connect({ socket: tcp, rejectUnauthorized: false });
+    const errors: string[] = [];
+    socket.on('error', (e: NodeJS.ErrnoException) => errors.push(`tls ${e.code}`));
+    await new Promise((resolve) => socket.once('secureConnect', resolve));
+    const peer = await accepted;
+    const peerError = new Promise<string | undefined>((resolve) => peer.once('error', (e: NodeJS.ErrnoException) => resolve(e.code)));
+    // Both ways read empty first: Linux reports an RST that finds unread bytes as a plain EOF.
+    const peerGot = new Promise((resolve) => peer.once('data', resolve));
+    const got = new Promise((resolve) => socket.once('data', resolve));
+    socket.write('to the peer');
+    peer.write('from the peer');
+    await Promise.all([peerGot, got]);
+    const bothClosed = Promise.all([closed(socket), closed(tcp)]);
+    resetOrDestroy(socket, tcp);
+    expect(await within(peerError, 2000)).toBe('ECONNRESET');
+    expect(await within(bothClosed, 2000)).not.toBe('timeout');
+    expect(errors).toEqual([]);
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('closes a unix socket, which has no RST, instead of throwing', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-unix-'));
+    const server = net.createServer({ allowHalfOpen: true });
+    await new Promise<void>((resolve) => server.listen(path.join(dir, 's.sock'), resolve));
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const socket = net.connect({ path: path.join(dir, 's.sock'), allowHalfOpen: true });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const peer = await accepted;
+    peer.on('error', () => undefined);
+    const peerEnded = new Promise<boolean>((resolve) => peer.once('end', () => resolve(true)));
+    peer.resume();
+    const done = closed(socket);
+    expect(() => resetOrDestroy(socket)).not.toThrow();
+    expect(await within(done, 2000)).toBe(true);
+    expect(await within(peerEnded, 2000)).toBe(true);
+    peer.destroy();
+    await new Promise((resolve) => server.close(resolve));
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
