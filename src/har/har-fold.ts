@@ -1,6 +1,7 @@
 import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
 import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
 import { isHandshakeRequest } from '../analysis/handshake-rules.js';
+import { judgedAttribution, missingBeginning, missingStretch, noteAfterMissing, standInOpen, type MissingPart } from '../analysis/missing-part.js';
 import { PingPairing } from '../analysis/ping-pairing.js';
 import type {
   CaptureEvent,
@@ -27,7 +28,7 @@ import {
   isoTime,
   serverIp,
 } from './har-entries.js';
-import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
+import type { HarCaptureGap, HarCutFrame, HarEntry, HarIncomplete, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
 import { redactHandshake } from './redaction.js';
 
 export interface HarFoldOptions {
@@ -73,7 +74,24 @@ interface WebSocketRecord {
   /** Recent messages held back to emit in time order (inflating can record them late). */
   reorder: HarWebSocketMessage[];
   lastT: number;
+  /** Part of the connection is not in the capture; with `beginning`, `open`, `request` and `response` are stand-ins. */
+  missing: MissingPart | null;
+  /** Frames seen: a stand-in record that saw none was no WebSocket that can be told (an HTTP connection, say) and makes no entry. */
+  frames: number;
 }
+
+/** Events that belong to a WebSocket connection once it is open; one of them for an unknown connection starts a stand-in. */
+const CONNECTION_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set([
+  'ws.frame',
+  'ws.message',
+  'ws.frame.cut',
+  'ws.protocol-error',
+  'ws.inflate-error',
+  'tcp.fin',
+  'tcp.rst',
+  'tcp.error',
+  'proxy.close',
+]);
 
 /** Messages held back for time ordering; inflating delays a message by far less than this many others. */
 const REORDER_WINDOW = 64;
@@ -113,6 +131,7 @@ export class HarFold {
         this.#serverIp = serverIp(event.target);
         return;
       case 'capture.gap': {
+        for (const record of this.#websockets.values()) record.missing = missingStretch(record.missing, record.evidence.length, event.t);
         const last = this.captureGaps.at(-1);
         if (last && this.captureGaps.length >= MAX_CAPTURE_GAPS) {
           last.to = epochSeconds(event.t);
@@ -154,6 +173,8 @@ export class HarFold {
           cutFrames: [],
           reorder: [],
           lastT: event.t,
+          missing: null,
+          frames: 0,
         });
         return;
       }
@@ -175,10 +196,11 @@ export class HarFold {
 
   #applyToWebSocket(event: CaptureEvent): void {
     if (!('conn' in event)) return;
-    const record = this.#websockets.get(event.conn);
+    const record = this.#websockets.get(event.conn) ?? this.#standIn(event);
     if (!record) return;
     record.lastT = Math.max(record.lastT, event.t);
     const evidence = closeEvidenceOf(event);
+    if (record.missing) noteAfterMissing(record.missing, event, evidence);
     // Bounded like the live tracker's: a peer sending close frame after close frame must not grow the export's memory.
     if (evidence && keepsEvidence(record.evidence, evidence)) record.evidence.push(evidence);
     switch (event.kind) {
@@ -205,7 +227,51 @@ export class HarFold {
     }
   }
 
+  /**
+   * A connection whose conn.open is not in the capture (a deleted file of a
+   * rotated set): kept with what is known. Its handshake is unknown; frames
+   * are only decoded after a 101 that upgraded, so its response stands in
+   * as that 101, marked in `_wstap.incomplete`.
+   */
+  #standIn(event: CaptureEvent & { conn: number }): WebSocketRecord | null {
+    if (!CONNECTION_EVENTS.has(event.kind) || this.#opens.has(event.conn)) return null;
+    const open = standInOpen(event);
+    const record: WebSocketRecord = {
+      open,
+      request: { kind: 'ws.handshake.request', t: event.t, conn: event.conn, method: 'GET', url: '', httpVersion: '1.1', rawHeaders: [], headLength: 0 },
+      response: {
+        kind: 'ws.handshake.response',
+        t: event.t,
+        conn: event.conn,
+        statusCode: 101,
+        reason: 'Switching Protocols',
+        httpVersion: '1.1',
+        rawHeaders: [],
+        headLength: 0,
+        upgraded: true,
+        deflate: null,
+        waitMs: 0,
+      },
+      body: null,
+      error: null,
+      evidence: [],
+      firstCloseFrame: null,
+      pairing: new PingPairing(),
+      pings: [],
+      protocolErrors: [],
+      cutFrames: [],
+      reorder: [],
+      lastT: event.t,
+      missing: missingBeginning(event.t),
+      frames: 0,
+    };
+    this.#opens.set(event.conn, open);
+    this.#websockets.set(event.conn, record);
+    return record;
+  }
+
   #onFrame(record: WebSocketRecord, event: FrameEvent): void {
+    record.frames++;
     if (event.opcode === 8 && !record.firstCloseFrame) record.firstCloseFrame = event;
     if (event.opcode === 9) record.pairing.ping(event.side, event.preview, event.t);
     if (event.opcode === 10) {
@@ -254,13 +320,15 @@ export class HarFold {
     const record = this.#websockets.get(conn);
     if (!record) return;
     this.#websockets.delete(conn);
+    const standIn = record.missing?.beginning === true;
+    if (standIn && record.frames === 0) return;
     for (const message of record.reorder) this.#sink.message(conn, message);
     record.reorder = [];
     const { request, response, error, body } = record;
     const redact = this.#options.redact;
     const waitMs = response ? response.t - request.t : endT - request.t;
     const { time, timings } = harTimings(waitMs, response ? endT - response.t : 0);
-    const attribution = attributeClose(record.evidence);
+    const attribution = judgedAttribution(attributeClose(record.evidence), record.missing);
     const closeFrame = record.firstCloseFrame;
     const webSocketClose: HarWebSocketClose = closeFrame
       ? { code: closeFrame.closeCode ?? null, reason: closeFrame.closeReason ?? '', timestamp: epochSeconds(closeFrame.t) }
@@ -321,10 +389,11 @@ export class HarFold {
         diagnosis: diagnoseConnection(
           {
             openedAt: record.open.t,
+            missing: record.missing,
             evidence: record.evidence,
             closed: true,
-            handshake: this.#shareable({ request, response, error, responseBody: body }),
-            pings: response?.upgraded ? record.pairing : null,
+            handshake: standIn ? null : this.#shareable({ request, response, error, responseBody: body }),
+            pings: response?.upgraded && !standIn ? record.pairing : null,
             upgradedAt: response?.upgraded ? response.t : null,
             endAt: attribution.first?.t ?? endT,
           },
@@ -335,6 +404,7 @@ export class HarFold {
           : {}),
         ...(record.cutFrames.length > 0 ? { cutFrames: record.cutFrames.map(harCutFrame) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
+        ...(record.missing ? { incomplete: incompleteNote(record.missing, attribution.undecided) } : {}),
       },
     };
     this.#emit(entry, conn);
@@ -476,5 +546,16 @@ function harCutFrame(cut: FrameCutEvent): HarCutFrame {
     offset: cut.offset,
     received: cut.received,
     ...(cut.opcode !== undefined ? { opcode: cut.opcode, length: cut.length ?? 0, payloadReceived: cut.payloadReceived ?? 0 } : {}),
+  };
+}
+
+/** What `_wstap.incomplete` says about a connection the capture has only part of. */
+function incompleteNote(missing: MissingPart, undecided: string | undefined): HarIncomplete {
+  return {
+    beginningMissing: missing.beginning,
+    note: missing.beginning
+      ? 'the beginning of this connection is not in the capture (a deleted file of a rotated set): the request is unknown, the 101 is inferred from the frames, startedDateTime is its first event read'
+      : 'some events of this connection are not in the capture (a capture gap while it was open)',
+    ...(undecided ? { closedByUnknown: undecided } : {}),
   };
 }
