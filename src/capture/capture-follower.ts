@@ -9,9 +9,10 @@ import type { CaptureEvent } from './events.js';
  * Fallback poll when fs.watch says nothing. fs.watch (inotify) wakes the
  * follower within milliseconds of a write on a local disk; where it stays
  * silent (network file systems, containers without inotify, a watch limit
- * reached) the poll bounds the delay. 250 ms: a quarter of the writer's
- * flush interval (1 s), so polling adds at most a quarter to the lag, for
- * one fstat (and, at the end of a file, one readdir) four times a second.
+ * reached) the poll bounds the delay. 250 ms: no more than the writer's
+ * own flush interval (250 ms by default, at least once a second by
+ * contract), so polling at most doubles the lag, for one fstat (and, at the
+ * end of a file, one readdir) four times a second.
  */
 export const FOLLOW_POLL_MS = 250;
 const READ_CHUNK = 64 * 1024;

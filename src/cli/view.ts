@@ -27,7 +27,8 @@ belong to the same one).
 --follow shows a capture another wstap is writing (wstap proxy --capture
 CAPTURE), live: new connections, ticking idle timers, closes and verdicts as
 they are written, across rotated files, until the session ends or you quit.
-Any number of viewers may follow one capture; they only read it.
+Any number of viewers may follow one capture; they only read it. A capture
+that does not exist yet is waited for.
 
 Options:
   --follow              follow a capture being written (as tail -f does)
@@ -135,7 +136,7 @@ async function followLines(base: string, diagnosis: DiagnosisContext): Promise<n
     }
   } catch (err) {
     flush();
-    return reportFileError(err, rewriteNotCapture);
+    return reportFileError(err);
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);

@@ -200,7 +200,8 @@ function missingLine(missing: MissingPart): string {
 /** The detail view of one connection: what arrived, what the app answered, pings, close evidence, frames. */
 export function detailLines(input: DetailInput): StyledLine[] {
   const { summary: s, row } = input;
-  const client = s.forwardedFor ? `${s.forwardedFor} (peer ${s.open.remoteAddress}:${s.open.remotePort})` : `${s.open.remoteAddress}:${s.open.remotePort}`;
+  const peer = s.open.remoteAddress ? `${s.open.remoteAddress}:${s.open.remotePort}` : 'unknown address';
+  const client = s.forwardedFor ? `${s.forwardedFor} (peer ${peer})` : peer;
   const d = s.directions;
   const note = noteCell(row).text;
   const out: StyledLine[] = [
