@@ -108,6 +108,11 @@ export class ConnectionTracker {
     return this.#live.values();
   }
 
+  /** Connections open now (those whose conn.open is not in the events included). */
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
   get closed(): IterableIterator<ConnectionSummary> {
     return this.#closed.values();
   }
