@@ -183,6 +183,10 @@ describe('wstap view --follow', () => {
         const close = await waitForLine(`#${i} closed`, (t) => t.includes(`#${i} closed by client (client close-frame 1000 "done")`));
         for (const line of [open, close]) lags.push(line.at - eventTime(line.text, line.at));
       }
+      // A second follower, stopped by SIGINT (the user's ^C) while the session goes on: the tally so far, exit 0.
+      const interrupted = await interruptedFollower(capture, '#3 closed');
+      expect(interrupted.status, interrupted.stderr).toBe(0);
+      expect(interrupted.stdout.trim().split('\n').at(-1)).toBe('3 connection(s) closed: 3 by client');
       expect(await wstap!.stop()).toBe(0);
       await waitForLine('session ended', (t) => t.includes('session ended (signal)'));
       expect(await exited).toBe(0);
@@ -196,6 +200,20 @@ describe('wstap view --follow', () => {
     }
   });
 });
+
+/** `wstap view --follow --no-tui CAPTURE`, interrupted (SIGINT, as ^C) once it has printed `untilLine`: its output and exit status. */
+async function interruptedFollower(capture: string, untilLine: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, 'view', '--follow', '--no-tui', capture], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 10_000;
+  while (!stdout.includes(untilLine) && Date.now() < deadline && child.exitCode === null) await sleep(50);
+  child.kill('SIGINT');
+  return { status: await exited, stdout, stderr };
+}
 
 /** The epoch ms of a line's UTC clock (HH:MM:SS.mmm), on the day it arrived. */
 function eventTime(text: string, arrivedAt: number): number {
