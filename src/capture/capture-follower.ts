@@ -48,12 +48,11 @@ interface TailedFile {
 export async function* followCapture(base: string, options: FollowOptions = {}): AsyncGenerator<CaptureEvent> {
   const waker = new Waker(path.dirname(base), options.pollMs ?? FOLLOW_POLL_MS, options.signal);
   try {
-    const set = await waitForSet(base, waker, options);
-    if (!set) return;
+    const start = await openFirst(base, waker, options);
+    if (!start) return;
+    const { set } = start;
     for (const note of set.notes) options.onNote?.(note);
-    const first = set.segments[0];
-    if (!first) return;
-    let file = openTailed(first.path, first.segment);
+    let file = start.file;
     let lastT: number | null = null;
     let gapBefore: number[] | null = null;
     try {
@@ -78,6 +77,14 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
           await waker.wait();
           continue;
         }
+        let nextFile: TailedFile;
+        try {
+          nextFile = openTailed(next.path, next.segment);
+        } catch (err) {
+          // --keep deleted it before we got to it: the next look finds the one after.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw err;
+        }
         if (file.partial !== '') options.onWarning?.({ path: file.path, line: file.line + 1, message: 'the last line of this file was cut short; skipped' });
         const missing: number[] = [];
         for (let n = file.segment + 1; n < next.segment; n++) {
@@ -86,7 +93,6 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
         }
         if (missing.length > 0) gapBefore = missing;
         options.onNote?.(`following ${next.path} (segment ${next.segment})`);
-        const nextFile = openTailed(next.path, next.segment);
         fs.closeSync(file.fd);
         file = nextFile;
       }
@@ -112,6 +118,20 @@ async function waitForSet(base: string, waker: Waker, options: FollowOptions): P
     await waker.wait();
   }
   return null;
+}
+
+/** The set and its first file opened; --keep may delete that file between the two: then the set is looked at again. */
+async function openFirst(base: string, waker: Waker, options: FollowOptions): Promise<{ set: CaptureSet; file: TailedFile } | null> {
+  for (;;) {
+    const set = await waitForSet(base, waker, options);
+    const first = set?.segments[0];
+    if (!set || !first) return null;
+    try {
+      return { set, file: openTailed(first.path, first.segment) };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }
 
 /** The file does not exist yet, or its header line is not complete yet. */
