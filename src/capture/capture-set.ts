@@ -86,7 +86,8 @@ export function discoverCaptureSet(base: string): CaptureSet {
     const header = checkCaptureHeader(base);
     const first: CaptureSegment = { path: base, segment: segmentOf(header), header };
     const session = sessionOf(header);
-    if (session === null) return finishSet(base, null, [first]);
+    // A later segment named alone is read alone (the set is read from its first file's name).
+    if (session === null || first.segment > 0) return finishSet(baseOf(first), session, [first]);
     const same = siblingSegments(base).filter((s) => sessionOf(s.header) === session);
     return finishSet(base, session, [first, ...same]);
   }
@@ -153,7 +154,7 @@ function finishSet(base: string, session: string | null, found: CaptureSegment[]
   const last = (segments.at(-1) as CaptureSegment).segment;
   if (segments.length > 1 || first > 0) {
     const range = first === last ? `segment ${first}` : `segments ${first}-${last}`;
-    const deleted = first > 0 ? `; segments before ${first} were deleted (--keep)` : '';
+    const deleted = first === 0 ? '' : earlierSegmentsExist(base, first) ? `; segments before ${first} are there but not read (name the first file to read the whole set)` : `; segments before ${first} were deleted (--keep)`;
     notes.push(`reading ${segments.length} file${segments.length === 1 ? '' : 's'} of the set, ${range}${deleted}`);
   }
   return { base, session, segments, holes, notes };
@@ -183,6 +184,12 @@ export function totalBytes(set: CaptureSet): number {
     }
   }
   return total;
+}
+
+/** Whether any segment before `first` is still on disk (then it was not deleted, only not named). */
+function earlierSegmentsExist(base: string, first: number): boolean {
+  for (let n = 0; n < first; n++) if (fs.existsSync(segmentPath(base, n))) return true;
+  return false;
 }
 
 /** Warns about each missing middle segment; the events say it too, as a capture.gap. */

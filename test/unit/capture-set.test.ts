@@ -108,3 +108,13 @@ describe('a rotated capture set', () => {
     expect(warnings).toEqual([{ path: `${base}.1`, line: 3, message: expect.stringMatching(/cut short/) }]);
   });
 });
+
+describe('a later segment named alone', () => {
+  it('is read alone, and the note does not claim the earlier files were deleted when they are there', () => {
+    writeThreeSegments();
+    const set = discoverCaptureSet(`${base}.2`);
+    expect(set.segments.map((s) => s.segment)).toEqual([2]);
+    expect(set.notes).toEqual(['reading 1 file of the set, segment 2; segments before 2 are there but not read (name the first file to read the whole set)']);
+    expect(captureSetOfFiles([`${base}.1`, `${base}.2`]).notes).toEqual(['reading 2 files of the set, segments 1-2; segments before 1 are there but not read (name the first file to read the whole set)']);
+  });
+});
