@@ -58,7 +58,7 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
     try {
       while (!waker.aborted) {
         let lines = readNewLines(file);
-        const next = lines.length > 0 || set.session === null ? null : nextSegment(base, set.session, file.segment);
+        const next = lines.length > 0 || set.session === null ? null : nextSegment(set.base, set.session, file.segment);
         // The writer moved on: what it wrote here is complete. Read it to its end (lines written just before the switch) first.
         if (next) lines = readNewLines(file, true);
         for (const { text, line } of lines) {
@@ -89,7 +89,7 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
         const missing: number[] = [];
         for (let n = file.segment + 1; n < next.segment; n++) {
           missing.push(n);
-          options.onWarning?.({ path: segmentPath(base, n), line: null, message: missingSegmentWarning({ segment: n, path: segmentPath(base, n) }) });
+          options.onWarning?.({ path: segmentPath(set.base, n), line: null, message: missingSegmentWarning({ segment: n, path: segmentPath(set.base, n) }) });
         }
         if (missing.length > 0) gapBefore = missing;
         options.onNote?.(`following ${next.path} (segment ${next.segment})`);

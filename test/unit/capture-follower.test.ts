@@ -116,3 +116,16 @@ describe('following a capture being written', () => {
     expect(await idle).toBeNull();
   });
 });
+
+describe('following from a later segment', () => {
+  it('named alone (cap.jsonl.1), it still switches to cap.jsonl.2 when the writer does', async () => {
+    fs.writeFileSync(base, header(0) + line(openEvent(1, { t: T0 })));
+    fs.writeFileSync(segmentPath(base, 1), header(1) + line(frameEvent({ conn: 1, t: T0 + 1, side: 'client', opcode: 1, length: 2 })));
+    const it = followCapture(segmentPath(base, 1), { pollMs: 40 });
+    expect((await it.next()).value).toMatchObject({ kind: 'ws.frame' });
+    fs.writeFileSync(segmentPath(base, 2), header(2) + line(closeEvent(1, T0 + 2)) + line(end));
+    expect((await it.next()).value).toMatchObject({ kind: 'conn.close' });
+    expect((await it.next()).value).toMatchObject({ kind: 'session.end' });
+    expect((await it.next()).done).toBe(true);
+  });
+});
