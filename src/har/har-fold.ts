@@ -1,3 +1,4 @@
+// Past 400 lines: one fold over every event kind a HAR entry needs (HTTP, WebSocket, gaps, stand-ins); the entry builders live in har-entries.ts and har-incomplete.ts.
 import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
 import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
 import { isHandshakeRequest } from '../analysis/handshake-rules.js';
@@ -28,7 +29,8 @@ import {
   isoTime,
   serverIp,
 } from './har-entries.js';
-import type { HarCaptureGap, HarCutFrame, HarEntry, HarIncomplete, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
+import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, PayloadMode } from './har-types.js';
+import { incompleteNote, standInHandshake } from './har-incomplete.js';
 import { redactHandshake } from './redaction.js';
 
 export interface HarFoldOptions {
@@ -227,31 +229,13 @@ export class HarFold {
     }
   }
 
-  /**
-   * A connection whose conn.open is not in the capture (a deleted file of a
-   * rotated set): kept with what is known. Its handshake is unknown; frames
-   * are only decoded after a 101 that upgraded, so its response stands in
-   * as that 101, marked in `_wstap.incomplete`.
-   */
+  /** A connection whose conn.open is not in the capture (a deleted file of a rotated set): kept with what is known. */
   #standIn(event: CaptureEvent & { conn: number }): WebSocketRecord | null {
     if (!CONNECTION_EVENTS.has(event.kind) || this.#opens.has(event.conn)) return null;
     const open = standInOpen(event);
     const record: WebSocketRecord = {
       open,
-      request: { kind: 'ws.handshake.request', t: event.t, conn: event.conn, method: 'GET', url: '', httpVersion: '1.1', rawHeaders: [], headLength: 0 },
-      response: {
-        kind: 'ws.handshake.response',
-        t: event.t,
-        conn: event.conn,
-        statusCode: 101,
-        reason: 'Switching Protocols',
-        httpVersion: '1.1',
-        rawHeaders: [],
-        headLength: 0,
-        upgraded: true,
-        deflate: null,
-        waitMs: 0,
-      },
+      ...standInHandshake(event),
       body: null,
       error: null,
       evidence: [],
@@ -549,13 +533,3 @@ function harCutFrame(cut: FrameCutEvent): HarCutFrame {
   };
 }
 
-/** What `_wstap.incomplete` says about a connection the capture has only part of. */
-function incompleteNote(missing: MissingPart, undecided: string | undefined): HarIncomplete {
-  return {
-    beginningMissing: missing.beginning,
-    note: missing.beginning
-      ? 'the beginning of this connection is not in the capture (a deleted file of a rotated set): the request is unknown, the 101 is inferred from the frames, startedDateTime is its first event read'
-      : 'some events of this connection are not in the capture (a capture gap while it was open)',
-    ...(undecided ? { closedByUnknown: undecided } : {}),
-  };
-}
