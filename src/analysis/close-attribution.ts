@@ -21,6 +21,8 @@ export interface CloseAttribution {
   first: CloseEvidence | null;
   /** Silence of each direction when the first evidence happened. */
   idleBeforeCloseMs: Idle | null;
+  /** Set when there is evidence but who closed first cannot be told from it (part of the connection is not in the capture): why. */
+  undecided?: string;
 }
 
 const OPCODE_CLOSE = 8;

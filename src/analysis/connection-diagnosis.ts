@@ -7,6 +7,7 @@ import type { Heartbeat } from './heartbeat.js';
 import type { HopTimeout } from './hop-timeout.js';
 import { heartbeatFindings } from './heartbeat-rules.js';
 import type { PingPairing } from './ping-pairing.js';
+import { judgedAttribution, type MissingPart } from './missing-part.js';
 import { matchingTimeouts, timeoutVerdict } from './timeout-verdict.js';
 
 /** What wstap knows about the path (from a profile or --timeout flags); the same for every connection of a session. */
@@ -33,6 +34,8 @@ export interface RecordedHandshake {
 /** The facts the verdicts rest on; the tracker and the HAR fold both have them. */
 export interface ConnectionFacts {
   openedAt: number;
+  /** Part of the connection is not in the capture: no timeout verdict then (its age or first close evidence is unknown). */
+  missing?: MissingPart | null;
   evidence: readonly CloseEvidence[];
   closed: boolean;
   handshake: RecordedHandshake | null;
@@ -65,11 +68,13 @@ function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext, attri
  * (once closed) the timeout verdict, then the heartbeat checks.
  */
 export function diagnoseConnection(facts: ConnectionFacts, context: DiagnosisContext): Finding[] {
-  const attribution = attributeClose(facts.evidence);
+  const attribution = judgedAttribution(attributeClose(facts.evidence), facts.missing ?? null);
   const handshake = handshakeFacts(facts, context, attribution);
   const out = handshake ? handshakeFindings(handshake) : [];
   let closedByTimeout: HopTimeout | null = null;
-  if (facts.closed) {
+  // Without its beginning the connection's age is unknown; with the first close evidence possibly missing, so is who closed.
+  const timeable = !facts.missing?.beginning && attribution.undecided === undefined;
+  if (facts.closed && timeable) {
     const verdict = timeoutVerdict(context.timeouts, attribution, facts.openedAt);
     if (verdict) out.push(verdict);
     if (verdict?.id === 'timeout.match' && attribution.first) {
@@ -98,6 +103,7 @@ export function factsOf(s: ConnectionSummary, now?: number): ConnectionFacts {
   const endAt = attributeClose(s.evidence).first?.t ?? s.closedAt ?? now ?? Math.max(s.lastActivityAt.client, s.lastActivityAt.upstream);
   return {
     openedAt: s.open.t,
+    missing: s.missing,
     evidence: s.evidence,
     closed: s.state === 'closed',
     handshake,

@@ -14,6 +14,7 @@ import type {
 import { headerValue } from '../capture/raw-headers.js';
 import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
 import { isHandshakeRequest } from './handshake-rules.js';
+import { judgedAttribution, missingBeginning, missingStretch, noteAfterMissing, standInOpen, type MissingPart } from './missing-part.js';
 import { PingPairing, type PingRoundTrip } from './ping-pairing.js';
 
 export type ConnectionState = 'handshaking' | 'open' | 'half-closed' | 'closed';
@@ -73,6 +74,8 @@ export interface ConnectionSummary {
   observerFault: ObserverFaultEvent | null;
   bytes: { fromClient: number; fromUpstream: number } | null;
   closedAt: number | null;
+  /** Part of the connection is not in the events read (then `open` may be a stand-in); null when they hold all of it. */
+  missing: MissingPart | null;
 }
 
 const MAX_PINGS_KEPT = 32;
@@ -81,9 +84,9 @@ function emptyCounters(): DirectionCounters {
   return { frames: 0, messages: 0, payloadBytes: 0, lastFrameAt: null };
 }
 
-/** Who closed, derived from the evidence so far (never stored). */
+/** Who closed, derived from the evidence so far (never stored); undecided when the first evidence may be in a missing part. */
 export function attributionOf(summary: ConnectionSummary): CloseAttribution {
-  return attributeClose(summary.evidence);
+  return judgedAttribution(attributeClose(summary.evidence), summary.missing);
 }
 
 /**
@@ -108,6 +111,11 @@ export class ConnectionTracker {
     return this.#live.values();
   }
 
+  /** Connections open now (those whose conn.open is not in the events included). */
+  get liveCount(): number {
+    return this.#live.size;
+  }
+
   get closed(): IterableIterator<ConnectionSummary> {
     return this.#closed.values();
   }
@@ -115,38 +123,23 @@ export class ConnectionTracker {
   /** Applies one event; returns the summary it touched, if any. */
   apply(event: CaptureEvent): ConnectionSummary | null {
     if (event.kind === 'conn.open') {
-      const summary: ConnectionSummary = {
-        conn: event.conn,
-        open: event,
-        state: event.mode === 'tcp' ? 'open' : 'handshaking',
-        handshakeRequest: null,
-        handshakeResponse: null,
-        handshakeBody: null,
-        upstreamError: null,
-        httpExchanges: 0,
-        forwardedFor: null,
-        handshakeLike: null,
-        lastStatus: null,
-        lastActivityAt: { client: event.t, upstream: event.t },
-        firstRequestUrl: null,
-        currentRequest: null,
-        directions: { client: emptyCounters(), upstream: emptyCounters() },
-        evidence: [],
-        evidenceDropped: 0,
-        pings: [],
-        pingPairing: new PingPairing(),
-        protocolErrors: 0,
-        cutFrames: [],
-        observerFault: null,
-        bytes: null,
-        closedAt: null,
-      };
+      const summary = newSummary(event, null);
       this.#live.set(event.conn, summary);
       return summary;
     }
+    if (event.kind === 'capture.gap') {
+      for (const s of this.#live.values()) s.missing = missingStretch(s.missing, s.evidence.length, event.t);
+      return null;
+    }
     if (!('conn' in event)) return null;
-    const summary = this.#live.get(event.conn);
-    if (!summary) return null;
+    let summary = this.#live.get(event.conn);
+    if (!summary) {
+      if (this.#closed.has(event.conn)) return null;
+      // Its conn.open is not in what was read (a deleted segment, a gap): keep it with what is known.
+      summary = newSummary(standInOpen(event), missingBeginning(event.t));
+      summary.state = 'open';
+      this.#live.set(event.conn, summary);
+    }
     this.#applyTo(summary, event);
     return summary;
   }
@@ -160,6 +153,7 @@ export class ConnectionTracker {
 
   #applyTo(s: ConnectionSummary, event: CaptureEvent): void {
     const evidence = closeEvidenceOf(event);
+    if (s.missing) noteAfterMissing(s.missing, event, evidence);
     if (evidence) {
       if (keepsEvidence(s.evidence, evidence)) s.evidence.push(evidence);
       else s.evidenceDropped++;
@@ -250,3 +244,34 @@ function forwardedClient(headers: HandshakeRequestEvent['rawHeaders']): string |
   const first = headerValue(headers, 'x-forwarded-for')?.split(',')[0]?.trim();
   return first ? first : null;
 }
+
+function newSummary(open: ConnOpenEvent, missing: MissingPart | null): ConnectionSummary {
+  return {
+    conn: open.conn,
+    open,
+    state: open.mode === 'tcp' ? 'open' : 'handshaking',
+    handshakeRequest: null,
+    handshakeResponse: null,
+    handshakeBody: null,
+    upstreamError: null,
+    httpExchanges: 0,
+    forwardedFor: null,
+    handshakeLike: null,
+    lastStatus: null,
+    lastActivityAt: { client: open.t, upstream: open.t },
+    firstRequestUrl: null,
+    currentRequest: null,
+    directions: { client: emptyCounters(), upstream: emptyCounters() },
+    evidence: [],
+    evidenceDropped: 0,
+    pings: [],
+    pingPairing: new PingPairing(),
+    protocolErrors: 0,
+    cutFrames: [],
+    observerFault: null,
+    bytes: null,
+    closedAt: null,
+    missing,
+  };
+}
+

@@ -1,4 +1,4 @@
-import { GAP_BACKLOG, opcodeName, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
+import { GAP_BACKLOG, GAP_SEGMENT_MISSING, opcodeName, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, noAnswerReason } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
@@ -122,6 +122,14 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
     case 'conn.close':
       return summary ? closeNarration(summary) : null;
     case 'capture.gap':
+      if (event.code === GAP_SEGMENT_MISSING) {
+        const which = event.missingSegments ?? [];
+        return {
+          level: 'warn',
+          msg: `capture gap: segment${which.length === 1 ? '' : 's'} ${which.join(', ')} of the set ${which.length === 1 ? 'is' : 'are'} missing (${seconds(event.t - event.from)} between the files around it); connections open across it may lack events, and who closed them first is not judged`,
+          fields: { code: event.code, missingSegments: which, from: event.from },
+        };
+      }
       // Only read back from a file: live, the writer's own log lines say it as it happens.
       return {
         level: 'warn',
@@ -159,10 +167,16 @@ export function closeNarration(s: ConnectionSummary): Narration {
     frames: { client: s.directions.client.frames, upstream: s.directions.upstream.frames },
     bytes: s.bytes,
   };
+  // A stand-in open (its conn.open is not in the capture): the lifetime seen is a lower bound.
+  const after = s.missing?.beginning ? `at least ${seconds(lifetime)} (its beginning is not in the capture)` : seconds(lifetime);
   if (s.evidence.length === 0 || !attribution.first) {
-    return { level: 'info', msg: `#${s.conn} closed after ${seconds(lifetime)} (no close evidence seen)${unobservedText(s)}`, fields };
+    return { level: 'info', msg: `#${s.conn} closed after ${after} (no close evidence seen)${unobservedText(s)}`, fields };
   }
   const first = attribution.first;
+  if (attribution.undecided) {
+    const chain = s.evidence.map((e) => describeEvidence(e)).join(', ');
+    return { level: 'info', msg: `#${s.conn} closed after ${after}; who closed first is unknown: ${attribution.undecided}; evidence seen: ${printable(chain, 400)}`, fields };
+  }
   const idle = attribution.idleBeforeCloseMs;
   const idleText = idle ? `; silent before: client->upstream ${seconds(idle.client)}, upstream->client ${seconds(idle.upstream)}` : '';
   const chain = s.evidence.map((e) => `${describeEvidence(e)} +${(e.t - first.t).toFixed(1)} ms`).join(', ');
@@ -174,7 +188,7 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const pingText = ping ? `; last ping rtt ${ping.rttMs.toFixed(1)} ms` : '';
   return {
     level: neverAnswered ? 'warn' : 'info',
-    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${seconds(lifetime)}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${unobservedText(s)}`,
+    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${after}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${unobservedText(s)}`,
     fields,
   };
 }

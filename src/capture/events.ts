@@ -66,12 +66,24 @@ export interface CaptureGapEvent extends Base {
   /** `t` of the first event lost. */
   from: number;
   lostEvents: number;
-  /** The write error's code (ENOSPC, EFBIG, EIO...), or GAP_BACKLOG: the disk was too slow and the buffer full. */
+  /**
+   * The write error's code (ENOSPC, EFBIG, EIO...), GAP_BACKLOG: the disk was
+   * too slow and the buffer full, or GAP_SEGMENT_MISSING.
+   */
   code: string;
+  /**
+   * With GAP_SEGMENT_MISSING: the segments of a rotated set that are missing
+   * here. Never written by the writer: the reader of a set puts it in the
+   * stream where a file is missing; `lostEvents` is then 0 (unknown).
+   */
+  missingSegments?: number[];
 }
 
 /** `capture.gap` code for events dropped because the disk fell too far behind (no write error). */
 export const GAP_BACKLOG = 'backlog';
+
+/** `capture.gap` code for a whole file of a rotated set that is missing (deleted, lost): how many events it held is unknown. */
+export const GAP_SEGMENT_MISSING = 'segment-missing';
 
 export interface ConnOpenEvent extends ConnBase {
   kind: 'conn.open';

@@ -5,11 +5,14 @@ import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
-export const EXPORT_HELP = `Usage: wstap export CAPTURE.jsonl [-o FILE.har] [options]
+export const EXPORT_HELP = `Usage: wstap export CAPTURE.jsonl [MORE.jsonl...] [-o FILE.har] [options]
 
 Writes a capture as a HAR 1.2 file that Chrome DevTools and other HAR
 readers open: plain HTTP exchanges as entries, each WebSocket connection as
 one entry with its messages, close and wstap's own findings (_wstap).
+A rotated capture (--rotate) is read whole: CAPTURE.jsonl and the
+CAPTURE.jsonl.1, .2... of the same session beside it (also when --keep
+deleted CAPTURE.jsonl itself); several files named are read as one session.
 
 Options:
   -o, --output FILE     where to write                     [CAPTURE.har]
@@ -37,9 +40,8 @@ export async function runExport(args: string[]): Promise<number> {
     process.stdout.write(EXPORT_HELP);
     return 0;
   }
-  const [input, ...extra] = positionals;
+  const [input] = positionals;
   if (!input) throw new UsageError('export needs a capture file (wstap export CAPTURE.jsonl -o session.har)');
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const output = typeof values.output === 'string' ? values.output : input.replace(/\.jsonl?$/i, '') + '.har';
   const profile = await profileFromOption(values.profile);
   const diagnosis = diagnosisContextOf(profile, values.timeout);
@@ -47,14 +49,15 @@ export async function runExport(args: string[]): Promise<number> {
   const started = Date.now();
   try {
     const stats = await exportCapture({
-      capturePath: input,
+      capturePath: positionals,
       harPath: output,
       overwrite: values.force === true,
       redact: values['no-redact'] !== true,
       payloads,
       diagnosis,
       creatorVersion: VERSION,
-      onWarning: (w) => process.stderr.write(`wstap: warning: ${input}:${w.line}: ${w.message}\n`),
+      onWarning: (w) => process.stderr.write(`wstap: warning: ${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}\n`),
+      onNote: (note) => process.stderr.write(`wstap: ${input}: ${note}\n`),
       onProgress: (done, s) =>
         process.stderr.write(`wstap: exporting ${input}: ${(done * 100).toFixed(0)}% read, ${s.entries} entries, ${s.messages} messages\n`),
     });

@@ -1,4 +1,5 @@
 import { CaptureFormatError } from '../capture/capture-reader.js';
+import { CaptureSetError } from '../capture/capture-set.js';
 import { HarFormatError } from '../har/har-reader.js';
 
 /**
@@ -7,7 +8,7 @@ import { HarFormatError } from '../har/har-reader.js';
  * and is rethrown.
  */
 export function reportFileError(err: unknown, rewrite: (message: string) => string = (m) => m): number {
-  if (err instanceof CaptureFormatError || err instanceof HarFormatError) {
+  if (err instanceof CaptureFormatError || err instanceof HarFormatError || err instanceof CaptureSetError) {
     process.stderr.write(`wstap: ${rewrite(err.message)}\n`);
     return 2;
   }

@@ -12,6 +12,7 @@ Usage:
   wstap export CAPTURE.jsonl [-o FILE.har]
                              the capture as a HAR file for DevTools and vendors
   wstap view FILE            what happened to each connection, from a capture or a HAR
+  wstap view --follow CAPTURE  the live UI over a capture another wstap is writing
   wstap demo                 a self-contained tour on free loopback ports
   wstap profiles             the shipped profiles (hops' timeouts, app heartbeats)
   wstap --help | --version

@@ -18,7 +18,7 @@ import { stamp } from './ui-prerequisites.js';
 import { VERSION } from './version.js';
 
 export interface HarExportSettings {
-  capturePath: string | null;
+  capturePath: string | readonly string[] | null;
   redact: boolean;
   payloads: PayloadMode;
   diagnosis: DiagnosisContext;

@@ -1,12 +1,13 @@
 import fs from 'node:fs';
-import { checkCaptureHeader, readCaptureEvents, type CaptureReadWarning } from '../capture/capture-reader.js';
+import { captureSetOfFiles, readCaptureSetEvents, totalBytes, type CaptureSetWarning } from '../capture/capture-set.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { HarFoldStats } from './har-fold.js';
 import { writeHarFile } from './har-file-writer.js';
 import type { PayloadMode } from './har-types.js';
 
 export interface ExportCaptureOptions {
-  capturePath: string;
+  /** A capture file (with the rest of its rotated set beside it), or several files of one session. */
+  capturePath: string | readonly string[];
   harPath: string;
   overwrite: boolean;
   redact: boolean;
@@ -14,23 +15,26 @@ export interface ExportCaptureOptions {
   /** What is known about the path (profile, --timeout), for `_wstap.diagnosis`. */
   diagnosis?: DiagnosisContext;
   creatorVersion: string;
-  onWarning?: (warning: CaptureReadWarning) => void;
+  onWarning?: (warning: CaptureSetWarning) => void;
+  /** What the reader should know about the set (files read, segments deleted). */
+  onNote?: (message: string) => void;
   /** About once a second during a long export: fraction of the capture read, entries so far. */
   onProgress?: (done: number, stats: HarFoldStats) => void;
 }
 
 /**
- * Capture file -> HAR file. Bad input is refused before the output exists;
- * an export that fails midway removes its partial output.
+ * Capture file (or rotated set) -> HAR file. Bad input is refused before the
+ * output exists; an export that fails midway removes its partial output.
  */
 export async function exportCapture(options: ExportCaptureOptions): Promise<HarFoldStats> {
-  checkCaptureHeader(options.capturePath);
-  const total = fs.statSync(options.capturePath).size;
+  const set = captureSetOfFiles(typeof options.capturePath === 'string' ? [options.capturePath] : options.capturePath);
+  for (const note of set.notes) options.onNote?.(note);
+  const total = totalBytes(set);
   const progress = { bytesRead: 0 };
   let created = false;
   try {
     return await writeHarFile(
-      readCaptureEvents(options.capturePath, { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress }),
+      readCaptureSetEvents(set, { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress }),
       {
         path: options.harPath,
         overwrite: options.overwrite,

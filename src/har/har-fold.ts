@@ -1,6 +1,8 @@
+// Past 400 lines: one fold over every event kind a HAR entry needs (HTTP, WebSocket, gaps, stand-ins); the entry builders live in har-entries.ts and har-incomplete.ts.
 import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
 import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
 import { isHandshakeRequest } from '../analysis/handshake-rules.js';
+import { judgedAttribution, missingBeginning, missingStretch, noteAfterMissing, standInOpen, type MissingPart } from '../analysis/missing-part.js';
 import { PingPairing } from '../analysis/ping-pairing.js';
 import type {
   CaptureEvent,
@@ -29,6 +31,7 @@ import {
   serverIp,
 } from './har-entries.js';
 import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, HarWstap, PayloadMode } from './har-types.js';
+import { incompleteNote, standInHandshake } from './har-incomplete.js';
 import { redactHandshake } from './redaction.js';
 
 export interface HarFoldOptions {
@@ -75,7 +78,24 @@ interface WebSocketRecord {
   /** Recent messages held back to emit in time order (inflating can record them late). */
   reorder: HarWebSocketMessage[];
   lastT: number;
+  /** Part of the connection is not in the capture; with `beginning`, `open`, `request` and `response` are stand-ins. */
+  missing: MissingPart | null;
+  /** Frames seen: a stand-in record that saw none was no WebSocket that can be told (an HTTP connection, say) and makes no entry. */
+  frames: number;
 }
+
+/** Events that belong to a WebSocket connection once it is open; one of them for an unknown connection starts a stand-in. */
+const CONNECTION_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set([
+  'ws.frame',
+  'ws.message',
+  'ws.frame.cut',
+  'ws.protocol-error',
+  'ws.inflate-error',
+  'tcp.fin',
+  'tcp.rst',
+  'tcp.error',
+  'proxy.close',
+]);
 
 /** Messages held back for time ordering; inflating delays a message by far less than this many others. */
 const REORDER_WINDOW = 64;
@@ -115,6 +135,7 @@ export class HarFold {
         this.#serverIp = serverIp(event.target);
         return;
       case 'capture.gap': {
+        for (const record of this.#websockets.values()) record.missing = missingStretch(record.missing, record.evidence.length, event.t);
         const last = this.captureGaps.at(-1);
         if (last && this.captureGaps.length >= MAX_CAPTURE_GAPS) {
           last.to = epochSeconds(event.t);
@@ -157,6 +178,8 @@ export class HarFold {
           observerFault: null,
           reorder: [],
           lastT: event.t,
+          missing: null,
+          frames: 0,
         });
         return;
       }
@@ -178,10 +201,11 @@ export class HarFold {
 
   #applyToWebSocket(event: CaptureEvent): void {
     if (!('conn' in event)) return;
-    const record = this.#websockets.get(event.conn);
+    const record = this.#websockets.get(event.conn) ?? this.#standIn(event);
     if (!record) return;
     record.lastT = Math.max(record.lastT, event.t);
     const evidence = closeEvidenceOf(event);
+    if (record.missing) noteAfterMissing(record.missing, event, evidence);
     // Bounded like the live tracker's: a peer sending close frame after close frame must not grow the export's memory.
     if (evidence && keepsEvidence(record.evidence, evidence)) record.evidence.push(evidence);
     switch (event.kind) {
@@ -211,7 +235,34 @@ export class HarFold {
     }
   }
 
+  /** A connection whose conn.open is not in the capture (a deleted file of a rotated set): kept with what is known. */
+  #standIn(event: CaptureEvent & { conn: number }): WebSocketRecord | null {
+    if (!CONNECTION_EVENTS.has(event.kind) || this.#opens.has(event.conn)) return null;
+    const open = standInOpen(event);
+    const record: WebSocketRecord = {
+      open,
+      ...standInHandshake(event),
+      body: null,
+      error: null,
+      evidence: [],
+      firstCloseFrame: null,
+      pairing: new PingPairing(),
+      pings: [],
+      protocolErrors: [],
+      cutFrames: [],
+      observerFault: null,
+      reorder: [],
+      lastT: event.t,
+      missing: missingBeginning(event.t),
+      frames: 0,
+    };
+    this.#opens.set(event.conn, open);
+    this.#websockets.set(event.conn, record);
+    return record;
+  }
+
   #onFrame(record: WebSocketRecord, event: FrameEvent): void {
+    record.frames++;
     if (event.opcode === 8 && !record.firstCloseFrame) record.firstCloseFrame = event;
     if (event.opcode === 9) record.pairing.ping(event.side, event.preview, event.t);
     if (event.opcode === 10) {
@@ -260,13 +311,15 @@ export class HarFold {
     const record = this.#websockets.get(conn);
     if (!record) return;
     this.#websockets.delete(conn);
+    const standIn = record.missing?.beginning === true;
+    if (standIn && record.frames === 0) return;
     for (const message of record.reorder) this.#sink.message(conn, message);
     record.reorder = [];
     const { request, response, error, body } = record;
     const redact = this.#options.redact;
     const waitMs = response ? response.t - request.t : endT - request.t;
     const { time, timings } = harTimings(waitMs, response ? endT - response.t : 0);
-    const attribution = attributeClose(record.evidence);
+    const attribution = judgedAttribution(attributeClose(record.evidence), record.missing);
     const closeFrame = record.firstCloseFrame;
     const webSocketClose: HarWebSocketClose = closeFrame
       ? { code: closeFrame.closeCode ?? null, reason: closeFrame.closeReason ?? '', timestamp: epochSeconds(closeFrame.t) }
@@ -327,10 +380,11 @@ export class HarFold {
         diagnosis: diagnoseConnection(
           {
             openedAt: record.open.t,
+            missing: record.missing,
             evidence: record.evidence,
             closed: true,
-            handshake: this.#shareable({ request, response, error, responseBody: body }),
-            pings: response?.upgraded ? record.pairing : null,
+            handshake: standIn ? null : this.#shareable({ request, response, error, responseBody: body }),
+            pings: response?.upgraded && !standIn ? record.pairing : null,
             upgradedAt: response?.upgraded ? response.t : null,
             endAt: attribution.first?.t ?? endT,
           },
@@ -342,6 +396,7 @@ export class HarFold {
         ...(record.cutFrames.length > 0 ? { cutFrames: record.cutFrames.map(harCutFrame) } : {}),
         ...(record.observerFault ? { observerFault: harObserverFault(record.observerFault) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
+        ...(record.missing ? { incomplete: incompleteNote(record.missing, attribution.undecided) } : {}),
       },
     };
     this.#emit(entry, conn);
@@ -489,3 +544,4 @@ function harCutFrame(cut: FrameCutEvent): HarCutFrame {
     ...(cut.opcode !== undefined ? { opcode: cut.opcode, length: cut.length ?? 0, payloadReceived: cut.payloadReceived ?? 0 } : {}),
   };
 }
+

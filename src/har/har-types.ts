@@ -121,6 +121,17 @@ export interface HarWstap {
   answeredBy?: 'upstream' | 'wstap';
   /** Whether header values and query parameters were redacted in this entry. */
   redacted: boolean;
+  /** Present when the capture holds only part of the connection. */
+  incomplete?: HarIncomplete;
+}
+
+/** What a capture lacks about a connection (a deleted file of a rotated set, a capture gap). */
+export interface HarIncomplete {
+  /** Its handshake is not in the capture: the entry's request is a stand-in (no headers), its 101 inferred from the frames. */
+  beginningMissing: boolean;
+  note: string;
+  /** Why `closedBy` is null although there are closeEvents: the first close evidence may be in the missing part. */
+  closedByUnknown?: string;
 }
 
 export interface HarEntry {

@@ -62,7 +62,8 @@ export interface ConnectionRow {
 
 export function rowKind(s: ConnectionSummary): RowKind {
   if (s.open.mode === 'tcp') return 'tcp';
-  return s.handshakeRequest ? 'ws' : 'http';
+  // Frames without a handshake: the handshake is in a part of the capture that is missing.
+  return s.handshakeRequest || s.directions.client.frames + s.directions.upstream.frames > 0 ? 'ws' : 'http';
 }
 
 /** A handshake that did not end in an upgrade, or an upstream that could not be reached. */
@@ -75,7 +76,7 @@ export function isFailed(s: ConnectionSummary): boolean {
 
 function pathOf(s: ConnectionSummary, redact: boolean): string {
   const url = s.handshakeRequest?.url ?? s.currentRequest?.url ?? s.firstRequestUrl;
-  if (url === null || url === undefined) return s.open.mode === 'tcp' ? '(tcp)' : '';
+  if (url === null || url === undefined) return s.missing?.beginning ? '(beginning not in capture)' : s.open.mode === 'tcp' ? '(tcp)' : '';
   return redact ? redactUrl(url, REDACTED) : url;
 }
 
@@ -140,7 +141,7 @@ export function connectionRow(s: ConnectionSummary, q: RowQuery): ConnectionRow 
 }
 
 function clientOf(s: ConnectionSummary): string {
-  return s.forwardedFor ?? s.open.remoteAddress;
+  return s.forwardedFor ?? (s.open.remoteAddress || '?');
 }
 
 function matches(s: ConnectionSummary, needle: string, q: RowQuery): boolean {

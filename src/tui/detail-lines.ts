@@ -1,4 +1,5 @@
 import { attributionOf, type ConnectionSummary } from '../analysis/connection-tracker.js';
+import type { MissingPart } from '../analysis/missing-part.js';
 import { describeEvidence, noAnswerReason } from '../analysis/close-attribution.js';
 import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, factsOf, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { closeNarration, describeFrameCut } from '../analysis/event-narrator.js';
@@ -196,11 +197,19 @@ function timeline(input: DetailInput): StyledLine[] {
   return out;
 }
 
+function missingLine(missing: MissingPart): string {
+  const what = missing.beginning
+    ? 'its beginning is not in the capture (a deleted file of the set): the handshake and client address are unknown, the age shown is since its first event read'
+    : 'some of its events are not in the capture (a capture gap while it was open)';
+  const close = missing.closeJudgeable === false ? '; who closed first cannot be told' : '';
+  return `incomplete: ${what}${close}`;
+}
+
 /** The detail view of one connection: what arrived, what the app answered, pings, close evidence, frames. */
 export function detailLines(input: DetailInput): StyledLine[] {
   const { summary: s, row } = input;
-  // A unix socket's peer has no address: only nginx's X-Real-IP can name the client then.
-  const peer = s.open.remoteAddress ? `${s.open.remoteAddress}:${s.open.remotePort}` : 'no peer address';
+  // A unix socket's peer has no address (only nginx's X-Real-IP can name the client then); a connection whose beginning is not in the capture has none either.
+  const peer = s.open.remoteAddress ? `${s.open.remoteAddress}:${s.open.remotePort}` : s.missing?.beginning ? 'unknown address' : 'no peer address';
   const client = s.forwardedFor ? `${s.forwardedFor} (${s.open.remoteAddress ? `peer ${peer}` : peer})` : peer;
   const d = s.directions;
   const note = noteCell(row).text;
@@ -218,6 +227,7 @@ export function detailLines(input: DetailInput): StyledLine[] {
     );
   }
   if (s.bytes) out.push(line(`bytes on the wire: from client ${s.bytes.fromClient}, from upstream ${s.bytes.fromUpstream}`));
+  if (s.missing) out.push(line(missingLine(s.missing), 'warn'));
   // What wstap concludes comes first; the observations it rests on follow.
   const sections = [findings(s, input.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT, input.redact, input.now), handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)];
   for (const section of sections) {

@@ -51,7 +51,7 @@ export class TuiApp {
   #messageUntil = 0;
   #capture: CaptureHealth | null = null;
   #logVersion = -1;
-  readonly #counts = { opened: 0, closed: 0, failed: 0, frames: 0 };
+  readonly #counts = { closed: 0, failed: 0, frames: 0 };
   #framesPerSecond = 0;
   #framesAtTick = 0;
   #tickAt = 0;
@@ -74,9 +74,6 @@ export class TuiApp {
   record(event: CaptureEvent, summary: ConnectionSummary | null): void {
     this.#o.history.apply(event);
     switch (event.kind) {
-      case 'conn.open':
-        this.#counts.opened++;
-        break;
       case 'conn.close':
         this.#counts.closed++;
         if (summary && isFailed(summary)) this.#counts.failed++;
@@ -117,7 +114,7 @@ export class TuiApp {
     this.#framesAtTick = this.#counts.frames;
     this.#tickAt = now;
     // Idle timers and ages move by themselves while anything is open.
-    if (this.#o.facts.frozenAt === null && this.#counts.opened > this.#counts.closed) this.#dirty = true;
+    if (this.#o.facts.frozenAt === null && this.#o.tracker.liveCount > 0) this.#dirty = true;
     const capture = this.#o.captureHealth?.() ?? null;
     if (capture?.lostEvents !== this.#capture?.lostEvents || capture?.refusing !== this.#capture?.refusing) {
       this.#capture = capture;
@@ -200,7 +197,8 @@ export class TuiApp {
     this.#state = settle(this.#state, { ...extent, detailLines: this.#detail?.length ?? 0 });
     const tail = this.#o.logTail;
     this.#logVersion = tail?.version ?? -1;
-    const open = this.#counts.opened - this.#counts.closed;
+    // From the fold, not the counters: a connection whose conn.open is not in the capture is open too.
+    const open = this.#o.tracker.liveCount;
     const lines = composeScreen({
       width: this.#o.screen.width,
       height: this.#o.screen.height,

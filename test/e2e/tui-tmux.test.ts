@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { harSchemaErrors } from '../support/har-schema.js';
 import { freePort } from '../support/ports.js';
 import { requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
+import { findRow, seconds } from '../support/tmux-table.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { closedEvent, connectClient, sleep } from '../support/ws-peers.js';
 import { BIN } from '../support/wstap-process.js';
@@ -16,40 +17,6 @@ const WIDTH = 100;
 const HEIGHT = 30;
 const HEADER = 'wstap  open';
 const WS_PATH = '/tui-e2e/room-7';
-
-interface TableRow {
-  conn: number;
-  path: string;
-  state: string;
-  age: string;
-  idleUp: string;
-  idleDown: string;
-  note: string;
-  line: string;
-}
-
-/**
- * At 100 columns the table shows '#', path, state, age, idle c→u, idle
- * u→c and 'timeout / closed by'; the heading is checked so a layout change
- * fails here with the screen rather than with a wrong parse.
- */
-function findRow(lines: string[], wantedPath: string): TableRow | null {
-  const heading = lines.findIndex((l) => /#\s+path\s+state\s+age\s+idle c→u\s+idle u→c\s+timeout \/ closed by/.test(l));
-  if (heading < 0) return null;
-  for (const line of lines.slice(heading + 1)) {
-    const m = /^\s*(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*(.*)$/.exec(line);
-    if (!m || m[2] !== wantedPath) continue;
-    return { conn: Number(m[1]), path: m[2], state: m[3]!, age: m[4]!, idleUp: m[5]!, idleDown: m[6]!, note: m[7]!.trim(), line };
-  }
-  return null;
-}
-
-/** "0s", "59s", "1m05s", "2h03m" as seconds. */
-function seconds(compact: string): number {
-  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(compact);
-  if (!m || compact === '') throw new Error(`not a compact duration: "${compact}"`);
-  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
-}
 
 function readIfThere(file: string): string | null {
   try {

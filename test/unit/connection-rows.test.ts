@@ -65,6 +65,16 @@ describe('connectionRows: row fields', () => {
     expect(row.idle.upstream).toBe(4000);
   });
 
+  it('describes a connection whose beginning is not in the capture (a deleted segment) without making up an address or path', () => {
+    const tail = busyWs(4).filter((e) => e.kind === 'ws.frame' || e.kind === 'ws.message');
+    const row = rowOf([...tail, finEvent(4, T0 + 7000, 'upstream'), closeEvent(4, T0 + 7001)], 4, query(T0 + 10_000));
+    expect(row).toMatchObject({ conn: 4, kind: 'ws', client: '?', path: '(beginning not in capture)', state: 'closed' });
+    // Its age runs from its first event read (+1000), a lower bound.
+    expect(row.ageMs).toBe(6001);
+    // Both sides sent frames after the missing part, before the FIN: nothing earlier can be in it.
+    expect(row.close?.by).toBe('upstream');
+  });
+
   it('describes a plain HTTP connection by its request path and last status', () => {
     const events: CaptureEvent[] = [
       openEvent(2),

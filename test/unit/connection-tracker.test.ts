@@ -249,16 +249,52 @@ describe('ConnectionTracker on plain HTTP', () => {
 });
 
 describe('ConnectionTracker bounds and unknown connections', () => {
-  it('ignores events for a connection it never saw open', () => {
+  it('keeps a connection it never saw open with what is known, marked as missing its beginning', () => {
     const tracker = new ConnectionTracker();
     tracker.apply(open(1));
-    expect(tracker.apply(frame(99, T0 + 1, 'client', 0, 1, 5))).toBeNull();
-    expect(tracker.apply({ kind: 'tcp.fin', t: T0 + 2, conn: 99, side: 'client', idle: { client: 0, upstream: 0 } })).toBeNull();
-    expect(tracker.apply(close(99, T0 + 3))).toBeNull();
-    expect(tracker.get(99)).toBeUndefined();
-    expect([...tracker.live].map((s) => s.conn)).toStrictEqual([1]);
-    expect([...tracker.closed]).toStrictEqual([]);
+    const seen = tracker.apply(frame(99, T0 + 1, 'client', 0, 1, 5));
+    expect(seen?.missing).toStrictEqual({ beginning: true, until: T0 + 1, heardFrom: { client: true, upstream: false }, closeJudgeable: null });
+    // Nothing is made up: no address, no handshake, the open time is the first event read.
+    expect(seen?.open).toMatchObject({ t: T0 + 1, remoteAddress: '', remotePort: 0 });
+    expect(seen?.handshakeRequest).toBeNull();
+    expect(seen?.state).toBe('open');
+    tracker.apply({ kind: 'tcp.fin', t: T0 + 2, conn: 99, side: 'upstream', idle: { client: 1, upstream: 2 } });
+    const closed = tracker.apply(close(99, T0 + 3));
+    expect(closed?.state).toBe('closed');
+    expect(closed?.directions.client.frames).toBe(1);
+    expect([...tracker.closed].map((s) => s.conn)).toStrictEqual([99]);
     expect(tracker.get(1)?.directions.client.frames).toBe(0);
+    // The upstream's FIN is the first evidence read, but the client's own could be in the part that is missing.
+    const attribution = attributionOf(closed as NonNullable<typeof closed>);
+    expect(attribution.closedBy).toBeNull();
+    expect(attribution.undecided).toMatch(/beginning is not in the capture/);
+    expect(closeNarration(closed as NonNullable<typeof closed>).msg).toMatch(/^#99 closed after at least .* who closed first is unknown: .*evidence seen: upstream fin/);
+  });
+
+  it('judges who closed a connection missing its beginning when both sides spoke after the missing part', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(frame(7, T0 + 1, 'client', 0, 1, 5));
+    tracker.apply(frame(7, T0 + 2, 'upstream', 0, 1, 5));
+    tracker.apply({ kind: 'tcp.fin', t: T0 + 3, conn: 7, side: 'upstream', idle: { client: 2, upstream: 1 } });
+    const s = tracker.apply(close(7, T0 + 4));
+    expect(s?.missing?.closeJudgeable).toBe(true);
+    expect(attributionOf(s as NonNullable<typeof s>).closedBy).toBe('upstream');
+  });
+
+  it('stops judging who closed a connection open across a capture gap until both sides speak again', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(1));
+    tracker.apply(open(2));
+    tracker.apply({ kind: 'capture.gap', t: T0 + 10, from: T0 + 5, lostEvents: 0, code: 'segment-missing', missingSegments: [3] });
+    tracker.apply({ kind: 'tcp.fin', t: T0 + 11, conn: 1, side: 'client', idle: { client: 0, upstream: 0 } });
+    tracker.apply(frame(2, T0 + 11, 'client', 0, 1, 5));
+    tracker.apply(frame(2, T0 + 12, 'upstream', 0, 1, 5));
+    tracker.apply({ kind: 'tcp.fin', t: T0 + 13, conn: 2, side: 'client', idle: { client: 0, upstream: 0 } });
+    const one = tracker.apply(close(1, T0 + 14));
+    const two = tracker.apply(close(2, T0 + 15));
+    expect(one?.missing?.beginning).toBe(false);
+    expect(attributionOf(one as NonNullable<typeof one>).closedBy).toBeNull();
+    expect(attributionOf(two as NonNullable<typeof two>).closedBy).toBe('client');
   });
 
   it('ignores session events', () => {

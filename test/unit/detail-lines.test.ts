@@ -567,3 +567,19 @@ describe('frames the end cut in two', () => {
     expect(texts(lines).filter((t) => t.includes('frame 9'))).toEqual([]);
   });
 });
+
+describe('detailLines: a connection the capture has only part of', () => {
+  it('says its beginning is missing and that who closed first cannot be told', () => {
+    const events: CaptureEvent[] = [
+      frameEvent({ conn: 3, t: T0 + 10, side: 'client', opcode: 1, index: 4, length: 2 }),
+      finEvent(3, T0 + 20, 'upstream'),
+      closeEvent(3, T0 + 21),
+    ];
+    const text = detail(events, 3, { now: T0 + 30 }).map((l) => l.text);
+    expect(text[0]).toBe('#3 ws  (beginning not in capture)  from unknown address');
+    const incomplete = detail(events, 3, { now: T0 + 30 }).find((l) => l.text.startsWith('incomplete:'));
+    expect(incomplete).toMatchObject({ tone: 'warn' });
+    expect(incomplete?.text).toMatch(/its beginning is not in the capture .*the handshake and client address are unknown.*; who closed first cannot be told$/);
+    expect(text.find((l) => l.startsWith('  verdict:'))).toMatch(/who closed first is unknown/);
+  });
+});

@@ -330,3 +330,43 @@ describe('HAR: a peer sending close frame after close frame', () => {
     expect(w?.closeEvents.at(-1)).toMatchObject({ side: 'upstream', kind: 'fin' });
   });
 });
+
+describe('HAR: a connection whose beginning is not in the capture (segment deleted by --keep)', () => {
+  // What segment 1 holds when segment 0 (session.start, conn.open, the handshake) was deleted.
+  const tail: CaptureEvent[] = [
+    message(7, T0 + 10, 'client', 'hello again'),
+    frameEvent({ conn: 7, t: T0 + 10, side: 'client', opcode: 1, length: 11, preview: PREVIEW('hello again') }),
+    frameEvent({ conn: 7, t: T0 + 20, side: 'upstream', opcode: 8, length: 2, closeCode: 1001, idle: { client: 10, upstream: 5000 } }),
+    { kind: 'tcp.fin', t: T0 + 21, conn: 7, side: 'upstream', idle: { client: 11, upstream: 1 } },
+    closeEvent(7, T0 + 22),
+    // An HTTP keep-alive connection's end: nothing a HAR entry can be made of.
+    { kind: 'tcp.fin', t: T0 + 30, conn: 8, side: 'client', idle: { client: 0, upstream: 0 } },
+    closeEvent(8, T0 + 31),
+  ];
+  const har = buildHar(tail, DEFAULTS, '0.1.0');
+
+  it('is kept as a WebSocket entry with what is known, marked incomplete, and stays valid HAR', () => {
+    expect(harSchemaErrors(har)).toEqual([]);
+    expect(har.log.entries).toHaveLength(1);
+    const entry = wsEntry(har.log.entries, 7);
+    expect(entry.startedDateTime).toBe(new Date(T0 + 10).toISOString());
+    expect(entry.request.headers).toEqual([]);
+    expect(entry._webSocketMessages?.map((m) => m.data)).toEqual(['hello again']);
+    expect(entry._webSocketClose).toMatchObject({ code: 1001 });
+    expect(entry._wstap?.incomplete).toMatchObject({ beginningMissing: true });
+    // No handshake rules run on a request that is not there.
+    expect(entry._wstap?.diagnosis.filter((f) => f.id.startsWith('handshake.'))).toEqual([]);
+  });
+
+  it('says who closed only when the events rule out earlier evidence in the missing part', () => {
+    // Only the client spoke after the missing part: the upstream's close frame may not be the first evidence.
+    const u = wsEntry(har.log.entries, 7)._wstap;
+    expect(u?.closedBy).toBeNull();
+    expect(u?.closeEvents).toHaveLength(2);
+    expect(u?.incomplete?.closedByUnknown).toMatch(/first close evidence may be there/);
+    // The upstream sent a frame after the missing part: it had sent no close frame, FIN or RST before it; nor had the client.
+    const bothSpoke = [...tail];
+    bothSpoke.splice(2, 0, frameEvent({ conn: 7, t: T0 + 15, side: 'upstream', opcode: 1, length: 2, preview: PREVIEW('ok') }));
+    expect(wsEntry(buildHar(bothSpoke, DEFAULTS, '0.1.0').log.entries, 7)._wstap?.closedBy).toBe('upstream');
+  });
+});

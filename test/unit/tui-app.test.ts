@@ -365,3 +365,14 @@ describe('TuiApp (headless, real blessed)', () => {
     expect(h.onQuit).not.toHaveBeenCalled();
   });
 });
+
+describe('TuiApp over a capture whose first file was deleted', () => {
+  it('counts a connection whose conn.open is not in the capture as open, then closed (never a negative open count)', async () => {
+    const h = start();
+    h.feed([frameEvent({ conn: 5, t: T0 + 100, side: 'client', opcode: 1, index: 3, length: 2 })]);
+    await until(h, 'one open connection', (lines) => /^wstap {2}open 1 {2}closed 0\b/.test(lines[0] ?? ''));
+    expect(h.text().some((l) => l.includes('(beginning not in capture)'))).toBe(true);
+    h.feed([finEvent(5, T0 + 200, 'upstream'), closeEvent(5, T0 + 201)]);
+    await until(h, 'it closed', (lines) => /^wstap {2}open 0 {2}closed 1\b/.test(lines[0] ?? ''));
+  });
+});

@@ -1,0 +1,43 @@
+import fs from 'node:fs';
+import { readFileHead } from '../capture/capture-reader.js';
+import { captureSetOfFiles, readCaptureSetEvents, type CaptureSetWarning } from '../capture/capture-set.js';
+import type { CaptureEvent } from '../capture/events.js';
+import { harToEvents, looksLikeHar } from '../har/har-reader.js';
+import { UsageError } from './usage-error.js';
+
+/** What `wstap view` reads: a HAR file, or a capture (one file, a rotated set, several files of one session). */
+export interface ViewSource {
+  events: AsyncIterable<CaptureEvent> | Iterable<CaptureEvent>;
+  /** Per connection, what the file cannot tell (a browser's HAR has no close evidence). */
+  unknown: Map<number, string[]>;
+  describe: string;
+  /** The capture files, for the UI's HAR export; null for a HAR. */
+  capturePaths: string[] | null;
+  /** About the set: files read, deleted segments. */
+  notes: string[];
+}
+
+export function warningText(w: CaptureSetWarning): string {
+  return `${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}`;
+}
+
+/** Opens what the user named; bad input throws before anything is shown. */
+export function openViewSource(files: readonly string[], onWarning: (message: string) => void): ViewSource {
+  // A rotated capture's first file may be gone (--keep): only a file that is there can be a HAR.
+  const har = files.find((file) => fs.existsSync(file) && looksLikeHar(readFileHead(file, 4096)));
+  if (har !== undefined) {
+    if (files.length > 1) throw new UsageError(`${har} is a HAR file: view reads a HAR file alone`);
+    const result = harToEvents(fs.readFileSync(har, 'utf8'), har);
+    for (const warning of result.warnings) onWarning(warning);
+    return { events: result.events, unknown: result.unknown, describe: `HAR by ${result.creator}`, capturePaths: null, notes: [] };
+  }
+  const set = captureSetOfFiles(files);
+  const header = (set.segments[0] as (typeof set.segments)[number]).header;
+  return {
+    events: readCaptureSetEvents(set, { onWarning: (w) => onWarning(warningText(w)) }),
+    unknown: new Map(),
+    describe: `wstap capture (format ${header.version}, ${header.createdBy})`,
+    capturePaths: set.segments.map((s) => s.path),
+    notes: set.notes,
+  };
+}

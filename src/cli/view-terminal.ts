@@ -1,0 +1,100 @@
+import pino from 'pino';
+import { ConnectionTracker } from '../analysis/connection-tracker.js';
+import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import { narrate } from '../analysis/event-narrator.js';
+import type { CaptureEvent } from '../capture/events.js';
+import type { PayloadMode } from '../har/har-types.js';
+import { LogTail } from '../log.js';
+import type { SessionFacts } from '../tui/screen-frame.js';
+import { reportFileError } from './file-errors.js';
+
+export interface TerminalViewOptions {
+  diagnosis: DiagnosisContext;
+  profile: string | null;
+  redact: boolean;
+  payloads: PayloadMode;
+}
+
+/** What the UI shows: a recording read to its end, or a capture followed as it is written. */
+export interface TerminalViewInput {
+  /** How the header names the source until the capture's session.start says where it listened. */
+  label: string;
+  /** Opens the events; called once the UI is up (its warnings and notes go to the log pane). */
+  open: (log: (message: string) => void, signal: AbortSignal) => AsyncIterable<CaptureEvent> | Iterable<CaptureEvent>;
+  /** Following a live capture: the clock runs (wall clock) until the session ends. */
+  live: boolean;
+  /** For the e key; null says why there is nothing to export from. */
+  capturePaths: string[] | null;
+  unavailable: string;
+}
+
+/**
+ * The live UI over a capture, read-only. A recording is folded as it is
+ * read (the display fills while a big capture loads), with the timers frozen
+ * at its last event. A followed capture keeps the clock running (event `t`
+ * is wall-clock epoch ms, so `now` is the wall clock) until its session.end,
+ * then freezes the timers there; idle timers count from the last frame or
+ * head the events show (the live proxy knows the last byte).
+ */
+export async function viewInTerminal(input: TerminalViewInput, options: TerminalViewOptions): Promise<number> {
+  const { exportFromUi, startTerminalUi } = await import('./terminal-ui.js');
+  const tail = new LogTail();
+  const logger = pino({ level: 'info' }, { write: (line: string) => tail.push(String((JSON.parse(line) as { msg?: unknown }).msg ?? line)) });
+  const tracker = new ConnectionTracker();
+  // Filled in from the capture's session.start and its events as they are read.
+  const facts: SessionFacts = { listen: input.label, target: 'unknown target', profile: options.profile, diagnosis: options.diagnosis, frozenAt: input.live ? null : 0, logFile: null };
+  const quitting = new AbortController();
+  const quit = new Promise<void>((resolve) => quitting.signal.addEventListener('abort', () => resolve(), { once: true }));
+  const ui = startTerminalUi({
+    tracker,
+    facts,
+    redact: options.redact,
+    now: () => facts.frozenAt ?? Date.now(),
+    logTail: tail,
+    logger,
+    onQuit: () => quitting.abort(),
+    onExport: () =>
+      exportFromUi({
+        capturePath: input.capturePaths,
+        unavailable: input.unavailable,
+        redact: options.redact,
+        payloads: options.payloads,
+        diagnosis: options.diagnosis,
+        logger,
+      }),
+  });
+  let events = 0;
+  let ended: CaptureEvent | null = null;
+  try {
+    for await (const event of input.open((message) => tail.push(message), quitting.signal)) {
+      if (quitting.signal.aborted) break;
+      if (event.kind === 'session.start' && events === 0) {
+        facts.listen = event.listen || input.label;
+        facts.target = event.target || 'unknown target';
+      }
+      if (event.kind === 'capture.gap' || event.kind === 'session.end') {
+        // The table cannot show these; the log pane says them.
+        const line = narrate(event, null);
+        if (line) logger[line.level](line.fields, line.msg);
+      }
+      if (!input.live) facts.frozenAt = Math.max(facts.frozenAt ?? 0, event.t);
+      ui.app.record(event, tracker.apply(event));
+      events++;
+      if (event.kind === 'session.end') ended = event;
+    }
+    if (!quitting.signal.aborted) {
+      if (input.live && ended) {
+        facts.frozenAt = ended.t;
+        ui.app.say(`the session ended: ${events} events; timers frozen at its end`);
+      } else if (!input.live) {
+        ui.app.say(`end of recording: ${events} events; timers frozen at its last event`);
+      }
+    }
+    await quit;
+  } catch (err) {
+    ui.close();
+    return reportFileError(err);
+  }
+  ui.close();
+  return 0;
+}

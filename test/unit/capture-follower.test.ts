@@ -1,0 +1,131 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { captureHeaderLine, segmentPath } from '../../src/capture/capture-format.js';
+import { followCapture } from '../../src/capture/capture-follower.js';
+import type { CaptureSetWarning } from '../../src/capture/capture-set.js';
+import type { CaptureEvent } from '../../src/capture/events.js';
+import { closeEvent, frameEvent, openEvent } from '../support/event-fixtures.js';
+
+const T0 = 1_790_000_000_000;
+let dir: string;
+let base: string;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-follow-'));
+  base = path.join(dir, 'cap.jsonl');
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const line = (e: CaptureEvent): string => JSON.stringify(e) + '\n';
+const header = (segment: number, session = 's1'): string => captureHeaderLine('test', { session, segment });
+const end: CaptureEvent = { kind: 'session.end', t: T0 + 99, reason: 'SIGINT', droppedEvents: 0 };
+
+/** Pulls events one at a time, so a test can write between them as a live writer would. */
+function follow(options: { signal?: AbortSignal } = {}): { next: () => Promise<CaptureEvent | null>; warnings: CaptureSetWarning[]; notes: string[] } {
+  const warnings: CaptureSetWarning[] = [];
+  const notes: string[] = [];
+  // A short poll keeps the tests quick; fs.watch usually wakes the follower first anyway.
+  const it = followCapture(base, { pollMs: 40, onWarning: (w) => warnings.push(w), onNote: (n) => notes.push(n), ...options });
+  return { next: async () => ((await it.next()).value as CaptureEvent | undefined) ?? null, warnings, notes };
+}
+
+/** Resolves to 'pending' when `promise` has not settled after a while: a line must not be delivered before its newline. */
+async function stillPending(promise: Promise<unknown>, ms = 500): Promise<unknown> {
+  return Promise.race([promise, delay(ms).then(() => 'pending')]);
+}
+
+describe('following a capture being written', () => {
+  it('yields what the file holds, then each line appended, and ends at session.end', async () => {
+    fs.writeFileSync(base, header(0) + line(openEvent(1, { t: T0 })));
+    const f = follow();
+    expect(await f.next()).toMatchObject({ kind: 'conn.open', conn: 1 });
+    const waiting = f.next();
+    fs.appendFileSync(base, line(frameEvent({ conn: 1, t: T0 + 1, side: 'client', opcode: 1, length: 2 })));
+    expect(await waiting).toMatchObject({ kind: 'ws.frame', conn: 1 });
+    fs.appendFileSync(base, line(closeEvent(1, T0 + 2)) + line(end) + line(openEvent(2, { t: T0 + 100 })));
+    expect(await f.next()).toMatchObject({ kind: 'conn.close' });
+    expect(await f.next()).toMatchObject({ kind: 'session.end' });
+    // Nothing after session.end: the session is over.
+    expect(await f.next()).toBeNull();
+    expect(f.warnings).toEqual([]);
+  });
+
+  it('holds a half-written last line until its newline arrives', async () => {
+    fs.writeFileSync(base, header(0));
+    const f = follow();
+    const text = line(openEvent(5, { t: T0, remoteAddress: '10.0.0.7' }));
+    fs.appendFileSync(base, text.slice(0, 20));
+    const waiting = f.next();
+    expect(await stillPending(waiting)).toBe('pending');
+    fs.appendFileSync(base, text.slice(20));
+    expect(await waiting).toEqual(openEvent(5, { t: T0, remoteAddress: '10.0.0.7' }));
+    expect(f.warnings).toEqual([]);
+  });
+
+  it('keeps multi-byte characters whole across reads', async () => {
+    fs.writeFileSync(base, header(0));
+    const f = follow();
+    const text = line({ kind: 'session.start', t: T0, version: '1', mode: 'http', listen: 'l', target: 'http://é→😀', pid: 1, previewLimit: 64 });
+    const bytes = Buffer.from(text);
+    const cut = bytes.indexOf(Buffer.from('😀')) + 2;
+    fs.appendFileSync(base, bytes.subarray(0, cut));
+    const waiting = f.next();
+    expect(await stillPending(waiting)).toBe('pending');
+    fs.appendFileSync(base, bytes.subarray(cut));
+    expect(await waiting).toMatchObject({ target: 'http://é→😀' });
+  });
+
+  it('reads the current file to its end, then switches when the next segment of the session appears', async () => {
+    fs.writeFileSync(base, header(0) + line(openEvent(1, { t: T0 })));
+    // A file of another session beside it is not the next segment.
+    fs.writeFileSync(segmentPath(base, 2), header(2, 'other') + line(openEvent(9, { t: T0 })));
+    const f = follow();
+    expect(await f.next()).toMatchObject({ kind: 'conn.open', conn: 1 });
+    // The writer's last lines of segment 0 and its switch to segment 1, as close together as it writes them.
+    fs.appendFileSync(base, line(frameEvent({ conn: 1, t: T0 + 1, side: 'client', opcode: 1, length: 2 })));
+    fs.writeFileSync(segmentPath(base, 1), header(1) + line(closeEvent(1, T0 + 2)));
+    expect(await f.next()).toMatchObject({ kind: 'ws.frame' });
+    expect(await f.next()).toMatchObject({ kind: 'conn.close', conn: 1 });
+    fs.appendFileSync(segmentPath(base, 1), line(end));
+    expect(await f.next()).toMatchObject({ kind: 'session.end' });
+    expect(f.notes).toContain(`following ${segmentPath(base, 1)} (segment 1)`);
+  });
+
+  it('a segment that never appears before the next: warned, and a capture.gap stands for it', async () => {
+    fs.writeFileSync(base, header(0) + line(openEvent(1, { t: T0 })));
+    fs.writeFileSync(segmentPath(base, 2), header(2) + line(closeEvent(1, T0 + 5)) + line(end));
+    const f = follow();
+    expect(await f.next()).toMatchObject({ kind: 'conn.open' });
+    expect(await f.next()).toMatchObject({ kind: 'capture.gap', code: 'segment-missing', missingSegments: [1], from: T0, t: T0 + 5 });
+    expect(await f.next()).toMatchObject({ kind: 'conn.close' });
+    expect(f.warnings.map((w) => w.path)).toEqual([segmentPath(base, 1)]);
+  });
+
+  it('waits for a capture that does not exist yet, and stops when aborted', async () => {
+    const controller = new AbortController();
+    const f = follow({ signal: controller.signal });
+    const waiting = f.next();
+    fs.writeFileSync(base, header(0) + line(openEvent(3, { t: T0 })));
+    expect(await waiting).toMatchObject({ conn: 3 });
+    expect(f.notes[0]).toBe(`waiting for ${base} to appear`);
+    const idle = f.next();
+    controller.abort();
+    expect(await idle).toBeNull();
+  });
+});
+
+describe('following from a later segment', () => {
+  it('named alone (cap.jsonl.1), it still switches to cap.jsonl.2 when the writer does', async () => {
+    fs.writeFileSync(base, header(0) + line(openEvent(1, { t: T0 })));
+    fs.writeFileSync(segmentPath(base, 1), header(1) + line(frameEvent({ conn: 1, t: T0 + 1, side: 'client', opcode: 1, length: 2 })));
+    const it = followCapture(segmentPath(base, 1), { pollMs: 40 });
+    expect((await it.next()).value).toMatchObject({ kind: 'ws.frame' });
+    fs.writeFileSync(segmentPath(base, 2), header(2) + line(closeEvent(1, T0 + 2)) + line(end));
+    expect((await it.next()).value).toMatchObject({ kind: 'conn.close' });
+    expect((await it.next()).value).toMatchObject({ kind: 'session.end' });
+    expect((await it.next()).done).toBe(true);
+  });
+});
