@@ -66,12 +66,15 @@ export interface CaptureGapEvent extends Base {
   /** `t` of the first event lost. */
   from: number;
   lostEvents: number;
-  /** The write error's code (ENOSPC, EFBIG, EIO...), or GAP_BACKLOG: the disk was too slow and the buffer full. */
+  /** The write error's code (ENOSPC, EFBIG, EIO...), GAP_BACKLOG (the disk was too slow and the buffer full) or GAP_MIN_FREE (the disk guard). */
   code: string;
 }
 
 /** `capture.gap` code for events dropped because the disk fell too far behind (no write error). */
 export const GAP_BACKLOG = 'backlog';
+
+/** `capture.gap` code for events not written because free space was below --min-free (the disk guard). */
+export const GAP_MIN_FREE = 'MIN_FREE';
 
 export interface ConnOpenEvent extends ConnBase {
   kind: 'conn.open';

@@ -117,7 +117,7 @@ export class TuiApp {
     // Idle timers and ages move by themselves while anything is open.
     if (this.#o.facts.frozenAt === null && this.#counts.opened > this.#counts.closed) this.#dirty = true;
     const capture = this.#o.captureHealth?.() ?? null;
-    if (capture?.lostEvents !== this.#capture?.lostEvents || capture?.refusing !== this.#capture?.refusing) {
+    if (capture?.lostEvents !== this.#capture?.lostEvents || capture?.refusing !== this.#capture?.refusing || !capture?.paused !== !this.#capture?.paused) {
       this.#capture = capture;
       this.#dirty = true;
     }

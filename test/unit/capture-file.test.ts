@@ -110,12 +110,14 @@ describe('CaptureWriter + readCaptureFile round trip', () => {
     expect(writer.droppedEvents).toBe(0);
   });
 
-  it('writes the header (format and version) as the first line and one event per line', async () => {
+  it('writes the header (format, version, session, segment 0) as the first line and one event per line', async () => {
     const p = tempPath();
     const events = sampleEvents();
     await writeCapture(p, events);
     const lines = fs.readFileSync(p, 'utf8').split('\n');
-    expect(JSON.parse(lines[0] as string)).toStrictEqual({ format: 'wstap-capture', version: 1, createdBy: 'wstap unit test' });
+    const header = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    expect(header).toStrictEqual({ format: 'wstap-capture', version: 1, createdBy: 'wstap unit test', session: header.session, segment: 0 });
+    expect(header.session).toMatch(/^[0-9a-f-]{36}$/);
     expect(CAPTURE_FORMAT).toBe('wstap-capture');
     expect(CAPTURE_VERSION).toBe(1);
     // header + one line per event + the empty string after the final newline
@@ -127,7 +129,7 @@ describe('CaptureWriter + readCaptureFile round trip', () => {
   it('reads a header-only capture as no events', async () => {
     const p = tempPath();
     await writeCapture(p, []);
-    expect(fs.readFileSync(p, 'utf8')).toBe(captureHeaderLine('wstap unit test'));
+    expect(fs.readFileSync(p, 'utf8')).toMatch(/^\{"format":"wstap-capture","version":1,"createdBy":"wstap unit test","session":"[0-9a-f-]{36}","segment":0\}\n$/);
     expect(await readCaptureFile(p)).toStrictEqual([]);
   });
 
@@ -192,7 +194,7 @@ describe('CaptureWriter + readCaptureFile round trip', () => {
     const events = sampleEvents().slice(0, 3);
     for (const e of events) writer.record(e);
     // Nothing but the header before the flush (no timer or high-water flush can run in between).
-    expect(fs.readFileSync(p, 'utf8')).toBe(captureHeaderLine('wstap unit test'));
+    expect(fs.readFileSync(p, 'utf8')).toBe(captureHeaderLine('wstap unit test', { session: writer.session, segment: 0 }));
     writer.flushSync();
     const lines = fs.readFileSync(p, 'utf8').split('\n').slice(1, -1);
     expect(lines.map((l) => JSON.parse(l) as unknown)).toStrictEqual(events);
@@ -415,7 +417,7 @@ describe('CaptureWriter when the disk fails', () => {
     const before = [frame(1000, 'client', 0), frame(1001, 'upstream', 0)];
     for (const e of before) writer.record(e);
     await until(() => writer.writtenEvents === 2, 'the first events to be written');
-    expect(writer.health()).toStrictEqual({ lostEvents: 0, refusing: null });
+    expect(writer.health()).toStrictEqual({ lostEvents: 0, refusing: null, paused: null });
 
     disk.room = 0;
     const lost = Array.from({ length: 30 }, (_, i) => frame(2000 + i, 'client', i + 1));
@@ -430,12 +432,12 @@ describe('CaptureWriter when the disk fails', () => {
     expect(errors).toHaveLength(1);
     expect(resumed).toHaveLength(0);
     // What a display shows meanwhile.
-    expect(writer.health()).toStrictEqual({ lostEvents: 30, refusing: 'ENOSPC' });
+    expect(writer.health()).toStrictEqual({ lostEvents: 30, refusing: 'ENOSPC', paused: null });
 
     clock.now = 9000;
     disk.room = Infinity;
     await until(() => resumed.length === 1, 'the capture to resume');
-    expect(writer.health()).toStrictEqual({ lostEvents: 30, refusing: null });
+    expect(writer.health()).toStrictEqual({ lostEvents: 30, refusing: null, paused: null });
     const after = [frame(9001, 'client', 31), frame(9002, 'upstream', 1)];
     for (const e of after) writer.record(e);
     await writer.close();
