@@ -35,7 +35,7 @@ export interface CaptureWriterOptions {
   onDeleteError?: (file: string, error: NodeJS.ErrnoException) => void;
   /** --min-free: stop writing while the capture's filesystem has less free space; absent: no guard. */
   diskGuard?: { minFreeBytes?: number; source?: FreeSpaceSource; intervalMs?: number };
-  /** Told once when the guard pauses the capture (also at start, from the constructor, when the disk is already low). */
+  /** Told once when the guard pauses the capture (also right after start when the disk is already low). */
   onPause?: (state: CapturePause) => void;
 }
 
@@ -98,6 +98,15 @@ const CHUNK_BYTES = 1024 * 1024;
  * newline when a write cut short left a torn line, so the file stays
  * readable line by line. Events dropped because the buffer was full (a disk
  * too slow, no error) get a gap line too, after the lines that were held.
+ *
+ * Where the bytes go (one file, or a rotated set: --rotate/--keep) is
+ * CaptureFileSet's business (capture-rotation.ts). With a disk guard
+ * (--min-free, disk-guard.ts) nothing is written while free space is low:
+ * events are counted into a `MIN_FREE` gap, written once space is back.
+ *
+ * Past 400 lines on purpose: the accounting of what reached the file (held
+ * lines, torn lines, gaps, retries, the guard's pause) is one state machine;
+ * split, each half would need the other's private state.
  */
 export class CaptureWriter implements EventSink {
   readonly path: string;
