@@ -1,16 +1,15 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFile, type CaptureReadWarning } from '../../src/capture/capture-reader.js';
 import type { CaptureEvent, CaptureGapEvent } from '../../src/capture/events.js';
 import type { HarLog } from '../../src/har/har-types.js';
 import { harSchemaErrors } from '../support/har-schema.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
-import { closedEvent, connectClient, MessageDigest, ofConn, ofKind, sleep } from '../support/ws-peers.js';
+import { EchoClient, echoEverything } from '../support/echo-client.js';
+import { ofConn, ofKind, sleep } from '../support/ws-peers.js';
 import { BIN, startWstap, type LogLine, type WstapProcess } from '../support/wstap-process.js';
 
 /**
@@ -23,57 +22,6 @@ import { BIN, startWstap, type LogLine, type WstapProcess } from '../support/wst
  */
 
 const WARN = 40;
-
-/** A client whose every message the app echoes; digests of what went and what came back. */
-class EchoClient {
-  readonly sent = new MessageDigest();
-  readonly received = new MessageDigest();
-  #seed: number;
-
-  private constructor(
-    readonly ws: WebSocket,
-    readonly url: string,
-    seed: number,
-  ) {
-    this.#seed = seed;
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.received.add(data, isBinary));
-  }
-
-  static async open(port: number, url: string, seed: number): Promise<EchoClient> {
-    return new EchoClient(await connectClient(`ws://127.0.0.1:${port}${url}`), url, seed);
-  }
-
-  /** Sends `count` messages (text and binary, 0..3000 bytes) and waits for all their echoes. */
-  async round(count: number): Promise<void> {
-    for (let i = 0; i < count; i++) {
-      const bytes = crypto.createHash('sha256').update(`${this.#seed++}`).digest().readUInt16BE(0) % 3000;
-      const binary = i % 2 === 0;
-      const data = binary ? crypto.randomBytes(bytes) : Buffer.from(crypto.randomBytes(bytes).toString('base64').slice(0, bytes) + 'é€');
-      this.sent.add(data, binary);
-      this.ws.send(data, { binary });
-    }
-    const deadline = Date.now() + 10_000;
-    while (this.received.count < this.sent.count) {
-      if (Date.now() > deadline) throw new Error(`${this.url}: ${this.received.count} of ${this.sent.count} echoes after 10 s`);
-      await sleep(10);
-    }
-  }
-
-  async close(): Promise<void> {
-    const closed = closedEvent(this.ws);
-    this.ws.close(1000, 'done');
-    await closed;
-  }
-}
-
-function echoEverything(app: UpstreamApp): void {
-  void (async () => {
-    for (;;) {
-      const { ws } = await app.nextConnection();
-      ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }));
-    }
-  })();
-}
 
 const isCaptureWarning = (l: LogLine): boolean => l.level >= WARN && l.msg.includes('capture');
 const isResumeLine = (l: LogLine): boolean => l.msg.startsWith('capture file ') && l.msg.includes(' accepts data again: ');
