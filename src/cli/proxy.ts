@@ -245,6 +245,8 @@ function startFailure(err: NodeJS.ErrnoException, logger: Logger, listen: { host
     logger.error(`cannot listen on ${listen.host}:${listen.port}: ${err.message}`);
   } else if (err.code && capture && err.syscall === 'open') {
     logger.error(`cannot create capture file ${capture}: ${err.message}`);
+  } else if (err.code && capture && err.syscall === 'statfs') {
+    logger.error(`cannot read the free space of the disk holding ${capture} for --min-free (${err.message}); --min-free 0 turns the guard off`);
   } else {
     throw err;
   }
