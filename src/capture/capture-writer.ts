@@ -1,20 +1,11 @@
-import fs from 'node:fs';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { GAP_BACKLOG, type CaptureEvent, type CaptureGapEvent, type EventSink } from './events.js';
-import { captureHeaderLine } from './capture-format.js';
+import { GAP_BACKLOG, GAP_MIN_FREE, type CaptureEvent, type CaptureGapEvent, type EventSink } from './events.js';
 import { captureLine, fastLineRoom, writeFastLine } from './capture-line.js';
+import { CaptureFileSet, FS_IO, type CaptureIo } from './capture-rotation.js';
+import { DiskGuard, resumeAbove, type FreeSpaceSource } from './disk-guard.js';
 
-/** The writes the writer makes: `fs` by default; tests stand in a disk that fills up. */
-export interface CaptureIo {
-  /** fs.write at the current file position: may write fewer bytes than asked. */
-  write(fd: number, buffer: Buffer, offset: number, length: number, callback: (err: NodeJS.ErrnoException | null, written: number) => void): void;
-  writeSync(fd: number, buffer: Buffer, offset: number, length: number): number;
-}
-
-const FS_IO: CaptureIo = {
-  write: (fd, buffer, offset, length, callback) => fs.write(fd, buffer, offset, length, null, callback),
-  writeSync: (fd, buffer, offset, length) => fs.writeSync(fd, buffer, offset, length, null),
-};
+export type { CaptureIo } from './capture-rotation.js';
 
 export interface CaptureWriterOptions {
   path: string;
@@ -33,9 +24,28 @@ export interface CaptureWriterOptions {
   now?: () => number;
   /** Told when the file stops accepting data: once per outage, not per failed write. */
   onError?: (error: NodeJS.ErrnoException) => void;
-  /** Told when the file accepts data again, with the gap just written to it. */
+  /** Told when the file accepts data again (or the disk guard lets it write again), with the gap just written to it. */
   onResume?: (gap: CaptureGapEvent) => void;
   io?: CaptureIo;
+  /** --rotate: a new file (segment) before a write would take one past this many bytes; absent: one file. */
+  maxFileBytes?: number;
+  /** --keep: the oldest files are deleted beyond this many; absent: all kept. */
+  keepFiles?: number;
+  /** Told when an old file could not be deleted: the set is one file over --keep, the capture goes on. */
+  onDeleteError?: (file: string, error: NodeJS.ErrnoException) => void;
+  /** --min-free: stop writing while the capture's filesystem has less free space; absent: no guard. */
+  diskGuard?: { minFreeBytes?: number; source?: FreeSpaceSource; intervalMs?: number };
+  /** Told once when the guard pauses the capture (also right after start when the disk is already low). */
+  onPause?: (state: CapturePause) => void;
+}
+
+/** The disk guard holds the capture back: free space read last, the limit, and what it takes to resume. */
+export interface CapturePause {
+  /** The directory whose filesystem is watched. */
+  dir: string;
+  freeBytes: number;
+  minFreeBytes: number;
+  resumeAboveBytes: number;
 }
 
 /** How the capture file is doing, for a display. */
@@ -44,6 +54,8 @@ export interface CaptureHealth {
   lostEvents: number;
   /** While the file refuses data: the error code; null while writing works. */
   refusing: string | null;
+  /** While the disk guard (--min-free) holds writing back; null otherwise. */
+  paused: CapturePause | null;
 }
 
 /** Events lost since the last line that reached the file. */
@@ -86,10 +98,26 @@ const CHUNK_BYTES = 1024 * 1024;
  * newline when a write cut short left a torn line, so the file stays
  * readable line by line. Events dropped because the buffer was full (a disk
  * too slow, no error) get a gap line too, after the lines that were held.
+ *
+ * Where the bytes go (one file, or a rotated set: --rotate/--keep) is
+ * CaptureFileSet's business (capture-rotation.ts). With a disk guard
+ * (--min-free, disk-guard.ts) nothing is written while free space is low:
+ * events are counted into a `MIN_FREE` gap, written once space is back.
+ *
+ * Past 400 lines on purpose: the accounting of what reached the file (held
+ * lines, torn lines, gaps, retries, the guard's pause) is one state machine;
+ * split, each half would need the other's private state.
  */
 export class CaptureWriter implements EventSink {
   readonly path: string;
-  #fd: number;
+  readonly #files: CaptureFileSet;
+  /** The files are closed: nothing more is written. */
+  #filesClosed = false;
+  readonly #guard: DiskGuard | null;
+  /** The guard holds writing back: events are counted, not written. */
+  #paused = false;
+  /** The next gap written ends a pause of the guard: onResume tells it. */
+  #announceGap = false;
   /** Lines waiting to be written: full chunks, then the one being filled. */
   #chunks: Buffer[] = [];
   #chunk: Buffer = Buffer.allocUnsafe(0);
@@ -114,25 +142,50 @@ export class CaptureWriter implements EventSink {
   readonly #maxBuffered: number;
   readonly #retryMs: number;
   readonly #now: () => number;
-  readonly #io: CaptureIo;
   readonly #onError: ((error: NodeJS.ErrnoException) => void) | undefined;
   readonly #onResume: ((gap: CaptureGapEvent) => void) | undefined;
+  readonly #onPause: ((state: CapturePause) => void) | undefined;
 
   constructor(options: CaptureWriterOptions) {
     this.path = options.path;
-    // 0600: captures hold handshakes and payloads; 'wx' refuses to clobber evidence.
-    this.#fd = fs.openSync(options.path, options.overwrite ? 'w' : 'wx', 0o600);
-    fs.fchmodSync(this.#fd, 0o600);
-    fs.writeSync(this.#fd, captureHeaderLine(options.createdBy));
+    this.#files = new CaptureFileSet({
+      base: options.path,
+      createdBy: options.createdBy,
+      overwrite: options.overwrite === true,
+      maxFileBytes: options.maxFileBytes ?? null,
+      keepFiles: options.keepFiles ?? null,
+      io: options.io ?? FS_IO,
+      ...(options.onDeleteError ? { onDeleteError: options.onDeleteError } : {}),
+    });
+    this.#onPause = options.onPause;
+    try {
+      this.#guard = options.diskGuard
+        ? new DiskGuard({ path: path.dirname(path.resolve(options.path)), ...options.diskGuard, onChange: (paused) => (paused ? this.#pause() : this.#unpause()) })
+        : null;
+    } catch (err) {
+      this.#files.close();
+      throw err;
+    }
     this.#highWater = options.highWaterBytes ?? 256 * 1024;
     this.#maxBuffered = options.maxBufferedBytes ?? 64 * 1024 * 1024;
     this.#retryMs = options.retryIntervalMs ?? 1000;
     this.#now = options.now ?? Date.now;
-    this.#io = options.io ?? FS_IO;
     this.#onError = options.onError;
     this.#onResume = options.onResume;
     this.#timer = setInterval(() => this.#flushAsync(), options.flushIntervalMs ?? 250);
     this.#timer.unref();
+    // Below --min-free at start: the session starts anyway (the relay is what must not stop), paused, and says so.
+    if (this.#guard?.paused) this.#pause();
+  }
+
+  /** Which segment of a rotated set is being written (0 without --rotate). */
+  get segment(): number {
+    return this.#files.segment;
+  }
+
+  /** The random id in every header of this capture's files. */
+  get session(): string {
+    return this.#files.session;
   }
 
   /** Events that could not be written (disk full, stalled disk, recorded after close). */
@@ -145,7 +198,41 @@ export class CaptureWriter implements EventSink {
   }
 
   health(): CaptureHealth {
-    return { lostEvents: this.#dropped, refusing: this.#failure ? (this.#failure.code ?? 'EIO') : null };
+    return { lostEvents: this.#dropped, refusing: this.#failure ? (this.#failure.code ?? 'EIO') : null, paused: this.#paused ? this.#pauseState() : null };
+  }
+
+  #pauseState(): CapturePause {
+    const guard = this.#guard;
+    return guard
+      ? { dir: guard.path, freeBytes: guard.freeBytes, minFreeBytes: guard.minFreeBytes, resumeAboveBytes: resumeAbove(guard.minFreeBytes) }
+      : { dir: path.dirname(this.path), freeBytes: 0, minFreeBytes: 0, resumeAboveBytes: 0 };
+  }
+
+  /**
+   * Free space fell below --min-free: nothing more is written, held lines
+   * included; they and every event until the pause ends are counted in one
+   * gap. A write already out finishes, and only then is the pause told, so
+   * the file no longer grows once the warning is out.
+   */
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    const held = this.#pendingTimes;
+    if (held.length > 0) this.#lose(minOf(held), held.length, GAP_MIN_FREE);
+    this.#takeLines();
+    // A pause with no event lost still gets its gap line: the file says it was paused.
+    this.#noteGap(this.#now(), 0, GAP_MIN_FREE);
+    void this.#inflight.then(() => {
+      if (this.#paused) tell(() => this.#onPause?.(this.#pauseState()));
+    });
+  }
+
+  /** Free space is back above the limit plus the hysteresis: the gap goes out first, and onResume tells it once written. */
+  #unpause(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#announceGap = true;
+    this.#flushAsync();
   }
 
   /** Bytes held for writing; bounded by `maxBufferedBytes` (plus one line). */
@@ -156,6 +243,10 @@ export class CaptureWriter implements EventSink {
   record(event: CaptureEvent): void {
     if (this.#closed) {
       this.#dropped++;
+      return;
+    }
+    if (this.#paused) {
+      this.#lose(event.t, 1, GAP_MIN_FREE);
       return;
     }
     // While failing, only the retry's write is out: what arrives meanwhile waits to see whether it worked.
@@ -223,7 +314,7 @@ export class CaptureWriter implements EventSink {
     }
     gap.from = Math.min(gap.from, from);
     gap.lost += lost;
-    // A write error says more than "the disk was slow".
+    // A write error or the guard says more than "the disk was slow".
     if (gap.code === GAP_BACKLOG) gap.code = code;
   }
 
@@ -244,7 +335,8 @@ export class CaptureWriter implements EventSink {
   }
 
   #flushAsync(): void {
-    if (this.#writing || this.#fd < 0) return;
+    const files = this.#files;
+    if (this.#writing || this.#filesClosed || this.#paused) return;
     if (this.#failure) {
       const now = performance.now();
       if (now < this.#retryAt) return;
@@ -256,36 +348,12 @@ export class CaptureWriter implements EventSink {
     let resolve: () => void = () => undefined;
     this.#inflight = new Promise<void>((r) => (resolve = r));
     this.#writing = true;
-    const fd = this.#fd;
-    let written = 0;
-    let finished = false;
-    const done = (err: NodeJS.ErrnoException | null): void => {
-      if (finished) return;
-      finished = true;
+    files.write(batch.data, (err, written) => {
       this.#writing = false;
       this.#settle(batch, written, err);
       resolve();
       if (!this.#failure && this.#pendingBytes >= this.#highWater) this.#flushAsync();
-    };
-    const step = (): void => {
-      try {
-        this.#io.write(fd, batch.data, written, batch.data.length - written, (err, n) => {
-          if (err) return done(err);
-          written += n;
-          if (written >= batch.data.length) return done(null);
-          // A short write (the disk filled mid-batch): write the rest; the next attempt says why it stops.
-          if (n > 0) return step();
-          done(this.#noProgress());
-        });
-      } catch (err) {
-        done(err as NodeJS.ErrnoException);
-      }
-    };
-    step();
-  }
-
-  #noProgress(): NodeJS.ErrnoException {
-    return Object.assign(new Error(`write to ${this.path} wrote 0 bytes`), { code: 'EIO', syscall: 'write' });
+    });
   }
 
   /** Accounts for a write that got `written` bytes of the batch to the file, then failed with `err` (or not). */
@@ -299,8 +367,9 @@ export class CaptureWriter implements EventSink {
     this.#written += eventsWritten;
     if (gap) {
       if (whole >= data.length) {
-        if (this.#failure) {
+        if (this.#failure || this.#announceGap) {
           this.#failure = null;
+          this.#announceGap = false;
           tell(() => this.#onResume?.(gap));
         }
       } else {
@@ -332,20 +401,13 @@ export class CaptureWriter implements EventSink {
    */
   flushSync(): void {
     // A retry in flight decides what comes next; writing around it could put lines before their gap.
-    if (this.#fd < 0 || (this.#failure && this.#writing)) return;
+    // A rotation half done owns the next file: the lines wait for it (a dying process loses them).
+    const files = this.#files;
+    if (this.#filesClosed || (this.#failure && this.#writing) || files.rotating) return;
+    // While paused only the gap line can be held (close() writes it: one line, so the file says why it stops).
     const batch = this.#take();
     if (!batch) return;
-    let written = 0;
-    let error: NodeJS.ErrnoException | null = null;
-    try {
-      while (written < batch.data.length) {
-        const n = this.#io.writeSync(this.#fd, batch.data, written, batch.data.length - written);
-        if (n <= 0) throw this.#noProgress();
-        written += n;
-      }
-    } catch (err) {
-      error = err as NodeJS.ErrnoException;
-    }
+    const { written, error } = files.writeSync(batch.data);
     this.#settle(batch, written, error);
   }
 
@@ -354,16 +416,11 @@ export class CaptureWriter implements EventSink {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    this.#guard?.stop();
     while (this.#writing) await this.#inflight;
     this.flushSync();
-    const fd = this.#fd;
-    this.#fd = -1;
-    try {
-      fs.fsyncSync(fd);
-    } catch {
-      // fsync can fail on some filesystems (pipes, /dev/stdout); the data was written.
-    }
-    fs.closeSync(fd);
+    this.#filesClosed = true;
+    this.#files.close();
   }
 }
 

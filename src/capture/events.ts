@@ -68,7 +68,8 @@ export interface CaptureGapEvent extends Base {
   lostEvents: number;
   /**
    * The write error's code (ENOSPC, EFBIG, EIO...), GAP_BACKLOG: the disk was
-   * too slow and the buffer full, or GAP_SEGMENT_MISSING.
+   * too slow and the buffer full, GAP_MIN_FREE: the disk guard, or
+   * GAP_SEGMENT_MISSING.
    */
   code: string;
   /**
@@ -84,6 +85,9 @@ export const GAP_BACKLOG = 'backlog';
 
 /** `capture.gap` code for a whole file of a rotated set that is missing (deleted, lost): how many events it held is unknown. */
 export const GAP_SEGMENT_MISSING = 'segment-missing';
+
+/** `capture.gap` code for events not written because free space was below --min-free (the disk guard). */
+export const GAP_MIN_FREE = 'MIN_FREE';
 
 export interface ConnOpenEvent extends ConnBase {
   kind: 'conn.open';

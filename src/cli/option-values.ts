@@ -79,3 +79,31 @@ export function parseArgsStrict(args: string[], options: NonNullable<ParseArgsCo
     throw new UsageError(message.replace(/\. To specify.*$/, ''));
   }
 }
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+
+/**
+ * A byte count: `10M`, `512K`, `1G`, `1.5G`, plain bytes; K, M, G, T are
+ * powers of 1024 (an optional `B` or `iB` after them is accepted).
+ */
+export function parseByteSize(flag: string, text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text);
+  const unit = SIZE_UNITS[(match?.[2] ?? '').toLowerCase()];
+  if (!match || unit === undefined) {
+    throw new UsageError(`${flag} "${text}" is not a size (bytes, or with K, M, G: e.g. 512K, 10M, 1G)`);
+  }
+  return Math.floor(Number(match[1]) * unit);
+}
+
+/** A byte count as people read it: `812 B`, `64.0 KiB`, `1.2 GiB`. */
+export function formatByteSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}

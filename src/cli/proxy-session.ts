@@ -12,6 +12,8 @@ import { endpointText, type ListenEndpoint } from '../relay/listen-endpoint.js';
 import { ProxyListener } from '../relay/proxy-listener.js';
 import type { Target } from '../relay/target.js';
 import { VERSION } from './version.js';
+import { formatByteSize } from './option-values.js';
+import { GAP_MIN_FREE } from '../capture/events.js';
 
 export interface ProxySessionOptions {
   mode: 'http' | 'tcp';
@@ -23,6 +25,12 @@ export interface ProxySessionOptions {
   previewLimit: number;
   capturePath: string | null;
   overwriteCapture: boolean;
+  /** --rotate: a new capture file before one would pass this many bytes; absent: one file. */
+  rotateBytes?: number;
+  /** --keep: rotated files kept, the oldest deleted; absent: all. */
+  keepFiles?: number;
+  /** --min-free: the capture pauses below this much free space; absent: the default; 0: no guard. */
+  minFreeBytes?: number;
   logger: Logger;
   /** Seconds to let live connections finish on shutdown before ending them. */
   drainSeconds: number;
@@ -76,10 +84,25 @@ export class ProxySession implements EventSink {
               `capture file ${capturePath} stopped accepting data (${err.code ?? err.message}); relaying continues, events are counted but not saved until it accepts data again`,
             ),
           onResume: (gap) =>
-            options.logger.info(
-              { path: capturePath, code: gap.code, lostEvents: gap.lostEvents },
-              `capture file ${capturePath} accepts data again: ${gap.lostEvents} events were lost over ${seconds(gap.t - gap.from)} (${gap.code}), marked in it as capture.gap`,
+            gap.code === GAP_MIN_FREE
+              ? options.logger.info(
+                  { path: capturePath, code: gap.code, lostEvents: gap.lostEvents },
+                  `capture resumed: free space is back above --min-free; ${gap.lostEvents} events were not saved over ${seconds(gap.t - gap.from)} (${gap.code}), marked in the capture as capture.gap`,
+                )
+              : options.logger.info(
+                  { path: capturePath, code: gap.code, lostEvents: gap.lostEvents },
+                  `capture file ${capturePath} accepts data again: ${gap.lostEvents} events were lost over ${seconds(gap.t - gap.from)} (${gap.code}), marked in it as capture.gap`,
+                ),
+          onPause: (p) =>
+            options.logger.warn(
+              { path: capturePath, freeBytes: p.freeBytes, minFreeBytes: p.minFreeBytes },
+              `capture paused: free space on ${p.dir} is ${formatByteSize(p.freeBytes)}, below --min-free ${formatByteSize(p.minFreeBytes)}; relaying continues, events are counted but not saved until free space is above ${formatByteSize(p.resumeAboveBytes)}`,
             ),
+          onDeleteError: (file, err) =>
+            options.logger.warn({ path: file, code: err.code }, `could not delete old capture file ${file} (${err.code ?? err.message}); the capture goes on with one file more than --keep`),
+          ...(options.rotateBytes !== undefined ? { maxFileBytes: options.rotateBytes } : {}),
+          ...(options.keepFiles !== undefined ? { keepFiles: options.keepFiles } : {}),
+          ...(options.minFreeBytes === 0 ? {} : { diskGuard: options.minFreeBytes !== undefined ? { minFreeBytes: options.minFreeBytes } : {} }),
         })
       : null;
     this.#listener = new ProxyListener({

@@ -15,6 +15,7 @@ import {
   parseListen,
   parseNonNegativeInteger,
   parseNonNegativeNumber,
+  parseByteSize,
 } from './option-values.js';
 import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
@@ -50,7 +51,14 @@ Options:
   --har FILE            at exit, write the session as a HAR file (see wstap export)
   --payloads MODE       with --har: none, preview or full message data   [preview]
   --no-redact           with --har: keep secrets (redacted by default)
-  --force               overwrite an existing capture or HAR file
+  --rotate SIZE         with --capture: start a new file before one passes SIZE
+                        (e.g. 10M, 512K, 1G): FILE, FILE.1, FILE.2, ...
+  --keep N              with --rotate: keep the newest N files, delete older ones
+  --min-free SIZE       pause the capture (relaying continues) while the disk
+                        holding it has less free space; 0 turns it off
+                                     [the smaller of 1G and 5 % of the disk]
+  --force               overwrite an existing capture or HAR file (and delete
+                        an earlier rotated capture's FILE.1, FILE.2, ...)
   --preview-bytes N     payload bytes kept per frame and message          [256]
   --drain SECONDS       on Ctrl-C, let live connections finish first        [0]
   --head-timeout SECONDS
@@ -98,6 +106,9 @@ export async function runProxy(args: string[]): Promise<number> {
     payloads: { type: 'string' },
     'no-redact': { type: 'boolean' },
     force: { type: 'boolean' },
+    rotate: { type: 'string' },
+    keep: { type: 'string' },
+    'min-free': { type: 'string' },
     'preview-bytes': { type: 'string' },
     drain: { type: 'string' },
     'head-timeout': { type: 'string' },
@@ -140,6 +151,7 @@ export async function runProxy(args: string[]): Promise<number> {
   if (harPath && values.force !== true && fs.existsSync(harPath)) {
     throw new UsageError(`--har ${harPath} already exists; choose another name or pass --force`);
   }
+  const capture = captureLimits(values);
   const diagnosis = diagnosisContextOf(profile, values.timeout);
   const redact = values['no-redact'] !== true;
   const testFaults = testFaultsFromEnv();
@@ -183,6 +195,7 @@ export async function runProxy(args: string[]): Promise<number> {
       previewLimit,
       capturePath,
       overwriteCapture: values.force === true,
+      ...capture,
       logger,
       drainSeconds,
       headTimeoutMs: headTimeoutSeconds * 1000,
@@ -224,6 +237,32 @@ export async function runProxy(args: string[]): Promise<number> {
   if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
   await screenLog?.close();
   return code;
+}
+
+/** Smallest --rotate: a header line and a good number of events per file. */
+const MIN_ROTATE_BYTES = 4096;
+
+/** --rotate, --keep and --min-free, checked against each other. */
+function captureLimits(values: Record<string, unknown>): { rotateBytes?: number; keepFiles?: number; minFreeBytes?: number } {
+  const text = (name: string): string | undefined => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
+  const limits: { rotateBytes?: number; keepFiles?: number; minFreeBytes?: number } = {};
+  const rotate = text('rotate');
+  const keep = text('keep');
+  const minFree = text('min-free');
+  if (rotate !== undefined) {
+    if (typeof values.capture !== 'string') throw new UsageError('--rotate needs --capture FILE');
+    // Until the HAR export reads a rotated set, it would see only the first file.
+    if (typeof values.har === 'string') throw new UsageError('--har cannot be combined with --rotate yet; export the files with wstap export');
+    limits.rotateBytes = parseByteSize('--rotate', rotate);
+    if (limits.rotateBytes < MIN_ROTATE_BYTES) throw new UsageError(`--rotate "${rotate}" is too small: at least 4K (each file starts with a header line)`);
+  }
+  if (keep !== undefined) {
+    if (rotate === undefined) throw new UsageError('--keep needs --rotate SIZE');
+    limits.keepFiles = parseNonNegativeInteger('--keep', keep);
+    if (limits.keepFiles < 1) throw new UsageError(`--keep "${keep}" must be at least 1`);
+  }
+  if (minFree !== undefined) limits.minFreeBytes = parseByteSize('--min-free', minFree);
+  return limits;
 }
 
 async function writeHarAtExit(
@@ -281,9 +320,12 @@ function startFailure(err: NodeJS.ErrnoException, logger: Logger, listen: Listen
   if (err instanceof ListenPathError) {
     logger.error(`cannot listen on ${where}: ${err.message}`);
   } else if (err.code === 'EEXIST' && capture) {
-    logger.error(`capture file ${capture} already exists; choose another name or pass --force to overwrite it`);
+    // A rotated capture's leftover segment names itself in `path`.
+    logger.error(`capture file ${err.path ?? capture} already exists; choose another name or pass --force to overwrite it`);
   } else if (err.code && capture && err.syscall === 'open') {
     logger.error(`cannot create capture file ${capture}: ${err.message}`);
+  } else if (err.code && capture && err.syscall === 'statfs') {
+    logger.error(`cannot read the free space of the disk holding ${capture} for --min-free (${err.message}); --min-free 0 turns the guard off`);
   } else if (err.code === 'EADDRINUSE') {
     logger.error(`cannot listen on ${where}: the ${listen.kind === 'tcp' ? 'port' : 'socket path'} is in use`);
   } else if (listen.kind === 'unix' && err.code && !fs.existsSync(path.dirname(listen.path))) {

@@ -78,8 +78,9 @@ function title(input: FrameInput): string {
  * data now, the status line says so for the rest of the session.
  */
 function captureTrouble(capture: CaptureHealth | null): { text: string; tone: Tone } | null {
-  if (!capture || (capture.lostEvents === 0 && capture.refusing === null)) return null;
+  if (!capture || (capture.lostEvents === 0 && capture.refusing === null && !capture.paused)) return null;
   const lost = `${capture.lostEvents} event${capture.lostEvents === 1 ? '' : 's'} lost`;
+  if (capture.paused) return { text: `CAPTURE PAUSED: disk below --min-free, relaying continues, ${lost} so far`, tone: 'bad' };
   return capture.refusing !== null
     ? { text: `CAPTURE FILE REFUSES DATA (${capture.refusing}), ${lost} so far`, tone: 'bad' }
     : { text: `capture: ${lost}, marked in the file as capture.gap`, tone: 'warn' };

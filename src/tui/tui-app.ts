@@ -116,7 +116,7 @@ export class TuiApp {
     // Idle timers and ages move by themselves while anything is open.
     if (this.#o.facts.frozenAt === null && this.#o.tracker.liveCount > 0) this.#dirty = true;
     const capture = this.#o.captureHealth?.() ?? null;
-    if (capture?.lostEvents !== this.#capture?.lostEvents || capture?.refusing !== this.#capture?.refusing) {
+    if (capture?.lostEvents !== this.#capture?.lostEvents || capture?.refusing !== this.#capture?.refusing || !capture?.paused !== !this.#capture?.paused) {
       this.#capture = capture;
       this.#dirty = true;
     }

@@ -1,16 +1,15 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFile, type CaptureReadWarning } from '../../src/capture/capture-reader.js';
 import type { CaptureEvent, CaptureGapEvent } from '../../src/capture/events.js';
 import type { HarLog } from '../../src/har/har-types.js';
 import { harSchemaErrors } from '../support/har-schema.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
-import { closedEvent, connectClient, MessageDigest, ofConn, ofKind, sleep } from '../support/ws-peers.js';
+import { EchoClient, echoEverything } from '../support/echo-client.js';
+import { ofConn, ofKind, sleep } from '../support/ws-peers.js';
 import { BIN, startWstap, type LogLine, type WstapProcess } from '../support/wstap-process.js';
 
 /**
@@ -24,57 +23,6 @@ import { BIN, startWstap, type LogLine, type WstapProcess } from '../support/wst
 
 const WARN = 40;
 
-/** A client whose every message the app echoes; digests of what went and what came back. */
-class EchoClient {
-  readonly sent = new MessageDigest();
-  readonly received = new MessageDigest();
-  #seed: number;
-
-  private constructor(
-    readonly ws: WebSocket,
-    readonly url: string,
-    seed: number,
-  ) {
-    this.#seed = seed;
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.received.add(data, isBinary));
-  }
-
-  static async open(port: number, url: string, seed: number): Promise<EchoClient> {
-    return new EchoClient(await connectClient(`ws://127.0.0.1:${port}${url}`), url, seed);
-  }
-
-  /** Sends `count` messages (text and binary, 0..3000 bytes) and waits for all their echoes. */
-  async round(count: number): Promise<void> {
-    for (let i = 0; i < count; i++) {
-      const bytes = crypto.createHash('sha256').update(`${this.#seed++}`).digest().readUInt16BE(0) % 3000;
-      const binary = i % 2 === 0;
-      const data = binary ? crypto.randomBytes(bytes) : Buffer.from(crypto.randomBytes(bytes).toString('base64').slice(0, bytes) + 'é€');
-      this.sent.add(data, binary);
-      this.ws.send(data, { binary });
-    }
-    const deadline = Date.now() + 10_000;
-    while (this.received.count < this.sent.count) {
-      if (Date.now() > deadline) throw new Error(`${this.url}: ${this.received.count} of ${this.sent.count} echoes after 10 s`);
-      await sleep(10);
-    }
-  }
-
-  async close(): Promise<void> {
-    const closed = closedEvent(this.ws);
-    this.ws.close(1000, 'done');
-    await closed;
-  }
-}
-
-function echoEverything(app: UpstreamApp): void {
-  void (async () => {
-    for (;;) {
-      const { ws } = await app.nextConnection();
-      ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }));
-    }
-  })();
-}
-
 const isCaptureWarning = (l: LogLine): boolean => l.level >= WARN && l.msg.includes('capture');
 const isResumeLine = (l: LogLine): boolean => l.msg.startsWith('capture file ') && l.msg.includes(' accepts data again: ');
 
@@ -87,6 +35,8 @@ interface DiskFault {
   code: string;
   /** Options for startWstap: how the capture can fill up. */
   start: { wrapper?: string[]; capturePath?: string };
+  /** More wstap options. */
+  args?: string[];
   fill(wstap: WstapProcess): void;
   free(wstap: WstapProcess): void;
 }
@@ -97,7 +47,7 @@ interface DiskFault {
  * one after it (recorded again).
  */
 async function outageScenario(app: UpstreamApp, fault: DiskFault, dir: string): Promise<void> {
-  const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`], fault.start);
+  const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`, ...(fault.args ?? [])], fault.start);
   try {
     const throughout = await EchoClient.open(wstap.port, '/ws?phase=throughout', 1);
     await throughout.round(5);
@@ -206,6 +156,30 @@ async function outageScenario(app: UpstreamApp, fault: DiskFault, dir: string): 
   }
 }
 
+/**
+ * A tmpfs of `size` mounted for the enclosing describe block. Mounting needs
+ * CAP_SYS_ADMIN; where it is refused `mounted()` is false and the tests
+ * that need it skip, saying why (the EFBIG case and the unit tests stand).
+ */
+function smallDisk(dir: string, name: string, size: string): { mountPoint: string; mounted: () => boolean } {
+  const mountPoint = path.join(dir, name);
+  let mounted = false;
+  beforeAll(() => {
+    fs.mkdirSync(mountPoint);
+    mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mountPoint]).status === 0;
+  });
+  afterAll(() => {
+    if (!mounted) return;
+    if (spawnSync('umount', [mountPoint]).status !== 0) spawnSync('umount', ['-l', mountPoint]);
+  });
+  return { mountPoint, mounted: () => mounted };
+}
+
+function freeBytes(dir: string): number {
+  const stats = fs.statfsSync(dir);
+  return stats.bavail * stats.bsize;
+}
+
 function fsizeHardLimit(pid: number): string {
   return execFileSync('prlimit', ['--pid', String(pid), '--fsize', '--raw', '--noheadings', '--output', 'HARD'], { encoding: 'utf8' }).trim();
 }
@@ -242,26 +216,18 @@ describe('capture disk faults', () => {
   });
 
   describe('the disk itself fills up (ENOSPC, a 256 KiB tmpfs)', () => {
-    const mountPoint = path.join(dir, 'small-disk');
-    let mounted = false;
-    beforeAll(() => {
-      fs.mkdirSync(mountPoint);
-      // Needs CAP_SYS_ADMIN; where mounting is not allowed the EFBIG case above stands alone.
-      mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'tmpfs', mountPoint]).status === 0;
-    });
-    afterAll(() => {
-      if (!mounted) return;
-      if (spawnSync('umount', [mountPoint]).status !== 0) spawnSync('umount', ['-l', mountPoint]);
-    });
+    const disk = smallDisk(dir, 'small-disk', '256k');
 
     it('fills, then space is freed', async (context) => {
-      if (!mounted) context.skip('mounting a tmpfs is not permitted here');
-      const filler = path.join(mountPoint, 'filler');
+      if (!disk.mounted()) context.skip('mounting a tmpfs is not permitted here');
+      const filler = path.join(disk.mountPoint, 'filler');
       await outageScenario(
         app,
         {
           code: 'ENOSPC',
-          start: { capturePath: path.join(mountPoint, 'enospc.jsonl') },
+          start: { capturePath: path.join(disk.mountPoint, 'enospc.jsonl') },
+          // The disk guard would pause the capture before the disk is full: this case is about the write errors.
+          args: ['--min-free', '0'],
           // Takes every free block, so the capture's next write has nowhere to go.
           fill: () => {
             const fd = fs.openSync(filler, 'w');
@@ -278,6 +244,82 @@ describe('capture disk faults', () => {
         },
         dir,
       );
+    });
+  });
+  describe('free space falls below --min-free (a 2 MiB tmpfs): the guard pauses the capture before the disk fills', () => {
+    const disk = smallDisk(dir, 'guarded-disk', '2m');
+    const isPauseLine = (l: LogLine): boolean => l.msg.startsWith('capture paused: ');
+    const isResumedLine = (l: LogLine): boolean => l.msg.startsWith('capture resumed: ');
+
+    it('pauses with one warning while relaying byte-exact, the file stops growing, and a MIN_FREE gap is written once space is freed', async (context) => {
+      if (!disk.mounted()) context.skip('mounting a tmpfs is not permitted here');
+      const capturePath = path.join(disk.mountPoint, 'guarded.jsonl');
+      const filler = path.join(disk.mountPoint, 'filler');
+      const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`, '--min-free', '1M'], { capturePath });
+      try {
+        const throughout = await EchoClient.open(wstap.port, '/ws?phase=throughout', 1);
+        await throughout.round(5);
+        // Leaves 512 KiB: below --min-free, and room for what is written before the guard's next reading (no ENOSPC).
+        fs.writeFileSync(filler, Buffer.alloc(freeBytes(disk.mountPoint) - 512 * 1024, 0x2e));
+
+        const pausedLine = wstap.waitForLog(isPauseLine, 15_000);
+        let paused = false;
+        void pausedLine.then(() => (paused = true), () => undefined);
+        for (let i = 0; i < 100 && !paused; i++) await throughout.round(5);
+        const warning = await pausedLine;
+        expect(warning.level).toBe(WARN);
+        expect(warning.msg).toMatch(/^capture paused: free space on \S+ is [\d.]+ KiB, below --min-free 1\.0 MiB; relaying continues, events are counted but not saved until free space is above 1\.1 MiB$/);
+        expect(warning.msg).toContain(disk.mountPoint);
+        // Told once the last write is done: from here the file does not grow.
+        const sizeAtPause = fs.statSync(capturePath).size;
+
+        const during = await EchoClient.open(wstap.port, '/ws?phase=during', 1000);
+        await during.round(20);
+        await during.close();
+        await throughout.round(20);
+        // Past two readings (one a second): still paused, nothing more said, nothing written.
+        await sleep(2500);
+        expect(fs.statSync(capturePath).size).toBe(sizeAtPause);
+        expect(wstap.logs.filter(isCaptureWarning)).toEqual([warning]);
+        expect(wstap.logs.some(isResumedLine)).toBe(false);
+
+        fs.rmSync(filler);
+        const resumed = await wstap.waitForLog(isResumedLine, 10_000);
+        expect(resumed.level).toBe(30);
+        expect(resumed.msg).toMatch(/^capture resumed: free space is back above --min-free; \d+ events were not saved over [\d.]+ s \(MIN_FREE\), marked in the capture as capture\.gap$/);
+
+        const after = await EchoClient.open(wstap.port, '/ws?phase=after', 2000);
+        await after.round(20);
+        await after.close();
+        await throughout.round(10);
+        await throughout.close();
+        for (const client of [throughout, during, after]) {
+          expect(client.received.count).toBe(client.sent.count);
+          expect(client.received.hex()).toBe(client.sent.hex());
+        }
+        await wstap.waitForLog((l) => l.msg.includes('closed by client') && l.conn === 3);
+        expect(await wstap.stop()).toBe(0);
+        const end = wstap.logs.find((l) => l.msg.startsWith('session ended'));
+        // One warning for the whole pause (the session's end repeats the count); the disk never refused a write.
+        expect(wstap.logs.filter(isCaptureWarning).filter((l) => l !== end)).toEqual([warning]);
+
+        const warnings: CaptureReadWarning[] = [];
+        const events = await readCaptureFile(capturePath, { onWarning: (w) => warnings.push(w) });
+        expect(warnings).toEqual([]);
+        const gaps = ofKind(events, 'capture.gap');
+        expect(gaps).toHaveLength(1);
+        const gap = gaps[0] as CaptureGapEvent;
+        expect(gap.code).toBe('MIN_FREE');
+        expect(gap.lostEvents).toBeGreaterThan(0);
+        expect(resumed.lostEvents).toBe(gap.lostEvents);
+        expect(ofKind(events, 'session.end')[0]?.droppedEvents).toBe(gap.lostEvents);
+        expect(ofKind(events, 'ws.handshake.request').map((e) => e.url)).toEqual(['/ws?phase=throughout', '/ws?phase=after']);
+        const afterOpen = ofKind(events, 'conn.open').find((e) => e.conn === 3);
+        expect(events.indexOf(afterOpen as CaptureEvent)).toBeGreaterThan(events.indexOf(gap));
+      } finally {
+        await wstap.stop('SIGKILL');
+        fs.rmSync(filler, { force: true });
+      }
     });
   });
 });

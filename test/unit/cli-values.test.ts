@@ -1,6 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import {
+  formatByteSize,
   isLoopback,
+  parseByteSize,
   parseChoice,
   parseListen,
   parseNonNegativeInteger,
@@ -123,6 +125,33 @@ describe('parseNonNegativeNumber / parseNonNegativeInteger', () => {
     const e = usageError(() => parseNonNegativeInteger('--preview', '1.5'));
     expect(e.message).toBe('--preview "1.5" is not a whole number');
     expect(usageError(() => parseNonNegativeInteger('--preview', '-3')).message).toBe('--preview "-3" is not a non-negative number');
+  });
+});
+
+describe('parseByteSize / formatByteSize', () => {
+  it('reads plain bytes and K, M, G, T as powers of 1024, with or without B/iB, any case', () => {
+    expect(parseByteSize('--rotate', '65536')).toBe(65536);
+    expect(parseByteSize('--rotate', '512K')).toBe(512 * 1024);
+    expect(parseByteSize('--rotate', '10M')).toBe(10 * 1024 * 1024);
+    expect(parseByteSize('--rotate', '1G')).toBe(1024 ** 3);
+    expect(parseByteSize('--rotate', '2t')).toBe(2 * 1024 ** 4);
+    expect(parseByteSize('--rotate', '64KiB')).toBe(65536);
+    expect(parseByteSize('--rotate', '64kb')).toBe(65536);
+    expect(parseByteSize('--rotate', '1.5G')).toBe(1.5 * 1024 ** 3);
+    expect(parseByteSize('--min-free', '0')).toBe(0);
+  });
+
+  it('refuses what is not a size with a UsageError naming the flag', () => {
+    for (const bad of ['', 'M', '-1M', '10X', '1e6', '10 MB extra', '0x10']) {
+      expect(usageError(() => parseByteSize('--rotate', bad)).message).toBe(`--rotate "${bad}" is not a size (bytes, or with K, M, G: e.g. 512K, 10M, 1G)`);
+    }
+  });
+
+  it('formats sizes for log lines', () => {
+    expect(formatByteSize(812)).toBe('812 B');
+    expect(formatByteSize(65536)).toBe('64.0 KiB');
+    expect(formatByteSize(1.25 * 1024 ** 3)).toBe('1.3 GiB');
+    expect(formatByteSize(3 * 1024 ** 2)).toBe('3.0 MiB');
   });
 });
 

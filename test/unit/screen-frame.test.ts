@@ -155,14 +155,21 @@ describe('composeScreen: content', () => {
   });
 
   it('status line: a capture file that refuses data, or lost events, leads it in red or yellow', () => {
-    const refusing = frame({ width: 200, height: 24, capture: { lostEvents: 1234, refusing: 'ENOSPC' } });
+    const refusing = frame({ width: 200, height: 24, capture: { lostEvents: 1234, refusing: 'ENOSPC', paused: null } });
     expect(plain(refusing)[1]).toMatch(/^CAPTURE FILE REFUSES DATA \(ENOSPC\), 1234 events lost so far · profile mattermost · /);
     expect(refusing[1]).toContain('{red-fg}');
-    const resumed = frame({ width: 200, height: 24, capture: { lostEvents: 1, refusing: null } });
+    const resumed = frame({ width: 200, height: 24, capture: { lostEvents: 1, refusing: null, paused: null } });
     expect(plain(resumed)[1]).toMatch(/^capture: 1 event lost, marked in the file as capture\.gap · profile mattermost · /);
     expect(resumed[1]).toContain('{yellow-fg}');
     // A capture that lost nothing says nothing.
-    expect(plain(frame({ width: 200, height: 24, capture: { lostEvents: 0, refusing: null } }))[1]).toMatch(/^profile mattermost · /);
+    expect(plain(frame({ width: 200, height: 24, capture: { lostEvents: 0, refusing: null, paused: null } }))[1]).toMatch(/^profile mattermost · /);
+  });
+
+  it('status line: a capture the disk guard paused says so in red, before any event is lost', () => {
+    const pause = { dir: '/var/log/wstap', freeBytes: 10, minFreeBytes: 1024, resumeAboveBytes: 66560 };
+    const paused = frame({ width: 200, height: 24, capture: { lostEvents: 0, refusing: null, paused: pause } });
+    expect(plain(paused)[1]).toMatch(/^CAPTURE PAUSED: disk below --min-free, relaying continues, 0 events lost so far · profile mattermost · /);
+    expect(paused[1]).toContain('{red-fg}');
   });
 
   it('status line: no timeouts, another sort, HTTP hidden, an applied filter', () => {

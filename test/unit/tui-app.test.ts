@@ -301,13 +301,16 @@ describe('TuiApp (headless, real blessed)', () => {
   });
 
   it('says in the status line when the capture file refuses data, and when it took data again', async () => {
-    let health: CaptureHealth = { lostEvents: 0, refusing: null };
+    let health: CaptureHealth = { lostEvents: 0, refusing: null, paused: null };
     const h = start({ captureHealth: () => health });
     await until(h, 'the first frame', (lines) => (lines[1] ?? '').startsWith('profile none'));
-    health = { lostEvents: 12, refusing: 'ENOSPC' };
+    health = { lostEvents: 12, refusing: 'ENOSPC', paused: null };
     await until(h, 'the refusal', (lines) => (lines[1] ?? '').startsWith('CAPTURE FILE REFUSES DATA (ENOSPC), 12 events lost so far · profile none'), 4000);
-    health = { lostEvents: 12, refusing: null };
+    health = { lostEvents: 12, refusing: null, paused: null };
     await until(h, 'the resumption', (lines) => (lines[1] ?? '').startsWith('capture: 12 events lost, marked in the file as capture.gap'), 4000);
+    // The disk guard pauses it with no new loss yet: the line changes all the same.
+    health = { lostEvents: 12, refusing: null, paused: { dir: '/tmp', freeBytes: 1, minFreeBytes: 2, resumeAboveBytes: 3 } };
+    await until(h, 'the pause', (lines) => (lines[1] ?? '').startsWith('CAPTURE PAUSED: disk below --min-free, relaying continues, 12 events lost so far'), 4000);
   });
 
   it('shows the log tail', async () => {
