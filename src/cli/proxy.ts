@@ -32,7 +32,8 @@ Options:
                         (with --tcp: HOST:PORT or tcp://HOST:PORT)     [required]
   --listen [HOST:]PORT  where to listen                      [127.0.0.1:8066]
   --tcp                 raw TCP relay: no HTTP parsing, close evidence only
-  --capture FILE        append every event to FILE (JSON lines, mode 0600)
+  --capture FILE        write every event to FILE, a new file (JSON lines,
+                        mode 0600); an existing FILE is refused without --force
   --har FILE            at exit, write the session as a HAR file (see wstap export)
   --payloads MODE       with --har: none, preview or full message data   [preview]
   --no-redact           with --har: keep secrets (redacted by default)

@@ -62,14 +62,22 @@ describe('command line', () => {
     });
   }
 
-  it('refuses to overwrite an existing capture without --force', () => {
+  it('refuses to overwrite an existing capture without --force, as --help says', () => {
+    // The help entry of --capture, up to the next option: it must say what the command does.
+    const help = run(['proxy', '--help']).stdout;
+    const entry = /^ {2}--capture FILE[^\n]*\n(?: {4,}[^\n]*\n)*/m.exec(help)?.[0] ?? '';
+    expect(entry).not.toBe('');
+    expect(entry).not.toMatch(/append/i);
+    expect(entry).toMatch(/new file/);
+    expect(entry).toMatch(/existing FILE is refused without --force/);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-cli-'));
     const file = path.join(dir, 'old.jsonl');
     fs.writeFileSync(file, 'precious evidence\n');
-    const r = run(['proxy', '--target', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--capture', file, '--log-format', 'json']);
+    const r = run(['proxy', '--target', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--capture', file, '--no-tui', '--log-format', 'json']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('already exists');
+    expect(r.stderr).toContain(`capture file ${file} already exists; choose another name or pass --force to overwrite it`);
     expect(fs.readFileSync(file, 'utf8')).toBe('precious evidence\n');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('exits 2 when the listen port is taken', async () => {
