@@ -181,6 +181,9 @@ export class ConnectionTracker {
         s.forwardedFor ??= forwardedClient(event.rawHeaders);
         s.handshakeRequest = event;
         break;
+      case 'ws.handshake.interim':
+        s.lastActivityAt.upstream = event.t;
+        break;
       case 'ws.handshake.response':
         s.lastActivityAt.upstream = event.t;
         s.handshakeResponse = event;

@@ -55,6 +55,12 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         fields: { conn: event.conn, status: event.statusCode, waitMs: event.waitMs },
       };
     }
+    case 'ws.handshake.interim':
+      return {
+        level: 'info',
+        msg: `#${event.conn} upstream sent ${event.statusCode} ${printable(event.reason)} after ${event.waitMs.toFixed(1)} ms (interim; the final answer follows)`,
+        fields: { conn: event.conn, status: event.statusCode, waitMs: event.waitMs },
+      };
     case 'ws.handshake.body': {
       // The app's reason for refusing is often only here; the finding that follows quotes it in its fields, not its line.
       const response = summary?.handshakeResponse;

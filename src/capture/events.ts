@@ -158,6 +158,25 @@ export interface HandshakeResponseEvent extends ConnBase {
 }
 
 /**
+ * An interim response (1xx other than 101: 100 Continue, 103 Early Hints)
+ * the upstream sent before its final answer to a handshake; the final one is
+ * the `ws.handshake.response`. An event of its own rather than a field of the
+ * response: it is on record when it came even if no final answer follows,
+ * and every reader that predates it skips it (unknown kinds are ignored), so
+ * for them the handshake reads as before.
+ */
+export interface HandshakeInterimEvent extends ConnBase {
+  kind: 'ws.handshake.interim';
+  statusCode: number;
+  reason: string;
+  httpVersion: string;
+  rawHeaders: RawHeaders;
+  headLength: number;
+  /** Milliseconds from the request head to this head. */
+  waitMs: number;
+}
+
+/**
  * The start of the body the upstream sent with a response that did not
  * upgrade (a 400, 403, 426...): often the only place the app says why.
  * Recorded once per connection, when the preview is full, the body is
@@ -305,6 +324,7 @@ export type CaptureEvent =
   | HttpErrorEvent
   | HttpRejectedEvent
   | HandshakeRequestEvent
+  | HandshakeInterimEvent
   | HandshakeResponseEvent
   | HandshakeBodyEvent
   | HandshakeErrorEvent

@@ -97,6 +97,7 @@ export function correctUpgradeHeaders(key: string): Array<[string, string]> {
 export async function startRawUpgradeServer(
   onUpgraded: (socket: net.Socket) => void,
   answer: (key: string, head: string) => Array<[string, string]> = correctUpgradeHeaders,
+  options: { /** Interim responses (1xx heads, each written on its own) sent before the 101. */ interim?: string[] } = {},
 ): Promise<RawUpgradeServer> {
   const heads: string[] = [];
   const answers: Array<Array<[string, string]>> = [];
@@ -116,6 +117,7 @@ export async function startRawUpgradeServer(
       const key = /^sec-websocket-key:[ \t]*(\S+)/im.exec(requestHead)?.[1] ?? '';
       const headers = answer(key, requestHead);
       answers.push(headers);
+      for (const interim of options.interim ?? []) socket.write(interim, 'latin1');
       socket.write(`HTTP/1.1 101 Switching Protocols\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`, 'latin1');
       onUpgraded(socket);
     };

@@ -125,6 +125,20 @@ describe('narrate: which events produce a line', () => {
     ]);
   });
 
+  it('narrates an interim response before the 101, and the 101 after it as before', () => {
+    const interim: CaptureEvent = {
+      kind: 'ws.handshake.interim', t: T0 + 2, conn: 4, statusCode: 103, reason: 'Early Hints\u001b[2J', httpVersion: '1.1',
+      rawHeaders: [['Link', '</a.css>; rel=preload']], headLength: 60, waitMs: 1,
+    };
+    const lines = narrateAll([open(4), handshakeRequest(4), interim, handshakeResponse(4)]);
+    expect(lines[2]).toStrictEqual({
+      level: 'info',
+      msg: '#4 upstream sent 103 Early Hints\\x1b[2J after 1.0 ms (interim; the final answer follows)',
+      fields: { conn: 4, status: 103, waitMs: 1 },
+    });
+    expect(lines[3]).toMatchObject({ level: 'info', msg: '#4 upstream answered 101 Switching Protocols after 2.0 ms' });
+  });
+
   it('narrates the open with the remote address', () => {
     expect(narrate(open(7), null)).toStrictEqual({
       level: 'info',
