@@ -311,7 +311,13 @@ export interface ProxyCloseEvent extends ConnBase {
 
 export interface ConnCloseEvent extends ConnBase {
   kind: 'conn.close';
+  /** Bytes received from each side. */
   bytes: { fromClient: number; fromUpstream: number };
+  /**
+   * Of those, bytes that arrived after wstap had ended or destroyed the other
+   * side (its own shutdown) and so were not passed on; present only then.
+   */
+  notRelayed?: { fromClient: number; fromUpstream: number };
 }
 
 export type CaptureEvent =
