@@ -18,6 +18,7 @@ import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { ProxySession } from './proxy-session.js';
 import { catchSignalsEarly, shutdownOnSignal } from './shutdown.js';
+import { captureKeptLine, keepsTemporaryCapture } from './temporary-capture.js';
 import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { defaultLogFile, terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
@@ -33,7 +34,9 @@ Options:
   --listen [HOST:]PORT  where to listen                      [127.0.0.1:8066]
   --tcp                 raw TCP relay: no HTTP parsing, close evidence only
   --capture FILE        write every event to FILE, a new file (JSON lines,
-                        mode 0600); an existing FILE is refused without --force
+                        mode 0600); an existing FILE is refused without --force.
+                        Without it, the UI keeps its session in a private
+                        temporary file and prints its path at exit
   --har FILE            at exit, write the session as a HAR file (see wstap export)
   --payloads MODE       with --har: none, preview or full message data   [preview]
   --no-redact           with --har: keep secrets (redacted by default)
@@ -167,8 +170,14 @@ export async function runProxy(args: string[]): Promise<number> {
     screenLog.release();
     process.stderr.write(`wstap: log written to ${screenLog.file}\n`);
   }
-  if (harPath && capturePath) code = await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, diagnosis }, logger, code);
-  if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+  const harWritten = harPath && capturePath ? await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, diagnosis }, logger) : null;
+  if (harWritten === false) code = 1;
+  if (tempDir && capturePath && keepsTemporaryCapture({ ui: screenLog !== null, harWritten })) {
+    if (screenLog) process.stderr.write(captureKeptLine(capturePath));
+    else logger.warn(`capture kept at ${capturePath}: the HAR could not be written from it`);
+  } else if (tempDir) {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+  }
   await screenLog?.close();
   return code;
 }
@@ -178,8 +187,7 @@ async function writeHarAtExit(
   harPath: string,
   settings: { overwrite: boolean; redact: boolean; payloads: PayloadMode; diagnosis: DiagnosisContext },
   logger: Logger,
-  code: number,
-): Promise<number> {
+): Promise<boolean> {
   try {
     const { exportCapture } = await import('../har/export-capture.js');
     const stats = await exportCapture({
@@ -190,10 +198,10 @@ async function writeHarAtExit(
       onWarning: (w) => logger.warn(`capture line ${w.line}: ${w.message}`),
     });
     logger.info({ har: harPath, entries: stats.entries, messages: stats.messages }, `wrote ${harPath}: ${stats.entries} entries, ${stats.messages} messages`);
-    return code;
+    return true;
   } catch (err) {
     logger.error({ err }, `could not write ${harPath}: ${(err as Error).message}`);
-    return 1;
+    return false;
   }
 }
 

@@ -80,6 +80,32 @@ describe('command line', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('--har without --capture and without the UI: the HAR is written and the temporary capture deleted', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-cli-tmp-'));
+    const har = path.join(tmp, 'out.har');
+    const child = spawn(process.execPath, [BIN, 'proxy', '--target', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--har', har], {
+      env: { ...process.env, TMPDIR: tmp },
+    });
+    let stderr = '';
+    const listening = new Promise<void>((resolve) =>
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('"listen"')) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await listening;
+    // The temporary capture exists while the session runs...
+    expect(fs.readdirSync(tmp).filter((f) => f.startsWith('wstap-'))).toHaveLength(1);
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(0);
+    // ...and is gone once the HAR is written.
+    expect(JSON.parse(fs.readFileSync(har, 'utf8'))).toMatchObject({ log: { version: '1.2' } });
+    expect(fs.readdirSync(tmp)).toEqual(['out.har']);
+    expect(stderr).not.toContain('capture kept at');
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
   it('exits 2 when the listen port is taken', async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
