@@ -6,12 +6,12 @@ import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
 import { parseTarget, TargetError } from '../relay/target.js';
 import {
   isLoopback,
-  PAYLOAD_MODES,
   parseArgsStrict,
   parseChoice,
   parseListen,
   parseNonNegativeInteger,
   parseNonNegativeNumber,
+  parsePayloadMode,
 } from './option-values.js';
 import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
@@ -38,7 +38,9 @@ Options:
                         Without it, the UI keeps its session in a private
                         temporary file and prints its path at exit
   --har FILE            at exit, write the session as a HAR file (see wstap export)
-  --payloads MODE       with --har: none, preview or full message data   [preview]
+  --payloads MODE       none or preview: with --har, each message's first
+                        --preview-bytes bytes (a longer one is marked with
+                        _size), or sizes only                      [preview]
   --no-redact           with --har: keep secrets (redacted by default)
   --force               overwrite an existing capture or HAR file
   --preview-bytes N     payload bytes kept per frame and message          [256]
@@ -107,7 +109,7 @@ export async function runProxy(args: string[]): Promise<number> {
   const headTimeoutSeconds = parseNonNegativeNumber('--head-timeout', typeof values['head-timeout'] === 'string' ? values['head-timeout'] : '60');
   const format = parseChoice<LogFormat>('--log-format', typeof values['log-format'] === 'string' ? values['log-format'] : 'auto', ['auto', 'pretty', 'json']);
   const level = parseChoice('--log-level', typeof values['log-level'] === 'string' ? values['log-level'] : 'info', LOG_LEVELS);
-  const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
+  const payloads = parsePayloadMode(values.payloads);
   const harPath = typeof values.har === 'string' ? values.har : null;
   if (harPath && values.force !== true && fs.existsSync(harPath)) {
     throw new UsageError(`--har ${harPath} already exists; choose another name or pass --force`);

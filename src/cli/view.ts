@@ -12,7 +12,7 @@ import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { terminalAvailable } from './ui-prerequisites.js';
 import { harToEvents, looksLikeHar } from '../har/har-reader.js';
 import { reportFileError } from './file-errors.js';
-import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
+import { parseArgsStrict, parsePayloadMode } from './option-values.js';
 import { UsageError } from './usage-error.js';
 
 export const VIEW_HELP = `Usage: wstap view FILE [--no-tui] [--profile NAME|FILE] [--timeout NAME=DUR] [--no-redact]
@@ -30,7 +30,8 @@ Options:
   --timeout NAME=DUR[:MEASURE]
                         a hop's timeout, for verdicts and countdowns (repeatable)
   --no-redact           show Cookie, Authorization and secret query values
-  --payloads MODE       for the UI's HAR export (e key): none, preview, full
+  --payloads MODE       none or preview: message data in the UI's HAR export
+                        (e key), as for wstap export                 [preview]
 `;
 
 interface Source {
@@ -75,7 +76,7 @@ export async function runView(args: string[]): Promise<number> {
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const profile = await profileFromOption(values.profile);
   const diagnosis = diagnosisContextOf(profile, values.timeout);
-  const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
+  const payloads = parsePayloadMode(values.payloads);
   if (values['no-tui'] !== true && terminalAvailable()) {
     return viewInTerminal(file, { diagnosis, profile: profile?.name ?? null, redact: values['no-redact'] !== true, payloads });
   }

@@ -158,7 +158,13 @@ export interface HarLog {
   };
 }
 
-export type PayloadMode = 'none' | 'preview' | 'full';
+/**
+ * Message data in a HAR: `preview` is what the capture holds of each message,
+ * its first --preview-bytes bytes (inflated), with `_size` on one cut short;
+ * `none` keeps sizes only. There is no "full": a HAR cannot hold more than
+ * was captured (record with a larger --preview-bytes for whole messages).
+ */
+export type PayloadMode = 'none' | 'preview';
 
 /** `_wstap.diagnosis` items are analysis findings as they are. */
 export type HarDiagnosis = Finding;
