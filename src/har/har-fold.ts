@@ -7,6 +7,7 @@ import type {
   ConnOpenEvent,
   FrameEvent,
   HandshakeBodyEvent,
+  HandshakeInterimEvent,
   HandshakeRequestEvent,
   HandshakeResponseEvent,
   HttpErrorEvent,
@@ -21,6 +22,7 @@ import {
   emptyWstap,
   epochSeconds,
   handshakeBodyContent,
+  harInterimResponse,
   harRequest,
   harResponse,
   harTimings,
@@ -60,6 +62,8 @@ interface WebSocketRecord {
   open: ConnOpenEvent;
   request: HandshakeRequestEvent;
   response: HandshakeResponseEvent | null;
+  /** Interim (1xx) responses before `response`, at most MAX_INTERIM_RESPONSES. */
+  interim: HandshakeInterimEvent[];
   /** The start of the body sent with a response that did not upgrade. */
   body: HandshakeBodyEvent | null;
   error: HttpErrorEvent | null;
@@ -79,6 +83,7 @@ interface WebSocketRecord {
 const REORDER_WINDOW = 64;
 const MAX_PINGS = 10_000;
 const MAX_PROTOCOL_ERRORS = 100;
+const MAX_INTERIM_RESPONSES = 100;
 /** A disk that keeps failing and recovering makes one gap per retry; past this many the last one absorbs the rest. */
 const MAX_CAPTURE_GAPS = 1000;
 
@@ -152,6 +157,7 @@ export class HarFold {
           pings: [],
           protocolErrors: [],
           cutFrames: [],
+          interim: [],
           reorder: [],
           lastT: event.t,
         });
@@ -182,6 +188,9 @@ export class HarFold {
     // Bounded like the live tracker's: a peer sending close frame after close frame must not grow the export's memory.
     if (evidence && keepsEvidence(record.evidence, evidence)) record.evidence.push(evidence);
     switch (event.kind) {
+      case 'ws.handshake.interim':
+        if (record.interim.length < MAX_INTERIM_RESPONSES) record.interim.push(event);
+        break;
       case 'ws.handshake.response':
         record.response = event;
         break;
@@ -334,6 +343,7 @@ export class HarFold {
           ? { protocolErrors: record.protocolErrors.map((p) => ({ side: p.side, code: p.code, message: p.message, offset: p.offset })) }
           : {}),
         ...(record.cutFrames.length > 0 ? { cutFrames: record.cutFrames.map(harCutFrame) } : {}),
+        ...(record.interim.length > 0 ? { interimResponses: record.interim.map((e) => harInterimResponse(e, redact)) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
       },
     };

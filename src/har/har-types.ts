@@ -117,6 +117,8 @@ export interface HarWstap {
   protocolErrors?: Array<{ side: 'client' | 'upstream'; code: string; message: string; offset: number }>;
   /** Who produced the response: `wstap` when the upstream could not be reached and wstap answered 502. */
   answeredBy?: 'upstream' | 'wstap';
+  /** Interim responses (103 Early Hints, 100 Continue) the upstream sent before `response`, in order; `time` in epoch seconds. */
+  interimResponses?: Array<{ status: number; statusText: string; headers: HarNameValue[]; time: number }>;
   /** Whether header values and query parameters were redacted in this entry. */
   redacted: boolean;
 }

@@ -117,12 +117,15 @@ describe('interim responses before the 101', () => {
     );
     expect(events.some((e) => e.kind === 'ws.protocol-error' || e.kind === 'ws.handshake.error')).toBe(false);
 
-    // The HAR (which knows nothing of interim responses) shows the handshake as the 101 with its messages.
+    // In the HAR the handshake's response is the 101, with its messages; the 103 is in _wstap.interimResponses.
     const harPath = path.join(path.dirname(wstap.capturePath), 'early-hints.har');
     await exportCapture({ capturePath: wstap.capturePath, harPath, overwrite: true, redact: true, payloads: 'preview', creatorVersion: 'test' });
-    const har = JSON.parse(fs.readFileSync(harPath, 'utf8')) as { log: { entries: Array<{ request: { url: string }; response: { status: number }; _webSocketMessages?: Array<{ type: string; data: string }> }> } };
+    const har = JSON.parse(fs.readFileSync(harPath, 'utf8')) as { log: { entries: Array<{ request: { url: string }; response: { status: number }; _webSocketMessages?: Array<{ type: string; data: string }>; _wstap?: { interimResponses?: unknown[] } }> } };
     const entry = har.log.entries.find((e) => e.request.url.endsWith('/early-hints'));
     expect(entry?.response.status).toBe(101);
+    expect(entry?._wstap?.interimResponses).toEqual([
+      { status: 103, statusText: 'Early Hints', headers: [{ name: 'Link', value: '</app.css>; rel=preload; as=style' }], time: expect.any(Number) },
+    ]);
     // The app spoke first (on the upgrade), the client once it had the 101.
     expect(entry?._webSocketMessages?.map((m) => [m.type, m.data])).toEqual([['receive', 'hello from the app'], ['send', 'hello from the client']]);
   });
