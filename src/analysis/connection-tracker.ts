@@ -69,6 +69,8 @@ export interface ConnectionSummary {
   /** Frames the connection's end cut in two: at most one per side (each direction ends once). */
   cutFrames: FrameCutEvent[];
   bytes: { fromClient: number; fromUpstream: number } | null;
+  /** Bytes that arrived after wstap had ended the other side (its shutdown) and were not passed on; null when none. */
+  notRelayed: { fromClient: number; fromUpstream: number } | null;
   closedAt: number | null;
 }
 
@@ -135,6 +137,7 @@ export class ConnectionTracker {
         protocolErrors: 0,
         cutFrames: [],
         bytes: null,
+        notRelayed: null,
         closedAt: null,
       };
       this.#live.set(event.conn, summary);
@@ -226,6 +229,7 @@ export class ConnectionTracker {
         s.state = 'closed';
         s.closedAt = event.t;
         s.bytes = event.bytes;
+        s.notRelayed = event.notRelayed ?? null;
         this.#live.delete(s.conn);
         this.#closed.set(s.conn, s);
         if (this.#closed.size > this.#maxClosed) {

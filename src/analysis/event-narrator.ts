@@ -158,6 +158,7 @@ export function closeNarration(s: ConnectionSummary): Narration {
     idleBeforeCloseMs: attribution.idleBeforeCloseMs,
     frames: { client: s.directions.client.frames, upstream: s.directions.upstream.frames },
     bytes: s.bytes,
+    ...(s.notRelayed ? { notRelayed: s.notRelayed } : {}),
   };
   if (s.evidence.length === 0 || !attribution.first) {
     return { level: 'info', msg: `#${s.conn} closed after ${seconds(lifetime)} (no close evidence seen)`, fields };
@@ -172,9 +173,11 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const frameText = frames > 0 ? `; frames client ${s.directions.client.frames}, upstream ${s.directions.upstream.frames}` : '';
   const ping = s.pings.at(-1);
   const pingText = ping ? `; last ping rtt ${ping.rttMs.toFixed(1)} ms` : '';
+  const late = s.notRelayed;
+  const lateText = late ? `; not relayed, sent after wstap ended the connection: client ${late.fromClient} B, upstream ${late.fromUpstream} B` : '';
   return {
     level: neverAnswered ? 'warn' : 'info',
-    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${seconds(lifetime)}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}`,
+    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${seconds(lifetime)}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${lateText}`,
     fields,
   };
 }

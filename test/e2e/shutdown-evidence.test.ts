@@ -76,6 +76,7 @@ describe('shutdown of a chatty connection', () => {
       expect(closed?.kind === 'conn.close' && closed.notRelayed).toEqual({ fromClient: expect.any(Number), fromUpstream: expect.any(Number) });
       const notRelayed = closed?.kind === 'conn.close' ? closed.notRelayed : undefined;
       expect((notRelayed?.fromClient ?? 0) + (notRelayed?.fromUpstream ?? 0)).toBeGreaterThan(0);
+      expect(wstap.logs.some((l) => l.msg.startsWith(`#${conn} closed by proxy`) && l.msg.includes('not relayed, sent after wstap ended the connection'))).toBe(true);
     }
   });
 });

@@ -356,7 +356,20 @@ describe('narrate: the close line', () => {
       { kind: 'conn.close', t: T0 + 11, conn: 6, bytes: { fromClient: 0, fromUpstream: 0 } },
     ]);
     expect(n.msg).toContain('#6 closed by proxy (wstap fin (shutdown))');
+    expect(n.msg).not.toContain('not relayed');
     expect(n.fields.closedBy).toBe('proxy');
+  });
+
+  it('says what the peers sent after wstap ended the connection, which it could not pass on', () => {
+    const n = lastLine([
+      open(6),
+      handshakeRequest(6),
+      handshakeResponse(6),
+      { kind: 'proxy.close', t: T0 + 10, conn: 6, reason: 'shutdown', idle: { client: 1, upstream: 1 } },
+      { kind: 'conn.close', t: T0 + 11, conn: 6, bytes: { fromClient: 50, fromUpstream: 900 }, notRelayed: { fromClient: 0, fromUpstream: 300 } },
+    ]);
+    expect(n.msg).toMatch(/^#6 closed by proxy \(wstap fin \(shutdown\)\).*; not relayed, sent after wstap ended the connection: client 0 B, upstream 300 B$/);
+    expect(n.fields.notRelayed).toEqual({ fromClient: 0, fromUpstream: 300 });
   });
 
   it('says when no close evidence was seen', () => {
