@@ -73,6 +73,8 @@ export interface ConnectionSummary {
   /** wstap stopped observing the connection here (an internal fault); only its close was recorded after it. */
   observerFault: ObserverFaultEvent | null;
   bytes: { fromClient: number; fromUpstream: number } | null;
+  /** Bytes that arrived after wstap had ended the other side (its shutdown) and were not passed on; null when none. */
+  notRelayed: { fromClient: number; fromUpstream: number } | null;
   closedAt: number | null;
   /** Part of the connection is not in the events read (then `open` may be a stand-in); null when they hold all of it. */
   missing: MissingPart | null;
@@ -179,6 +181,9 @@ export class ConnectionTracker {
         s.forwardedFor ??= forwardedClient(event.rawHeaders);
         s.handshakeRequest = event;
         break;
+      case 'ws.handshake.interim':
+        s.lastActivityAt.upstream = event.t;
+        break;
       case 'ws.handshake.response':
         s.lastActivityAt.upstream = event.t;
         s.handshakeResponse = event;
@@ -224,6 +229,7 @@ export class ConnectionTracker {
         s.state = 'closed';
         s.closedAt = event.t;
         s.bytes = event.bytes;
+        s.notRelayed = event.notRelayed ?? null;
         this.#live.delete(s.conn);
         this.#closed.set(s.conn, s);
         if (this.#closed.size > this.#maxClosed) {
@@ -270,6 +276,7 @@ function newSummary(open: ConnOpenEvent, missing: MissingPart | null): Connectio
     cutFrames: [],
     observerFault: null,
     bytes: null,
+    notRelayed: null,
     closedAt: null,
     missing,
   };

@@ -55,6 +55,12 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         fields: { conn: event.conn, status: event.statusCode, waitMs: event.waitMs },
       };
     }
+    case 'ws.handshake.interim':
+      return {
+        level: 'info',
+        msg: `#${event.conn} upstream sent ${event.statusCode} ${printable(event.reason)} after ${event.waitMs.toFixed(1)} ms (interim; the final answer follows)`,
+        fields: { conn: event.conn, status: event.statusCode, waitMs: event.waitMs },
+      };
     case 'ws.handshake.body': {
       // The app's reason for refusing is often only here; the finding that follows quotes it in its fields, not its line.
       const response = summary?.handshakeResponse;
@@ -166,6 +172,7 @@ export function closeNarration(s: ConnectionSummary): Narration {
     idleBeforeCloseMs: attribution.idleBeforeCloseMs,
     frames: { client: s.directions.client.frames, upstream: s.directions.upstream.frames },
     bytes: s.bytes,
+    ...(s.notRelayed ? { notRelayed: s.notRelayed } : {}),
   };
   // A stand-in open (its conn.open is not in the capture): the lifetime seen is a lower bound.
   const after = s.missing?.beginning ? `at least ${seconds(lifetime)} (its beginning is not in the capture)` : seconds(lifetime);
@@ -186,9 +193,11 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const frameText = frames > 0 ? `; frames client ${s.directions.client.frames}, upstream ${s.directions.upstream.frames}` : '';
   const ping = s.pings.at(-1);
   const pingText = ping ? `; last ping rtt ${ping.rttMs.toFixed(1)} ms` : '';
+  const late = s.notRelayed;
+  const lateText = late ? `; not relayed, sent after wstap ended the connection: client ${late.fromClient} B, upstream ${late.fromUpstream} B` : '';
   return {
     level: neverAnswered ? 'warn' : 'info',
-    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${after}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${unobservedText(s)}`,
+    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${after}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${lateText}${unobservedText(s)}`,
     fields,
   };
 }

@@ -174,6 +174,25 @@ export interface HandshakeResponseEvent extends ConnBase {
 }
 
 /**
+ * An interim response (1xx other than 101: 100 Continue, 103 Early Hints)
+ * the upstream sent before its final answer to a handshake; the final one is
+ * the `ws.handshake.response`. An event of its own rather than a field of the
+ * response: it is on record when it came even if no final answer follows,
+ * and every reader that predates it skips it (unknown kinds are ignored), so
+ * for them the handshake reads as before.
+ */
+export interface HandshakeInterimEvent extends ConnBase {
+  kind: 'ws.handshake.interim';
+  statusCode: number;
+  reason: string;
+  httpVersion: string;
+  rawHeaders: RawHeaders;
+  headLength: number;
+  /** Milliseconds from the request head to this head. */
+  waitMs: number;
+}
+
+/**
  * The start of the body the upstream sent with a response that did not
  * upgrade (a 400, 403, 426...): often the only place the app says why.
  * Recorded once per connection, when the preview is full, the body is
@@ -326,7 +345,13 @@ export interface ObserverFaultEvent extends ConnBase {
 
 export interface ConnCloseEvent extends ConnBase {
   kind: 'conn.close';
+  /** Bytes received from each side. */
   bytes: { fromClient: number; fromUpstream: number };
+  /**
+   * Of those, bytes that arrived after wstap had ended or destroyed the other
+   * side (its own shutdown) and so were not passed on; present only then.
+   */
+  notRelayed?: { fromClient: number; fromUpstream: number };
 }
 
 export type CaptureEvent =
@@ -339,6 +364,7 @@ export type CaptureEvent =
   | HttpErrorEvent
   | HttpRejectedEvent
   | HandshakeRequestEvent
+  | HandshakeInterimEvent
   | HandshakeResponseEvent
   | HandshakeBodyEvent
   | HandshakeErrorEvent

@@ -1,6 +1,6 @@
 import { exportCapture } from '../har/export-capture.js';
 import { reportFileError } from './file-errors.js';
-import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
+import { parseArgsStrict, parsePayloadMode } from './option-values.js';
 import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
@@ -17,8 +17,10 @@ deleted CAPTURE.jsonl itself); several files named are read as one session.
 Options:
   -o, --output FILE     where to write                     [CAPTURE.har]
   --force               overwrite FILE if it exists
-  --payloads MODE       none, preview or full: message data to include  [preview]
-                        (full = everything the capture holds; see --preview-bytes)
+  --payloads MODE       none or preview: each message's data as the capture
+                        holds it, its first --preview-bytes bytes (inflated; a
+                        longer message is marked with its size in _size), or
+                        sizes only                                   [preview]
   --profile NAME|FILE   timeout verdicts in _wstap.diagnosis from a profile
   --timeout NAME=DUR[:MEASURE]  ... or from a hop's timeout (repeatable)
   --no-redact           keep Cookie, Authorization, token-like subprotocols and
@@ -45,7 +47,7 @@ export async function runExport(args: string[]): Promise<number> {
   const output = typeof values.output === 'string' ? values.output : input.replace(/\.jsonl?$/i, '') + '.har';
   const profile = await profileFromOption(values.profile);
   const diagnosis = diagnosisContextOf(profile, values.timeout);
-  const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
+  const payloads = parsePayloadMode(values.payloads);
   const started = Date.now();
   try {
     const stats = await exportCapture({

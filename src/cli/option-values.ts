@@ -60,7 +60,17 @@ export function parseChoice<T extends string>(flag: string, text: string, choice
   throw new UsageError(`${flag} "${text}" is not one of ${choices.join(', ')}`);
 }
 
-export const PAYLOAD_MODES: readonly PayloadMode[] = ['none', 'preview', 'full'];
+export const PAYLOAD_MODES: readonly PayloadMode[] = ['none', 'preview'];
+
+/** `--payloads MODE`; the removed `full` gets a line saying why and what to do instead. */
+export function parsePayloadMode(value: unknown): PayloadMode {
+  if (value === 'full') {
+    throw new UsageError(
+      '--payloads full was removed: a HAR holds what the capture holds, the first --preview-bytes of each message (a longer one is marked with _size); record with a larger --preview-bytes for whole messages',
+    );
+  }
+  return parseChoice('--payloads', typeof value === 'string' ? value : 'preview', PAYLOAD_MODES);
+}
 
 export interface ParsedArgs {
   values: Record<string, string | boolean | Array<string | boolean> | undefined>;

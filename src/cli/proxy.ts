@@ -9,13 +9,13 @@ import { listenerTlsContext, TlsMaterialError } from '../relay/tls-termination.j
 import { parseTarget, TargetError } from '../relay/target.js';
 import {
   isLoopback,
-  PAYLOAD_MODES,
   parseArgsStrict,
   parseChoice,
   parseListen,
   parseNonNegativeInteger,
   parseNonNegativeNumber,
   parseByteSize,
+  parsePayloadMode,
 } from './option-values.js';
 import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
@@ -26,6 +26,7 @@ import { catchSignalsEarly, shutdownOnSignal } from './shutdown.js';
 import { TerminalLoss } from './terminal-loss.js';
 import type { RunningUi } from './terminal-ui.js';
 import { armUncaughtFault, testFaultsFromEnv } from './test-faults.js';
+import { captureKeptLine, keepsTemporaryCapture } from './temporary-capture.js';
 import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { defaultLogFile, terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
@@ -47,9 +48,14 @@ Options:
                         for nginx's proxy_pass https://
   --tls-key FILE        the certificate's private key (PEM)
   --tcp                 raw TCP relay: no HTTP parsing, close evidence only
-  --capture FILE        append every event to FILE (JSON lines, mode 0600)
+  --capture FILE        write every event to FILE, a new file (JSON lines,
+                        mode 0600); an existing FILE is refused without --force.
+                        Without it, the UI keeps its session in a private
+                        temporary file and prints its path at exit
   --har FILE            at exit, write the session as a HAR file (see wstap export)
-  --payloads MODE       with --har: none, preview or full message data   [preview]
+  --payloads MODE       none or preview: with --har, each message's first
+                        --preview-bytes bytes (a longer one is marked with
+                        _size), or sizes only                      [preview]
   --no-redact           with --har: keep secrets (redacted by default)
   --rotate SIZE         with --capture: start a new file before one passes SIZE
                         (e.g. 10M, 512K, 1G): FILE, FILE.1, FILE.2, ...
@@ -146,7 +152,7 @@ export async function runProxy(args: string[]): Promise<number> {
   const connectTimeoutSeconds = parseNonNegativeNumber('--connect-timeout', typeof values['connect-timeout'] === 'string' ? values['connect-timeout'] : '60');
   const format = parseChoice<LogFormat>('--log-format', typeof values['log-format'] === 'string' ? values['log-format'] : 'auto', ['auto', 'pretty', 'json']);
   const level = parseChoice('--log-level', typeof values['log-level'] === 'string' ? values['log-level'] : 'info', LOG_LEVELS);
-  const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
+  const payloads = parsePayloadMode(values.payloads);
   const harPath = typeof values.har === 'string' ? values.har : null;
   if (harPath && values.force !== true && fs.existsSync(harPath)) {
     throw new UsageError(`--har ${harPath} already exists; choose another name or pass --force`);
@@ -233,8 +239,16 @@ export async function runProxy(args: string[]): Promise<number> {
       process.stderr.write(`wstap: log written to ${screenLog.file}\n`);
     }
   }
-  if (harPath && capturePath) code = await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, diagnosis }, logger, code);
-  if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+  const harWritten = harPath && capturePath ? await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, diagnosis }, logger) : null;
+  if (harWritten === false) code = 1;
+  if (tempDir && capturePath && keepsTemporaryCapture({ ui: screenLog !== null, harWritten })) {
+    // The terminal may be gone (SIGHUP): then the log file says where the capture is.
+    if (screenLog && terminal.reason === null) process.stderr.write(captureKeptLine(capturePath));
+    else if (screenLog) logger.info(`capture kept at ${capturePath}`);
+    else logger.warn(`capture kept at ${capturePath}: the HAR could not be written from it`);
+  } else if (tempDir) {
+    fs.rmSync(tempDir, { recursive: true, force: true });
+  }
   await screenLog?.close();
   return code;
 }
@@ -270,8 +284,7 @@ async function writeHarAtExit(
   harPath: string,
   settings: { overwrite: boolean; redact: boolean; payloads: PayloadMode; diagnosis: DiagnosisContext },
   logger: Logger,
-  code: number,
-): Promise<number> {
+): Promise<boolean> {
   try {
     const { exportCapture } = await import('../har/export-capture.js');
     const stats = await exportCapture({
@@ -282,10 +295,10 @@ async function writeHarAtExit(
       onWarning: (w) => logger.warn(`capture line ${w.line}: ${w.message}`),
     });
     logger.info({ har: harPath, entries: stats.entries, messages: stats.messages }, `wrote ${harPath}: ${stats.entries} entries, ${stats.messages} messages`);
-    return code;
+    return true;
   } catch (err) {
     logger.error({ err }, `could not write ${harPath}: ${(err as Error).message}`);
-    return 1;
+    return false;
   }
 }
 

@@ -1,7 +1,7 @@
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { followCapture } from '../capture/capture-follower.js';
 import { reportFileError } from './file-errors.js';
-import { PAYLOAD_MODES, parseArgsStrict, parseChoice } from './option-values.js';
+import { parseArgsStrict, parsePayloadMode } from './option-values.js';
 import { diagnosisContextOf, profileFromOption } from './profile-option.js';
 import { terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
@@ -37,7 +37,8 @@ Options:
   --timeout NAME=DUR[:MEASURE]
                         a hop's timeout, for verdicts and countdowns (repeatable)
   --no-redact           show Cookie, Authorization and secret query values
-  --payloads MODE       for the UI's HAR export (e key): none, preview, full
+  --payloads MODE       none or preview: message data in the UI's HAR export
+                        (e key), as for wstap export                 [preview]
 `;
 
 function rewriteNotCapture(message: string): string {
@@ -63,7 +64,7 @@ export async function runView(args: string[]): Promise<number> {
   if (follow && positionals.length > 1) throw new UsageError(`--follow follows one capture (the first file of its set); unexpected argument "${positionals[1]}"`);
   const profile = await profileFromOption(values.profile);
   const diagnosis = diagnosisContextOf(profile, values.timeout);
-  const payloads = parseChoice('--payloads', typeof values.payloads === 'string' ? values.payloads : 'preview', PAYLOAD_MODES);
+  const payloads = parsePayloadMode(values.payloads);
   const terminal: TerminalViewOptions = { diagnosis, profile: profile?.name ?? null, redact: values['no-redact'] !== true, payloads };
   const tui = values['no-tui'] !== true && terminalAvailable();
   const base = positionals[0] as string;

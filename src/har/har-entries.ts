@@ -1,10 +1,20 @@
 import net from 'node:net';
-import type { HandshakeBodyEvent, RawHeaders } from '../capture/events.js';
+import type { HandshakeBodyEvent, HandshakeInterimEvent, RawHeaders } from '../capture/events.js';
 import { headerTokens, headerValue } from '../capture/raw-headers.js';
 import type { HarNameValue, HarRequest, HarResponse, HarTimings, HarWstap, PayloadMode } from './har-types.js';
 import { redactRawHeaders, redactUrl } from './redaction.js';
 
 /** Pieces shared by HTTP and WebSocket entries. */
+
+/** An interim response for `_wstap.interimResponses`, its headers redacted like the response's. */
+export function harInterimResponse(event: HandshakeInterimEvent, redact: boolean): NonNullable<HarWstap['interimResponses']>[number] {
+  return {
+    status: event.statusCode,
+    statusText: event.reason,
+    headers: toNameValues(redact ? redactRawHeaders(event.rawHeaders) : event.rawHeaders),
+    time: epochSeconds(event.t),
+  };
+}
 
 export function toNameValues(headers: RawHeaders): HarNameValue[] {
   return headers.map(([name, value]) => ({ name, value }));

@@ -9,6 +9,7 @@ import type {
   ConnOpenEvent,
   FrameEvent,
   HandshakeBodyEvent,
+  HandshakeInterimEvent,
   HandshakeRequestEvent,
   HandshakeResponseEvent,
   HttpErrorEvent,
@@ -24,6 +25,7 @@ import {
   emptyWstap,
   epochSeconds,
   handshakeBodyContent,
+  harInterimResponse,
   harRequest,
   harResponse,
   harTimings,
@@ -64,6 +66,8 @@ interface WebSocketRecord {
   open: ConnOpenEvent;
   request: HandshakeRequestEvent;
   response: HandshakeResponseEvent | null;
+  /** Interim (1xx) responses before `response`, at most MAX_INTERIM_RESPONSES. */
+  interim: HandshakeInterimEvent[];
   /** The start of the body sent with a response that did not upgrade. */
   body: HandshakeBodyEvent | null;
   error: HttpErrorEvent | null;
@@ -101,6 +105,7 @@ const CONNECTION_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set([
 const REORDER_WINDOW = 64;
 const MAX_PINGS = 10_000;
 const MAX_PROTOCOL_ERRORS = 100;
+const MAX_INTERIM_RESPONSES = 100;
 /** A disk that keeps failing and recovering makes one gap per retry; past this many the last one absorbs the rest. */
 const MAX_CAPTURE_GAPS = 1000;
 
@@ -176,6 +181,7 @@ export class HarFold {
           protocolErrors: [],
           cutFrames: [],
           observerFault: null,
+          interim: [],
           reorder: [],
           lastT: event.t,
           missing: null,
@@ -209,6 +215,9 @@ export class HarFold {
     // Bounded like the live tracker's: a peer sending close frame after close frame must not grow the export's memory.
     if (evidence && keepsEvidence(record.evidence, evidence)) record.evidence.push(evidence);
     switch (event.kind) {
+      case 'ws.handshake.interim':
+        if (record.interim.length < MAX_INTERIM_RESPONSES) record.interim.push(event);
+        break;
       case 'ws.handshake.response':
         record.response = event;
         break;
@@ -251,6 +260,7 @@ export class HarFold {
       protocolErrors: [],
       cutFrames: [],
       observerFault: null,
+      interim: [],
       reorder: [],
       lastT: event.t,
       missing: missingBeginning(event.t),
@@ -395,6 +405,7 @@ export class HarFold {
           : {}),
         ...(record.cutFrames.length > 0 ? { cutFrames: record.cutFrames.map(harCutFrame) } : {}),
         ...(record.observerFault ? { observerFault: harObserverFault(record.observerFault) } : {}),
+        ...(record.interim.length > 0 ? { interimResponses: record.interim.map((e) => harInterimResponse(e, redact)) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
         ...(record.missing ? { incomplete: incompleteNote(record.missing, attribution.undecided) } : {}),
       },

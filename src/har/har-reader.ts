@@ -11,6 +11,7 @@ import type {
 } from '../capture/events.js';
 import { headerValues } from '../capture/raw-headers.js';
 import { negotiatedDeflate } from '../wire/websocket-extensions.js';
+import { headSize } from './har-entries.js';
 
 /**
  * Reads a HAR (wstap's own, or one exported by a browser) back into the
@@ -537,6 +538,7 @@ function webSocketEvents(entry: GoodEntry, conn: number, connection: Connection,
     const failed: CaptureEvent = { kind: 'http.error', t: entry.end, conn, exchange: 1, stage: 'connect', code, message, answeredStatus: status > 0 ? status : null };
     events.push(failed);
   } else {
+    events.push(...interimResponsesOf(wstap, conn, requestAt));
     const { send, wait } = timingsOf(entry);
     const responseHeaders = headersOf(response['headers']);
     const responseEvent: CaptureEvent = {
@@ -915,6 +917,34 @@ function observerFaultEvents(value: unknown, conn: number, where: string, warnin
       message: str(value['message']) ?? '',
     },
   ];
+}
+
+/** wstap's `_wstap.interimResponses` (103 Early Hints... before the 101) back as events; items without a status and time are skipped. */
+function interimResponsesOf(wstap: Record<string, unknown> | undefined, conn: number, requestAt: number): CaptureEvent[] {
+  const list = wstap?.['interimResponses'];
+  if (!Array.isArray(list)) return [];
+  const out: CaptureEvent[] = [];
+  for (const item of list) {
+    if (!isObject(item)) continue;
+    const statusCode = num(item['status']);
+    const time = num(item['time']);
+    if (statusCode === undefined || time === undefined) continue;
+    const t = secondsToMs(time);
+    const reason = str(item['statusText']) ?? '';
+    const rawHeaders = headersOf(item['headers']);
+    out.push({
+      kind: 'ws.handshake.interim',
+      t,
+      conn,
+      statusCode,
+      reason,
+      httpVersion: '1.1',
+      rawHeaders,
+      headLength: headSize(`HTTP/1.1 ${statusCode} ${reason}`, rawHeaders),
+      waitMs: round3(Math.max(0, t - requestAt)),
+    });
+  }
+  return out;
 }
 
 /** Rank breaks ties at one instant: a connection opens before, and closes after, anything else then. */

@@ -119,6 +119,8 @@ export interface HarWstap {
   observerFault?: { time: number; side?: 'client' | 'upstream'; where: string; message: string };
   /** Who produced the response: `wstap` when the upstream could not be reached and wstap answered 502. */
   answeredBy?: 'upstream' | 'wstap';
+  /** Interim responses (103 Early Hints, 100 Continue) the upstream sent before `response`, in order; `time` in epoch seconds. */
+  interimResponses?: Array<{ status: number; statusText: string; headers: HarNameValue[]; time: number }>;
   /** Whether header values and query parameters were redacted in this entry. */
   redacted: boolean;
   /** Present when the capture holds only part of the connection. */
@@ -171,7 +173,13 @@ export interface HarLog {
   };
 }
 
-export type PayloadMode = 'none' | 'preview' | 'full';
+/**
+ * Message data in a HAR: `preview` is what the capture holds of each message,
+ * its first --preview-bytes bytes (inflated), with `_size` on one cut short;
+ * `none` keeps sizes only. There is no "full": a HAR cannot hold more than
+ * was captured (record with a larger --preview-bytes for whole messages).
+ */
+export type PayloadMode = 'none' | 'preview';
 
 /** `_wstap.diagnosis` items are analysis findings as they are. */
 export type HarDiagnosis = Finding;

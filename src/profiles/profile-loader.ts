@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type YAMLMap, type YAMLSeq } from 'yaml';
 import type { Side } from '../capture/events.js';
@@ -187,19 +187,13 @@ class Checker {
     const e = this.entries(root, TOP_KEYS, ['name', 'description', 'hops'], ctx);
 
     const name = this.string(e.name);
-    if (name !== undefined && e.name) {
-      if (!PROFILE_NAME_RE.test(name)) {
-        this.reportAt(
-          e.name,
-          `"name" must be lowercase letters, digits and dashes, starting with a letter or digit, got ${JSON.stringify(name)}`,
-        );
-      } else {
-        const base = basename(file);
-        const m = /^(.*)\.ya?ml$/.exec(base);
-        if (m && m[1] !== name) {
-          this.reportAt(e.name, `"name" is ${JSON.stringify(name)} but the file is ${base}; a profile in NAME.yaml must be named NAME`);
-        }
-      }
+    // The name need not match the file's: users copy nginx.yaml to my-site.yaml and edit it.
+    // Shipped profiles do match (test/unit/profile-loader.test.ts), since --profile NAME finds them by file name.
+    if (name !== undefined && e.name && !PROFILE_NAME_RE.test(name)) {
+      this.reportAt(
+        e.name,
+        `"name" must be lowercase letters, digits and dashes, starting with a letter or digit, got ${JSON.stringify(name)}`,
+      );
     }
 
     const description = this.string(e.description);

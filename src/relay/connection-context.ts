@@ -1,4 +1,4 @@
-import type { CaptureEvent, EventSink, Idle, Side } from '../capture/events.js';
+import type { CaptureEvent, ConnCloseEvent, EventSink, Idle, Side } from '../capture/events.js';
 import type { SessionClock } from '../capture/session-clock.js';
 
 /**
@@ -35,6 +35,8 @@ export interface ObserverFaultInjection {
 export class ConnectionContext {
   readonly lastByteAt: Record<Side, number>;
   readonly bytes = { fromClient: 0, fromUpstream: 0 };
+  /** Of `bytes`, those that arrived after wstap had ended or destroyed the other side, so were not passed on. */
+  readonly notRelayed = { fromClient: 0, fromUpstream: 0 };
   readonly openedAt: number;
   #closeRecorded = false;
   #observing = true;
@@ -156,7 +158,9 @@ export class ConnectionContext {
   recordClose(): void {
     if (this.#closeRecorded) return;
     this.#closeRecorded = true;
-    this.record({ kind: 'conn.close', t: this.now(), conn: this.id, bytes: { ...this.bytes } });
+    const event: ConnCloseEvent = { kind: 'conn.close', t: this.now(), conn: this.id, bytes: { ...this.bytes } };
+    if (this.notRelayed.fromClient > 0 || this.notRelayed.fromUpstream > 0) event.notRelayed = { ...this.notRelayed };
+    this.record(event);
   }
 }
 

@@ -73,8 +73,12 @@ export class DuplexRelay {
     const counter = side === 'client' ? 'fromClient' : 'fromUpstream';
 
     src.on('data', (chunk: Buffer) => {
-      // Forward first: nothing we record may delay or change the bytes.
-      if (!dst.destroyed && !dst.write(chunk)) src.pause();
+      // Forward first: nothing we record may delay or change the bytes. Once
+      // wstap itself has ended or destroyed the other side (shutdown) a chunk
+      // cannot go on; writing it would fail (ERR_STREAM_WRITE_AFTER_END) and
+      // read as that peer's socket error. It is counted as what it is.
+      if (dst.writableEnded || dst.destroyed) ctx.notRelayed[counter] += chunk.length;
+      else if (!dst.write(chunk)) src.pause();
       const t = ctx.now();
       const previousByteAt = ctx.lastByteAt[side];
       ctx.lastByteAt[side] = t;

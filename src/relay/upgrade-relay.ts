@@ -2,7 +2,8 @@ import type http from 'node:http';
 import type net from 'node:net';
 import type { HandshakeResponseEvent } from '../capture/events.js';
 import { headerValues, rawHeaderPairs } from '../capture/raw-headers.js';
-import { HttpHeadParser, type HttpResponseHead } from '../wire/http-head-parser.js';
+import type { HttpResponseHead } from '../wire/http-head-parser.js';
+import { ResponseHeads } from '../wire/response-heads.js';
 import { negotiatedDeflate } from '../wire/websocket-extensions.js';
 import type { ChunkObserver, ConnectionContext } from './connection-context.js';
 import { DuplexRelay } from './duplex-relay.js';
@@ -61,8 +62,8 @@ export function relayUpgrade(
   });
 
   const tap = new WebSocketTap(ctx, { previewLimit: options.previewLimit });
-  const parser = new HttpHeadParser('response');
-  let headDone = false;
+  /** The upstream's heads: interim ones (103 Early Hints...) are recorded and relayed, and decoding waits for the final one. */
+  const heads = new ResponseHeads();
   /** After a response that did not upgrade: what the app said in its body. */
   let body: HandshakeBodyTap | null = null;
 
@@ -95,9 +96,14 @@ export function relayUpgrade(
       upstream.write(head);
 
       const observeUpstreamHead = (chunk: Buffer, t: number, previousByteAt: number): void => {
-        const result = parser.push(chunk);
-        if (result.state === 'incomplete') return;
-        headDone = true;
+        const step = heads.push(chunk);
+        const waitMs = Math.round((t - requestAt) * 1000) / 1000;
+        for (const interim of step.interim) {
+          const { statusCode, reason, httpVersion, rawHeaders, headLength } = interim;
+          ctx.record({ kind: 'ws.handshake.interim', t, conn: ctx.id, statusCode, reason, httpVersion, rawHeaders, headLength, waitMs });
+        }
+        const result = step.end;
+        if (result === null) return;
         if (result.state === 'error') {
           ctx.record({ kind: 'ws.handshake.error', t, conn: ctx.id, code: result.code, message: result.message, offset: result.offset });
           tap.disarm();
@@ -115,7 +121,7 @@ export function relayUpgrade(
           headLength: response.headLength,
           upgraded: isWebSocketUpgrade(response),
           deflate: negotiatedDeflate(headerValues(response.rawHeaders, 'sec-websocket-extensions')),
-          waitMs: Math.round((t - requestAt) * 1000) / 1000,
+          waitMs,
         };
         ctx.record(event);
         if (!event.upgraded) {
@@ -135,7 +141,7 @@ export function relayUpgrade(
 
       // Called through ctx.observe (by the relay, and below for the early bytes): a throw stops observing, never relaying.
       const observe: ChunkObserver = (side, chunk, t, previousByteAt) => {
-        if (side === 'upstream' && !headDone) observeUpstreamHead(chunk, t, previousByteAt);
+        if (side === 'upstream' && !heads.done) observeUpstreamHead(chunk, t, previousByteAt);
         else if (side === 'upstream' && body) body.observe(chunk, t);
         else tap.observe(side, chunk, t, previousByteAt);
       };

@@ -92,7 +92,6 @@ class DirectionTap {
   readonly #assembler: MessageAssembler;
   readonly #inflater: MessageInflater | null;
   #messageCompressed = false;
-  #chunkPreviousByteAt = 0;
   #closeIdle: { client: number; upstream: number } | null = null;
   #faulted = false;
 
@@ -122,9 +121,8 @@ class DirectionTap {
 
   push(chunk: Buffer, t: number, previousByteAt: number): void {
     if (this.#faulted) return;
-    this.#chunkPreviousByteAt = previousByteAt;
     try {
-      this.#decoder.push(chunk, t);
+      this.#decoder.push(chunk, t, previousByteAt);
     } catch (err) {
       // A bug of ours must cost the recording of this direction, never the relay.
       this.#faulted = true;
@@ -175,10 +173,10 @@ class DirectionTap {
 
   #onFrameHeader(header: FrameHeader): void {
     if (header.opcode !== OPCODE_CLOSE) return;
-    // Silence before the close frame: this direction up to the chunk that
-    // carried its first byte, the other up to now.
+    // Silence before the close frame's first byte: this direction's from the
+    // byte before it (the header may end chunks later), the other's up to now.
     const other: Side = this.#side === 'client' ? 'upstream' : 'client';
-    const own = Math.max(0, header.t - this.#chunkPreviousByteAt);
+    const own = Math.max(0, header.t - header.previousByteAt);
     const theirs = Math.max(0, header.t - this.#ctx.lastByteAt[other]);
     const round = (ms: number): number => Math.round(ms * 1000) / 1000;
     this.#closeIdle =

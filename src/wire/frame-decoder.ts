@@ -38,6 +38,8 @@ export interface FrameHeader {
   index: number; // 0-based frame number in this direction
   offset: number; // stream offset (bytes pushed before it) of the frame's first byte
   t: number; // the `t` passed with the chunk that held the frame's first byte
+  /** The `previousByteAt` passed with that chunk: with `t`, the silence before the frame's first byte. */
+  previousByteAt: number;
   fin: boolean; rsv1: boolean; rsv2: boolean; rsv3: boolean;
   opcode: number;
   masked: boolean;
@@ -154,6 +156,7 @@ export class FrameDecoder {
   // The frame being parsed; copied into `header` once the header is complete.
   private frameOffset = 0;
   private frameT = 0;
+  private framePreviousByteAt = 0;
   private fin = false;
   private rsv1 = false;
   private opcode = 0;
@@ -220,7 +223,13 @@ export class FrameDecoder {
     };
   }
 
-  push(chunk: Buffer, t: number): void {
+  /**
+   * `t` is when the chunk arrived and `previousByteAt` when the byte before it
+   * did (both the caller's clock, default: no silence); a frame carries the
+   * pair of the chunk its first byte came in, however many chunks its header
+   * and payload span.
+   */
+  push(chunk: Buffer, t: number, previousByteAt: number = t): void {
     const base = this.bytes;
     this.bytes += chunk.length;
     const end = chunk.length;
@@ -231,6 +240,7 @@ export class FrameDecoder {
           if (this.hdrLen === 0) {
             this.frameOffset = base + pos;
             this.frameT = t;
+            this.framePreviousByteAt = pos === 0 ? previousByteAt : t;
           }
           pos = this.fill(chunk, pos);
           if (this.hdrLen === 2) this.getInfo();
@@ -368,6 +378,7 @@ export class FrameDecoder {
       index: this.frames,
       offset: this.frameOffset,
       t: this.frameT,
+      previousByteAt: this.framePreviousByteAt,
       fin: this.fin,
       rsv1: this.rsv1,
       rsv2: false, // a set RSV2/RSV3 already failed in getInfo
@@ -453,6 +464,7 @@ export class FrameDecoder {
       index: header.index,
       offset: header.offset,
       t: header.t,
+      previousByteAt: header.previousByteAt,
       fin: header.fin,
       rsv1: header.rsv1,
       rsv2: header.rsv2,

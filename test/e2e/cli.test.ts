@@ -62,14 +62,48 @@ describe('command line', () => {
     });
   }
 
-  it('refuses to overwrite an existing capture without --force', () => {
+  it('refuses to overwrite an existing capture without --force, as --help says', () => {
+    // The help entry of --capture, up to the next option: it must say what the command does.
+    const help = run(['proxy', '--help']).stdout;
+    const entry = /^ {2}--capture FILE[^\n]*\n(?: {4,}[^\n]*\n)*/m.exec(help)?.[0] ?? '';
+    expect(entry).not.toBe('');
+    expect(entry).not.toMatch(/append/i);
+    expect(entry).toMatch(/new file/);
+    expect(entry).toMatch(/existing FILE is refused without --force/);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-cli-'));
     const file = path.join(dir, 'old.jsonl');
     fs.writeFileSync(file, 'precious evidence\n');
-    const r = run(['proxy', '--target', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--capture', file, '--log-format', 'json']);
+    const r = run(['proxy', '--target', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--capture', file, '--no-tui', '--log-format', 'json']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('already exists');
+    expect(r.stderr).toContain(`capture file ${file} already exists; choose another name or pass --force to overwrite it`);
     expect(fs.readFileSync(file, 'utf8')).toBe('precious evidence\n');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--har without --capture and without the UI: the HAR is written and the temporary capture deleted', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-cli-tmp-'));
+    const har = path.join(tmp, 'out.har');
+    const child = spawn(process.execPath, [BIN, 'proxy', '--target', 'http://127.0.0.1:1', '--listen', '127.0.0.1:0', '--no-tui', '--log-format', 'json', '--har', har], {
+      env: { ...process.env, TMPDIR: tmp },
+    });
+    let stderr = '';
+    const listening = new Promise<void>((resolve) =>
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes('"listen"')) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await listening;
+    // The temporary capture exists while the session runs...
+    expect(fs.readdirSync(tmp).filter((f) => f.startsWith('wstap-'))).toHaveLength(1);
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(0);
+    // ...and is gone once the HAR is written.
+    expect(JSON.parse(fs.readFileSync(har, 'utf8'))).toMatchObject({ log: { version: '1.2' } });
+    expect(fs.readdirSync(tmp)).toEqual(['out.har']);
+    expect(stderr).not.toContain('capture kept at');
+    fs.rmSync(tmp, { recursive: true, force: true });
   });
 
   it('exits 2 when the listen port is taken', async () => {

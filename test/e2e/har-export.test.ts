@@ -92,7 +92,7 @@ beforeAll(async () => {
   expect(a.status).toBe(0);
   exportStderr = a.stderr;
   harDefault = readHar(path.join(dir, 'default.har'));
-  const b = wstapCli(['export', wstap.capturePath, '-o', path.join(dir, 'plain.har'), '--no-redact', '--payloads', 'full']);
+  const b = wstapCli(['export', wstap.capturePath, '-o', path.join(dir, 'plain.har'), '--no-redact']);
   expect(b.status).toBe(0);
   harPlain = readHar(path.join(dir, 'plain.har'));
 });
@@ -256,5 +256,61 @@ describe('wstap view', () => {
     const r = wstapCli(['view', file]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toMatch(/neither a wstap capture nor a HAR file/);
+  });
+});
+
+describe('message data in a HAR: what the capture holds, the first --preview-bytes of each message', () => {
+  const PREVIEW = 16;
+  let small: { app: UpstreamApp; wstap: WstapProcess; har: string } | undefined;
+
+  afterAll(async () => {
+    await small?.wstap.stop();
+    await small?.app.close();
+  });
+
+  it('a message longer than --preview-bytes is its first bytes with its real size in _size, the same from --har and export; --payloads full is refused', async () => {
+    const app = await startUpstreamApp();
+    const har = path.join(dir, 'preview-16.har');
+    const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`, '--preview-bytes', String(PREVIEW), '--har', har]);
+    small = { app, wstap, har };
+    const client = await connectClient(`ws://127.0.0.1:${wstap.port}/long`);
+    const { ws: server } = await app.nextConnection();
+    const long = 'a message of sixty-four bytes, longer than the sixteen kept....';
+    const got = new Promise<string[]>((resolve) => {
+      const all: string[] = [];
+      server.on('message', (d: Buffer) => all.push(d.toString()) === 2 && resolve(all));
+    });
+    client.send(long);
+    client.send('short');
+    expect(await got).toEqual([long, 'short']);
+    client.close(1000);
+    await closedEvent(client);
+    await sleep(200);
+    expect(await wstap.stop()).toBe(0);
+
+    const exported = path.join(dir, 'preview-16-export.har');
+    const r = wstapCli(['export', wstap.capturePath, '-o', exported]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain('(1 with partial data, marked with _size)');
+    for (const file of [har, exported]) {
+      const entry = readHar(file).log.entries.find((e) => e._resourceType === 'websocket');
+      expect(entry?._webSocketMessages, file).toEqual([
+        { type: 'send', time: expect.any(Number), opcode: 1, data: long.slice(0, PREVIEW), _size: Buffer.byteLength(long) },
+        { type: 'send', time: expect.any(Number), opcode: 1, data: 'short' },
+      ]);
+    }
+
+    // No mode promises more than the capture holds.
+    const full = wstapCli(['export', wstap.capturePath, '-o', path.join(dir, 'full.har'), '--payloads', 'full']);
+    expect(full.status).toBe(2);
+    expect(full.stderr.trim()).toBe(
+      'wstap: --payloads full was removed: a HAR holds what the capture holds, the first --preview-bytes of each message (a longer one is marked with _size); record with a larger --preview-bytes for whole messages (see wstap --help)',
+    );
+    expect(fs.existsSync(path.join(dir, 'full.har'))).toBe(false);
+    for (const command of ['proxy', 'export', 'view']) {
+      const help = wstapCli([command, '--help']).stdout;
+      expect(help, command).toMatch(/--payloads MODE +none or preview/);
+      expect(help, command).not.toMatch(/\bfull\b/);
+    }
   });
 });

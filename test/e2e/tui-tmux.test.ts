@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCaptureFile } from '../../src/capture/capture-reader.js';
 import { harSchemaErrors } from '../support/har-schema.js';
 import { freePort } from '../support/ports.js';
 import { requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
@@ -37,6 +38,8 @@ describe('wstap proxy terminal UI, in tmux', () => {
   let cliPidFile: string;
   let sttyBefore: string;
   let sttyAfter: string;
+  /** The capture wstap kept at exit (in a temporary directory of its own). */
+  let keptCapture: string | undefined;
 
   /** What the pane's script left behind, for failure messages. */
   const context = (): string =>
@@ -105,6 +108,7 @@ describe('wstap proxy terminal UI, in tmux', () => {
     await tmux?.kill(Number.isInteger(cliPid) && cliPid > 0 ? [cliPid] : []);
     await app?.close();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    if (keptCapture) fs.rmSync(path.dirname(keptCapture), { recursive: true, force: true });
   });
 
   it('shows the live connection, advances its idle timer, names upstream as the closer; e writes a HAR; q exits 0 and restores the terminal', async () => {
@@ -219,6 +223,14 @@ describe('wstap proxy terminal UI, in tmux', () => {
     expect(screen.display('#{alternate_on}')).toBe('0');
     expect(restored.filter((l) => l.startsWith(HEADER))).toEqual([]);
     expect(restored.join('\n')).toContain(`wstap: log written to ${logFile}`);
+    // No --capture: the session's temporary capture is kept, private, and its path printed.
+    const kept = /wstap: capture kept at (\S+)/.exec(restored.join('\n'))?.[1];
+    expect(kept, `"capture kept at" on the primary screen:\n${restored.join('\n')}`).toBeDefined();
+    keptCapture = kept!;
+    expect(fs.statSync(keptCapture).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.dirname(keptCapture)).mode & 0o777).toBe(0o700);
+    const captured = (await readCaptureFile(keptCapture)).filter((e) => e.kind === 'ws.message');
+    expect(captured.map((e) => e.kind === 'ws.message' && Buffer.from(e.preview, 'base64').toString())).toEqual(['hello', 'world', 'ack']);
     expect(screen.display('#{cursor_flag}'), 'cursor visible again').toBe('1');
     expect(screen.display('#{keypad_cursor_flag}'), 'cursor keys back in normal mode').toBe('0');
     expect(readIfThere(sttyAfter), 'terminal modes (stty -g) as before the UI').toBe(readIfThere(sttyBefore));

@@ -75,7 +75,8 @@ export interface Run {
 }
 
 /** Pushes `chunks` into a fresh decoder (chunk i gets t = ts[i], or i) and records every callback. */
-export function run(chunks: Buffer[], options?: FrameDecoderOptions, ts?: number[]): Run {
+/** Feeds `chunks` with times `ts` (default: the chunk's index) and `previous` (each chunk's previousByteAt, default: none given). */
+export function run(chunks: Buffer[], options?: FrameDecoderOptions, ts?: number[], previous?: number[]): Run {
   const frames: DecodedFrame[] = [];
   const headers: FrameHeader[] = [];
   const errors: FrameProtocolError[] = [];
@@ -93,7 +94,10 @@ export function run(chunks: Buffer[], options?: FrameDecoderOptions, ts?: number
     },
     options,
   );
-  chunks.forEach((c, i) => decoder.push(c, ts ? ts[i]! : i));
+  chunks.forEach((c, i) => {
+    const t = ts ? ts[i]! : i;
+    decoder.push(c, t, previous ? previous[i]! : t);
+  });
   return { frames, headers, errors, payloads, decoder };
 }
 

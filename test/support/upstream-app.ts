@@ -91,6 +91,8 @@ export function correctUpgradeHeaders(key: string): Array<[string, string]> {
 export interface RawUpgradeServerOptions {
   /** Speak TLS (a wss:// app) with this key and certificate, up to maxVersion (default: Node's, TLSv1.3). */
   tls?: { key: Buffer; cert: Buffer; maxVersion?: tls.SecureVersion };
+  /** Interim responses (1xx heads, each written on its own) sent before the 101. */
+  interim?: string[];
 }
 
 /**
@@ -128,6 +130,7 @@ export async function startRawUpgradeServer(
       const key = /^sec-websocket-key:[ \t]*(\S+)/im.exec(requestHead)?.[1] ?? '';
       const headers = answer(key, requestHead);
       answers.push(headers);
+      for (const interim of options.interim ?? []) socket.write(interim, 'latin1');
       socket.write(`HTTP/1.1 101 Switching Protocols\r\n${headers.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`, 'latin1');
       onUpgraded(socket, tcp);
     };

@@ -97,6 +97,22 @@ describe('ConnectionTracker on a WebSocket connection', () => {
     expect(s?.httpExchanges).toBe(0);
   });
 
+  it('an interim response (103) before the 101 is upstream activity, and the handshake stays the 101', () => {
+    const tracker = new ConnectionTracker();
+    const events = wsConnection(1);
+    const interim: CaptureEvent = {
+      kind: 'ws.handshake.interim', t: T0 + 2, conn: 1, statusCode: 103, reason: 'Early Hints', httpVersion: '1.1', rawHeaders: [], headLength: 30, waitMs: 1,
+    };
+    tracker.apply(events[0]!);
+    tracker.apply(events[1]!);
+    const s = tracker.apply(interim);
+    expect(s?.state).toBe('handshaking');
+    expect(s?.lastActivityAt.upstream).toBe(T0 + 2);
+    expect(s?.handshakeResponse).toBeNull();
+    for (const e of events.slice(2)) tracker.apply(e);
+    expect(tracker.get(1)?.handshakeResponse).toStrictEqual(events[2]);
+  });
+
   it('counts frames, messages and payload bytes per side', () => {
     const tracker = new ConnectionTracker();
     for (const e of wsConnection(1)) tracker.apply(e);

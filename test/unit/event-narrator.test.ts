@@ -125,6 +125,20 @@ describe('narrate: which events produce a line', () => {
     ]);
   });
 
+  it('narrates an interim response before the 101, and the 101 after it as before', () => {
+    const interim: CaptureEvent = {
+      kind: 'ws.handshake.interim', t: T0 + 2, conn: 4, statusCode: 103, reason: 'Early Hints\u001b[2J', httpVersion: '1.1',
+      rawHeaders: [['Link', '</a.css>; rel=preload']], headLength: 60, waitMs: 1,
+    };
+    const lines = narrateAll([open(4), handshakeRequest(4), interim, handshakeResponse(4)]);
+    expect(lines[2]).toStrictEqual({
+      level: 'info',
+      msg: '#4 upstream sent 103 Early Hints\\x1b[2J after 1.0 ms (interim; the final answer follows)',
+      fields: { conn: 4, status: 103, waitMs: 1 },
+    });
+    expect(lines[3]).toMatchObject({ level: 'info', msg: '#4 upstream answered 101 Switching Protocols after 2.0 ms' });
+  });
+
   it('narrates the open with the remote address', () => {
     expect(narrate(open(7), null)).toStrictEqual({
       level: 'info',
@@ -350,7 +364,20 @@ describe('narrate: the close line', () => {
       { kind: 'conn.close', t: T0 + 11, conn: 6, bytes: { fromClient: 0, fromUpstream: 0 } },
     ]);
     expect(n.msg).toContain('#6 closed by proxy (wstap fin (shutdown))');
+    expect(n.msg).not.toContain('not relayed');
     expect(n.fields.closedBy).toBe('proxy');
+  });
+
+  it('says what the peers sent after wstap ended the connection, which it could not pass on', () => {
+    const n = lastLine([
+      open(6),
+      handshakeRequest(6),
+      handshakeResponse(6),
+      { kind: 'proxy.close', t: T0 + 10, conn: 6, reason: 'shutdown', idle: { client: 1, upstream: 1 } },
+      { kind: 'conn.close', t: T0 + 11, conn: 6, bytes: { fromClient: 50, fromUpstream: 900 }, notRelayed: { fromClient: 0, fromUpstream: 300 } },
+    ]);
+    expect(n.msg).toMatch(/^#6 closed by proxy \(wstap fin \(shutdown\)\).*; not relayed, sent after wstap ended the connection: client 0 B, upstream 300 B$/);
+    expect(n.fields.notRelayed).toEqual({ fromClient: 0, fromUpstream: 300 });
   });
 
   it('says when no close evidence was seen', () => {

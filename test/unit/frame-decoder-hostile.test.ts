@@ -94,7 +94,7 @@ function checkCase(c: HostileCase, code: FrameErrorCode, cuts: number[], preview
   // t is that of the chunk with the offending frame's first byte, even when the
   // violation only shows in a later chunk (split header, close body).
   expect(cut.errors).toEqual([{ ...expectedError, t: tAt(c.prefix.length) }]);
-  expect(cut.frames).toEqual(prefixOnly.frames.map((f) => ({ ...f, t: tAt(f.offset) })));
+  expect(cut.frames).toEqual(prefixOnly.frames.map((f) => ({ ...f, t: tAt(f.offset), previousByteAt: tAt(f.offset) })));
   // Nothing after the error: the offending frame's header only when its body was at fault.
   expect(cut.headers.map((h) => h.index)).toEqual([...Array(n + (c.bad.headerDelivered ? 1 : 0)).keys()]);
   expect([...cut.payloads.keys()].every((index) => index <= n)).toBe(true);

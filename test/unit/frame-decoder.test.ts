@@ -15,7 +15,7 @@ describe('FrameDecoder: valid frames', () => {
     expect(headers).toHaveLength(1);
     expect(frames).toEqual([
       {
-        index: 0, offset: 0, t: 42, fin: true, rsv1: false, rsv2: false, rsv3: false, opcode: 1,
+        index: 0, offset: 0, t: 42, previousByteAt: 42, fin: true, rsv1: false, rsv2: false, rsv3: false, opcode: 1,
         masked: false, length: 5, headerLength: 2, maskKey: null,
         preview: Buffer.from('Hello'), previewTruncated: false,
       },
@@ -219,11 +219,35 @@ describe('FrameDecoder: properties', () => {
           // t is the start offset of the (non-empty) chunk holding the frame's first byte.
           const tFor = (offset: number): number =>
             starts.find((s, i) => s <= offset && offset < s + chunks[i]!.length)!;
-          expect(cut.frames).toEqual(whole.frames.map((f) => ({ ...f, t: tFor(f.offset) })));
+          // Without a previousByteAt given, a frame's is its chunk's t.
+          expect(cut.frames).toEqual(whole.frames.map((f) => ({ ...f, t: tFor(f.offset), previousByteAt: tFor(f.offset) })));
           expect(cut.decoder.bytesSeen).toBe(wire.length);
           expect(cut.decoder.inMessage).toBe(false);
         },
       ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('a frame carries the previousByteAt of the chunk its first byte came in, or that chunk\'s t when a frame ended before it there', () => {
+    fc.assert(
+      fc.property(streamArb(smallPayload), fc.array(fc.nat(), { maxLength: 30 }), (specs, rawCuts) => {
+        const wire = Buffer.concat(specs.map(frame));
+        const { chunks, starts } = splitAt(wire, rawCuts.map((c) => c % (wire.length + 1)));
+        // Chunk i arrives at 1000 (i + 1); the byte before it at 1000 (i + 1) - 7 (i + 1).
+        const ts = chunks.map((_, i) => 1000 * (i + 1));
+        const previous = chunks.map((_, i) => 1000 * (i + 1) - 7 * (i + 1));
+        const cut = run(chunks, {}, ts, previous);
+        expect(cut.errors).toEqual([]);
+        expect(cut.frames).toHaveLength(specs.length);
+        for (const f of cut.frames) {
+          const i = starts.findIndex((s, k) => s <= f.offset && f.offset < s + chunks[k]!.length);
+          expect(f.t).toBe(ts[i]);
+          expect(f.previousByteAt).toBe(f.offset === starts[i] ? previous[i] : ts[i]);
+        }
+        // The headers handed out early carry the same pair.
+        expect(cut.headers.map((h) => [h.t, h.previousByteAt])).toEqual(cut.frames.map((f) => [f.t, f.previousByteAt]));
+      }),
       { numRuns: 150 },
     );
   });

@@ -442,6 +442,24 @@ describe('harToEvents: close evidence without frames', () => {
   });
 });
 
+describe('harToEvents: interim responses', () => {
+  it('reads _wstap.interimResponses back as ws.handshake.interim events before the 101', () => {
+    const entry = JSON.parse(wstapHar()) as { log: { entries: Array<Record<string, unknown> & { _wstap?: Record<string, unknown> }> } };
+    const ws = entry.log.entries.find((e) => e['_resourceType'] === 'websocket')!;
+    ws._wstap = { ...ws._wstap, interimResponses: [{ status: 103, statusText: 'Early Hints', headers: nv([['Link', '</a.css>; rel=preload']]), time: S0 + 0.001 }, { bogus: true }] };
+    const result = harToEvents(JSON.stringify(entry), 'w.har');
+    const kinds = result.events.filter((e) => e.kind.startsWith('ws.handshake')).map((e) => e.kind);
+    expect(kinds).toEqual(['ws.handshake.request', 'ws.handshake.interim', 'ws.handshake.response']);
+    expect(result.events.find((e) => e.kind === 'ws.handshake.interim')).toMatchObject({
+      statusCode: 103,
+      reason: 'Early Hints',
+      rawHeaders: [['Link', '</a.css>; rel=preload']],
+      headLength: 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n'.length,
+      t: T0 + 1,
+    });
+  });
+});
+
 describe('harToEvents: HTTP outcomes and odd clocks', () => {
   function oneEntry(response: Record<string, unknown>, wstap?: Record<string, unknown>): HarReadResult {
     return harToEvents(

@@ -106,7 +106,7 @@ describe('MessageAssembler', () => {
   it('ignores control frames and orphan continuations without disturbing a message', () => {
     const assembler = new MessageAssembler();
     const base: DecodedFrame = {
-      index: 0, offset: 0, t: 0, fin: true, rsv1: false, rsv2: false, rsv3: false, opcode: 0, masked: false,
+      index: 0, offset: 0, t: 0, previousByteAt: 0, fin: true, rsv1: false, rsv2: false, rsv3: false, opcode: 0, masked: false,
       length: 1, headerLength: 2, maskKey: null, preview: Buffer.from('x'), previewTruncated: false,
     };
     expect(assembler.push(base)).toBeNull(); // orphan continuation

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -299,10 +299,7 @@ describe('parseProfile: errors, with file, line and column', () => {
     );
   });
 
-  it('rejects a name that differs from the file name, and names that are not lowercase words', () => {
-    expect(parseError(yaml('name: nginx', 'description: d', 'hops: []'), 'profiles/ngx.yaml').message).toBe(
-      'profiles/ngx.yaml:1:7: "name" is "nginx" but the file is ngx.yaml; a profile in NAME.yaml must be named NAME',
-    );
+  it('rejects names that are not lowercase words', () => {
     expect(parseError(yaml('name: My Nginx', 'description: d', 'hops: []'), '<stdin>').message).toBe(
       '<stdin>:1:7: "name" must be lowercase letters, digits and dashes, starting with a letter or digit, got "My Nginx"',
     );
@@ -387,6 +384,22 @@ describe('loadProfileFile, resolveProfile, listShippedProfiles', () => {
 
   it('finds the shipped profiles in <package root>/profiles', () => {
     expect(shippedProfilesDir()).toBe(REPO_PROFILES);
+  });
+
+  it('loads a shipped profile copied under another file name and edited (users copy nginx.yaml to my-site.yaml)', () => {
+    const copyDir = mkdtempSync(join(tmpdir(), 'wstap-profile-copy-'));
+    try {
+      const copy = join(copyDir, 'my-site.yaml');
+      const edited = readFileSync(join(REPO_PROFILES, 'nginx.yaml'), 'utf8').replace(/^description: .*$/m, 'description: my site behind nginx');
+      writeFileSync(copy, edited);
+      const profile = resolveProfile(copy);
+      expect(profile.name).toBe('nginx');
+      expect(profile.description).toBe('my site behind nginx');
+      expect(profile.source).toBe(copy);
+      expect(profile.hops).toStrictEqual(resolveProfile('nginx').hops);
+    } finally {
+      rmSync(copyDir, { recursive: true, force: true });
+    }
   });
 
   it('loads every shipped profile without error', () => {
