@@ -1,18 +1,12 @@
 import type net from 'node:net';
 import type { Side } from '../capture/events.js';
 import type { ChunkObserver, ConnectionContext } from './connection-context.js';
+import { tcpBeneath } from './tcp-beneath.js';
 
 export type { ChunkObserver } from './connection-context.js';
 
 export interface DuplexRelayOptions {
   observe: ChunkObserver;
-  /**
-   * The TCP socket under a side whose relayed socket is layered on one (TLS):
-   * an RST for that side is sent on it, since a TLSSocket cannot be reset.
-   * A side not named here is its own TCP socket (or a unix socket, which
-   * has no RST and is closed instead).
-   */
-  tcp?: Partial<Record<Side, net.Socket>>;
   /**
    * Both sockets have closed; call `done` when everything the observer still
    * has to record about the connection is recorded (asynchronous inflating),
@@ -95,7 +89,7 @@ export class DuplexRelay {
 
     src.on('error', (err: NodeJS.ErrnoException) => {
       ctx.recordSocketError(side, err);
-      if (!dst.destroyed) resetOrDestroy(dst, this.#options.tcp?.[side === 'client' ? 'upstream' : 'client']);
+      if (!dst.destroyed) resetOrDestroy(dst);
     });
 
     src.on('close', () => {
@@ -135,8 +129,8 @@ export class DuplexRelay {
 }
 
 /**
- * Passes an RST on, if the socket can still send one, on `tcp`, the TCP
- * socket under `socket` (the same socket unless TLS is layered on it).
+ * Passes an RST on, if the socket can still send one, on the TCP socket
+ * under `socket` (tcp-beneath.ts: the same socket unless TLS is layered on it).
  *
  * A socket whose FIN is being sent (its side's FIN was passed on a moment
  * before: end() called, the shutdown not finished) cannot be reset: libuv
@@ -149,7 +143,8 @@ export class DuplexRelay {
  * A socket with no TCP handle (a unix socket) has no RST: resetAndDestroy()
  * throws ERR_INVALID_HANDLE_TYPE, and a plain close is the nearest thing.
  */
-export function resetOrDestroy(socket: net.Socket, tcp: net.Socket = socket): void {
+export function resetOrDestroy(socket: net.Socket): void {
+  const tcp = tcpBeneath(socket);
   const finishing = socket.writableEnded && !socket.writableFinished && socket.writableLength === 0;
   // A closed TCP socket would answer resetAndDestroy() with an ERR_SOCKET_CLOSED error event.
   if (!finishing && !tcp.destroyed) {

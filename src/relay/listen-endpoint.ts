@@ -121,19 +121,3 @@ function probeSocket(path: string): Promise<'listening' | 'refused' | 'gone'> {
   });
 }
 
-/**
- * Makes `socket.resetAndDestroy()` (what the relays call to pass an RST on
- * to the client) do the right thing for this endpoint. Node allows it only on
- * a socket whose own handle is TCP and throws ERR_INVALID_HANDLE_TYPE
- * otherwise, which inside a socket handler would take the process down:
- * under TLS the RST goes out on the raw TCP socket beneath; a unix socket has
- * no RST, and closing it at once (unread data dropped) is the nearest thing.
- */
-export function passResetToRaw(socket: net.Socket, raw: net.Socket, endpoint: ListenEndpoint['kind']): void {
-  if (socket === raw && endpoint === 'tcp') return;
-  socket.resetAndDestroy = function resetThroughRaw(this: net.Socket): net.Socket {
-    if (endpoint === 'tcp' && !raw.destroyed) raw.resetAndDestroy();
-    else raw.destroy();
-    return this.destroy();
-  };
-}

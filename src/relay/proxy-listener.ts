@@ -7,7 +7,8 @@ import type { SessionClock } from '../capture/session-clock.js';
 import { ConnectionContext } from './connection-context.js';
 import type { DuplexRelay } from './duplex-relay.js';
 import { HttpForwarder } from './http-forwarder.js';
-import { listenOn, passResetToRaw, type ListenEndpoint } from './listen-endpoint.js';
+import { listenOn, type ListenEndpoint } from './listen-endpoint.js';
+import { layerOn } from './tcp-beneath.js';
 import type { Target } from './target.js';
 import { relayTcp } from './tcp-relay.js';
 import { terminateTls, TLS_HANDSHAKE_TIMEOUT_MS, watchHandshake } from './tls-termination.js';
@@ -167,7 +168,7 @@ export class ProxyListener {
   #accept(raw: net.Socket): void {
     const context = this.#options.tls;
     const socket = context ? terminateTls(raw, context, this.#options.mode === 'http' ? ['http/1.1'] : undefined) : raw;
-    passResetToRaw(socket, raw, this.#options.endpoint.kind);
+    layerOn(socket, raw);
     const entry = this.#open(socket, raw);
     if (!context) {
       this.#relay(entry);

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import { layerOn } from './tcp-beneath.js';
 
 export interface Target {
   /** As the user wrote it, normalised: `http://127.0.0.1:8065`, `unix:/run/app.sock`. */
@@ -97,11 +98,7 @@ export interface UpstreamConnectOptions {
 export interface UpstreamConnection {
   /** The TLS socket for an https/wss target, else the TCP socket itself. */
   stream: net.Socket;
-  /**
-   * Where an RST is sent: a TLSSocket cannot be reset (ERR_INVALID_HANDLE_TYPE),
-   * the TCP socket under it can. For a unix socket, the socket itself (it has
-   * no RST; resetOrDestroy closes it).
-   */
+  /** The TCP socket under `stream` (the same socket unless TLS; tcp-beneath.ts knows it too, for an RST). */
   tcp: net.Socket;
   /** The event that says `stream` is ready: `secureConnect` (TLS handshake done) or `connect`. */
   readyEvent: 'connect' | 'secureConnect';
@@ -128,5 +125,6 @@ export function connectUpstream(target: Target, options: UpstreamConnectOptions)
     rejectUnauthorized: !options.insecure,
     ALPNProtocols: ['http/1.1'],
   });
+  layerOn(stream, tcp);
   return { stream, tcp, readyEvent: 'secureConnect' };
 }

@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import type { ConnectionContext } from './connection-context.js';
-import { DuplexRelay } from './duplex-relay.js';
+import { DuplexRelay, resetOrDestroy } from './duplex-relay.js';
 import type { Target } from './target.js';
 import { dialUpstream, type DialOptions } from './upstream-dialer.js';
 
@@ -19,7 +19,6 @@ export function relayTcp(
   dialUpstream(ctx, client, target, dial, {
     connected(upstream) {
       const relay = new DuplexRelay(ctx, client, upstream.stream, {
-        tcp: { upstream: upstream.tcp },
         observe: () => undefined,
         onClosed: () => register(null),
       });
@@ -34,7 +33,8 @@ export function relayTcp(
         ctx.recordClose();
         register(null);
       });
-      client.resetAndDestroy();
+      // As an RST, which a TLS or unix client socket cannot take directly.
+      resetOrDestroy(client);
     },
     abandoned: () => register(null),
   });

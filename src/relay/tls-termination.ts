@@ -30,8 +30,8 @@ export interface HandshakeWatch {
  * Decrypts one accepted connection. The TLSSocket is built on the raw socket
  * (not by tls.Server) so wstap keeps the raw one: the TLSSocket's own
  * resetAndDestroy() throws ERR_INVALID_HANDLE_TYPE (its handle is a TLSWrap),
- * while the socket under it can still send an RST (see listen-endpoint's
- * passResetToRaw). allowHalfOpen is the raw socket's.
+ * while the socket under it can still send an RST (the listener layers the
+ * one on the other, tcp-beneath.ts). allowHalfOpen is the raw socket's.
  */
 export function terminateTls(raw: net.Socket, context: tls.SecureContext, alpn: string[] | undefined): tls.TLSSocket {
   return new tls.TLSSocket(raw, { isServer: true, secureContext: context, ...(alpn ? { ALPNProtocols: alpn } : {}) });

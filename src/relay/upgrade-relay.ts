@@ -92,7 +92,7 @@ export function relayUpgrade(
       );
     },
     abandoned: () => register(null),
-    connected: ({ stream: upstream, tcp }) => {
+    connected: ({ stream: upstream }) => {
       upstream.write(head);
 
       const observeUpstreamHead = (chunk: Buffer, t: number, previousByteAt: number): void => {
@@ -146,7 +146,6 @@ export function relayUpgrade(
         else tap.observe(side, chunk, t, previousByteAt);
       };
       const relay = new DuplexRelay(ctx, client, upstream, {
-        tcp: { upstream: tcp },
         observe,
         settle: (done) => {
           body?.finish();

@@ -8,6 +8,7 @@ import type { CaptureEvent } from '../../src/capture/events.js';
 import { SessionClock } from '../../src/capture/session-clock.js';
 import { ConnectionContext } from '../../src/relay/connection-context.js';
 import { DuplexRelay, resetOrDestroy } from '../../src/relay/duplex-relay.js';
+import { layerOn } from '../../src/relay/tcp-beneath.js';
 import { selfSignedCertificate, type Certificate } from '../support/tls-app.js';
 
 /** Two connected loopback sockets, both allowing half-close as the relay's do. */
@@ -111,7 +112,8 @@ describe('resetOrDestroy under TLS and on unix sockets', () => {
     peer.write('from the peer');
     await Promise.all([peerGot, got]);
     const bothClosed = Promise.all([closed(socket), closed(tcp)]);
-    resetOrDestroy(socket, tcp);
+    layerOn(socket, tcp);
+    resetOrDestroy(socket);
     expect(await within(peerError, 2000)).toBe('ECONNRESET');
     expect(await within(bothClosed, 2000)).not.toBe('timeout');
     expect(errors).toEqual([]);
