@@ -70,14 +70,19 @@ export class DuplexRelay {
 
     src.on('data', (chunk: Buffer) => {
       // Forward first: nothing we record may delay or change the bytes.
-      if (!dst.destroyed && !dst.write(chunk)) src.pause();
+      const paused = !dst.destroyed && !dst.write(chunk);
+      if (paused) src.pause();
       const t = ctx.now();
+      if (paused) ctx.backlog.paused(side, t);
       const previousByteAt = ctx.lastByteAt[side];
       ctx.lastByteAt[side] = t;
       ctx.bytes[counter] += chunk.length;
       observe(side, chunk, t, previousByteAt);
     });
-    dst.on('drain', () => src.resume());
+    dst.on('drain', () => {
+      src.resume();
+      ctx.backlog.resumed(side);
+    });
 
     src.on('end', () => {
       ctx.recordFin(side);
