@@ -102,7 +102,8 @@ export async function runView(args: string[]): Promise<number> {
       const findings = narrateFindings(event, summary, diagnosis);
       let text = `${clock(event.t)} ${line.level.toUpperCase().padEnd(5)} ${line.msg}`;
       if (event.kind === 'conn.close' && summary) {
-        const who = attributionOf(summary).closedBy ?? 'unknown';
+        const attribution = attributionOf(summary);
+        const who = attribution.orderUnknown ? 'either side (order unknown)' : (attribution.closedBy ?? 'unknown');
         closedBy.set(who, (closedBy.get(who) ?? 0) + 1);
         const missing = source.unknown.get(event.conn);
         if (missing && missing.length > 0) text += `; not in this file (unknown): ${missing.join(', ')}`;

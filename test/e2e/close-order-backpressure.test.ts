@@ -361,6 +361,14 @@ describe('close frames under backpressure, through the HAR export', () => {
       expect(entry?._wstap?.closedBy).toBeNull();
       expect(entry?._wstap?.closeOrder).toEqual({ reason: 'order-unknown', pausedSide: 'upstream', pausedSince: Math.round((pausedSince ?? 0) * 1000) / 1e6 });
       expect(entry?._wstap?.closeEvents.filter((e) => e.kind === 'close-frame').every((e) => e.pausedSince?.upstream !== undefined)).toBe(true);
+
+      // `view` of the capture and of the HAR say what the live log said.
+      for (const file of [wstap.capturePath, out]) {
+        const view = spawnSync(process.execPath, [BIN, 'view', file, '--no-tui'], { encoding: 'utf8', timeout: 30_000 });
+        expect(view.status, view.stderr).toBe(0);
+        expect(view.stdout).toContain('order unknown: upstream close-frame 1001 "going away" was read at');
+        expect(view.stdout).toContain('1 connection(s) closed: 1 by either side (order unknown)');
+      }
     } finally {
       await wstap.stop('SIGKILL');
       await upstream.close();
