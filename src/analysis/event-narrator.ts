@@ -1,6 +1,6 @@
 import { GAP_BACKLOG, GAP_SEGMENT_MISSING, opcodeName, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
-import { describeEvidence, noAnswerReason } from './close-attribution.js';
+import { describeEvidence, describeOrderUnknown, describeUnread, noAnswerReason, type CloseEvidence } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
 import { diagnoseConnection, factsOf, type DiagnosisContext, type RecordedHandshake } from './connection-diagnosis.js';
 import type { Finding } from './finding.js';
@@ -167,7 +167,10 @@ export function closeNarration(s: ConnectionSummary): Narration {
     conn: s.conn,
     closedBy: attribution.closedBy,
     lifetimeMs: Math.round(lifetime),
-    evidence: s.evidence.map((e) => ({ ...e, t: undefined, atMs: Math.round((e.t - s.open.t) * 1000) / 1000 })),
+    evidence: s.evidence.map((e) => evidenceField(e, s.open.t)),
+    ...(attribution.orderUnknown
+      ? { closeOrder: 'unknown', pausedSide: attribution.orderUnknown.pausedSide, pausedSinceMs: relativeMs(attribution.orderUnknown.pausedSince, s.open.t) }
+      : {}),
     ...(s.evidenceDropped > 0 ? { evidenceDropped: s.evidenceDropped } : {}),
     idleBeforeCloseMs: attribution.idleBeforeCloseMs,
     frames: { client: s.directions.client.frames, upstream: s.directions.upstream.frames },
@@ -195,9 +198,17 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const pingText = ping ? `; last ping rtt ${ping.rttMs.toFixed(1)} ms` : '';
   const late = s.notRelayed;
   const lateText = late ? `; not relayed, sent after wstap ended the connection: client ${late.fromClient} B, upstream ${late.fromUpstream} B` : '';
+  if (attribution.orderUnknown) {
+    return {
+      level: 'warn',
+      msg: `#${s.conn} closed after ${after}, ${printable(describeOrderUnknown(attribution.orderUnknown, s.open.t), 600)}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${lateText}${unobservedText(s)}`,
+      fields,
+    };
+  }
+  const unreadText = attribution.unread ? `; ${describeUnread(attribution.unread, s.open.t)}` : '';
   return {
     level: neverAnswered ? 'warn' : 'info',
-    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${after}${idleText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${lateText}${unobservedText(s)}`,
+    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${after}${idleText}${unreadText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${lateText}${unobservedText(s)}`,
     fields,
   };
 }
@@ -206,6 +217,22 @@ export function closeNarration(s: ConnectionSummary): Narration {
 function unobservedText(s: ConnectionSummary): string {
   const fault = s.observerFault;
   return fault ? `; not observed after +${seconds(fault.t - s.open.t)} (internal fault): frames and close frames after that are not in the record` : '';
+}
+
+function relativeMs(t: number, openedAt: number): number {
+  return Math.round((t - openedAt) * 1000) / 1000;
+}
+
+/** A piece of evidence for the log's fields: times from the connection's open. */
+function evidenceField(e: CloseEvidence, openedAt: number): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...e, t: undefined, atMs: relativeMs(e.t, openedAt) };
+  if (e.pausedSince) {
+    const paused: Record<string, number> = {};
+    for (const [side, t] of Object.entries(e.pausedSince)) paused[side] = relativeMs(t, openedAt);
+    out['pausedSinceMs'] = paused;
+    out['pausedSince'] = undefined;
+  }
+  return out;
 }
 
 const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'ws.handshake.body', 'http.response', 'http.error', 'conn.close']);

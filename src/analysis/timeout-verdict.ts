@@ -68,7 +68,8 @@ function silenceFacts(idle: Idle, ageMs: number): string {
 /**
  * The timeout verdict for a closed connection: which known timeout explains
  * the close, or the numbers when none does. Null when there is nothing to
- * judge (no close evidence, no timeouts known, or wstap itself ended it).
+ * judge (no close evidence, no timeouts known, wstap itself ended it, or
+ * the order of the two sides' closes is unknown).
  */
 export function timeoutVerdict(
   timeouts: readonly HopTimeout[],
@@ -78,7 +79,8 @@ export function timeoutVerdict(
 ): Finding | null {
   const first = attribution.first;
   const idle = attribution.idleBeforeCloseMs;
-  if (!first || !idle || timeouts.length === 0 || attribution.closedBy === 'proxy') return null;
+  // closedBy null with evidence: the order is unknown (backpressure), so no side's timer can be named.
+  if (!first || !idle || timeouts.length === 0 || attribution.closedBy === 'proxy' || attribution.closedBy === null) return null;
   const ageMs = first.t - openedAt;
   const how = `${attribution.closedBy} side (${describeEvidence(first).replace(/^(client|upstream) /, '')})`;
   const evidence = [`first close evidence: ${describeEvidence(first)} at +${seconds2(ageMs)}`, silenceFacts(idle, ageMs)];

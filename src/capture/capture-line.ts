@@ -12,7 +12,7 @@ export function captureLine(event: CaptureEvent): string {
  * two kinds are written here as bytes, straight into the capture writer's
  * buffer, field by field in the order the tap builds them: the bytes of
  * JSON.stringify's text, with no string built per line. Close frames (with
- * their code, reason and idle times) are rare and go through `captureLine`.
+ * their code, reason, idle times and paused sides) are rare and go through `captureLine`.
  * test/unit/capture-line.test.ts holds both paths to the same text with
  * every field, so a field added to either event type cannot be left out
  * unnoticed.
@@ -28,7 +28,7 @@ const FIXED_ROOM = 512;
 /** Bytes `writeFastLine` may need for `event`, or 0 when it has no fast form (write `captureLine(event)` instead). */
 export function fastLineRoom(event: CaptureEvent): number {
   if (event.kind === 'ws.frame') {
-    if (event.closeCode !== undefined || event.closeReason !== undefined || event.idle !== undefined) return 0;
+    if (event.closeCode !== undefined || event.closeReason !== undefined || event.idle !== undefined || event.pausedSince !== undefined) return 0;
     if ((event.opcode & 15) !== event.opcode) return 0;
   } else if (event.kind !== 'ws.message' || (event.opcode !== 1 && event.opcode !== 2)) {
     return 0;

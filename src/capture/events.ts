@@ -33,6 +33,19 @@ interface Base {
   t: number;
 }
 
+/**
+ * On close evidence (tcp.fin, tcp.rst, tcp.error, close frames): the sides
+ * whose reading was behind when it was recorded, and since when (`t` of the
+ * pause). The relay stops reading a side while the other side does not take
+ * its bytes (backpressure); what that side sent meanwhile, its FIN or RST
+ * included, is read only once it caught up. Absent when neither side was
+ * behind (almost always).
+ */
+export interface PausedSince {
+  client?: number;
+  upstream?: number;
+}
+
 interface ConnBase extends Base {
   conn: number;
 }
@@ -241,6 +254,8 @@ export interface FrameEvent extends ConnBase {
   closeReason?: string;
   /** On close frames: silence of each direction just before it. */
   idle?: Idle;
+  /** On close frames: the sides whose reading was behind (see PausedSince). */
+  pausedSince?: PausedSince;
 }
 
 export interface MessageEvent extends ConnBase {
@@ -302,12 +317,14 @@ export interface FinEvent extends ConnBase {
   kind: 'tcp.fin';
   side: Side;
   idle: Idle;
+  pausedSince?: PausedSince;
 }
 
 export interface RstEvent extends ConnBase {
   kind: 'tcp.rst';
   side: Side;
   idle: Idle;
+  pausedSince?: PausedSince;
 }
 
 export interface SocketErrorEvent extends ConnBase {
@@ -316,6 +333,7 @@ export interface SocketErrorEvent extends ConnBase {
   code: string;
   message: string;
   idle: Idle;
+  pausedSince?: PausedSince;
 }
 
 /** wstap itself ended the connection (shutdown, or a limit); `side` is absent: it is the proxy. */

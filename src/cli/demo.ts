@@ -152,6 +152,7 @@ function verdict(a: CloseAttribution): string {
   if (!a.first) return 'no close evidence';
   const idle = a.idleBeforeCloseMs;
   const silence = idle ? ` after ${seconds(Math.min(idle.client, idle.upstream))} of both-way silence` : '';
+  if (a.orderUnknown) return `close order unknown: ${describeEvidence(a.first)} recorded first while ${a.orderUnknown.pausedSide} was not being read`;
   return `closed by ${a.closedBy}: ${describeEvidence(a.first)}${silence}`;
 }
 

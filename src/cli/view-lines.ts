@@ -29,7 +29,8 @@ export class NarratedLines {
     if (!line) return [];
     let text = `${clock(event.t)} ${line.level.toUpperCase().padEnd(5)} ${line.msg}`;
     if (event.kind === 'conn.close' && summary) {
-      const who = attributionOf(summary).closedBy ?? 'unknown';
+      const attribution = attributionOf(summary);
+      const who = attribution.orderUnknown ? 'either side (order unknown)' : (attribution.closedBy ?? 'unknown');
       this.#closedBy.set(who, (this.#closedBy.get(who) ?? 0) + 1);
       const missing = this.#unknown.get(event.conn);
       if (missing && missing.length > 0) text += `; not in this file (unknown): ${missing.join(', ')}`;

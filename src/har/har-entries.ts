@@ -1,5 +1,5 @@
 import net from 'node:net';
-import type { HandshakeBodyEvent, HandshakeInterimEvent, RawHeaders } from '../capture/events.js';
+import type { HandshakeBodyEvent, HandshakeInterimEvent, PausedSince, RawHeaders } from '../capture/events.js';
 import { headerTokens, headerValue } from '../capture/raw-headers.js';
 import type { HarNameValue, HarRequest, HarResponse, HarTimings, HarWstap, PayloadMode } from './har-types.js';
 import { redactRawHeaders, redactUrl } from './redaction.js';
@@ -169,6 +169,14 @@ export function round3(ms: number): number {
 /** Epoch ms -> epoch seconds with microsecond precision (Chrome's WebSocket message time). */
 export function epochSeconds(ms: number): number {
   return Math.round(ms * 1000) / 1e6;
+}
+
+/** A close event's paused sides, their times in epoch seconds like the event's own `time`. */
+export function pausedSinceSeconds(pausedSince: PausedSince): PausedSince {
+  const out: PausedSince = {};
+  if (pausedSince.client !== undefined) out.client = epochSeconds(pausedSince.client);
+  if (pausedSince.upstream !== undefined) out.upstream = epochSeconds(pausedSince.upstream);
+  return out;
 }
 
 export function isoTime(ms: number): string {

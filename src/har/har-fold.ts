@@ -30,6 +30,7 @@ import {
   harResponse,
   harTimings,
   isoTime,
+  pausedSinceSeconds,
   serverIp,
 } from './har-entries.js';
 import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, HarWstap, PayloadMode } from './har-types.js';
@@ -384,7 +385,17 @@ export class HarFold {
           ...(e.code !== undefined ? { code: e.code } : {}),
           ...(e.reason !== undefined ? { reason: e.reason } : {}),
           ...(e.error !== undefined ? { error: e.error } : {}),
+          ...(e.pausedSince ? { pausedSince: pausedSinceSeconds(e.pausedSince) } : {}),
         })),
+        ...(attribution.orderUnknown
+          ? {
+              closeOrder: {
+                reason: attribution.orderUnknown.reason,
+                pausedSide: attribution.orderUnknown.pausedSide,
+                pausedSince: epochSeconds(attribution.orderUnknown.pausedSince),
+              },
+            }
+          : {}),
         idleBeforeCloseMs: attribution.idleBeforeCloseMs,
         pings: record.pings,
         diagnosis: diagnoseConnection(

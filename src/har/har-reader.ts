@@ -1,13 +1,17 @@
 import type {
   CaptureEvent,
   CaptureGapEvent,
+  FinEvent,
   FrameEvent,
   Idle,
   MessageEvent,
+  PausedSince,
   RawHeaders,
+  RstEvent,
   SessionEndEvent,
   SessionStartEvent,
   Side,
+  SocketErrorEvent,
 } from '../capture/events.js';
 import { headerValues } from '../capture/raw-headers.js';
 import { negotiatedDeflate } from '../wire/websocket-extensions.js';
@@ -509,6 +513,7 @@ interface ParsedCloseEvent {
   code: number | undefined;
   reason: string | undefined;
   error: string | undefined;
+  pausedSince: PausedSince | undefined;
 }
 
 function webSocketEvents(entry: GoodEntry, conn: number, connection: Connection, warnings: string[]): CaptureEvent[] {
@@ -644,9 +649,31 @@ function parseCloseEvents(value: unknown[], where: string, warnings: string[]): 
     }
     const time = num(item['time']);
     if (time === undefined) return void warnings.push(`${at}: skipped: time is not a number`);
-    out.push({ side, kind, t: secondsToMs(time), code: num(item['code']), reason: str(item['reason']), error: str(item['error']) });
+    out.push({
+      side,
+      kind,
+      t: secondsToMs(time),
+      code: num(item['code']),
+      reason: str(item['reason']),
+      error: str(item['error']),
+      pausedSince: pausedSinceOf(item['pausedSince'], `${at}.pausedSince`, warnings),
+    });
   });
   return out;
+}
+
+/** A close event's paused sides (epoch seconds in the HAR); a malformed one is dropped with a warning. */
+function pausedSinceOf(value: unknown, where: string, warnings: string[]): PausedSince | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value)) return void warnings.push(`${where}: ignored: not an object`);
+  const out: PausedSince = {};
+  for (const side of ['client', 'upstream'] as const) {
+    if (value[side] === undefined) continue;
+    const seconds = num(value[side]);
+    if (seconds === undefined) warnings.push(`${where}.${side}: ignored: not a number`);
+    else out[side] = secondsToMs(seconds);
+  }
+  return out.client !== undefined || out.upstream !== undefined ? out : undefined;
 }
 
 function frameEventsOf(frames: ParsedFrame[], conn: number): FrameEvent[] {
@@ -717,6 +744,7 @@ function closeEvidenceEvents(
           if (e.code !== undefined) frame.closeCode = e.code;
           if (e.reason !== undefined) frame.closeReason = e.reason;
           if (idle) frame.idle = idle;
+          if (e.pausedSince) frame.pausedSince = e.pausedSince;
         };
         if (matched) {
           annotate(matched);
@@ -745,23 +773,33 @@ function closeEvidenceEvents(
         return;
       }
       case 'fin':
-        out.push({ kind: 'tcp.fin', t: e.t, conn, side, idle: idle ?? ZERO_IDLE });
+        out.push(withPausedSince({ kind: 'tcp.fin', t: e.t, conn, side, idle: idle ?? ZERO_IDLE }, e));
         return;
       case 'rst':
-        out.push({ kind: 'tcp.rst', t: e.t, conn, side, idle: idle ?? ZERO_IDLE });
+        out.push(withPausedSince({ kind: 'tcp.rst', t: e.t, conn, side, idle: idle ?? ZERO_IDLE }, e));
         return;
       case 'error': {
         const code = e.error ?? 'UNKNOWN';
-        out.push({ kind: 'tcp.error', t: e.t, conn, side, code, message: e.error ?? '', idle: idle ?? ZERO_IDLE });
+        out.push(withPausedSince({ kind: 'tcp.error', t: e.t, conn, side, code, message: e.error ?? '', idle: idle ?? ZERO_IDLE }, e));
         return;
       }
       default:
         // The event model has no timeout kind; a side's timeout is a socket error as Node reports it.
-        out.push({ kind: 'tcp.error', t: e.t, conn, side, code: 'ETIMEDOUT', message: 'timeout (a close event of kind "timeout" in the HAR)', idle: idle ?? ZERO_IDLE });
+        out.push(
+          withPausedSince(
+            { kind: 'tcp.error', t: e.t, conn, side, code: 'ETIMEDOUT', message: 'timeout (a close event of kind "timeout" in the HAR)', idle: idle ?? ZERO_IDLE },
+            e,
+          ),
+        );
         return;
     }
   });
   return out;
+}
+
+function withPausedSince<E extends FinEvent | RstEvent | SocketErrorEvent>(event: E, e: ParsedCloseEvent): E {
+  if (e.pausedSince) event.pausedSince = e.pausedSince;
+  return event;
 }
 
 interface DataRun {

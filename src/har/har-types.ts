@@ -74,6 +74,24 @@ export interface HarCloseEvent {
   code?: number;
   reason?: string;
   error?: string;
+  /**
+   * The sides whose reading was paused (backpressure: the other side was not
+   * taking their bytes) when this was recorded, and since when (epoch seconds,
+   * like `time`). Absent when neither was.
+   */
+  pausedSince?: { client?: number; upstream?: number };
+}
+
+/**
+ * Why `closedBy` is null although there is close evidence: the order of the
+ * two sides' closes cannot be known. `pausedSide`'s evidence was read after
+ * the other side's, in a period (since `pausedSince`, epoch seconds) when
+ * wstap was not reading it, so it may have been sent first.
+ */
+export interface HarCloseOrder {
+  reason: 'order-unknown';
+  pausedSide: 'client' | 'upstream';
+  pausedSince: number;
 }
 
 /** Every frame, control frames included. */
@@ -106,6 +124,8 @@ export interface HarWstap {
   connectionId: number;
   closedBy: 'client' | 'upstream' | 'proxy' | null;
   closeEvents: HarCloseEvent[];
+  /** Present only when closedBy is null because the close order is unknown. */
+  closeOrder?: HarCloseOrder;
   frames: HarFrame[];
   /** Silence of each direction when the first close event happened; null when there was none. */
   idleBeforeCloseMs: { client: number; upstream: number } | null;

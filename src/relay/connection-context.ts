@@ -1,5 +1,6 @@
-import type { CaptureEvent, ConnCloseEvent, EventSink, Idle, Side } from '../capture/events.js';
+import type { CaptureEvent, ConnCloseEvent, EventSink, FinEvent, Idle, RstEvent, Side, SocketErrorEvent } from '../capture/events.js';
 import type { SessionClock } from '../capture/session-clock.js';
+import { ReadBacklog } from './read-backlog.js';
 
 /**
  * Sees a copy of every chunk after it was handed to the other side.
@@ -38,6 +39,8 @@ export class ConnectionContext {
   /** Of `bytes`, those that arrived after wstap had ended or destroyed the other side, so were not passed on. */
   readonly notRelayed = { fromClient: 0, fromUpstream: 0 };
   readonly openedAt: number;
+  /** Sides whose reading is paused or catching up (backpressure); close evidence says so. */
+  readonly backlog = new ReadBacklog((side) => (side === 'client' ? this.bytes.fromClient : this.bytes.fromUpstream));
   #closeRecorded = false;
   #observing = true;
   #injectedFault: ObserverFaultInjection | null = null;
@@ -141,17 +144,22 @@ export class ConnectionContext {
   /** A side's FIN, with both directions' silence. */
   recordFin(side: Side): void {
     const t = this.now();
-    this.record({ kind: 'tcp.fin', t, conn: this.id, side, idle: this.idleAt(t) });
+    const event: FinEvent = { kind: 'tcp.fin', t, conn: this.id, side, idle: this.idleAt(t) };
+    const pausedSince = this.backlog.snapshot();
+    if (pausedSince) event.pausedSince = pausedSince;
+    this.record(event);
   }
 
   /** A side's socket error: ECONNRESET is an RST, anything else an error with its code. */
   recordSocketError(side: Side, err: NodeJS.ErrnoException): void {
     const t = this.now();
-    if (err.code === 'ECONNRESET') {
-      this.record({ kind: 'tcp.rst', t, conn: this.id, side, idle: this.idleAt(t) });
-    } else {
-      this.record({ kind: 'tcp.error', t, conn: this.id, side, code: err.code ?? 'ERR', message: String(err.message), idle: this.idleAt(t) });
-    }
+    const event: RstEvent | SocketErrorEvent =
+      err.code === 'ECONNRESET'
+        ? { kind: 'tcp.rst', t, conn: this.id, side, idle: this.idleAt(t) }
+        : { kind: 'tcp.error', t, conn: this.id, side, code: err.code ?? 'ERR', message: String(err.message), idle: this.idleAt(t) };
+    const pausedSince = this.backlog.snapshot();
+    if (pausedSince) event.pausedSince = pausedSince;
+    this.record(event);
   }
 
   /** Records `conn.close` once, whoever notices first. */

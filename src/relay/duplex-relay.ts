@@ -71,16 +71,24 @@ export class DuplexRelay {
       // wstap itself has ended or destroyed the other side (shutdown) a chunk
       // cannot go on; writing it would fail (ERR_STREAM_WRITE_AFTER_END) and
       // read as that peer's socket error. It is counted as what it is.
+      let paused = false;
       if (dst.writableEnded || dst.destroyed) ctx.notRelayed[counter] += chunk.length;
-      else if (!dst.write(chunk)) src.pause();
+      else if (!dst.write(chunk)) {
+        src.pause();
+        paused = true;
+      }
       const t = ctx.now();
+      if (paused) ctx.backlog.paused(side, t);
       const previousByteAt = ctx.lastByteAt[side];
       ctx.lastByteAt[side] = t;
       ctx.bytes[counter] += chunk.length;
       // Contained: a throw stops observing this connection, never the relay.
       ctx.observe(observe, side, chunk, t, previousByteAt);
     });
-    dst.on('drain', () => src.resume());
+    dst.on('drain', () => {
+      src.resume();
+      ctx.backlog.resumed(side);
+    });
 
     src.on('end', () => {
       ctx.recordFin(side);

@@ -207,7 +207,11 @@ class DirectionTap {
     // Assigned, not spread from temporary objects: this runs for every frame.
     if (frame.closeCode !== undefined) event.closeCode = frame.closeCode;
     if (frame.closeReason !== undefined) event.closeReason = frame.closeReason;
-    if (frame.opcode === OPCODE_CLOSE && this.#closeIdle) event.idle = this.#closeIdle;
+    if (frame.opcode === OPCODE_CLOSE) {
+      if (this.#closeIdle) event.idle = this.#closeIdle;
+      const pausedSince = ctx.backlog.snapshot();
+      if (pausedSince) event.pausedSince = pausedSince;
+    }
     ctx.record(event);
     const message = this.#assembler.push(frame);
     // A one-frame message's preview is its frame's: encoded once.

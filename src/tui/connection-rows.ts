@@ -35,6 +35,8 @@ export interface RowClose {
   code: number | null;
   /** Both-way silence just before the first close evidence. */
   idleMs: number | null;
+  /** `by` is null because the order of the two sides' closes is unknown (backpressure). */
+  orderUnknown?: true;
 }
 
 /** One line of the connection table, before any layout. */
@@ -135,6 +137,7 @@ export function connectionRow(s: ConnectionSummary, q: RowQuery): ConnectionRow 
           kind: attribution.first?.kind ?? null,
           code: attribution.first?.code ?? null,
           idleMs: firstIdle ? Math.min(firstIdle.client, firstIdle.upstream) : null,
+          ...(attribution.orderUnknown ? { orderUnknown: true as const } : {}),
         }
       : null,
   };

@@ -47,6 +47,7 @@ export function noteCell(row: ConnectionRow): Cell {
     return { text: `failed: ${what}`, tone: 'bad' };
   }
   if (row.close) {
+    if (row.close.orderUnknown) return { text: 'close order unknown', tone: 'warn' };
     if (!row.close.by) return { text: row.kind === 'http' && row.status !== null ? `closed after HTTP ${row.status}` : 'closed, no evidence', tone: 'dim' };
     const by = row.close.by === 'proxy' ? 'wstap' : row.close.by;
     const how = row.close.kind ? ` ${CLOSE_WORD[row.close.kind]}` : '';

@@ -11,6 +11,7 @@ import type {
   HttpResponseEvent,
   Idle,
   MessageEvent,
+  PausedSince,
   ProxyCloseEvent,
   RstEvent,
   Side,
@@ -136,12 +137,13 @@ export function messageEvent(conn: number, t: number, side: Side, fields: Partia
   };
 }
 
-export function finEvent(conn: number, t: number, side: Side, idle: Idle = { client: 0, upstream: 0 }): FinEvent {
-  return { kind: 'tcp.fin', t, conn, side, idle };
+/** A `tcp.fin`; `pausedSince`: the sides whose reading was behind when it was read (backpressure). */
+export function finEvent(conn: number, t: number, side: Side, idle: Idle = { client: 0, upstream: 0 }, pausedSince?: PausedSince): FinEvent {
+  return { kind: 'tcp.fin', t, conn, side, idle, ...(pausedSince ? { pausedSince } : {}) };
 }
 
-export function rstEvent(conn: number, t: number, side: Side, idle: Idle = { client: 0, upstream: 0 }): RstEvent {
-  return { kind: 'tcp.rst', t, conn, side, idle };
+export function rstEvent(conn: number, t: number, side: Side, idle: Idle = { client: 0, upstream: 0 }, pausedSince?: PausedSince): RstEvent {
+  return { kind: 'tcp.rst', t, conn, side, idle, ...(pausedSince ? { pausedSince } : {}) };
 }
 
 export function proxyCloseEvent(conn: number, t: number, idle: Idle = { client: 0, upstream: 0 }, reason = 'shutdown'): ProxyCloseEvent {

@@ -30,6 +30,7 @@ const fullFrame: Required<FrameEvent> = {
   closeCode: 1000,
   closeReason: 'bye "now"\\\n\u0000\u2028é😀',
   idle: { client: 60000.125, upstream: 0.001 },
+  pausedSince: { upstream: 1763749999000.25 },
 };
 
 const fullMessage: Required<MessageEvent> = {
@@ -61,7 +62,7 @@ function written(event: CaptureEvent, at = 0): string {
   return target.toString('utf8', at, end);
 }
 
-const { closeCode: _code, closeReason: _reason, idle: _idle, ...plainFrame } = fullFrame;
+const { closeCode: _code, closeReason: _reason, idle: _idle, pausedSince: _paused, ...plainFrame } = fullFrame;
 
 describe('capture lines', () => {
   it('writes a ws.frame without close fields as bytes, JSON.stringify\'s text', () => {
@@ -80,7 +81,7 @@ describe('capture lines', () => {
       expect(fastLineRoom(odd)).toBe(0);
       expect(written(odd)).toBe(json(odd));
     }
-    for (const extra of [{ closeCode: 1006 }, { closeReason: '' }, { idle: { client: 1, upstream: 2 } }]) {
+    for (const extra of [{ closeCode: 1006 }, { closeReason: '' }, { idle: { client: 1, upstream: 2 } }, { pausedSince: { client: 5 } }]) {
       const frame = { ...plainFrame, ...extra };
       expect(fastLineRoom(frame)).toBe(0);
       expect(written(frame)).toBe(json(frame));

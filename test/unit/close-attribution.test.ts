@@ -1,9 +1,11 @@
-import { frameEvent } from '../support/event-fixtures.js';
+import { finEvent, frameEvent, rstEvent } from '../support/event-fixtures.js';
 import { describe, it, expect } from 'vitest';
 import {
   attributeClose,
   closeEvidenceOf,
   describeEvidence,
+  describeOrderUnknown,
+  describeUnread,
   type CloseEvidence,
 } from '../../src/analysis/close-attribution.js';
 import type { CaptureEvent, FrameEvent, Idle, Side } from '../../src/capture/events.js';
@@ -143,6 +145,108 @@ describe('attributeClose', () => {
     const fromProxy = closeEvidenceOf({ kind: 'proxy.close', t: 1, conn: 1, reason: 'shutdown', idle }) as CloseEvidence;
     const fin = closeEvidenceOf({ kind: 'tcp.fin', t: 2, conn: 1, side: 'client', idle }) as CloseEvidence;
     expect(attributeClose([fin, fromProxy]).closedBy).toBe('proxy');
+  });
+});
+
+/**
+ * Close order under backpressure: wstap stops reading a side while the other
+ * side does not take its bytes, so that side's FIN (or RST, or close frame)
+ * is read late. `pausedSince` on evidence names the sides that were behind.
+ */
+describe('attributeClose: a side whose reading was paused', () => {
+  const P = 50;
+  const paused = { upstream: P };
+
+  it('carries pausedSince from fin, rst, error and close-frame events into the evidence', () => {
+    expect(closeEvidenceOf(finEvent(1, 10, 'client', idle, paused))).toStrictEqual({ side: 'client', kind: 'fin', t: 10, idle, pausedSince: paused });
+    expect(closeEvidenceOf(rstEvent(1, 11, 'client', idle, paused))).toMatchObject({ kind: 'rst', pausedSince: paused });
+    expect(closeEvidenceOf({ kind: 'tcp.error', t: 12, conn: 1, side: 'upstream', code: 'EPIPE', message: 'm', idle, pausedSince: paused })).toMatchObject({
+      kind: 'error',
+      pausedSince: paused,
+    });
+    expect(closeEvidenceOf(frame(13, 'upstream', 8, { closeCode: 1000, pausedSince: paused }))).toMatchObject({ kind: 'close-frame', pausedSince: paused });
+  });
+
+  it('names no side when the paused side\'s evidence was read after the other side\'s, in the same paused period', () => {
+    const clientFin = ev('client', 'fin', 100, { idle, pausedSince: paused });
+    const upstreamFin = ev('upstream', 'fin', 150, { pausedSince: paused });
+    expect(attributeClose([clientFin, upstreamFin])).toStrictEqual({
+      closedBy: null,
+      first: clientFin,
+      idleBeforeCloseMs: idle,
+      orderUnknown: { reason: 'order-unknown', pausedSide: 'upstream', pausedSince: P, paused: upstreamFin, other: clientFin },
+    });
+  });
+
+  it('says so for close frames and resets too, whichever side was paused', () => {
+    const upstreamClose = ev('upstream', 'close-frame', 100, { code: 1001, pausedSince: { client: 20 } });
+    const clientClose = ev('client', 'close-frame', 180, { code: 1000, pausedSince: { client: 20 } });
+    const clientFin = ev('client', 'fin', 181, { pausedSince: { client: 20 } });
+    const result = attributeClose([upstreamClose, clientClose, clientFin]);
+    expect(result.closedBy).toBeNull();
+    expect(result.orderUnknown).toMatchObject({ pausedSide: 'client', pausedSince: 20, paused: clientClose, other: upstreamClose });
+
+    const rst = attributeClose([ev('client', 'rst', 100, { pausedSince: paused }), ev('upstream', 'rst', 101, { pausedSince: paused })]);
+    expect(rst.closedBy).toBeNull();
+    expect(rst.orderUnknown?.pausedSide).toBe('upstream');
+  });
+
+  it('keeps the order when the paused side caught up before its evidence came', () => {
+    const clientFin = ev('client', 'fin', 100, { pausedSince: paused });
+    const upstreamFin = ev('upstream', 'fin', 300);
+    expect(attributeClose([clientFin, upstreamFin])).toStrictEqual({ closedBy: 'client', first: clientFin, idleBeforeCloseMs: null });
+  });
+
+  it('keeps the order when the paused side\'s evidence came in a later paused period', () => {
+    const result = attributeClose([ev('client', 'fin', 100, { pausedSince: paused }), ev('upstream', 'fin', 300, { pausedSince: { upstream: 250 } })]);
+    expect(result.closedBy).toBe('client');
+    expect(result.orderUnknown).toBeUndefined();
+  });
+
+  it('keeps the order when the paused side gave its evidence before the other side did anything', () => {
+    const upstreamFin = ev('upstream', 'fin', 80, { pausedSince: paused });
+    const result = attributeClose([upstreamFin, ev('client', 'fin', 100, { pausedSince: paused })]);
+    expect(result.closedBy).toBe('upstream');
+    expect(result.orderUnknown).toBeUndefined();
+  });
+
+  it('keeps the order when the other side closed before the pause began', () => {
+    const clientFin = ev('client', 'fin', 40);
+    const result = attributeClose([clientFin, ev('upstream', 'fin', 150, { pausedSince: paused })]);
+    expect(result).toStrictEqual({ closedBy: 'client', first: clientFin, idleBeforeCloseMs: null });
+  });
+
+  it('ignores a backlog of the first side itself: its evidence can only have been sent earlier still', () => {
+    const result = attributeClose([ev('client', 'fin', 100, { pausedSince: { client: 50 } }), ev('upstream', 'fin', 150, { pausedSince: { client: 50 } })]);
+    expect(result.closedBy).toBe('client');
+    expect(result.orderUnknown).toBeUndefined();
+  });
+
+  it('keeps the closer but names the paused side as unread when that side gave no evidence at all', () => {
+    const clientRst = ev('client', 'rst', 100, { pausedSince: paused });
+    expect(attributeClose([clientRst])).toStrictEqual({
+      closedBy: 'client',
+      first: clientRst,
+      idleBeforeCloseMs: null,
+      unread: { side: 'upstream', pausedSince: P },
+    });
+  });
+
+  it('leaves wstap\'s own shutdown attributed to wstap', () => {
+    const result = attributeClose([ev('proxy', 'fin', 100, { pausedSince: paused }), ev('upstream', 'fin', 150, { pausedSince: paused })]);
+    expect(result.closedBy).toBe('proxy');
+  });
+
+  it('describes both pieces of evidence, the paused period, and how to tell them apart', () => {
+    const result = attributeClose([ev('client', 'fin', 1520, { pausedSince: { upstream: 540 } }), ev('upstream', 'fin', 2070, { pausedSince: { upstream: 540 } })]);
+    expect(describeOrderUnknown(result.orderUnknown!, 0)).toBe(
+      'order unknown: upstream fin was read at +2.070 s after reading upstream had been paused since +0.540 s ' +
+        "(client was not reading, so upstream's bytes waited); client fin came at +1.520 s in between, " +
+        "and upstream's may have been sent before it; to tell them apart: a packet capture of the upstream leg has when it reached this host, upstream's own log when it closed",
+    );
+    expect(describeUnread({ side: 'upstream', pausedSince: 540 }, 0)).toBe(
+      "upstream's reading had been paused since +0.540 s (client was not reading): what upstream sent after that, a FIN or RST included, was never read",
+    );
   });
 });
 

@@ -246,6 +246,14 @@ describe('noteCell', () => {
     expect(note(events).text).toBe('upstream rst idle 0s');
   });
 
+  it('a close whose order is unknown (the upstream was not read while the client was not reading) names no side', () => {
+    const paused = { upstream: T0 + 500 };
+    const events = [...wsOpened(1), finEvent(1, T0 + 1500, 'client', undefined, paused), finEvent(1, T0 + 2000, 'upstream', undefined, paused), closeEvent(1, T0 + 2001)];
+    expect(note(events)).toEqual({ text: 'close order unknown', tone: 'warn' });
+    const caughtUp = [...wsOpened(1), finEvent(1, T0 + 1500, 'client', undefined, paused), finEvent(1, T0 + 2000, 'upstream'), closeEvent(1, T0 + 2001)];
+    expect(note(caughtUp).text).toBe('client fin idle 0s');
+  });
+
   it('wstap shutting down reads "wstap"', () => {
     const events = [...wsOpened(1), proxyCloseEvent(1, T0 + 4000, { client: 4000, upstream: 2000 }), closeEvent(1, T0 + 4001)];
     expect(note(events).text).toBe('wstap fin idle 2s');

@@ -380,6 +380,70 @@ describe('narrate: the close line', () => {
     expect(n.fields.notRelayed).toEqual({ fromClient: 0, fromUpstream: 300 });
   });
 
+  describe('under backpressure (wstap had paused reading a side)', () => {
+    // The client did not read; wstap paused reading the upstream at +540 ms.
+    const pausedSince = { upstream: T0 + 540 };
+    const tunnel = (fins: CaptureEvent[]): CaptureEvent[] => [
+      open(9),
+      handshakeRequest(9),
+      handshakeResponse(9),
+      ...fins,
+      { kind: 'conn.close', t: T0 + 2100, conn: 9, bytes: { fromClient: 0, fromUpstream: 6_291_456 } },
+    ];
+
+    it('says the order is unknown, naming both FINs, the paused period and how to tell them apart, instead of a side', () => {
+      const n = lastLine(
+        tunnel([
+          finEvent(9, T0 + 1520, 'client', { client: 1500, upstream: 980 }, pausedSince),
+          finEvent(9, T0 + 2070, 'upstream', { client: 2050, upstream: 0.5 }, pausedSince),
+        ]),
+      );
+      expect(n.level).toBe('warn');
+      expect(n.msg).toBe(
+        '#9 closed after 2.10 s, order unknown: upstream fin was read at +2.070 s after reading upstream had been paused since +0.540 s ' +
+          "(client was not reading, so upstream's bytes waited); client fin came at +1.520 s in between, and upstream's may have been sent before it; " +
+          "to tell them apart: a packet capture of the upstream leg has when it reached this host, upstream's own log when it closed" +
+          '; evidence: client fin +0.0 ms, upstream fin +550.0 ms',
+      );
+      expect(n.msg).not.toContain('closed by');
+      expect(n.fields).toMatchObject({ closedBy: null, closeOrder: 'unknown', pausedSide: 'upstream', pausedSinceMs: 540 });
+      const evidence = n.fields.evidence as Array<Record<string, unknown>>;
+      expect(evidence.map((e) => [e.side, e.atMs, e.pausedSinceMs])).toStrictEqual([
+        ['client', 1520, { upstream: 540 }],
+        ['upstream', 2070, { upstream: 540 }],
+      ]);
+    });
+
+    it('keeps naming the closer when the paused side caught up first, and says nothing of the pause', () => {
+      const n = lastLine(tunnel([finEvent(9, T0 + 1520, 'client', { client: 1500, upstream: 980 }, pausedSince), finEvent(9, T0 + 2070, 'upstream')]));
+      expect(n.level).toBe('info');
+      expect(n.msg).toMatch(/^#9 closed by client \(client fin\) after 2\.10 s; silent before/);
+      expect(n.msg).not.toContain('paused');
+    });
+
+    it('keeps the closer but says what could not be read when the paused side never gave evidence', () => {
+      const n = lastLine(tunnel([{ ...finEvent(9, T0 + 1520, 'client', { client: 1500, upstream: 980 }, pausedSince), kind: 'tcp.rst' }]));
+      expect(n.msg).toContain('#9 closed by client (client rst) after 2.10 s');
+      expect(n.msg).toContain(
+        "; upstream's reading had been paused since +0.540 s (client was not reading): what upstream sent after that, a FIN or RST included, was never read;",
+      );
+    });
+
+    it('gives no timeout verdict when the order is unknown (no side\'s timer can be named)', () => {
+      const context = {
+        ...EMPTY_DIAGNOSIS_CONTEXT,
+        timeouts: [{ hop: 'nginx', setting: 'proxy_read_timeout', seconds: 1.5, measures: 'client-idle' as const, where: 'client-side' as const }],
+      };
+      const tracker = new ConnectionTracker();
+      const findings: string[] = [];
+      for (const e of tunnel([finEvent(9, T0 + 1520, 'client', { client: 1500, upstream: 980 }, pausedSince), finEvent(9, T0 + 2070, 'upstream', undefined, pausedSince)])) {
+        const summary = tracker.apply(e);
+        for (const f of narrateFindings(e, summary, context)) findings.push((f.fields['finding'] as { id: string }).id);
+      }
+      expect(findings.filter((id) => id.startsWith('timeout.'))).toEqual([]);
+    });
+  });
+
   it('says when no close evidence was seen', () => {
     const n = lastLine([open(8), { kind: 'conn.close', t: T0 + 250, conn: 8, bytes: { fromClient: 0, fromUpstream: 0 } }]);
     expect(n.level).toBe('info');

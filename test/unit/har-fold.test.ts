@@ -370,3 +370,50 @@ describe('HAR: a connection whose beginning is not in the capture (segment delet
     expect(wsEntry(buildHar(bothSpoke, DEFAULTS, '0.1.0').log.entries, 7)._wstap?.closedBy).toBe('upstream');
   });
 });
+
+describe('HAR: close order under backpressure', () => {
+  // wstap paused reading the upstream at +540 ms (the client did not read); the client's FIN came at +1520, the upstream's was read at +2070.
+  const pausedSince = { upstream: T0 + 540 };
+  function backpressured(upstreamPaused: boolean): CaptureEvent[] {
+    return [
+      openEvent(1, { t: T0 }),
+      handshakeRequestEvent(1, T0 + 1),
+      handshakeResponseEvent(1, T0 + 3),
+      finEvent(1, T0 + 1520, 'client', { client: 1500, upstream: 980 }, pausedSince),
+      finEvent(1, T0 + 2070, 'upstream', { client: 2050, upstream: 0.5 }, upstreamPaused ? pausedSince : undefined),
+      closeEvent(1, T0 + 2100),
+    ];
+  }
+
+  it('closedBy is null, closeOrder says why, and each close event keeps its paused sides in epoch seconds', () => {
+    const har = buildHar(backpressured(true), DEFAULTS, '0.1.0');
+    const w = wsEntry(har.log.entries, 1)._wstap;
+    expect(w?.closedBy).toBeNull();
+    expect(w?.closeOrder).toStrictEqual({ reason: 'order-unknown', pausedSide: 'upstream', pausedSince: (T0 + 540) / 1000 });
+    expect(w?.closeEvents).toStrictEqual([
+      { side: 'client', kind: 'fin', time: (T0 + 1520) / 1000, pausedSince: { upstream: (T0 + 540) / 1000 } },
+      { side: 'upstream', kind: 'fin', time: (T0 + 2070) / 1000, pausedSince: { upstream: (T0 + 540) / 1000 } },
+    ]);
+    expect(harSchemaErrors(har)).toEqual([]);
+  });
+
+  it('names the closer and has no closeOrder when the paused side had caught up', () => {
+    const w = wsEntry(buildHar(backpressured(false), DEFAULTS, '0.1.0').log.entries, 1)._wstap;
+    expect(w?.closedBy).toBe('client');
+    expect(w?.closeOrder).toBeUndefined();
+    expect(w?.closeEvents[1]).toStrictEqual({ side: 'upstream', kind: 'fin', time: (T0 + 2070) / 1000 });
+  });
+
+  it('reads back to the same verdict', () => {
+    const back = harToEvents(JSON.stringify(buildHar(backpressured(true), DEFAULTS, '0.1.0')), 'order.har');
+    expect(back.warnings).toEqual([]);
+    const fins = back.events.filter((e) => e.kind === 'tcp.fin');
+    expect(fins.map((e) => (e.kind === 'tcp.fin' ? [e.side, e.pausedSince] : []))).toStrictEqual([
+      ['client', pausedSince],
+      ['upstream', pausedSince],
+    ]);
+    const again = wsEntry(buildHar(back.events, DEFAULTS, '0.1.0').log.entries, 1)._wstap;
+    expect(again?.closedBy).toBeNull();
+    expect(again?.closeOrder?.pausedSide).toBe('upstream');
+  });
+});

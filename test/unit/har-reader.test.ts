@@ -440,6 +440,33 @@ describe('harToEvents: close evidence without frames', () => {
     const ws = track(result.events).get(1);
     expect(ws && attributionOf(ws).closedBy).toBe('proxy');
   });
+
+  it('reads the paused sides of close events (backpressure), so the order is unknown again, and warns about malformed ones', () => {
+    const result = harToEvents(
+      closingHar({
+        closedBy: null,
+        closeOrder: { reason: 'order-unknown', pausedSide: 'upstream', pausedSince: S0 + 0.01 },
+        closeEvents: [
+          { side: 'client', kind: 'close-frame', time: S0 + 0.05, code: 1000, pausedSince: { upstream: S0 + 0.01 } },
+          { side: 'upstream', kind: 'fin', time: S0 + 0.08, pausedSince: { upstream: S0 + 0.01, client: 'soon' } },
+          { side: 'client', kind: 'fin', time: S0 + 0.09, pausedSince: 7 },
+        ],
+        idleBeforeCloseMs: null,
+      }),
+      'x.har',
+    );
+    expect(result.warnings).toEqual([
+      'log.entries[0]._wstap.closeEvents[1].pausedSince.client: ignored: not a number',
+      'log.entries[0]._wstap.closeEvents[2].pausedSince: ignored: not an object',
+    ]);
+    const pausedAt = (S0 + 0.01) * 1000;
+    expect(result.events.find((e) => e.kind === 'ws.frame')).toMatchObject({ side: 'client', closeCode: 1000, pausedSince: { upstream: pausedAt } });
+    expect(result.events.filter((e) => e.kind === 'tcp.fin').map((e) => e.kind === 'tcp.fin' && e.pausedSince)).toEqual([{ upstream: pausedAt }, undefined]);
+    const ws = track(result.events).get(1);
+    const attribution = ws && attributionOf(ws);
+    expect(attribution?.closedBy).toBeNull();
+    expect(attribution?.orderUnknown).toMatchObject({ pausedSide: 'upstream', pausedSince: pausedAt });
+  });
 });
 
 describe('harToEvents: interim responses', () => {
