@@ -11,6 +11,10 @@
  * - `side` says where bytes or evidence came from: `client` is the
  *   nginx/browser side, `upstream` the app side.
  * - Binary data (previews) is base64 so a capture line is plain JSON.
+ *
+ * Over 400 lines on purpose: this is the one contract between every source
+ * and every view, one interface per event kind; splitting it would scatter
+ * the list a reader needs whole.
  */
 
 export type Side = 'client' | 'upstream';

@@ -2,6 +2,11 @@
  * Passive, incremental RFC 6455 frame decoder for one direction of a relayed
  * connection.
  *
+ * About 500 lines on purpose: one state machine whose states share the
+ * header, mask and preview buffers; the error codes and the hostile-input
+ * cases (frame-decoder-hostile.test.ts) read best next to the state that
+ * detects them.
+ *
  * The relay forwards bytes unchanged and hands this decoder the same chunks
  * only to record what went past. Hence the decoder:
  * - never throws on any input and never mutates the chunks it is given
