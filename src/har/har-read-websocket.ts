@@ -1,0 +1,122 @@
+import type { CaptureEvent } from '../capture/events.js';
+import { headerValues } from '../capture/raw-headers.js';
+import { negotiatedDeflate } from '../wire/websocket-extensions.js';
+import { headSize, round3 } from './har-entries.js';
+import { closeEvidenceEvents, parseCloseEvents } from './har-read-close.js';
+import { addUnknown, requestSentAt, timingsOf, UNKNOWN, type Connection, type GoodEntry } from './har-read-entries.js';
+import { cutFrameEvents, observerFaultEvents, protocolErrorEvents } from './har-read-faults.js';
+import { frameEventsOf, messageEvents, parseFrames, parseMessages } from './har-read-frames.js';
+import { headersOf, httpVersionOf, isObject, nonNegative, num, pathAndQuery, secondsToMs, splitError, str } from './har-read-values.js';
+
+/**
+ * A WebSocket entry of a HAR back into the events of one WebSocket
+ * connection: the handshake (request, interim responses, the answer or the
+ * failure to get one), then frames, messages, close evidence and faults
+ * from the modules that read each, with what the entry cannot tell (a
+ * browser's HAR has no frames and no close evidence) added to the
+ * connection's `unknown`.
+ */
+
+export function webSocketEvents(entry: GoodEntry, conn: number, connection: Connection, warnings: string[]): CaptureEvent[] {
+  const { raw, request, response, wstap } = entry;
+  const where = `log.entries[${entry.index}]`;
+  const events: CaptureEvent[] = [];
+  const requestHeaders = headersOf(request['headers']);
+  const requestAt = requestSentAt(entry);
+  events.push({
+    kind: 'ws.handshake.request',
+    t: requestAt,
+    conn,
+    method: str(request['method']) ?? 'GET',
+    url: pathAndQuery(str(request['url']) ?? ''),
+    httpVersion: httpVersionOf(request['httpVersion']),
+    rawHeaders: requestHeaders,
+    headLength: nonNegative(request['headersSize']) ?? 0,
+  });
+
+  const status = num(response['status']) ?? 0;
+  const error = str(response['_error']);
+  const answeredByWstap = wstap?.['answeredBy'] === 'wstap';
+  const handshake: CaptureEvent[] = [events[0] as CaptureEvent];
+  if (status <= 0 || (answeredByWstap && status === 502)) {
+    // No upstream answer: wstap records http.error for the handshake (with its own 502, or nothing sent).
+    const { code, message } = splitError(error);
+    const failed: CaptureEvent = { kind: 'http.error', t: entry.end, conn, exchange: 1, stage: 'connect', code, message, answeredStatus: status > 0 ? status : null };
+    events.push(failed);
+  } else {
+    events.push(...interimResponsesOf(wstap, conn, requestAt));
+    const { send, wait } = timingsOf(entry);
+    const responseHeaders = headersOf(response['headers']);
+    const responseEvent: CaptureEvent = {
+      kind: 'ws.handshake.response',
+      t: round3(requestAt + send + wait),
+      conn,
+      statusCode: status,
+      reason: str(response['statusText']) ?? '',
+      httpVersion: httpVersionOf(response['httpVersion']),
+      rawHeaders: responseHeaders,
+      headLength: nonNegative(response['headersSize']) ?? 0,
+      upgraded: status === 101,
+      deflate: negotiatedDeflate(headerValues(responseHeaders, 'sec-websocket-extensions')),
+      waitMs: wait,
+    };
+    events.push(responseEvent);
+    handshake.push(responseEvent);
+  }
+
+  const messages = parseMessages(raw['_webSocketMessages'], `${where}._webSocketMessages`, warnings);
+  const frameList = wstap && Array.isArray(wstap['frames']) ? parseFrames(wstap['frames'], `${where}._wstap.frames`, warnings) : undefined;
+  const closeEvents = wstap && Array.isArray(wstap['closeEvents']) ? parseCloseEvents(wstap['closeEvents'], `${where}._wstap.closeEvents`, warnings) : [];
+
+  // An empty frame list next to messages means the frames were not written, not that there were none.
+  const framesKnown = frameList !== undefined && (frameList.length > 0 || messages.length === 0);
+  const frames = framesKnown ? frameList : [];
+  if (!framesKnown) {
+    addUnknown(connection, UNKNOWN.frames);
+    addUnknown(connection, UNKNOWN.pings);
+  }
+  if (!wstap) addUnknown(connection, UNKNOWN.closeEvidence);
+  if (framesKnown && messages.length === 0 && frames.some((f) => f.opcode === 1 || f.opcode === 2)) addUnknown(connection, UNKNOWN.messages);
+
+  const frameEvents = frameEventsOf(frames, conn);
+  const body: CaptureEvent[] = [...frameEvents];
+  body.push(...closeEvidenceEvents(closeEvents, frameEvents, wstap, conn, connection));
+  body.push(...messageEvents(messages, frameEvents, conn));
+  body.push(...protocolErrorEvents(wstap, frameEvents, conn, connection, handshake, `${where}._wstap.protocolErrors`, warnings));
+  body.push(...cutFrameEvents(wstap?.['cutFrames'], frameEvents, conn, `${where}._wstap.cutFrames`, warnings));
+  body.push(...observerFaultEvents(wstap?.['observerFault'], conn, `${where}._wstap.observerFault`, warnings));
+
+  // The handshake precedes everything on the connection even when the file's clocks disagree.
+  const firstBody = body.reduce((min, e) => Math.min(min, e.t), Infinity);
+  for (const e of handshake) e.t = Math.min(e.t, firstBody);
+  events.push(...body);
+  return events;
+}
+
+/** wstap's `_wstap.interimResponses` (103 Early Hints... before the 101) back as events; items without a status and time are skipped. */
+function interimResponsesOf(wstap: Record<string, unknown> | undefined, conn: number, requestAt: number): CaptureEvent[] {
+  const list = wstap?.['interimResponses'];
+  if (!Array.isArray(list)) return [];
+  const out: CaptureEvent[] = [];
+  for (const item of list) {
+    if (!isObject(item)) continue;
+    const statusCode = num(item['status']);
+    const time = num(item['time']);
+    if (statusCode === undefined || time === undefined) continue;
+    const t = secondsToMs(time);
+    const reason = str(item['statusText']) ?? '';
+    const rawHeaders = headersOf(item['headers']);
+    out.push({
+      kind: 'ws.handshake.interim',
+      t,
+      conn,
+      statusCode,
+      reason,
+      httpVersion: '1.1',
+      rawHeaders,
+      headLength: headSize(`HTTP/1.1 ${statusCode} ${reason}`, rawHeaders),
+      waitMs: round3(Math.max(0, t - requestAt)),
+    });
+  }
+  return out;
+}
