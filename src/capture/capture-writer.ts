@@ -351,6 +351,8 @@ export class CaptureWriter implements EventSink {
     files.write(batch.data, (err, written) => {
       this.#writing = false;
       this.#settle(batch, written, err);
+      // After settling: a pause it brings about finds the batch accounted for.
+      if (written > 0) this.#guard?.wrote(written);
       resolve();
       if (!this.#failure && this.#pendingBytes >= this.#highWater) this.#flushAsync();
     });

@@ -59,9 +59,10 @@ export interface DiskGuardOptions {
 
 /**
  * Reads free space on a timer, never per event, and says when it crosses
- * --min-free. Writes between two readings can take free space a little
- * under the limit (at most a second's worth): the limit is a margin, not
- * the last byte. A reading that fails (the directory removed, a hung
+ * --min-free. Between readings the capture's own writes are taken off the
+ * last reading (`wrote`), so a burst of them stops at the limit; what other
+ * processes write is seen at the next reading, so the limit is a margin,
+ * not the last byte. A reading that fails (the directory removed, a hung
  * network filesystem) changes nothing: the writer's own write errors still
  * apply, and the next reading may work.
  */
@@ -115,6 +116,20 @@ export class DiskGuard {
       // See the class comment: a failed reading changes nothing.
     } finally {
       this.#reading = false;
+    }
+  }
+
+  /**
+   * The capture put `bytes` on the disk: taken off the last reading, so a
+   * burst of our own writes between two readings pauses the capture at the
+   * limit rather than running past it for up to a second. The next reading
+   * corrects the estimate (other writers on the disk are seen only then).
+   */
+  wrote(bytes: number): void {
+    this.#freeBytes -= bytes;
+    if (!this.#paused && this.#freeBytes < this.minFreeBytes) {
+      this.#paused = true;
+      this.#onChange(true);
     }
   }
 

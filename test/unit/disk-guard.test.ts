@@ -109,6 +109,19 @@ describe('DiskGuard', () => {
     expect(changes).toEqual([]);
   });
 
+  it("takes the capture's own writes off the last reading: a burst between readings pauses at the limit", () => {
+    const disk = new FakeDisk(MIB + 100 * KIB);
+    const { guard: g, changes } = guard(disk, MIB);
+    g.wrote(60 * KIB);
+    expect(changes).toEqual([]);
+    g.wrote(60 * KIB);
+    expect(changes).toEqual([true]);
+    expect(g.freeBytes).toBe(MIB - 20 * KIB);
+    g.wrote(KIB);
+    expect(changes).toEqual([true]);
+    expect(disk.reads).toBe(1);
+  });
+
   it('a failed reading changes nothing', async () => {
     const disk = new FakeDisk(MIB / 2);
     const { guard: g, changes } = guard(disk, MIB);
@@ -192,6 +205,36 @@ describe('CaptureWriter with the disk guard', () => {
     await writer.close();
     expect(await readCaptureFile(p)).toStrictEqual([{ kind: 'capture.gap', t: 7000, from: 1000, lostEvents: 4, code: GAP_MIN_FREE }]);
     expect(writer.droppedEvents).toBe(4);
+  });
+
+  it('pauses on its own writes before the next reading when they would take free space under the limit', async () => {
+    const p = tempPath();
+    // A reading an hour away: only the writes themselves can bring the pause.
+    const disk = new FakeDisk(MIB + 4 * KIB);
+    const pauses: CapturePause[] = [];
+    const writer = new CaptureWriter({
+      path: p,
+      createdBy: 'wstap unit test',
+      flushIntervalMs: 5,
+      highWaterBytes: 1 << 30,
+      now: () => 9000,
+      diskGuard: { minFreeBytes: MIB, source: disk, intervalMs: 3_600_000 },
+      onPause: (s) => pauses.push(s),
+    });
+    let i = 0;
+    while (pauses.length === 0 && i < 10_000) {
+      writer.record(event(i++));
+      if (i % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(pauses).toHaveLength(1);
+    const sizeAtPause = fs.statSync(p).size;
+    // The header and some lines, about 4 KiB: not the 10,000 events.
+    expect(sizeAtPause).toBeGreaterThan(4 * KIB);
+    expect(sizeAtPause).toBeLessThan(16 * KIB);
+    for (let j = 0; j < 100; j++) writer.record(event(i + j));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(fs.statSync(p).size).toBe(sizeAtPause);
+    await writer.close();
   });
 
   it('starts paused on a disk already below --min-free, says so once, and resumes when space is freed', async () => {
