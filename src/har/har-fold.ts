@@ -169,25 +169,7 @@ export class HarFold {
       case 'ws.handshake.request': {
         const open = this.#opens.get(event.conn);
         if (!open) return;
-        this.#websockets.set(event.conn, {
-          open,
-          request: event,
-          response: null,
-          body: null,
-          error: null,
-          evidence: [],
-          firstCloseFrame: null,
-          pairing: new PingPairing(),
-          pings: [],
-          protocolErrors: [],
-          cutFrames: [],
-          observerFault: null,
-          interim: [],
-          reorder: [],
-          lastT: event.t,
-          missing: null,
-          frames: 0,
-        });
+        this.#websockets.set(event.conn, newWebSocketRecord(open, { request: event, response: null }, event.t, null));
         return;
       }
       case 'conn.close':
@@ -249,24 +231,7 @@ export class HarFold {
   #standIn(event: CaptureEvent & { conn: number }): WebSocketRecord | null {
     if (!CONNECTION_EVENTS.has(event.kind) || this.#opens.has(event.conn)) return null;
     const open = standInOpen(event);
-    const record: WebSocketRecord = {
-      open,
-      ...standInHandshake(event),
-      body: null,
-      error: null,
-      evidence: [],
-      firstCloseFrame: null,
-      pairing: new PingPairing(),
-      pings: [],
-      protocolErrors: [],
-      cutFrames: [],
-      observerFault: null,
-      interim: [],
-      reorder: [],
-      lastT: event.t,
-      missing: missingBeginning(event.t),
-      frames: 0,
-    };
+    const record = newWebSocketRecord(open, standInHandshake(event), event.t, missingBeginning(event.t));
     this.#opens.set(event.conn, open);
     this.#websockets.set(event.conn, record);
     return record;
@@ -567,3 +532,29 @@ function harCutFrame(cut: FrameCutEvent): HarCutFrame {
   };
 }
 
+/** A WebSocket connection's record as its handshake request (or a stand-in for it) starts it. */
+function newWebSocketRecord(
+  open: ConnOpenEvent,
+  handshake: Pick<WebSocketRecord, 'request' | 'response'>,
+  t: number,
+  missing: WebSocketRecord['missing'],
+): WebSocketRecord {
+  return {
+    open,
+    ...handshake,
+    body: null,
+    error: null,
+    evidence: [],
+    firstCloseFrame: null,
+    pairing: new PingPairing(),
+    pings: [],
+    protocolErrors: [],
+    cutFrames: [],
+    observerFault: null,
+    interim: [],
+    reorder: [],
+    lastT: t,
+    missing,
+    frames: 0,
+  };
+}
