@@ -107,11 +107,19 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
 /** The set as it is now; waits for the file to appear (the proxy may start after the viewer). */
 async function waitForSet(base: string, waker: Waker, options: FollowOptions): Promise<CaptureSet | null> {
   let said = false;
+  let readAgain = false;
   while (!waker.aborted) {
     try {
       return discoverCaptureSet(base);
     } catch (err) {
-      if (!notYetWritten(err)) throw err;
+      const state = headerState(err);
+      if (state === 'bad') throw err;
+      // Completed between the failed read and the look at it: read once more before calling it bad.
+      if (state === 'complete') {
+        if (readAgain) throw err;
+        readAgain = true;
+        continue;
+      }
     }
     if (!said) options.onNote?.(`waiting for ${base} to appear`);
     said = true;
@@ -134,15 +142,23 @@ async function openFirst(base: string, waker: Waker, options: FollowOptions): Pr
   }
 }
 
-/** The file does not exist yet, or its header line is not complete yet. */
-function notYetWritten(err: unknown): boolean {
-  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
-  if (!(err instanceof CaptureFormatError) || err.line !== 1) return false;
+/**
+ * What a failure to read a capture's first line means for a follower that
+ * may have come before the writer: `missing` (no file yet), `incomplete`
+ * (the writer created it and has not written its whole header line yet:
+ * the proxy opens the file, then writes), `complete` (the header line is
+ * there now: the failed read may have come just before it was written) or
+ * `bad` (any other error).
+ */
+export function headerState(err: unknown): 'missing' | 'incomplete' | 'complete' | 'bad' {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+  if (!(err instanceof CaptureFormatError) || err.line !== 1) return 'bad';
   try {
     const size = fs.statSync(err.path).size;
-    return size < 4096 && !fs.readFileSync(err.path, 'utf8').includes('\n');
+    if (size >= 4096) return 'bad';
+    return fs.readFileSync(err.path, 'utf8').includes('\n') ? 'complete' : 'incomplete';
   } catch {
-    return true;
+    return 'missing';
   }
 }
 
