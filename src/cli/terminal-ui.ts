@@ -46,7 +46,7 @@ export async function exportFromUi(settings: HarExportSettings): Promise<string>
     diagnosis: settings.diagnosis,
     creatorVersion: VERSION,
     // A live capture's last line may be half-written while we read: skip it quietly.
-    onWarning: (w) => settings.logger.debug(`export: capture line ${w.line}: ${w.message}`),
+    onWarning: (w) => settings.logger.debug(`export: ${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}`),
   });
   const message = `wrote ${harPath}: ${stats.entries} entries, ${stats.messages} messages${settings.redact ? ', secrets redacted' : ', NOT redacted'}`;
   settings.logger.info({ har: harPath, entries: stats.entries }, message);
