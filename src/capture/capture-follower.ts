@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CAPTURE_FORMAT, segmentPath, type CaptureHeader } from './capture-format.js';
+import { CAPTURE_FORMAT, headerSessionStart, segmentPath, type CaptureHeader } from './capture-format.js';
 import { CaptureFormatError, checkCaptureHeader } from './capture-reader.js';
 import { discoverCaptureSet, missingSegmentGap, missingSegmentWarning, siblingSegmentPaths, type CaptureSet, type CaptureSetWarning } from './capture-set.js';
 import type { CaptureEvent } from './events.js';
@@ -54,8 +54,14 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
     for (const note of set.notes) options.onNote?.(note);
     let file = start.file;
     let lastT: number | null = null;
+    // Joined after --keep deleted the first file: the session's start comes from the header of the first one left.
+    const sessionStart = file.segment > 0 ? headerSessionStart((set.segments[0] as (typeof set.segments)[number]).header) : null;
     let gapBefore: number[] | null = null;
     try {
+      if (sessionStart) {
+        lastT = sessionStart.t;
+        yield sessionStart;
+      }
       while (!waker.aborted) {
         let lines = readNewLines(file);
         const next = lines.length > 0 || set.session === null ? null : nextSegment(set.base, set.session, file.segment);

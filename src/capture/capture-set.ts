@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GAP_SEGMENT_MISSING, type CaptureEvent, type CaptureGapEvent } from './events.js';
-import { segmentPath, type CaptureHeader } from './capture-format.js';
+import { headerSessionStart, segmentPath, type CaptureHeader } from './capture-format.js';
 import { checkCaptureHeader, readCaptureEvents } from './capture-reader.js';
 
 /** One file of a rotated set (or the single file of an unrotated capture). */
@@ -213,7 +213,8 @@ export function missingSegmentGap(from: number, t: number, segments: readonly nu
  * first event. A set read while its proxy still writes it (the UI's export)
  * may lose a file to --keep between discovery and reading: that file is
  * missing the same way (a gap when events were read before it), never an
- * error that ends the read.
+ * error that ends the read. A set whose first file is a later segment starts
+ * with the session.start that file's header repeats.
  */
 export async function* readCaptureSetEvents(set: CaptureSet, options: CaptureSetReadOptions = {}): AsyncGenerator<CaptureEvent> {
   let lastT: number | null = null;
@@ -229,6 +230,12 @@ export async function* readCaptureSetEvents(set: CaptureSet, options: CaptureSet
       // Before anything was read it is part of the deleted beginning, not a gap.
       if (previous !== null) missing.push(segment.segment);
       continue;
+    }
+    // The first file read is a later one (--keep deleted the start): its header still says how the session started.
+    const start = previous === null && segment.segment > 0 ? headerSessionStart(segment.header) : null;
+    if (start) {
+      lastT = start.t;
+      yield start;
     }
     const fileOptions = {
       fd,

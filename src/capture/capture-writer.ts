@@ -241,6 +241,8 @@ export class CaptureWriter implements EventSink {
   }
 
   record(event: CaptureEvent): void {
+    // Kept for later files' headers even when this line itself is lost (paused, failing).
+    if (event.kind === 'session.start') this.#files.noteSessionStart(event);
     if (this.#closed) {
       this.#dropped++;
       return;

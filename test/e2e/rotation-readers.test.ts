@@ -90,7 +90,7 @@ function closeLines(stdout: string): string[] {
 }
 
 interface HarDoc {
-  log: { entries: Array<{ request: { url: string }; _wstap?: { connectionId: number; closedBy: string | null; incomplete?: { beginningMissing: boolean; note: string } } }> };
+  log: { entries: Array<{ request: { url: string }; serverIPAddress?: string; _wstap?: { connectionId: number; closedBy: string | null; incomplete?: { beginningMissing: boolean; note: string } } }> };
 }
 
 describe('a rotated capture read back while it is written and after: view, view --follow, export, --har', () => {
@@ -194,6 +194,8 @@ describe('a rotated capture read back while it is written and after: view, view 
       expect(line).not.toMatch(/beginning is not in the capture/);
     }
     expect(r.stdout).not.toMatch(/#1 open from/);
+    // The session's start was in the deleted segment 0: the kept files' headers repeat it.
+    expect(r.stdout.split('\n')[1]).toMatch(new RegExp(`INFO  listening on 127\\.0\\.0\\.1:${wstap?.port} -> http://127\\.0\\.0\\.1:${app.port} \\(http mode\\)$`));
     expect(r.stdout).toMatch(/session ended \(signal\)/);
     expect(r.stdout.trim().split('\n').at(-1)).toBe('4 connection(s) closed: 4 by client');
   });
@@ -209,6 +211,8 @@ describe('a rotated capture read back while it is written and after: view, view 
       const byConn = new Map(doc.log.entries.map((e) => [e._wstap?.connectionId, e]));
       expect([...byConn.keys()].sort(), file).toEqual([1, 2, 3, 4]);
       expect(byConn.get(1)?._wstap, file).toMatchObject({ closedBy: 'client', incomplete: { beginningMissing: true, note: expect.stringContaining('deleted file of a rotated set') as unknown } });
+      // From the session's start, which only the kept files' headers still hold.
+      expect(doc.log.entries.map((e) => e.serverIPAddress), file).toEqual(doc.log.entries.map(() => '127.0.0.1'));
       for (const n of [2, 3, 4]) {
         expect(byConn.get(n)?._wstap?.incomplete, `${file} #${n}`).toBeUndefined();
         expect(byConn.get(n)?._wstap?.closedBy).toBe('client');

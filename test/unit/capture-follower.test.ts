@@ -118,6 +118,18 @@ describe('following a capture being written', () => {
   });
 });
 
+describe('a follower that comes after --keep deleted the first file', () => {
+  it('starts with the session.start the first file left repeats in its header', async () => {
+    const start: CaptureEvent = { kind: 'session.start', t: T0 - 5, version: '1', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 1, previewLimit: 64 };
+    fs.writeFileSync(segmentPath(base, 4), captureHeaderLine('test', { session: 's1', segment: 4, start }) + line(openEvent(9, { t: T0 })) + line(end));
+    const f = follow();
+    expect(await f.next()).toStrictEqual(start);
+    expect(await f.next()).toMatchObject({ kind: 'conn.open', conn: 9 });
+    expect(await f.next()).toMatchObject({ kind: 'session.end' });
+    expect(f.notes).toEqual(['reading 1 file of the set, segment 4; segments before 4 were deleted (--keep)']);
+  });
+});
+
 describe('a follower that comes before the writer', () => {
   it('waits on the empty file the proxy has created but not written its header to yet', async () => {
     fs.writeFileSync(base, '');

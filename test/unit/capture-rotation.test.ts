@@ -7,6 +7,7 @@ import { readCaptureFile, type CaptureReadWarning } from '../../src/capture/capt
 import { segmentPath, type CaptureHeader } from '../../src/capture/capture-format.js';
 import type { CaptureEvent, CaptureGapEvent } from '../../src/capture/events.js';
 import { frameEvent } from '../support/event-fixtures.js';
+import { discoverCaptureSet, readCaptureSetEvents } from '../../src/capture/capture-set.js';
 
 const dirs: string[] = [];
 
@@ -99,6 +100,24 @@ describe('CaptureWriter with --rotate', () => {
       const next = fs.readFileSync(files[n + 1] as string, 'utf8').split('\n')[1] as string;
       expect(fs.statSync(files[n] as string).size + Buffer.byteLength(next) + 1).toBeGreaterThan(max);
     }
+  });
+
+  it('every file after the first repeats the session.start in its header, so a set --keep cut still says where it listened', async () => {
+    const base = tempBase();
+    const writer = rotatingWriter(base, { maxFileBytes: 4096, keepFiles: 2 });
+    const start: CaptureEvent = { kind: 'session.start', t: 999, version: '1', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 7, previewLimit: 256 };
+    writer.record(start);
+    for (let i = 0; i < 40; i++) writer.record(sizedEvent(i, 600));
+    await writer.close();
+    const files = segmentsOnDisk(base);
+    expect(files[0]).toBeGreaterThan(1);
+    for (const n of files) expect(headerOf(segmentPath(base, n)), `segment ${n}`).toStrictEqual({ format: 'wstap-capture', version: 1, createdBy: 'wstap unit test', session: writer.session, segment: n, start });
+    // Read on its own, a later file still starts with the session's start (the set reader yields it from the header).
+    const set = discoverCaptureSet(base);
+    const first: CaptureEvent[] = [];
+    for await (const e of readCaptureSetEvents(set)) if (first.push(e) >= 2) break;
+    expect(first[0]).toStrictEqual(start);
+    expect(first[1]).toMatchObject({ kind: 'ws.frame' });
   });
 
   it('puts a single line longer than SIZE into a file of its own, and goes on in the next', async () => {
