@@ -90,9 +90,9 @@ export class CaptureFileSet {
     return this.#segment;
   }
 
-  /** A rotation is half done: only the write in flight may touch the set. */
-  get rotating(): boolean {
-    return this.#busy && this.#fd < 0;
+  /** Files are rotated (--rotate): a write may close the file and open the next. */
+  get rotates(): boolean {
+    return this.#options.maxFileBytes !== null;
   }
 
   /**
@@ -240,8 +240,9 @@ export class CaptureFileSet {
   }
 
   /**
-   * The same, synchronously, for close() and a dying process. Not while a
-   * rotation is half done (`rotating`): the caller keeps its lines then.
+   * The same, synchronously, for close() and a dying process. Never while
+   * an asynchronous write is out on a set that `rotates`: it may rotate
+   * under this one (the caller keeps its lines then).
    */
   writeSync(data: Buffer): { written: number; error: NodeJS.ErrnoException | null } {
     let written = 0;

@@ -222,6 +222,33 @@ describe('CaptureWriter with --rotate', () => {
     for (const n of segmentsOnDisk(base)) expect(fs.statSync(segmentPath(base, n)).mode & 0o777).toBe(0o600);
   });
 
+  it('while a write is out (maybe rotating), flushSync leaves the lines to it and flush() waits for it: files stay in order, within SIZE, each header first', async () => {
+    const base = tempBase();
+    const slow = new SlowDisk();
+    const writer = new CaptureWriter({ path: base, createdBy: 'wstap unit test', flushIntervalMs: 3_600_000, highWaterBytes: 3000, maxFileBytes: 4096, io: slow });
+    const events: CaptureEvent[] = [];
+    const record = (i: number): void => {
+      const event = sizedEvent(i, 700);
+      events.push(event);
+      writer.record(event);
+    };
+    // Past the high-water mark: an asynchronous write across several files starts, each piece's callback held back.
+    for (let i = 0; i < 20; i++) record(i);
+    expect(slow.held).toBeGreaterThan(0);
+    for (let i = 20; i < 30; i++) record(i);
+    // The UI's export asks for everything so far while that write is still out (the last-resort path calls flushSync).
+    const before = segmentsOnDisk(base).map((n) => fs.statSync(segmentPath(base, n)).size);
+    writer.flushSync();
+    expect(segmentsOnDisk(base).map((n) => fs.statSync(segmentPath(base, n)).size)).toEqual(before);
+    const flushed = writer.flush();
+    slow.release();
+    await flushed;
+    const { events: read, files } = await readSet(base);
+    expect(read).toStrictEqual(events);
+    for (const file of files) expect(fs.statSync(file).size, file).toBeLessThanOrEqual(4096);
+    await writer.close();
+  });
+
   it('a disk that fills mid-set: the gap goes into the file being written, files stay within SIZE and readable', async () => {
     const base = tempBase();
     const disk = new RoomDisk(6000);
@@ -282,5 +309,31 @@ class RoomDisk implements CaptureIo {
     const n = fs.writeSync(fd, buffer, offset, Math.min(length, this.room), null);
     this.room -= n;
     return n;
+  }
+}
+
+/** fs writes whose callbacks come only once released (then at once): a write stays "out" as long as a test needs. */
+class SlowDisk implements CaptureIo {
+  #released = false;
+  #waiting: Array<() => void> = [];
+
+  get held(): number {
+    return this.#waiting.length;
+  }
+
+  release(): void {
+    this.#released = true;
+    for (const go of this.#waiting.splice(0)) go();
+  }
+
+  write(fd: number, buffer: Buffer, offset: number, length: number, callback: (err: NodeJS.ErrnoException | null, written: number) => void): void {
+    const n = fs.writeSync(fd, buffer, offset, length, null);
+    const done = (): void => callback(null, n);
+    if (this.#released) setImmediate(done);
+    else this.#waiting.push(done);
+  }
+
+  writeSync(fd: number, buffer: Buffer, offset: number, length: number): number {
+    return fs.writeSync(fd, buffer, offset, length, null);
   }
 }
