@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CAPTURE_FORMAT, headerSessionStart, segmentPath, type CaptureHeader } from './capture-format.js';
-import { CaptureFormatError, checkCaptureHeader } from './capture-reader.js';
+import { CaptureFormatError, checkCaptureHeader, readFileHead } from './capture-reader.js';
 import { discoverCaptureSet, missingSegmentGap, missingSegmentWarning, siblingSegmentPaths, type CaptureSet, type CaptureSetWarning } from './capture-set.js';
 import type { CaptureEvent } from './events.js';
 
@@ -16,6 +16,8 @@ import type { CaptureEvent } from './events.js';
  */
 export const FOLLOW_POLL_MS = 250;
 const READ_CHUNK = 64 * 1024;
+/** A header line longer than this is no header we wrote (checkCaptureHeader reads as much). */
+const HEADER_MAX = 4096;
 
 export interface FollowOptions {
   /** Ends the following (the user quit); the iterator then returns. */
@@ -160,9 +162,10 @@ export function headerState(err: unknown): 'missing' | 'incomplete' | 'complete'
   if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
   if (!(err instanceof CaptureFormatError) || err.line !== 1) return 'bad';
   try {
-    const size = fs.statSync(err.path).size;
-    if (size >= 4096) return 'bad';
-    return fs.readFileSync(err.path, 'utf8').includes('\n') ? 'complete' : 'incomplete';
+    // Only the head: by now the writer may have written far more than its header.
+    const head = readFileHead(err.path, HEADER_MAX);
+    if (head.includes('\n')) return 'complete';
+    return Buffer.byteLength(head) < HEADER_MAX ? 'incomplete' : 'bad';
   } catch {
     return 'missing';
   }
