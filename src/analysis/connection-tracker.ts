@@ -11,6 +11,7 @@ import type {
   ObserverFaultEvent,
   Side,
 } from '../capture/events.js';
+import { gapLostEvents } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
 import { isHandshakeRequest } from './handshake-rules.js';
@@ -130,7 +131,7 @@ export class ConnectionTracker {
       return summary;
     }
     if (event.kind === 'capture.gap') {
-      for (const s of this.#live.values()) s.missing = missingStretch(s.missing, s.evidence.length, event.t);
+      if (gapLostEvents(event)) for (const s of this.#live.values()) s.missing = missingStretch(s.missing, s.evidence.length, event.t);
       return null;
     }
     if (!('conn' in event)) return null;

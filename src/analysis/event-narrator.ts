@@ -1,4 +1,4 @@
-import { GAP_BACKLOG, GAP_SEGMENT_MISSING, opcodeName, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
+import { GAP_BACKLOG, GAP_MIN_FREE, GAP_SEGMENT_MISSING, opcodeName, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, describeOrderUnknown, describeUnread, noAnswerReason, type CloseEvidence } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
@@ -137,6 +137,15 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         };
       }
       // Only read back from a file: live, the writer's own log lines say it as it happens.
+      if (event.code === GAP_MIN_FREE) {
+        // The guard writes its gap even when nothing was lost: the file says it was paused.
+        const lost = event.lostEvents > 0 ? `${event.lostEvents} events were not saved; connections of that time may lack events or be missing` : 'no event was lost';
+        return {
+          level: 'warn',
+          msg: `capture gap: the capture was paused for ${seconds(event.t - event.from)} before this, free space being below --min-free (MIN_FREE); ${lost}`,
+          fields: { lostEvents: event.lostEvents, code: event.code, from: event.from },
+        };
+      }
       return {
         level: 'warn',
         msg: `capture gap: ${event.lostEvents} events of the ${seconds(event.t - event.from)} before this were not saved (${event.code === GAP_BACKLOG ? 'the disk did not keep up' : event.code}); connections of that time may lack events or be missing`,

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { CAPTURE_FORMAT, segmentPath, type CaptureHeader } from './capture-format.js';
-import { CaptureFormatError, checkCaptureHeader } from './capture-reader.js';
+import { CAPTURE_FORMAT, headerSessionStart, segmentPath, type CaptureHeader } from './capture-format.js';
+import { CaptureFormatError, checkCaptureHeader, readFileHead } from './capture-reader.js';
 import { discoverCaptureSet, missingSegmentGap, missingSegmentWarning, siblingSegmentPaths, type CaptureSet, type CaptureSetWarning } from './capture-set.js';
 import type { CaptureEvent } from './events.js';
 
@@ -16,6 +16,8 @@ import type { CaptureEvent } from './events.js';
  */
 export const FOLLOW_POLL_MS = 250;
 const READ_CHUNK = 64 * 1024;
+/** A header line longer than this is no header we wrote (checkCaptureHeader reads as much). */
+const HEADER_MAX = 4096;
 
 export interface FollowOptions {
   /** Ends the following (the user quit); the iterator then returns. */
@@ -54,8 +56,14 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
     for (const note of set.notes) options.onNote?.(note);
     let file = start.file;
     let lastT: number | null = null;
+    // Joined after --keep deleted the first file: the session's start comes from the header of the first one left.
+    const sessionStart = file.segment > 0 ? headerSessionStart((set.segments[0] as (typeof set.segments)[number]).header) : null;
     let gapBefore: number[] | null = null;
     try {
+      if (sessionStart) {
+        lastT = sessionStart.t;
+        yield sessionStart;
+      }
       while (!waker.aborted) {
         let lines = readNewLines(file);
         const next = lines.length > 0 || set.session === null ? null : nextSegment(set.base, set.session, file.segment);
@@ -107,11 +115,19 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
 /** The set as it is now; waits for the file to appear (the proxy may start after the viewer). */
 async function waitForSet(base: string, waker: Waker, options: FollowOptions): Promise<CaptureSet | null> {
   let said = false;
+  let readAgain = false;
   while (!waker.aborted) {
     try {
       return discoverCaptureSet(base);
     } catch (err) {
-      if (!notYetWritten(err)) throw err;
+      const state = headerState(err);
+      if (state === 'bad') throw err;
+      // Completed between the failed read and the look at it: read once more before calling it bad.
+      if (state === 'complete') {
+        if (readAgain) throw err;
+        readAgain = true;
+        continue;
+      }
     }
     if (!said) options.onNote?.(`waiting for ${base} to appear`);
     said = true;
@@ -134,15 +150,24 @@ async function openFirst(base: string, waker: Waker, options: FollowOptions): Pr
   }
 }
 
-/** The file does not exist yet, or its header line is not complete yet. */
-function notYetWritten(err: unknown): boolean {
-  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
-  if (!(err instanceof CaptureFormatError) || err.line !== 1) return false;
+/**
+ * What a failure to read a capture's first line means for a follower that
+ * may have come before the writer: `missing` (no file yet), `incomplete`
+ * (the writer created it and has not written its whole header line yet:
+ * the proxy opens the file, then writes), `complete` (the header line is
+ * there now: the failed read may have come just before it was written) or
+ * `bad` (any other error).
+ */
+export function headerState(err: unknown): 'missing' | 'incomplete' | 'complete' | 'bad' {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+  if (!(err instanceof CaptureFormatError) || err.line !== 1) return 'bad';
   try {
-    const size = fs.statSync(err.path).size;
-    return size < 4096 && !fs.readFileSync(err.path, 'utf8').includes('\n');
+    // Only the head: by now the writer may have written far more than its header.
+    const head = readFileHead(err.path, HEADER_MAX);
+    if (head.includes('\n')) return 'complete';
+    return Buffer.byteLength(head) < HEADER_MAX ? 'incomplete' : 'bad';
   } catch {
-    return true;
+    return 'missing';
   }
 }
 

@@ -1,3 +1,5 @@
+import type { SessionStartEvent } from './events.js';
+
 /** The first line of every capture file names the format and its version. */
 export const CAPTURE_FORMAT = 'wstap-capture';
 export const CAPTURE_VERSION = 1;
@@ -14,6 +16,14 @@ export interface CaptureHeader {
   session?: string;
   /** 0 for a session's first file, then 1, 2, ... in the order written. Absent means 0. */
   segment?: number;
+  /**
+   * The session's `session.start`, repeated in the header of every later
+   * segment: once --keep has deleted segment 0 (whose first event it is),
+   * where the proxy listened, its target and mode are still known. A reader
+   * whose first file is a later segment yields it first. Absent in segment 0
+   * and in older captures.
+   */
+  start?: SessionStartEvent;
 }
 
 /**
@@ -26,7 +36,13 @@ export function segmentPath(base: string, segment: number): string {
   return segment === 0 ? base : `${base}.${segment}`;
 }
 
-export function captureHeaderLine(createdBy: string, set?: { session: string; segment: number }): string {
+export function captureHeaderLine(createdBy: string, set?: { session: string; segment: number; start?: SessionStartEvent }): string {
   const header: CaptureHeader = { format: CAPTURE_FORMAT, version: CAPTURE_VERSION, createdBy, ...set };
   return JSON.stringify(header) + '\n';
+}
+
+/** The `start` a later segment's header repeats, if it is one (a reader trusts no field unchecked). */
+export function headerSessionStart(header: CaptureHeader): SessionStartEvent | null {
+  const start = header.start as Partial<SessionStartEvent> | undefined;
+  return start && typeof start === 'object' && start.kind === 'session.start' && typeof start.t === 'number' ? (start as SessionStartEvent) : null;
 }

@@ -25,6 +25,8 @@ export interface CaptureReadOptions {
   onWarning?: (warning: CaptureReadWarning) => void;
   /** Updated as the file is read, for progress reports. */
   progress?: { bytesRead: number };
+  /** The file already opened (read from its start, closed when done): a set's reader opens before --keep can delete it. */
+  fd?: number;
 }
 
 /**
@@ -96,7 +98,7 @@ interface DamagedRun {
  * events lost); damage elsewhere is an error.
  */
 export async function* readCaptureEvents(path: string, options: CaptureReadOptions = {}): AsyncGenerator<CaptureEvent> {
-  const input = fs.createReadStream(path, { highWaterMark: 1024 * 1024 });
+  const input = fs.createReadStream(path, { highWaterMark: 1024 * 1024, ...(options.fd === undefined ? {} : { fd: options.fd, start: 0 }) });
   const progress = options.progress;
   if (progress) input.on('data', (chunk) => (progress.bytesRead += chunk.length));
   const lines = readline.createInterface({ input, crlfDelay: Infinity });

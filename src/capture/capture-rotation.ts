@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { captureHeaderLine, segmentPath } from './capture-format.js';
+import type { SessionStartEvent } from './events.js';
 
 /** The writes the capture makes: `fs` by default; tests stand in a disk that fills up. */
 export interface CaptureIo {
@@ -68,6 +69,8 @@ export class CaptureFileSet {
   #header: Buffer | null = null;
   /** An asynchronous write (maybe a rotation) is out. */
   #busy = false;
+  /** Repeated in every later file's header (CaptureHeader.start). */
+  #start: SessionStartEvent | null = null;
 
   constructor(options: CaptureFileSetOptions) {
     this.#options = options;
@@ -87,9 +90,9 @@ export class CaptureFileSet {
     return this.#segment;
   }
 
-  /** A rotation is half done: only the write in flight may touch the set. */
-  get rotating(): boolean {
-    return this.#busy && this.#fd < 0;
+  /** Files are rotated (--rotate): a write may close the file and open the next. */
+  get rotates(): boolean {
+    return this.#options.maxFileBytes !== null;
   }
 
   /**
@@ -116,8 +119,14 @@ export class CaptureFileSet {
     }
   }
 
+  /** The session's start, for the headers of the files after the first (the first holds it as its first event). */
+  noteSessionStart(event: SessionStartEvent): void {
+    this.#start ??= event;
+  }
+
   #headerOf(segment: number): Buffer {
-    return Buffer.from(captureHeaderLine(this.#options.createdBy, { session: this.session, segment }), 'utf8');
+    const start = segment > 0 && this.#start ? { start: this.#start } : {};
+    return Buffer.from(captureHeaderLine(this.#options.createdBy, { session: this.session, segment, ...start }), 'utf8');
   }
 
   /** Where the bytes from `from` on that go to the current file end; `from` itself means "rotate first". */
@@ -231,8 +240,9 @@ export class CaptureFileSet {
   }
 
   /**
-   * The same, synchronously, for close() and a dying process. Not while a
-   * rotation is half done (`rotating`): the caller keeps its lines then.
+   * The same, synchronously, for close() and a dying process. Never while
+   * an asynchronous write is out on a set that `rotates`: it may rotate
+   * under this one (the caller keeps its lines then).
    */
   writeSync(data: Buffer): { written: number; error: NodeJS.ErrnoException | null } {
     let written = 0;

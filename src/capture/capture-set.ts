@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { GAP_SEGMENT_MISSING, type CaptureEvent, type CaptureGapEvent } from './events.js';
-import { segmentPath, type CaptureHeader } from './capture-format.js';
+import { headerSessionStart, segmentPath, type CaptureHeader } from './capture-format.js';
 import { checkCaptureHeader, readCaptureEvents } from './capture-reader.js';
 
 /** One file of a rotated set (or the single file of an unrotated capture). */
@@ -210,23 +210,42 @@ export function missingSegmentGap(from: number, t: number, segments: readonly nu
  * Streams the events of a set's files in segment order, one file at a time
  * (memory bounded as readCaptureEvents is). A missing segment is warned
  * about and stands in the stream as a capture.gap before the next file's
- * first event.
+ * first event. A set read while its proxy still writes it (the UI's export)
+ * may lose a file to --keep between discovery and reading: that file is
+ * missing the same way (a gap when events were read before it), never an
+ * error that ends the read. A set whose first file is a later segment starts
+ * with the session.start that file's header repeats.
  */
 export async function* readCaptureSetEvents(set: CaptureSet, options: CaptureSetReadOptions = {}): AsyncGenerator<CaptureEvent> {
   let lastT: number | null = null;
   let previous: number | null = null;
+  let missing: number[] = [];
   for (const segment of set.segments) {
-    const missing = previous === null ? [] : set.holes.filter((h) => h.segment > (previous as number) && h.segment < segment.segment);
-    for (const hole of missing) options.onWarning?.({ path: hole.path, line: null, message: missingSegmentWarning(hole) });
-    let pendingGap = missing.length > 0 ? missing.map((h) => h.segment) : null;
+    const holes = previous === null ? [] : set.holes.filter((h) => h.segment > (previous as number) && h.segment < segment.segment);
+    for (const hole of holes) options.onWarning?.({ path: hole.path, line: null, message: missingSegmentWarning(hole) });
+    missing.push(...holes.map((h) => h.segment));
+    const fd = openSegment(segment.path);
+    if (fd === null) {
+      options.onWarning?.({ path: segment.path, line: null, message: DELETED_WHILE_READ });
+      // Before anything was read it is part of the deleted beginning, not a gap.
+      if (previous !== null) missing.push(segment.segment);
+      continue;
+    }
+    // The first file read is a later one (--keep deleted the start): its header still says how the session started.
+    const start = previous === null && segment.segment > 0 ? headerSessionStart(segment.header) : null;
+    if (start) {
+      lastT = start.t;
+      yield start;
+    }
     const fileOptions = {
+      fd,
       ...(options.onWarning ? { onWarning: (w: { line: number; message: string }) => options.onWarning?.({ path: segment.path, line: w.line, message: w.message }) } : {}),
       ...(options.progress ? { progress: options.progress } : {}),
     };
     for await (const event of readCaptureEvents(segment.path, fileOptions)) {
-      if (pendingGap) {
-        yield missingSegmentGap(lastT ?? event.t, event.t, pendingGap);
-        pendingGap = null;
+      if (missing.length > 0) {
+        yield missingSegmentGap(lastT ?? event.t, event.t, missing);
+        missing = [];
       }
       lastT = event.t;
       yield event;
@@ -235,3 +254,14 @@ export async function* readCaptureSetEvents(set: CaptureSet, options: CaptureSet
   }
 }
 
+const DELETED_WHILE_READ = 'deleted while the set was read (--keep rotated the capture meanwhile): its events are not in what follows';
+
+/** The segment opened for reading, or null when it is gone since discovery (--keep); an open fd reads it even once deleted. */
+function openSegment(file: string): number | null {
+  try {
+    return fs.openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}

@@ -241,6 +241,8 @@ export class CaptureWriter implements EventSink {
   }
 
   record(event: CaptureEvent): void {
+    // Kept for later files' headers even when this line itself is lost (paused, failing).
+    if (event.kind === 'session.start') this.#files.noteSessionStart(event);
     if (this.#closed) {
       this.#dropped++;
       return;
@@ -403,14 +405,26 @@ export class CaptureWriter implements EventSink {
    */
   flushSync(): void {
     // A retry in flight decides what comes next; writing around it could put lines before their gap.
-    // A rotation half done owns the next file: the lines wait for it (a dying process loses them).
+    // With --rotate, any write in flight may rotate under this one (its later pieces would land after
+    // these lines, its file counts would be stale, a file could pass SIZE): the lines wait for it
+    // (a dying process loses at most what a flush interval holds; flush() waits instead).
     const files = this.#files;
-    if (this.#filesClosed || (this.#failure && this.#writing) || files.rotating) return;
+    if (this.#filesClosed || (this.#writing && (this.#failure || files.rotates))) return;
     // While paused only the gap line can be held (close() writes it: one line, so the file says why it stops).
     const batch = this.#take();
     if (!batch) return;
     const { written, error } = files.writeSync(batch.data);
     this.#settle(batch, written, error);
+  }
+
+  /**
+   * Everything recorded so far in the file(s), for a reader in the same
+   * process (the UI's export): waits for the write in flight, then writes
+   * the rest synchronously, so nothing runs between the two.
+   */
+  async flush(): Promise<void> {
+    while (this.#writing) await this.#inflight;
+    this.flushSync();
   }
 
   /** Waits for the write in flight, writes the rest, syncs and closes. */

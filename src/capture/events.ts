@@ -106,6 +106,16 @@ export const GAP_SEGMENT_MISSING = 'segment-missing';
 /** `capture.gap` code for events not written because free space was below --min-free (the disk guard). */
 export const GAP_MIN_FREE = 'MIN_FREE';
 
+/**
+ * Whether a gap may have cost events. The writer also writes gaps that lost
+ * none (the guard paused with nothing to record, a failed write that tore
+ * only a newline), so the file says what happened; those hide nothing from
+ * a verdict. A missing segment's count is unknown (0 there means unknown).
+ */
+export function gapLostEvents(gap: CaptureGapEvent): boolean {
+  return gap.code === GAP_SEGMENT_MISSING || gap.lostEvents > 0;
+}
+
 export interface ConnOpenEvent extends ConnBase {
   kind: 'conn.open';
   mode: 'http' | 'tcp';

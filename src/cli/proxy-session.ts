@@ -261,6 +261,11 @@ export class ProxySession implements EventSink {
     await this.#writer?.close();
   }
 
+  /** Everything recorded so far readable in the capture (the UI's export reads it while the session goes on). */
+  async flush(): Promise<void> {
+    await this.#writer?.flush();
+  }
+
   /** Last-resort flush for a process that is about to die. */
   flushSync(): void {
     this.#writer?.flushSync();

@@ -52,7 +52,8 @@ Options:
                         mode 0600); an existing FILE is refused without --force.
                         Without it, the UI keeps its session in a private
                         temporary file and prints its path at exit
-  --har FILE            at exit, write the session as a HAR file (see wstap export)
+  --har FILE            at exit, write the session as a HAR file (see wstap export);
+                        with --rotate, from the files --keep kept
   --payloads MODE       none or preview: with --har, each message's first
                         --preview-bytes bytes (a longer one is marked with
                         _size), or sizes only                      [preview]
@@ -265,8 +266,6 @@ function captureLimits(values: Record<string, unknown>): { rotateBytes?: number;
   const minFree = text('min-free');
   if (rotate !== undefined) {
     if (typeof values.capture !== 'string') throw new UsageError('--rotate needs --capture FILE');
-    // Until the HAR export reads a rotated set, it would see only the first file.
-    if (typeof values.har === 'string') throw new UsageError('--har cannot be combined with --rotate yet; export the files with wstap export');
     limits.rotateBytes = parseByteSize('--rotate', rotate);
     if (limits.rotateBytes < MIN_ROTATE_BYTES) throw new UsageError(`--rotate "${rotate}" is too small: at least 4K (each file starts with a header line)`);
   }
@@ -292,7 +291,9 @@ async function writeHarAtExit(
       harPath,
       ...settings,
       creatorVersion: VERSION,
-      onWarning: (w) => logger.warn(`capture line ${w.line}: ${w.message}`),
+      onWarning: (w) => logger.warn(`${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}`),
+      // A rotated capture: which files the HAR covers, and that --keep deleted the earlier ones.
+      onNote: (note) => logger.info(`${harPath}: ${note}`),
     });
     logger.info({ har: harPath, entries: stats.entries, messages: stats.messages }, `wrote ${harPath}: ${stats.entries} entries, ${stats.messages} messages`);
     return true;

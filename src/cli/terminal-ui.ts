@@ -24,7 +24,7 @@ export interface HarExportSettings {
   diagnosis: DiagnosisContext;
   logger: Logger;
   /** Makes everything recorded so far readable in the capture file. */
-  flush?: () => void;
+  flush?: () => void | Promise<void>;
   /** Why there is nothing to export from, when capturePath is null. */
   unavailable?: string;
 }
@@ -32,7 +32,7 @@ export interface HarExportSettings {
 /** The `e` key: the capture so far as a HAR in the working directory, named by the time. */
 export async function exportFromUi(settings: HarExportSettings): Promise<string> {
   if (!settings.capturePath) return settings.unavailable ?? 'nothing to export: no capture file';
-  settings.flush?.();
+  await settings.flush?.();
   // Two exports within a second get -2, -3...: an earlier export is never overwritten.
   const base = path.resolve(`wstap-${stamp(new Date())}`);
   let harPath = `${base}.har`;
@@ -46,7 +46,7 @@ export async function exportFromUi(settings: HarExportSettings): Promise<string>
     diagnosis: settings.diagnosis,
     creatorVersion: VERSION,
     // A live capture's last line may be half-written while we read: skip it quietly.
-    onWarning: (w) => settings.logger.debug(`export: capture line ${w.line}: ${w.message}`),
+    onWarning: (w) => settings.logger.debug(`export: ${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}`),
   });
   const message = `wrote ${harPath}: ${stats.entries} entries, ${stats.messages} messages${settings.redact ? ', secrets redacted' : ', NOT redacted'}`;
   settings.logger.info({ har: harPath, entries: stats.entries }, message);
@@ -147,7 +147,8 @@ export function startLiveUi(session: ProxySession, options: LiveUiOptions): Runn
         payloads: options.payloads,
         diagnosis: options.diagnosis,
         logger,
-        flush: () => session.flushSync(),
+        // Not flushSync: with --rotate a write in flight may be rotating the files.
+        flush: () => session.flush(),
       }),
   });
   session.onEvent((event, summary) => ui.app.record(event, summary));

@@ -21,6 +21,7 @@ import type {
   ProtocolErrorEvent,
   FrameCutEvent,
 } from '../capture/events.js';
+import { gapLostEvents } from '../capture/events.js';
 import {
   emptyWstap,
   epochSeconds,
@@ -141,7 +142,7 @@ export class HarFold {
         this.#serverIp = serverIp(event.target);
         return;
       case 'capture.gap': {
-        for (const record of this.#websockets.values()) record.missing = missingStretch(record.missing, record.evidence.length, event.t);
+        if (gapLostEvents(event)) for (const record of this.#websockets.values()) record.missing = missingStretch(record.missing, record.evidence.length, event.t);
         const last = this.captureGaps.at(-1);
         if (last && this.captureGaps.length >= MAX_CAPTURE_GAPS) {
           last.to = epochSeconds(event.t);

@@ -98,7 +98,10 @@ describe('capture rotation through the CLI', () => {
     }
     const session = headers[0]?.session;
     expect(session).toMatch(/^[0-9a-f-]{36}$/);
-    expect(headers).toStrictEqual(segments.map((segment) => ({ format: 'wstap-capture', version: 1, createdBy: expect.stringMatching(/^wstap /) as unknown, session, segment })));
+    // Each later file repeats the session's start (segment 0, which held it, is long deleted).
+    const start = headers[0]?.start;
+    expect(start).toMatchObject({ kind: 'session.start', listen: `127.0.0.1:${wstap.port}`, target: `http://127.0.0.1:${app.port}` });
+    expect(headers).toStrictEqual(segments.map((segment) => ({ format: 'wstap-capture', version: 1, createdBy: expect.stringMatching(/^wstap /) as unknown, session, segment, start })));
     // Events in time order across the files; the newest end with the session's end and the four closes before it.
     for (let i = 1; i < events.length; i++) expect(events[i]?.t ?? 0).toBeGreaterThanOrEqual(events[i - 1]?.t ?? 0);
     expect(events.at(-1)).toMatchObject({ kind: 'session.end', reason: 'signal', droppedEvents: 0 });
@@ -123,7 +126,7 @@ describe('capture rotation through the CLI', () => {
     expect(ofKind(await readCaptureFile(base), 'session.end')).toHaveLength(1);
   });
 
-  it('usage errors: --keep without --rotate, --keep 0, a SIZE too small or not a size, --har with --rotate', () => {
+  it('usage errors: --keep without --rotate, --keep 0, a SIZE too small or not a size', () => {
     const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'proxy', '--target', 'http://127.0.0.1:9', '--no-tui', '--capture', path.join(dir, 'u.jsonl'), ...args], { encoding: 'utf8', timeout: 20_000 });
     const cases: Array<[string[], string]> = [
       [['--keep', '3'], '--keep needs --rotate SIZE'],
@@ -131,8 +134,6 @@ describe('capture rotation through the CLI', () => {
       [['--rotate', '100'], '--rotate "100" is too small: at least 4K'],
       [['--rotate', 'big'], '--rotate "big" is not a size'],
       [['--min-free', '5%'], '--min-free "5%" is not a size'],
-      // Until the HAR export reads a whole set it would see the first file only.
-      [['--rotate', '64K', '--har', path.join(dir, 'u.har')], '--har cannot be combined with --rotate yet'],
     ];
     for (const [args, message] of cases) {
       const r = run(...args);

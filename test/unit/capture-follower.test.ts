@@ -4,7 +4,8 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { captureHeaderLine, segmentPath } from '../../src/capture/capture-format.js';
-import { followCapture } from '../../src/capture/capture-follower.js';
+import { followCapture, headerState } from '../../src/capture/capture-follower.js';
+import { checkCaptureHeader } from '../../src/capture/capture-reader.js';
 import type { CaptureSetWarning } from '../../src/capture/capture-set.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { closeEvent, frameEvent, openEvent } from '../support/event-fixtures.js';
@@ -114,6 +115,56 @@ describe('following a capture being written', () => {
     const idle = f.next();
     controller.abort();
     expect(await idle).toBeNull();
+  });
+});
+
+describe('a follower that comes after --keep deleted the first file', () => {
+  it('starts with the session.start the first file left repeats in its header', async () => {
+    const start: CaptureEvent = { kind: 'session.start', t: T0 - 5, version: '1', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 1, previewLimit: 64 };
+    fs.writeFileSync(segmentPath(base, 4), captureHeaderLine('test', { session: 's1', segment: 4, start }) + line(openEvent(9, { t: T0 })) + line(end));
+    const f = follow();
+    expect(await f.next()).toStrictEqual(start);
+    expect(await f.next()).toMatchObject({ kind: 'conn.open', conn: 9 });
+    expect(await f.next()).toMatchObject({ kind: 'session.end' });
+    expect(f.notes).toEqual(['reading 1 file of the set, segment 4; segments before 4 were deleted (--keep)']);
+  });
+});
+
+describe('a follower that comes before the writer', () => {
+  it('waits on the empty file the proxy has created but not written its header to yet', async () => {
+    fs.writeFileSync(base, '');
+    const f = follow();
+    const waiting = f.next();
+    expect(await stillPending(waiting, 300)).toBe('pending');
+    fs.writeFileSync(base, header(0) + line(openEvent(4, { t: T0 })));
+    expect(await waiting).toMatchObject({ conn: 4 });
+  });
+
+  it('headerState: a header that failed to read because it was not written yet is read again, not reported as a bad capture', () => {
+    expect(headerState(Object.assign(new Error('gone'), { code: 'ENOENT' }))).toBe('missing');
+    fs.writeFileSync(base, '');
+    let failure: unknown = null;
+    try {
+      checkCaptureHeader(base);
+    } catch (err) {
+      failure = err;
+    }
+    expect(headerState(failure)).toBe('incomplete');
+    // The writer's header lands between the failed read and the look at it (the race a proxy started after its viewer meets).
+    fs.writeFileSync(base, header(0));
+    expect(headerState(failure)).toBe('complete');
+    // ... and may have written far more than its header by then.
+    fs.writeFileSync(base, header(0) + line(openEvent(1, { t: T0 })).repeat(100));
+    expect(headerState(failure)).toBe('complete');
+    fs.writeFileSync(base, 'x'.repeat(5000));
+    expect(headerState(failure)).toBe('bad');
+    expect(headerState(new Error('other'))).toBe('bad');
+  });
+
+  it('a file that is not a capture, header line complete, is still an error', async () => {
+    fs.writeFileSync(base, 'hello\n');
+    const it = followCapture(base, { pollMs: 40 });
+    await expect(it.next()).rejects.toThrow(/not a wstap capture/);
   });
 });
 

@@ -7,6 +7,7 @@ import { readCaptureFile, type CaptureReadWarning } from '../../src/capture/capt
 import { segmentPath, type CaptureHeader } from '../../src/capture/capture-format.js';
 import type { CaptureEvent, CaptureGapEvent } from '../../src/capture/events.js';
 import { frameEvent } from '../support/event-fixtures.js';
+import { discoverCaptureSet, readCaptureSetEvents } from '../../src/capture/capture-set.js';
 
 const dirs: string[] = [];
 
@@ -99,6 +100,24 @@ describe('CaptureWriter with --rotate', () => {
       const next = fs.readFileSync(files[n + 1] as string, 'utf8').split('\n')[1] as string;
       expect(fs.statSync(files[n] as string).size + Buffer.byteLength(next) + 1).toBeGreaterThan(max);
     }
+  });
+
+  it('every file after the first repeats the session.start in its header, so a set --keep cut still says where it listened', async () => {
+    const base = tempBase();
+    const writer = rotatingWriter(base, { maxFileBytes: 4096, keepFiles: 2 });
+    const start: CaptureEvent = { kind: 'session.start', t: 999, version: '1', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 7, previewLimit: 256 };
+    writer.record(start);
+    for (let i = 0; i < 40; i++) writer.record(sizedEvent(i, 600));
+    await writer.close();
+    const files = segmentsOnDisk(base);
+    expect(files[0]).toBeGreaterThan(1);
+    for (const n of files) expect(headerOf(segmentPath(base, n)), `segment ${n}`).toStrictEqual({ format: 'wstap-capture', version: 1, createdBy: 'wstap unit test', session: writer.session, segment: n, start });
+    // Read on its own, a later file still starts with the session's start (the set reader yields it from the header).
+    const set = discoverCaptureSet(base);
+    const first: CaptureEvent[] = [];
+    for await (const e of readCaptureSetEvents(set)) if (first.push(e) >= 2) break;
+    expect(first[0]).toStrictEqual(start);
+    expect(first[1]).toMatchObject({ kind: 'ws.frame' });
   });
 
   it('puts a single line longer than SIZE into a file of its own, and goes on in the next', async () => {
@@ -203,6 +222,33 @@ describe('CaptureWriter with --rotate', () => {
     for (const n of segmentsOnDisk(base)) expect(fs.statSync(segmentPath(base, n)).mode & 0o777).toBe(0o600);
   });
 
+  it('while a write is out (maybe rotating), flushSync leaves the lines to it and flush() waits for it: files stay in order, within SIZE, each header first', async () => {
+    const base = tempBase();
+    const slow = new SlowDisk();
+    const writer = new CaptureWriter({ path: base, createdBy: 'wstap unit test', flushIntervalMs: 3_600_000, highWaterBytes: 3000, maxFileBytes: 4096, io: slow });
+    const events: CaptureEvent[] = [];
+    const record = (i: number): void => {
+      const event = sizedEvent(i, 700);
+      events.push(event);
+      writer.record(event);
+    };
+    // Past the high-water mark: an asynchronous write across several files starts, each piece's callback held back.
+    for (let i = 0; i < 20; i++) record(i);
+    expect(slow.held).toBeGreaterThan(0);
+    for (let i = 20; i < 30; i++) record(i);
+    // The UI's export asks for everything so far while that write is still out (the last-resort path calls flushSync).
+    const before = segmentsOnDisk(base).map((n) => fs.statSync(segmentPath(base, n)).size);
+    writer.flushSync();
+    expect(segmentsOnDisk(base).map((n) => fs.statSync(segmentPath(base, n)).size)).toEqual(before);
+    const flushed = writer.flush();
+    slow.release();
+    await flushed;
+    const { events: read, files } = await readSet(base);
+    expect(read).toStrictEqual(events);
+    for (const file of files) expect(fs.statSync(file).size, file).toBeLessThanOrEqual(4096);
+    await writer.close();
+  });
+
   it('a disk that fills mid-set: the gap goes into the file being written, files stay within SIZE and readable', async () => {
     const base = tempBase();
     const disk = new RoomDisk(6000);
@@ -263,5 +309,31 @@ class RoomDisk implements CaptureIo {
     const n = fs.writeSync(fd, buffer, offset, Math.min(length, this.room), null);
     this.room -= n;
     return n;
+  }
+}
+
+/** fs writes whose callbacks come only once released (then at once): a write stays "out" as long as a test needs. */
+class SlowDisk implements CaptureIo {
+  #released = false;
+  #waiting: Array<() => void> = [];
+
+  get held(): number {
+    return this.#waiting.length;
+  }
+
+  release(): void {
+    this.#released = true;
+    for (const go of this.#waiting.splice(0)) go();
+  }
+
+  write(fd: number, buffer: Buffer, offset: number, length: number, callback: (err: NodeJS.ErrnoException | null, written: number) => void): void {
+    const n = fs.writeSync(fd, buffer, offset, length, null);
+    const done = (): void => callback(null, n);
+    if (this.#released) setImmediate(done);
+    else this.#waiting.push(done);
+  }
+
+  writeSync(fd: number, buffer: Buffer, offset: number, length: number): number {
+    return fs.writeSync(fd, buffer, offset, length, null);
   }
 }

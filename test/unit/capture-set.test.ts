@@ -74,6 +74,36 @@ describe('a rotated capture set', () => {
     expect(events[2]).toEqual({ kind: 'capture.gap', t: T0 + 3, from: T0 + 1, lostEvents: 0, code: 'segment-missing', missingSegments: [1] });
   });
 
+  it('a set still being written: a file --keep deletes after discovery is missing like a hole (a gap once events were read), not an error', async () => {
+    writeThreeSegments();
+    const set = discoverCaptureSet(base);
+    fs.rmSync(`${base}.1`);
+    const { events, warnings } = await read(set);
+    expect(warnings).toEqual([{ path: `${base}.1`, line: null, message: expect.stringMatching(/^deleted while the set was read \(--keep/) }]);
+    expect(events.map((e) => e.kind)).toEqual(['session.start', 'conn.open', 'capture.gap', 'tcp.fin', 'conn.close', 'session.end']);
+    expect(events[2]).toMatchObject({ code: 'segment-missing', missingSegments: [1], from: T0 + 1, t: T0 + 3 });
+
+    // The first file gone before it was opened: the beginning is missing, as when --keep deleted it before discovery; no gap.
+    writeThreeSegments();
+    const whole = discoverCaptureSet(base);
+    fs.rmSync(base);
+    const late = await read(whole);
+    expect(late.warnings.map((w) => w.path)).toEqual([base]);
+    expect(late.events.map((e) => e.kind)).toEqual(['ws.frame', 'tcp.fin', 'conn.close', 'session.end']);
+  });
+
+  it('a file opened before --keep deletes it is read to its end', async () => {
+    writeThreeSegments();
+    const set = discoverCaptureSet(base);
+    const events: CaptureEvent[] = [];
+    for await (const e of readCaptureSetEvents(set)) {
+      events.push(e);
+      // Deleted while its first event is being handled: the open descriptor still reads it.
+      if (events.length === 1) fs.rmSync(base);
+    }
+    expect(events.map((e) => e.kind)).toEqual(['session.start', 'conn.open', 'ws.frame', 'tcp.fin', 'conn.close', 'session.end']);
+  });
+
   it('several files named explicitly are ordered by segment; files of different sessions are refused, named', async () => {
     writeThreeSegments();
     const set = captureSetOfFiles([`${base}.2`, base, `${base}.1`]);

@@ -313,6 +313,23 @@ describe('ConnectionTracker bounds and unknown connections', () => {
     expect(attributionOf(two as NonNullable<typeof two>).closedBy).toBe('client');
   });
 
+  it('a gap that lost no event (the disk guard paused with nothing to record) hides nothing: the closer is still judged', () => {
+    const tracker = new ConnectionTracker();
+    tracker.apply(open(1));
+    tracker.apply({ kind: 'capture.gap', t: T0 + 10, from: T0 + 5, lostEvents: 0, code: 'MIN_FREE' });
+    tracker.apply({ kind: 'tcp.fin', t: T0 + 11, conn: 1, side: 'client', idle: { client: 0, upstream: 0 } });
+    const one = tracker.apply(close(1, T0 + 14));
+    expect(one?.missing).toBeNull();
+    expect(attributionOf(one as NonNullable<typeof one>).closedBy).toBe('client');
+    // With events lost it is a gap like any other.
+    const lossy = new ConnectionTracker();
+    lossy.apply(open(1));
+    lossy.apply({ kind: 'capture.gap', t: T0 + 10, from: T0 + 5, lostEvents: 4, code: 'MIN_FREE' });
+    lossy.apply({ kind: 'tcp.fin', t: T0 + 11, conn: 1, side: 'client', idle: { client: 0, upstream: 0 } });
+    const two = lossy.apply(close(1, T0 + 14));
+    expect(attributionOf(two as NonNullable<typeof two>).closedBy).toBeNull();
+  });
+
   it('ignores session events', () => {
     const tracker = new ConnectionTracker();
     expect(tracker.apply({ kind: 'session.end', t: T0, reason: 'x', droppedEvents: 0 })).toBeNull();

@@ -177,6 +177,11 @@ describe('narrate: which events produce a line', () => {
       fields: { lostEvents: 17, code: 'EFBIG', from: T0 },
     });
     expect(narrate({ kind: 'capture.gap', t: T0 + 1, from: T0, lostEvents: 3, code: 'backlog' }, null)?.msg).toContain('(the disk did not keep up)');
+    // The disk guard's pause (--min-free), read back from a file: said as a pause, with or without events lost.
+    expect(narrate({ kind: 'capture.gap', t: T0 + 2000, from: T0, lostEvents: 40, code: 'MIN_FREE' }, null)?.msg).toBe(
+      'capture gap: the capture was paused for 2.00 s before this, free space being below --min-free (MIN_FREE); 40 events were not saved; connections of that time may lack events or be missing',
+    );
+    expect(narrate({ kind: 'capture.gap', t: T0 + 2000, from: T0, lostEvents: 0, code: 'MIN_FREE' }, null)?.msg).toMatch(/paused for 2\.00 s .*; no event was lost$/);
   });
 
   it('narrates a frame cut off by the connection\'s end, with what arrived of it', () => {

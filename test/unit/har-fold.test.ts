@@ -331,6 +331,18 @@ describe('HAR: a peer sending close frame after close frame', () => {
   });
 });
 
+describe('HAR: a gap that lost no event', () => {
+  it('(the disk guard paused with nothing to record) is listed, but marks no entry incomplete and leaves closedBy judged', () => {
+    const events = session();
+    // Between connection 1's handshake and its frames.
+    events.splice(4, 0, { kind: 'capture.gap', t: T0 + 8, from: T0 + 7.6, lostEvents: 0, code: 'MIN_FREE' });
+    const har = buildHar(events, DEFAULTS, '0.1.0');
+    const w = wsEntry(har.log.entries, 1)._wstap;
+    expect(w?.incomplete).toBeUndefined();
+    expect(w?.closedBy).toBe('client');
+  });
+});
+
 describe('HAR: a connection whose beginning is not in the capture (segment deleted by --keep)', () => {
   // What segment 1 holds when segment 0 (session.start, conn.open, the handshake) was deleted.
   const tail: CaptureEvent[] = [
