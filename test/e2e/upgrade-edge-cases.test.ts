@@ -7,8 +7,8 @@ import type { CaptureEvent } from '../../src/capture/events.js';
 import { exportCapture } from '../../src/har/export-capture.js';
 import { frame } from '../support/frame-fixtures.js';
 import { startRawUpgradeServer, serverTextFrame, type RawUpgradeServer } from '../support/upstream-app.js';
-import { ofConn, ofKind, sleep } from '../support/ws-peers.js';
-import { startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { connOfUrl, sleep } from '../support/ws-peers.js';
+import { captureOfClosed, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
  * Issue 14 item 6 a and b, through the real CLI with raw peers: an upstream
@@ -56,15 +56,9 @@ async function waitFor(what: string, condition: () => boolean): Promise<void> {
 }
 
 /** The capture's events of the connection for `url`, once its conn.close is in. */
-async function eventsOfClosed(wstap: WstapProcess, url: string): Promise<{ conn: number; events: CaptureEvent[] }> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const events = await wstap.events();
-    const conn = ofKind(events, 'ws.handshake.request').find((e) => e.url === url)?.conn;
-    if (conn !== undefined && ofConn(events, conn, 'conn.close').length > 0) return { conn, events: events.filter((e) => 'conn' in e && e.conn === conn) };
-    if (Date.now() > deadline) throw new Error(`no conn.close for ${url} in the capture after 15 s`);
-    await sleep(100);
-  }
+async function eventsOfClosed(wstap: WstapProcess, url: string): Promise<CaptureEvent[]> {
+  const { conn, events } = await captureOfClosed(wstap, (all) => connOfUrl(all, url));
+  return events.filter((e) => 'conn' in e && e.conn === conn);
 }
 
 describe('interim responses before the 101', () => {
@@ -102,7 +96,7 @@ describe('interim responses before the 101', () => {
     client.socket.end();
     await new Promise((resolve) => client.socket.once('close', resolve));
 
-    const { events } = await eventsOfClosed(wstap, '/early-hints');
+    const events = await eventsOfClosed(wstap, '/early-hints');
     const [interim, ...moreInterim] = events.filter((e) => e.kind === 'ws.handshake.interim');
     expect(moreInterim).toEqual([]);
     expect(interim).toMatchObject({ statusCode: 103, reason: 'Early Hints', rawHeaders: [['Link', '</app.css>; rel=preload; as=style']], headLength: EARLY_HINTS.length });
@@ -159,7 +153,7 @@ describe('a close frame whose header comes in two writes', () => {
     client.socket.end();
     await new Promise((resolve) => client.socket.once('close', resolve));
 
-    const { events } = await eventsOfClosed(wstap, '/split-close');
+    const events = await eventsOfClosed(wstap, '/split-close');
     const closes = events.filter((e) => e.kind === 'ws.frame' && e.opcode === 8);
     expect(closes).toHaveLength(1);
     const idle = closes[0]!.kind === 'ws.frame' ? closes[0]!.idle : undefined;
