@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startUnansweredListener, type UnansweredListener } from '../support/ports.js';
+import { waitUntil } from '../support/wait-until.js';
 import { connectClient, httpGet, ofKind, unexpectedResponse } from '../support/ws-peers.js';
 import { startWstap, type WstapProcess } from '../support/wstap-process.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
@@ -19,11 +20,6 @@ function tcpClientEnd(port: number): Promise<string> {
     socket.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
     socket.on('end', () => resolve('FIN'));
   });
-}
-
-async function waitFor(condition: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!condition()) throw new Error(`${what} not met within 10 s`);
 }
 
 /** wstap is still up: a relayed exchange through it to a working app. */
@@ -110,7 +106,7 @@ describe('--connect-timeout: the TLS handshake never completes', () => {
     expect(plain.status).toBe(502);
     expect(plain.body).toMatch(/ETIMEDOUT: TLS handshake to .* not done after 0\.5 s/);
     // The dials gave up: wstap closed both sockets the silent listener accepted (while it still runs).
-    await waitFor(() => closedByWstap === 2 && accepted.length === 2, 'both accepted sockets closed');
+    await waitUntil('both accepted sockets closed', () => closedByWstap === 2 && accepted.length === 2, { intervalMs: 50 });
     expect(await wstap.stop()).toBe(0);
     expect(ofKind(await wstap.events(), 'http.error').map((e) => `${e.stage} ${e.code} ${e.answeredStatus}`)).toEqual(['connect ETIMEDOUT 502', 'connect ETIMEDOUT 502']);
 

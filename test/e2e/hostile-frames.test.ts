@@ -14,6 +14,7 @@ import {
   type HostileContext,
 } from '../support/frame-fixtures.js';
 import { correctUpgradeHeaders, startRawUpgradeServer, type RawUpgradeServer } from '../support/upstream-app.js';
+import { waitUntil } from '../support/wait-until.js';
 import { connOfUrl, ofConn, sleep } from '../support/ws-peers.js';
 import { captureOfClosed, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
@@ -55,12 +56,12 @@ const receivedBytes = (peer: Peer): Buffer => Buffer.concat(peer.received);
 
 /** Resolves once `peer` has received `n` bytes (the bytes themselves are compared by the caller). */
 async function waitForBytes(peer: Peer, n: number, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (receivedBytes(peer).length < n) {
-    if (peer.ended) throw new Error(`${what}: connection ended after ${receivedBytes(peer).length} of ${n} bytes`);
-    if (Date.now() > deadline) throw new Error(`${what}: ${receivedBytes(peer).length} of ${n} bytes after 10 s`);
-    await sleep(5);
-  }
+  const enough = (): boolean => {
+    const got = receivedBytes(peer).length;
+    if (got < n && peer.ended) throw new Error(`${what}: connection ended after ${got} of ${n} bytes`);
+    return got >= n;
+  };
+  await waitUntil(`${n} bytes at ${what}`, enough, { intervalMs: 5, context: () => `${receivedBytes(peer).length} of ${n} bytes` });
 }
 
 /** A raw WebSocket handshake through wstap; the peer keeps any bytes that came with the 101. */

@@ -7,6 +7,7 @@ import type { CaptureEvent } from '../../src/capture/events.js';
 import { exportCapture } from '../../src/har/export-capture.js';
 import { frame } from '../support/frame-fixtures.js';
 import { startRawUpgradeServer, serverTextFrame, type RawUpgradeServer } from '../support/upstream-app.js';
+import { waitUntil } from '../support/wait-until.js';
 import { connOfUrl, sleep } from '../support/ws-peers.js';
 import { captureOfClosed, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
@@ -47,14 +48,6 @@ function connectRaw(port: number, url: string): Promise<RawClient> {
   });
 }
 
-async function waitFor(what: string, condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not after 15 s`);
-    await sleep(20);
-  }
-}
-
 /** The capture's events of the connection for `url`, once its conn.close is in. */
 async function eventsOfClosed(wstap: WstapProcess, url: string): Promise<CaptureEvent[]> {
   const { conn, events } = await captureOfClosed(wstap, (all) => connOfUrl(all, url));
@@ -89,8 +82,8 @@ describe('interim responses before the 101', () => {
     const toApp = frame({ opcode: 1, payload: Buffer.from('hello from the client'), mask: MASK });
     client.socket.write(toApp);
     const fromApp = serverTextFrame('hello from the app');
-    await waitFor('the app frame at the client', () => client.received().includes(fromApp));
-    await waitFor('the client frame at the app', () => Buffer.concat(appReceived).equals(toApp));
+    await waitUntil('the app frame at the client', () => client.received().includes(fromApp), { timeoutMs: 15_000, intervalMs: 20 });
+    await waitUntil('the client frame at the app', () => Buffer.concat(appReceived).equals(toApp), { timeoutMs: 15_000, intervalMs: 20 });
     const text = client.received().toString('latin1');
     expect(text.startsWith(EARLY_HINTS + 'HTTP/1.1 101 Switching Protocols\r\n')).toBe(true);
     client.socket.end();
