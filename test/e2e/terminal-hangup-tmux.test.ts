@@ -5,7 +5,7 @@ import type { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../src/capture/capture-reader.js';
 import { freePort } from '../support/ports.js';
-import { paneExitStatus, readIfThere, requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
+import { paneExitStatus, readIfThere, shellQuote, tmuxMissing, TmuxServer } from '../support/tmux.js';
 import { waitUntil } from '../support/wait-until.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { closedEvent, connectClient, MessageDigest, sleep } from '../support/ws-peers.js';
@@ -142,13 +142,8 @@ describe('wstap proxy outlives its terminal, in tmux', () => {
   let noTmux: Error | null = null;
 
   beforeAll(async () => {
-    try {
-      requireTmux();
-    } catch (err) {
-      noTmux = err as Error;
-      return;
-    }
-    app = await startUpstreamApp();
+    noTmux = tmuxMissing();
+    if (!noTmux) app = await startUpstreamApp();
   });
 
   afterAll(async () => {

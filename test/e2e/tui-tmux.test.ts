@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../src/capture/capture-reader.js';
 import { harSchemaErrors } from '../support/har-schema.js';
 import { freePort } from '../support/ports.js';
-import { paneExitStatus, readIfThere, requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
+import { paneExitStatus, readIfThere, shellQuote, tmuxMissing, TmuxServer } from '../support/tmux.js';
 import { findRow, seconds } from '../support/tmux-table.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { closedEvent, connectClient, sleep } from '../support/ws-peers.js';
@@ -45,12 +45,8 @@ describe('wstap proxy terminal UI, in tmux', () => {
   let noTmux: Error | null = null;
 
   beforeAll(async () => {
-    try {
-      requireTmux();
-    } catch (err) {
-      noTmux = err as Error;
-      return;
-    }
+    noTmux = tmuxMissing();
+    if (noTmux) return;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-tui-'));
     logFile = path.join(dir, 'wstap.log');
     statusFile = path.join(dir, 'status');

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { paneExitStatus, requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
+import { paneExitStatus, shellQuote, tmuxMissing, TmuxServer } from '../support/tmux.js';
 import { sleep } from '../support/ws-peers.js';
 import { BIN } from '../support/wstap-process.js';
 
@@ -33,11 +33,7 @@ describe('the terminal UI over a recording and in the demo, in tmux', () => {
   let noTmux: Error | null = null;
 
   beforeAll(() => {
-    try {
-      requireTmux();
-    } catch (err) {
-      noTmux = err as Error;
-    }
+    noTmux = tmuxMissing();
   });
 
   afterEach(async () => {

@@ -52,6 +52,19 @@ export function requireTmux(): string {
   return r.stdout.trim();
 }
 
+/**
+ * requireTmux's error, or null: for a beforeAll that keeps it for the test
+ * to throw, so a missing tmux counts as a failure, not a skip.
+ */
+export function tmuxMissing(): Error | null {
+  try {
+    requireTmux();
+    return null;
+  } catch (err) {
+    return err as Error;
+  }
+}
+
 /** Environment for the tmux client and server: no link to an outer tmux, a UTF-8 locale. */
 function tmuxEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
