@@ -54,14 +54,7 @@ async function outageScenario(app: UpstreamApp, fault: DiskFault, dir: string): 
     fault.fill(wstap);
 
     // Traffic until wstap says the capture stopped: the file fills within a few rounds.
-    const stopped = wstap.waitForLog(isCaptureWarning, 15_000);
-    let gotWarning = false;
-    void stopped.then(() => (gotWarning = true), () => undefined);
-    for (let i = 0; i < 100 && !gotWarning; i++) {
-      await throughout.round(10);
-      await sleep(20);
-    }
-    const warning = await stopped;
+    const warning = await throughout.roundsUntil(wstap.waitForLog(isCaptureWarning, 15_000), 10, 100);
     expect(warning.msg).toContain(`capture file ${wstap.capturePath} stopped accepting data (${fault.code})`);
     expect(warning.msg).toContain('relaying continues');
 
@@ -262,16 +255,9 @@ describe('capture disk faults', () => {
         // Leaves 512 KiB: below --min-free, and room for what is written before the guard's next reading (no ENOSPC).
         fs.writeFileSync(filler, Buffer.alloc(freeBytes(disk.mountPoint) - 512 * 1024, 0x2e));
 
-        const pausedLine = wstap.waitForLog(isPauseLine, 15_000);
-        let paused = false;
-        void pausedLine.then(() => (paused = true), () => undefined);
         // Paced: the filler is another process's write, seen only at the guard's next reading (about a second,
         // later on a loaded machine), and an unpaced loop can fill the 512 KiB left before it comes.
-        for (let i = 0; i < 300 && !paused; i++) {
-          await throughout.round(5);
-          await sleep(20);
-        }
-        const warning = await pausedLine;
+        const warning = await throughout.roundsUntil(wstap.waitForLog(isPauseLine, 15_000), 5, 300);
         expect(warning.level).toBe(WARN);
         expect(warning.msg).toMatch(/^capture paused: free space on \S+ is [\d.]+ KiB, below --min-free 1\.0 MiB; relaying continues, events are counted but not saved until free space is above 1\.1 MiB$/);
         expect(warning.msg).toContain(disk.mountPoint);

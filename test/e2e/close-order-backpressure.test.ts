@@ -10,7 +10,7 @@ import type { HarLog } from '../../src/har/har-types.js';
 import { closeBody, frame } from '../support/frame-fixtures.js';
 import { startRawUpgradeServer } from '../support/upstream-app.js';
 import { evidenceOf, ofConn } from '../support/ws-peers.js';
-import { BIN, startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { BIN, captureOfClosed, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
  * Close order under backpressure (issue 14, item 7). While the receiving
@@ -126,13 +126,8 @@ async function untilNotRead(localPort: number, remotePort: number, timeoutMs = 2
 /** The connection's events once wstap has written its close (the capture is flushed at least every 250 ms). */
 async function closedConnection(wstap: WstapProcess): Promise<{ all: CaptureEvent[]; conn: number; evidence: CloseEvidence[]; line: string }> {
   const line = await wstap.waitForLog((l) => typeof l.conn === 'number' && /^#\d+ closed /.test(l.msg), 20_000);
-  const conn = line.conn as number;
-  for (let i = 0; i < 100; i++) {
-    const all = await wstap.events();
-    if (ofConn(all, conn, 'conn.close').length > 0) return { all, conn, evidence: evidenceOf(all, conn), line: line.msg };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`conn.close of #${conn} never reached the capture`);
+  const { conn, events: all } = await captureOfClosed(wstap, line.conn as number, 10_000);
+  return { all, conn, evidence: evidenceOf(all, conn), line: line.msg };
 }
 
 function closeEvents(all: CaptureEvent[], conn: number): Array<Extract<CaptureEvent, { kind: 'tcp.fin' | 'tcp.rst' }>> {

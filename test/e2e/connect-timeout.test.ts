@@ -1,8 +1,8 @@
-import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startUnansweredListener, type UnansweredListener } from '../support/ports.js';
-import { connectClient, ofKind, unexpectedResponse } from '../support/ws-peers.js';
+import { waitUntil } from '../support/wait-until.js';
+import { connectClient, httpGet, ofKind, unexpectedResponse } from '../support/ws-peers.js';
 import { startWstap, type WstapProcess } from '../support/wstap-process.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 
@@ -13,18 +13,6 @@ import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
  * recorded like an unreachable one, after the timeout.
  */
 
-function get(port: number, path: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      })
-      .on('error', reject);
-  });
-}
-
 /** Connects a raw client in --tcp mode and reports how its connection ended. */
 function tcpClientEnd(port: number): Promise<string> {
   return new Promise((resolve) => {
@@ -34,18 +22,13 @@ function tcpClientEnd(port: number): Promise<string> {
   });
 }
 
-async function waitFor(condition: () => boolean, what = 'condition'): Promise<void> {
-  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!condition()) throw new Error(`${what} not met within 10 s`);
-}
-
 /** wstap is still up: a relayed exchange through it to a working app. */
 async function relaysToWorkingApp(args: string[]): Promise<void> {
   const app: UpstreamApp = await startUpstreamApp();
   const wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`, ...args]);
   const client = await connectClient(`ws://127.0.0.1:${wstap.port}/ws`);
   client.close();
-  expect((await get(wstap.port, '/ok')).status).toBe(200);
+  expect((await httpGet({ host: '127.0.0.1', port: wstap.port, path: '/ok', agent: false })).status).toBe(200);
   expect(await wstap.stop()).toBe(0);
   await app.close();
 }
@@ -64,7 +47,7 @@ describe('--connect-timeout: the TCP connect never completes', () => {
     const upgrade = await unexpectedResponse(`ws://127.0.0.1:${wstap.port}/ws`);
     expect(upgrade.status).toBe(502);
     expect(upgrade.body).toMatch(/ETIMEDOUT: connect to http:\/\/127\.0\.0\.1:\d+ not done after 0\.5 s/);
-    const plain = await get(wstap.port, '/api');
+    const plain = await httpGet({ host: '127.0.0.1', port: wstap.port, path: '/api', agent: false });
     expect(plain.status).toBe(502);
     expect(plain.headers['x-wstap-error']).toBe('ETIMEDOUT');
     expect(plain.body).toMatch(/connect to .* not done after 0\.5 s/);
@@ -119,11 +102,11 @@ describe('--connect-timeout: the TLS handshake never completes', () => {
     const upgrade = await unexpectedResponse(`ws://127.0.0.1:${wstap.port}/ws`);
     expect(upgrade.status).toBe(502);
     expect(upgrade.body).toMatch(/ETIMEDOUT: TLS handshake to https:\/\/127\.0\.0\.1:\d+ not done after 0\.5 s/);
-    const plain = await get(wstap.port, '/api');
+    const plain = await httpGet({ host: '127.0.0.1', port: wstap.port, path: '/api', agent: false });
     expect(plain.status).toBe(502);
     expect(plain.body).toMatch(/ETIMEDOUT: TLS handshake to .* not done after 0\.5 s/);
     // The dials gave up: wstap closed both sockets the silent listener accepted (while it still runs).
-    await waitFor(() => closedByWstap === 2 && accepted.length === 2, 'both accepted sockets closed');
+    await waitUntil('both accepted sockets closed', () => closedByWstap === 2 && accepted.length === 2, { intervalMs: 50 });
     expect(await wstap.stop()).toBe(0);
     expect(ofKind(await wstap.events(), 'http.error').map((e) => `${e.stage} ${e.code} ${e.answeredStatus}`)).toEqual(['connect ETIMEDOUT 502', 'connect ETIMEDOUT 502']);
 

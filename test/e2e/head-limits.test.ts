@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
-import { ofKind } from '../support/ws-peers.js';
+import { httpGet, ofKind } from '../support/ws-peers.js';
 import { harSchemaErrors } from '../support/har-schema.js';
 import { BIN, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
@@ -109,25 +109,13 @@ describe('response heads from the app', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  /** A client that reads heads as large as the test needs (fetch stops at 16 KiB). */
-  function get(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
-    return new Promise((resolve, reject) => {
-      http
-        .get(url, { maxHeaderSize: 128 * 1024 }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-        })
-        .on('error', reject);
-    });
-  }
-
   it('a 40 KiB response head is passed on; a 70 KiB one is answered 502 and recorded as the upstream\'s fault', async () => {
-    const fits = await get(`http://127.0.0.1:${wstap.port}/?kib=40`);
+    // Reads heads as large as the test needs (fetch stops at 16 KiB).
+    const fits = await httpGet(`http://127.0.0.1:${wstap.port}/?kib=40`, { maxHeaderSize: 128 * 1024 });
     expect(fits.status).toBe(200);
     expect(fits.headers['x-big']).toHaveLength(40 * 1024);
 
-    const big = await get(`http://127.0.0.1:${wstap.port}/?kib=70`);
+    const big = await httpGet(`http://127.0.0.1:${wstap.port}/?kib=70`, { maxHeaderSize: 128 * 1024 });
     expect(big.status).toBe(502);
     expect(big.body).toMatch(/HPE_HEADER_OVERFLOW/);
     expect(await wstap.stop()).toBe(0);

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CaptureEvent, Side } from '../../src/capture/events.js';
+import type { Side } from '../../src/capture/events.js';
 import {
   HOSTILE_CLASSES,
   contextArb,
@@ -14,8 +14,9 @@ import {
   type HostileContext,
 } from '../support/frame-fixtures.js';
 import { correctUpgradeHeaders, startRawUpgradeServer, type RawUpgradeServer } from '../support/upstream-app.js';
-import { ofConn, ofKind, sleep } from '../support/ws-peers.js';
-import { startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { waitUntil } from '../support/wait-until.js';
+import { connOfUrl, ofConn, sleep } from '../support/ws-peers.js';
+import { captureOfClosed, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
  * Issue 6, "decoder under fire", at the relay: whatever either peer sends
@@ -55,12 +56,12 @@ const receivedBytes = (peer: Peer): Buffer => Buffer.concat(peer.received);
 
 /** Resolves once `peer` has received `n` bytes (the bytes themselves are compared by the caller). */
 async function waitForBytes(peer: Peer, n: number, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (receivedBytes(peer).length < n) {
-    if (peer.ended) throw new Error(`${what}: connection ended after ${receivedBytes(peer).length} of ${n} bytes`);
-    if (Date.now() > deadline) throw new Error(`${what}: ${receivedBytes(peer).length} of ${n} bytes after 10 s`);
-    await sleep(5);
-  }
+  const enough = (): boolean => {
+    const got = receivedBytes(peer).length;
+    if (got < n && peer.ended) throw new Error(`${what}: connection ended after ${got} of ${n} bytes`);
+    return got >= n;
+  };
+  await waitUntil(`${n} bytes at ${what}`, enough, { intervalMs: 5, context: () => `${receivedBytes(peer).length} of ${n} bytes` });
 }
 
 /** A raw WebSocket handshake through wstap; the peer keeps any bytes that came with the 101. */
@@ -135,18 +136,6 @@ function bytesOf(plan: SidePlan, side: Side): Buffer {
   return Buffer.concat([plan.withError ? plan.c.wire : plan.c.prefix, probe(side)]);
 }
 
-/** Waits until the capture has the connection's `conn.close` (recorded after all its frame events). */
-async function eventsOfClosed(wstap: WstapProcess, url: string): Promise<{ conn: number; events: CaptureEvent[] }> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const events = await wstap.events();
-    const conn = ofKind(events, 'ws.handshake.request').find((e) => e.url === url)?.conn;
-    if (conn !== undefined && ofConn(events, conn, 'conn.close').length > 0) return { conn, events };
-    if (Date.now() > deadline) throw new Error(`no conn.close for ${url} in the capture after 10 s`);
-    await sleep(50); // the capture is flushed every 250 ms
-  }
-}
-
 describe('hostile frames through the real proxy', () => {
   let upstream: RawUpgradeServer;
   let wstap: WstapProcess;
@@ -216,7 +205,7 @@ describe('hostile frames through the real proxy', () => {
           expect(receivedBytes(server)).toEqual(toUpstream);
           expect(receivedBytes(client)).toEqual(toClient);
 
-          const { conn, events } = await eventsOfClosed(wstap, url);
+          const { conn, events } = await captureOfClosed(wstap, (all) => connOfUrl(all, url), 10_000);
           for (const [side, plan] of [['client', clientPlan], ['upstream', upstreamPlan]] as const) {
             const errors = ofConn(events, conn, 'ws.protocol-error').filter((e) => e.side === side);
             const frames = ofConn(events, conn, 'ws.frame').filter((e) => e.side === side);

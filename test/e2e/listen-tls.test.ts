@@ -1,6 +1,4 @@
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,8 +9,8 @@ import type { CaptureEvent } from '../../src/capture/events.js';
 import { startNginx, type Nginx } from '../support/nginx.js';
 import { makeSelfSignedCertificate, type TestCertificate } from '../support/tls-certs.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
-import { startWstap, type WstapProcess } from '../support/wstap-process.js';
-import { closedEvent, connectClient, evidenceOf, ofConn, ofKind } from '../support/ws-peers.js';
+import { captureOfClosed, captureWhen, startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { closedEvent, connectClient, connOfUrl, evidenceOf, httpGet, ofConn, ofKind } from '../support/ws-peers.js';
 
 /**
  * wstap accepting TLS (--tls-cert, --tls-key): nginx's `proxy_pass https://`
@@ -44,27 +42,6 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-/** The capture once `done` holds for it (the writer flushes every 250 ms). */
-async function captureWhen(w: WstapProcess, done: (all: CaptureEvent[]) => boolean, timeoutMs = 15_000): Promise<CaptureEvent[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const all = await w.events();
-    if (done(all)) return all;
-    if (Date.now() > deadline) throw new Error(`capture never reached the expected state:\n${all.map((e) => JSON.stringify(e)).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function connOfUrl(all: CaptureEvent[], tag: string): number | null {
-  const request = [...ofKind(all, 'ws.handshake.request'), ...ofKind(all, 'http.request')].find((e) => e.url.endsWith(tag));
-  return request?.conn ?? null;
-}
-
-const closed = (tag: string) => (all: CaptureEvent[]): boolean => {
-  const conn = connOfUrl(all, tag);
-  return conn !== null && ofConn(all, conn, 'conn.close').length > 0;
-};
-
 describe('TLS listener behind nginx (proxy_pass https://)', () => {
   it('says where it listens as https://', () => {
     expect(wstap.listen).toBe(`https://127.0.0.1:${wstap.port}`);
@@ -80,8 +57,7 @@ describe('TLS listener behind nginx (proxy_pass https://)', () => {
     client.close(4000, 'client done');
     expect(await closedEvent(client)).toEqual({ code: 4000, reason: 'client done' });
 
-    const all = await captureWhen(wstap, closed('test=tls-echo'));
-    const conn = connOfUrl(all, 'test=tls-echo') ?? -1;
+    const { conn, events: all } = await captureOfClosed(wstap, (events) => connOfUrl(events, 'test=tls-echo'));
     expect(ofConn(all, conn, 'ws.handshake.response')[0]?.statusCode).toBe(101);
     const messages = ofConn(all, conn, 'ws.message').map((m) => `${m.side}:${Buffer.from(m.preview, 'base64').toString()}`);
     expect(messages).toEqual(['client:through nginx and TLS', 'upstream:through nginx and TLS']);
@@ -97,22 +73,14 @@ describe('TLS listener behind nginx (proxy_pass https://)', () => {
     const { ws: server } = await app.nextConnection();
     server.close(1001, 'going away');
     expect(await closedEvent(client)).toEqual({ code: 1001, reason: 'going away' });
-    const all = await captureWhen(wstap, closed('test=tls-upstream-close'));
-    const evidence = evidenceOf(all, connOfUrl(all, 'test=tls-upstream-close') ?? -1);
+    const { conn, events: all } = await captureOfClosed(wstap, (events) => connOfUrl(events, 'test=tls-upstream-close'));
+    const evidence = evidenceOf(all, conn);
     expect(evidence[0]).toMatchObject({ side: 'upstream', kind: 'close-frame', code: 1001 });
     expect(attributeClose(evidence).closedBy).toBe('upstream');
   });
 
   it('relays a plain GET', async () => {
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      http
-        .get(`http://127.0.0.1:${nginx.port}/plain?test=tls-get`, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        })
-        .on('error', reject);
-    });
+    const answer = await httpGet(`http://127.0.0.1:${nginx.port}/plain?test=tls-get`);
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ method: 'GET', url: '/plain?test=tls-get' });
     const all = await captureWhen(wstap, (events) => ofKind(events, 'http.response').some((r) => r.conn === connOfUrl(events, 'test=tls-get')));
@@ -158,8 +126,7 @@ describe('TLS listener in --tcp mode: close evidence', () => {
   }
 
   /** wstap's id of the connection from this client port. */
-  const connFrom = (all: CaptureEvent[], clientPort: number): number => ofKind(all, 'conn.open').find((o) => o.remotePort === clientPort)?.conn ?? -1;
-  const closedFrom = (clientPort: number) => (all: CaptureEvent[]): boolean => ofConn(all, connFrom(all, clientPort), 'conn.close').length > 0;
+  const connFrom = (clientPort: number) => (all: CaptureEvent[]): number | undefined => ofKind(all, 'conn.open').find((o) => o.remotePort === clientPort)?.conn;
 
   it('says where it listens as tls:', () => {
     expect(tcpWstap.listen).toBe(`tls:127.0.0.1:${tcpWstap.port}`);
@@ -177,8 +144,7 @@ describe('TLS listener in --tcp mode: close evidence', () => {
     const late = new Promise<string>((resolve) => client.once('data', (d: Buffer) => resolve(d.toString())));
     upstream.end('answer after the client FIN');
     expect(await late).toBe('answer after the client FIN');
-    const all = await captureWhen(tcpWstap, closedFrom(clientPort));
-    const conn = connFrom(all, clientPort);
+    const { conn, events: all } = await captureOfClosed(tcpWstap, connFrom(clientPort));
     expect(evidenceOf(all, conn).map((e) => `${e.side}:${e.kind}`)).toEqual(['client:fin', 'upstream:fin']);
   });
 
@@ -190,8 +156,7 @@ describe('TLS listener in --tcp mode: close evidence', () => {
     const upstreamError = new Promise<string | undefined>((resolve) => upstream.once('error', (e: NodeJS.ErrnoException) => resolve(e.code)));
     raw.resetAndDestroy();
     expect(await upstreamError).toBe('ECONNRESET');
-    const all = await captureWhen(tcpWstap, closedFrom(clientPort));
-    const conn = connFrom(all, clientPort);
+    const { conn, events: all } = await captureOfClosed(tcpWstap, connFrom(clientPort));
     expect(evidenceOf(all, conn)[0]).toMatchObject({ side: 'client', kind: 'rst' });
   });
 
@@ -203,8 +168,7 @@ describe('TLS listener in --tcp mode: close evidence', () => {
     const clientError = new Promise<string | undefined>((resolve) => client.once('error', (e: NodeJS.ErrnoException) => resolve(e.code)));
     upstream.resetAndDestroy();
     expect(await clientError).toBe('ECONNRESET');
-    const all = await captureWhen(tcpWstap, closedFrom(clientPort));
-    const conn = connFrom(all, clientPort);
+    const { conn, events: all } = await captureOfClosed(tcpWstap, connFrom(clientPort));
     expect(evidenceOf(all, conn)[0]).toMatchObject({ side: 'upstream', kind: 'rst' });
     // wstap is still there for the next client.
     const next = await connect();
@@ -221,8 +185,7 @@ describe('TLS listener in --tcp mode: close evidence', () => {
     const clientPort = plain.localPort ?? -1;
     plain.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     await new Promise((r) => plain.once('close', r));
-    const all = await captureWhen(tcpWstap, closedFrom(clientPort));
-    const conn = connFrom(all, clientPort);
+    const { conn, events: all } = await captureOfClosed(tcpWstap, connFrom(clientPort));
     expect(ofConn(all, conn, 'tcp.error')[0]).toMatchObject({ side: 'client', code: 'ERR_SSL_HTTP_REQUEST' });
     expect(appSaw).toBe(false);
     accepted = [];
@@ -236,8 +199,7 @@ describe('TLS listener in --tcp mode: close evidence', () => {
     quitter.end();
     // Half-open is not kept for a connection that never got as far as TLS: wstap closes its side.
     await new Promise((r) => quitter.once('close', r));
-    const all = await captureWhen(tcpWstap, closedFrom(clientPort));
-    const conn = connFrom(all, clientPort);
+    const { conn, events: all } = await captureOfClosed(tcpWstap, connFrom(clientPort));
     expect(evidenceOf(all, conn).map((e) => `${e.side}:${e.kind}`)).toEqual(['client:fin']);
   });
 });
@@ -252,8 +214,7 @@ describe('a TLS handshake that never comes', () => {
       const clientPort = silent.localPort ?? -1;
       // wstap ends it, not the client.
       await new Promise((r) => silent.once('close', r));
-      const all = await captureWhen(w, (events) => ofKind(events, 'conn.close').some((c) => c.conn === ofKind(events, 'conn.open').find((o) => o.remotePort === clientPort)?.conn));
-      const conn = ofKind(all, 'conn.open').find((o) => o.remotePort === clientPort)?.conn ?? -1;
+      const { conn, events: all } = await captureOfClosed(w, (events) => ofKind(events, 'conn.open').find((o) => o.remotePort === clientPort)?.conn);
       expect(ofConn(all, conn, 'tcp.error')[0]).toMatchObject({ side: 'client', code: 'ERR_TLS_HANDSHAKE_TIMEOUT' });
     } finally {
       expect(await w.stop()).toBe(0);
@@ -267,15 +228,7 @@ describe('TLS on a unix socket', () => {
     const w = await startWstap(['--target', `http://127.0.0.1:${app.port}`, '--tls-cert', cert.certPath, '--tls-key', cert.keyPath], { listen: `unix:${socketPath}` });
     try {
       expect(w.listen).toBe(`https://unix:${socketPath}`);
-      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        https
-          .get({ socketPath, path: '/plain?test=tls-unix', servername: 'wstap.test', ca: fs.readFileSync(cert.certPath), agent: false }, (res) => {
-            let body = '';
-            res.on('data', (d: Buffer) => (body += d.toString()));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-          })
-          .on('error', reject);
-      });
+      const answer = await httpGet({ protocol: 'https:', socketPath, path: '/plain?test=tls-unix', servername: 'wstap.test', ca: fs.readFileSync(cert.certPath), agent: false });
       expect(answer.status).toBe(200);
       expect(JSON.parse(answer.body)).toMatchObject({ url: '/plain?test=tls-unix' });
     } finally {

@@ -1,14 +1,12 @@
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CaptureEvent } from '../../src/capture/events.js';
 import { startNginx, type Nginx } from '../support/nginx.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
-import { startWstap, type WstapProcess } from '../support/wstap-process.js';
-import { closedEvent, connectClient, evidenceOf, ofConn, ofKind } from '../support/ws-peers.js';
+import { captureOfClosed, captureWhen, startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { closedEvent, connectClient, connOfUrl, evidenceOf, httpGet, ofConn, ofKind } from '../support/ws-peers.js';
 
 /**
  * wstap on a unix socket (--listen unix:PATH), as nginx reaches it with
@@ -25,21 +23,6 @@ beforeAll(() => {
 afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** The capture once `done` holds for it (the writer flushes every 250 ms). */
-async function captureWhen(w: WstapProcess, done: (all: CaptureEvent[]) => boolean, timeoutMs = 15_000): Promise<CaptureEvent[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const all = await w.events();
-    if (done(all)) return all;
-    if (Date.now() > deadline) throw new Error(`capture never reached the expected state:\n${all.map((e) => JSON.stringify(e)).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function connOfUrl(all: CaptureEvent[], tag: string): number {
-  return [...ofKind(all, 'ws.handshake.request'), ...ofKind(all, 'http.request')].find((e) => e.url.endsWith(tag))?.conn ?? -1;
-}
 
 /** Answers once something accepts on the socket file. */
 function connects(socketPath: string): Promise<boolean> {
@@ -90,8 +73,7 @@ describe('unix socket listener behind nginx (proxy_pass http://unix:PATH:)', () 
     client.close(1000, 'done');
     await closedEvent(client);
 
-    const all = await captureWhen(wstap, (events) => ofConn(events, connOfUrl(events, 'test=unix-echo'), 'conn.close').length > 0);
-    const conn = connOfUrl(all, 'test=unix-echo');
+    const { conn, events: all } = await captureOfClosed(wstap, (events) => connOfUrl(events, 'test=unix-echo'));
     expect(ofConn(all, conn, 'conn.open')[0]).toMatchObject({ mode: 'http', remoteAddress: '', remotePort: 0, localPort: 0 });
     expect(ofConn(all, conn, 'ws.handshake.response')[0]?.statusCode).toBe(101);
     expect(ofConn(all, conn, 'ws.message').map((m) => `${m.side}:${Buffer.from(m.preview, 'base64').toString()}`)).toEqual([
@@ -102,19 +84,11 @@ describe('unix socket listener behind nginx (proxy_pass http://unix:PATH:)', () 
   });
 
   it('relays a plain GET', async () => {
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      http
-        .get(`http://127.0.0.1:${nginx.port}/plain?test=unix-get`, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        })
-        .on('error', reject);
-    });
+    const answer = await httpGet(`http://127.0.0.1:${nginx.port}/plain?test=unix-get`);
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ method: 'GET', url: '/plain?test=unix-get' });
-    const all = await captureWhen(wstap, (events) => ofConn(events, connOfUrl(events, 'test=unix-get'), 'http.response').length > 0);
-    expect(ofConn(all, connOfUrl(all, 'test=unix-get'), 'http.response')[0]).toMatchObject({ statusCode: 200, complete: true });
+    const all = await captureWhen(wstap, (events) => ofConn(events, connOfUrl(events, 'test=unix-get') ?? -1, 'http.response').length > 0);
+    expect(ofConn(all, connOfUrl(all, 'test=unix-get') ?? -1, 'http.response')[0]).toMatchObject({ statusCode: 200, complete: true });
   });
 
   it('removes the socket file when it stops', async () => {

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultLogFile } from '../../src/cli/ui-prerequisites.js';
 import { startRawUpgradeServer, type RawUpgradeServer } from '../support/upstream-app.js';
+import { waitUntil } from '../support/wait-until.js';
 import { connectClient, closedEvent, ofKind } from '../support/ws-peers.js';
 import { BIN, startWstap } from '../support/wstap-process.js';
 
@@ -28,14 +29,9 @@ function rawExchange(port: number, head: Buffer): Promise<string> {
   });
 }
 
-/** Waits until `text()` matches `pattern`; throws with the text seen if it does not within `timeoutMs`. */
-async function waitForText(text: () => string, pattern: RegExp, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pattern.test(text())) {
-    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms in:\n${text()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Waits until `text()` matches `pattern`; throws with the text seen if it does not within 20 s. */
+const waitForText = (text: () => string, pattern: RegExp): Promise<true> =>
+  waitUntil(`${pattern}`, () => pattern.test(text()), { timeoutMs: 20_000, intervalMs: 50, context: () => `in:\n${text()}` });
 
 describe('where wstap listens and where it connects', () => {
   let upstream: RawUpgradeServer;

@@ -5,7 +5,8 @@ import type { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../src/capture/capture-reader.js';
 import { freePort } from '../support/ports.js';
-import { requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
+import { paneExitStatus, readIfThere, shellQuote, tmuxMissing, TmuxServer } from '../support/tmux.js';
+import { waitUntil } from '../support/wait-until.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { closedEvent, connectClient, MessageDigest, sleep } from '../support/ws-peers.js';
 import { BIN } from '../support/wstap-process.js';
@@ -24,14 +25,6 @@ const HEIGHT = 30;
 const HEADER = 'wstap  open';
 const TERMINAL_GONE = /^terminal gone \(/;
 
-function readIfThere(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
-}
-
 interface LogLine {
   level: number;
   msg: string;
@@ -42,16 +35,6 @@ function logLines(file: string): LogLine[] {
     .split('\n')
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l) as LogLine);
-}
-
-async function until<T>(what: string, probe: () => T | null | undefined | false, timeoutMs: number, context: () => string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = probe();
-    if (found !== null && found !== undefined && found !== false) return found;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n${context()}`);
-    await sleep(100);
-  }
 }
 
 function alive(pid: number): boolean {
@@ -159,13 +142,8 @@ describe('wstap proxy outlives its terminal, in tmux', () => {
   let noTmux: Error | null = null;
 
   beforeAll(async () => {
-    try {
-      requireTmux();
-    } catch (err) {
-      noTmux = err as Error;
-      return;
-    }
-    app = await startUpstreamApp();
+    noTmux = tmuxMissing();
+    if (!noTmux) app = await startUpstreamApp();
   });
 
   afterAll(async () => {
@@ -206,24 +184,24 @@ describe('wstap proxy outlives its terminal, in tmux', () => {
         const { ws: upstream } = await upstreamSide;
         upstream.on('message', (data: Buffer, isBinary: boolean) => upstream.send(data, { binary: isBinary }));
         const loop = new EchoLoop(client);
-        await until('a first few echoes', () => loop.received.count >= 20, 15_000, context);
+        await waitUntil('a first few echoes', () => loop.received.count >= 20, { timeoutMs: 15_000, context });
 
         c.first(run, pid);
-        const gone = await until('the "terminal gone" line in the log file', () => logLines(logFile).find((l) => TERMINAL_GONE.test(l.msg)), 15_000, context);
+        const gone = await waitUntil('the "terminal gone" line in the log file', () => logLines(logFile).find((l) => TERMINAL_GONE.test(l.msg)), { timeoutMs: 15_000, context });
         expect((gone as LogLine & { why?: string }).why).toMatch(c.why);
         expect(gone.msg).toMatch(/the UI is closed; wstap goes on relaying headless, logging to .*wstap\.log, until SIGINT or SIGTERM$/);
         expect(alive(pid), context()).toBe(true);
 
         // Relaying goes on: echoes keep coming for a few seconds.
         const atFirst = loop.received.count;
-        await until('echoes after the terminal went', () => loop.received.count >= atFirst + 50, 20_000, context);
+        await waitUntil('echoes after the terminal went', () => loop.received.count >= atFirst + 50, { timeoutMs: 20_000, context });
         await sleep(2000);
         expect(alive(pid), context()).toBe(true);
 
         // The other half: nothing changes, nothing more is said.
         c.then(run, pid);
         const atThen = loop.received.count;
-        await until('echoes after the second blow', () => loop.received.count >= atThen + 50, 20_000, context);
+        await waitUntil('echoes after the second blow', () => loop.received.count >= atThen + 50, { timeoutMs: 20_000, context });
         expect(alive(pid), context()).toBe(true);
         expect(logLines(logFile).filter((l) => TERMINAL_GONE.test(l.msg))).toHaveLength(1);
 
@@ -236,8 +214,8 @@ describe('wstap proxy outlives its terminal, in tmux', () => {
 
         // SIGINT ends it cleanly: exit 0, the capture complete.
         process.kill(pid, 'SIGINT');
-        const status = await until('the exit status', () => readIfThere(run!.statusFile), 15_000, context);
-        expect(status.trim(), context()).toBe('0');
+        const status = await paneExitStatus(run!.statusFile, run!.tmux, { timeoutMs: 15_000, context });
+        expect(status, context()).toBe('0');
         const log = logLines(logFile);
         expect(log.filter((l) => l.level >= 50), context()).toEqual([]);
         expect(log.some((l) => l.msg === 'SIGINT: shutting down')).toBe(true);

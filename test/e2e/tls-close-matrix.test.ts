@@ -3,12 +3,11 @@ import type net from 'node:net';
 import type tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attributeClose, type CloseEvidence } from '../../src/analysis/close-attribution.js';
-import type { CaptureEvent } from '../../src/capture/events.js';
 import { closeBody, frame } from '../support/frame-fixtures.js';
 import { selfSignedCertificate, type Certificate } from '../support/tls-app.js';
 import { startRawUpgradeServer, type RawUpgradeServer } from '../support/upstream-app.js';
 import { evidenceOf, ofConn, ofKind, rawWebSocket } from '../support/ws-peers.js';
-import { startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { captureOfClosed, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
  * Every way a connection can end, from each side, through https:// and
@@ -347,22 +346,11 @@ describe.each(TARGETS)('close matrix through $name', (target) => {
     return { client, app: appPeer, conn: opened.conn as number };
   }
 
-  /** The capture once it holds the connection's conn.close (written within 250 ms). */
-  async function closedCapture(conn: number): Promise<CaptureEvent[]> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const events = await wstap.events();
-      if (ofConn(events, conn, 'conn.close').length > 0) return events;
-      if (Date.now() > deadline) throw new Error(`conn.close of #${conn} not in the capture after 10 s:\n${wstap.stderr()}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-
   const cases = [...CASES.filter((c) => target.tls || !c.tlsOnly), SHUTDOWN];
   it.each(cases)('$name', async (closeCase) => {
     const connection = await open(closeCase.name.split(':')[0] ?? closeCase.name);
     await closeCase.act(connection, { wstap, appPort: app.port });
-    const events = await closedCapture(connection.conn);
+    const { events } = await captureOfClosed(wstap, connection.conn, 10_000);
     const evidence = evidenceOf(events, connection.conn);
     const expected = closeCase.evidence(target.decodes).map((e) => (typeof e === 'string' ? e : expect.stringMatching(e)));
     const recorded = evidence.map(describeEvidence);

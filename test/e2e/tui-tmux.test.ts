@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCaptureFile } from '../../src/capture/capture-reader.js';
 import { harSchemaErrors } from '../support/har-schema.js';
 import { freePort } from '../support/ports.js';
-import { requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
+import { paneExitStatus, readIfThere, shellQuote, tmuxMissing, TmuxServer } from '../support/tmux.js';
 import { findRow, seconds } from '../support/tmux-table.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { closedEvent, connectClient, sleep } from '../support/ws-peers.js';
@@ -18,14 +18,6 @@ const WIDTH = 100;
 const HEIGHT = 30;
 const HEADER = 'wstap  open';
 const WS_PATH = '/tui-e2e/room-7';
-
-function readIfThere(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
-}
 
 describe('wstap proxy terminal UI, in tmux', () => {
   let dir: string;
@@ -53,12 +45,8 @@ describe('wstap proxy terminal UI, in tmux', () => {
   let noTmux: Error | null = null;
 
   beforeAll(async () => {
-    try {
-      requireTmux();
-    } catch (err) {
-      noTmux = err as Error;
-      return;
-    }
+    noTmux = tmuxMissing();
+    if (noTmux) return;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-tui-'));
     logFile = path.join(dir, 'wstap.log');
     statusFile = path.join(dir, 'status');
@@ -209,12 +197,7 @@ describe('wstap proxy terminal UI, in tmux', () => {
 
     // q quits: exit status 0, terminal restored.
     screen.sendKeys('q');
-    const deadline = Date.now() + 10_000;
-    while (readIfThere(statusFile) === null) {
-      if (Date.now() > deadline) throw new Error(`wstap did not exit within 10 s of q. Screen:\n${screen.capture().join('\n')}\n${context()}`);
-      await sleep(100);
-    }
-    expect(readIfThere(statusFile)!.trim(), context()).toBe('0');
+    expect(await paneExitStatus(statusFile, screen, { context }), context()).toBe('0');
     const restored = await screen.waitForScreen(
       'the primary screen, without the UI',
       (lines) => (screen.display('#{alternate_on}') === '0' && !lines.some((l) => l.startsWith(HEADER)) ? lines : null),

@@ -3,31 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { requireTmux, shellQuote, TmuxServer } from '../support/tmux.js';
+import { paneExitStatus, shellQuote, tmuxMissing, TmuxServer } from '../support/tmux.js';
 import { sleep } from '../support/ws-peers.js';
 import { BIN } from '../support/wstap-process.js';
 
 /** `wstap view` and `wstap demo` open the same UI as the live proxy when they have a terminal. */
 
 const HEADER = 'wstap  open';
-
-function readIfThere(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return null;
-  }
-}
-
-async function exitStatus(file: string, screen: TmuxServer): Promise<string> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const status = readIfThere(file);
-    if (status !== null) return status.trim();
-    if (Date.now() > deadline) throw new Error(`no exit within 10 s. Screen:\n${screen.capture().join('\n')}`);
-    await sleep(100);
-  }
-}
 
 /** Runs `wstap ARGS` in a fresh tmux pane (80x24); the exit status lands in DIR/status. */
 function runInPane(dir: string, args: string[]): TmuxServer {
@@ -51,11 +33,7 @@ describe('the terminal UI over a recording and in the demo, in tmux', () => {
   let noTmux: Error | null = null;
 
   beforeAll(() => {
-    try {
-      requireTmux();
-    } catch (err) {
-      noTmux = err as Error;
-    }
+    noTmux = tmuxMissing();
   });
 
   afterEach(async () => {
@@ -95,7 +73,7 @@ describe('the terminal UI over a recording and in the demo, in tmux', () => {
     expect(end.join('\n')).toMatch(/client fin/);
 
     screen.sendKeys('q');
-    expect(await exitStatus(path.join(dir, 'status'), screen)).toBe('0');
+    expect(await paneExitStatus(path.join(dir, 'status'), screen)).toBe('0');
     await screen.waitForScreen('the primary screen again', (l) => (screen.display('#{alternate_on}') === '0' && !l.some((x) => x.startsWith(HEADER)) ? l : null));
   });
 
@@ -121,6 +99,6 @@ describe('the terminal UI over a recording and in the demo, in tmux', () => {
     { timeoutMs: 10_000 });
     expect(closers[0]).toMatch(/^wstap {2}open \d+ {2}closed \d+/);
     screen.sendKeys('q');
-    expect(await exitStatus(path.join(dir, 'status'), screen)).toBe('0');
+    expect(await paneExitStatus(path.join(dir, 'status'), screen)).toBe('0');
   });
 });

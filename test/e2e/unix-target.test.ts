@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { attributeClose } from '../../src/analysis/close-attribution.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
-import { closedEvent, connectClient, evidenceOf, ofConn, ofKind } from '../support/ws-peers.js';
+import { closedEvent, connectClient, evidenceOf, httpGet, ofConn, ofKind } from '../support/ws-peers.js';
 import { startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
@@ -49,18 +49,6 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function get(port: number, urlPath: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-      })
-      .on('error', reject);
-  });
-}
-
 async function echo(ws: WebSocket, text: string): Promise<string> {
   const reply = new Promise<string>((resolve) => ws.once('message', (d: Buffer) => resolve(d.toString())));
   ws.send(text);
@@ -89,7 +77,7 @@ describe('--target unix:PATH', () => {
     const wstap = await startWstap(['--target', `unix:${socketPath}`]);
     expect(wstap.logs.some((l) => l.target === `unix:${socketPath}`)).toBe(true);
     hosts.length = 0;
-    const answer = await get(wstap.port, '/api/health?x=1');
+    const answer = await httpGet({ host: '127.0.0.1', port: wstap.port, path: '/api/health?x=1', agent: false });
     expect(answer).toMatchObject({ status: 200, body: 'unix app: GET /api/health?x=1' });
     expect(hosts).toEqual([`127.0.0.1:${wstap.port}`]);
     expect(await wstap.stop()).toBe(0);
@@ -158,7 +146,7 @@ describe('--target unix:PATH', () => {
   it('a socket nobody listens on: 502 naming the error', async () => {
     const missing = path.join(dir, 'nobody.sock');
     const wstap = await startWstap(['--target', `unix:${missing}`]);
-    const answer = await get(wstap.port, '/');
+    const answer = await httpGet({ host: '127.0.0.1', port: wstap.port, path: '/', agent: false });
     expect(answer.status).toBe(502);
     expect(answer.body).toContain(`wstap: upstream unix:${missing} failed: ENOENT`);
     expect(await wstap.stop()).toBe(0);

@@ -7,8 +7,9 @@ import type { CaptureEvent } from '../../src/capture/events.js';
 import { exportCapture } from '../../src/har/export-capture.js';
 import { frame } from '../support/frame-fixtures.js';
 import { startRawUpgradeServer, serverTextFrame, type RawUpgradeServer } from '../support/upstream-app.js';
-import { ofConn, ofKind, sleep } from '../support/ws-peers.js';
-import { startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { waitUntil } from '../support/wait-until.js';
+import { connOfUrl, sleep } from '../support/ws-peers.js';
+import { captureOfClosed, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
  * Issue 14 item 6 a and b, through the real CLI with raw peers: an upstream
@@ -47,24 +48,10 @@ function connectRaw(port: number, url: string): Promise<RawClient> {
   });
 }
 
-async function waitFor(what: string, condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not after 15 s`);
-    await sleep(20);
-  }
-}
-
 /** The capture's events of the connection for `url`, once its conn.close is in. */
-async function eventsOfClosed(wstap: WstapProcess, url: string): Promise<{ conn: number; events: CaptureEvent[] }> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const events = await wstap.events();
-    const conn = ofKind(events, 'ws.handshake.request').find((e) => e.url === url)?.conn;
-    if (conn !== undefined && ofConn(events, conn, 'conn.close').length > 0) return { conn, events: events.filter((e) => 'conn' in e && e.conn === conn) };
-    if (Date.now() > deadline) throw new Error(`no conn.close for ${url} in the capture after 15 s`);
-    await sleep(100);
-  }
+async function eventsOfClosed(wstap: WstapProcess, url: string): Promise<CaptureEvent[]> {
+  const { conn, events } = await captureOfClosed(wstap, (all) => connOfUrl(all, url));
+  return events.filter((e) => 'conn' in e && e.conn === conn);
 }
 
 describe('interim responses before the 101', () => {
@@ -95,14 +82,14 @@ describe('interim responses before the 101', () => {
     const toApp = frame({ opcode: 1, payload: Buffer.from('hello from the client'), mask: MASK });
     client.socket.write(toApp);
     const fromApp = serverTextFrame('hello from the app');
-    await waitFor('the app frame at the client', () => client.received().includes(fromApp));
-    await waitFor('the client frame at the app', () => Buffer.concat(appReceived).equals(toApp));
+    await waitUntil('the app frame at the client', () => client.received().includes(fromApp), { timeoutMs: 15_000, intervalMs: 20 });
+    await waitUntil('the client frame at the app', () => Buffer.concat(appReceived).equals(toApp), { timeoutMs: 15_000, intervalMs: 20 });
     const text = client.received().toString('latin1');
     expect(text.startsWith(EARLY_HINTS + 'HTTP/1.1 101 Switching Protocols\r\n')).toBe(true);
     client.socket.end();
     await new Promise((resolve) => client.socket.once('close', resolve));
 
-    const { events } = await eventsOfClosed(wstap, '/early-hints');
+    const events = await eventsOfClosed(wstap, '/early-hints');
     const [interim, ...moreInterim] = events.filter((e) => e.kind === 'ws.handshake.interim');
     expect(moreInterim).toEqual([]);
     expect(interim).toMatchObject({ statusCode: 103, reason: 'Early Hints', rawHeaders: [['Link', '</app.css>; rel=preload; as=style']], headLength: EARLY_HINTS.length });
@@ -159,7 +146,7 @@ describe('a close frame whose header comes in two writes', () => {
     client.socket.end();
     await new Promise((resolve) => client.socket.once('close', resolve));
 
-    const { events } = await eventsOfClosed(wstap, '/split-close');
+    const events = await eventsOfClosed(wstap, '/split-close');
     const closes = events.filter((e) => e.kind === 'ws.frame' && e.opcode === 8);
     expect(closes).toHaveLength(1);
     const idle = closes[0]!.kind === 'ws.frame' ? closes[0]!.idle : undefined;

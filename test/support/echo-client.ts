@@ -38,6 +38,21 @@ export class EchoClient {
     }
   }
 
+  /**
+   * Rounds of `messages` echoes, 20 ms apart, until `until` settles or
+   * `maxRounds` have gone; then `until`'s outcome. The traffic that makes
+   * wstap write its capture until it says something (a log line) about it.
+   */
+  async roundsUntil<T>(until: Promise<T>, messages: number, maxRounds: number): Promise<T> {
+    let settled = false;
+    void until.then(() => (settled = true), () => undefined);
+    for (let i = 0; i < maxRounds && !settled; i++) {
+      await this.round(messages);
+      await sleep(20);
+    }
+    return until;
+  }
+
   async close(): Promise<void> {
     const closed = closedEvent(this.ws);
     this.ws.close(1000, 'done');

@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
+import { makeSelfSignedCertificate } from './tls-certs.js';
 
 export interface Certificate {
   key: Buffer;
@@ -14,16 +14,10 @@ export interface Certificate {
   remove(): void;
 }
 
-/** A self-signed certificate for 127.0.0.1 (CN and IP SAN), made by openssl in a new temp dir, valid one day. */
+/** makeSelfSignedCertificate's certificate (for 127.0.0.1 and wstap.test) in a new temp dir, read into memory. */
 export function selfSignedCertificate(): Certificate {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-tls-'));
-  const keyPath = path.join(dir, 'key.pem');
-  const certPath = path.join(dir, 'cert.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-    '-addext', 'subjectAltName=IP:127.0.0.1',
-    '-keyout', keyPath, '-out', certPath,
-  ], { stdio: 'ignore' });
+  const { keyPath, certPath } = makeSelfSignedCertificate(dir);
   return {
     key: fs.readFileSync(keyPath),
     cert: fs.readFileSync(certPath),

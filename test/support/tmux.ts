@@ -1,6 +1,35 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { waitUntil } from './wait-until.js';
+
+/** A file a pane writes (its exit status, a log), or null while it is not there. */
+export function readIfThere(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The exit status a pane's script wrote to `file` (`echo $? > file`), once it
+ * is there; past `timeoutMs` the error shows the screen and `context`.
+ */
+export async function paneExitStatus(file: string, screen: TmuxServer, options: { timeoutMs?: number; context?: () => string } = {}): Promise<string> {
+  const screenNow = (): string => {
+    try {
+      return screen.capture().join('\n');
+    } catch (err) {
+      return `(none: ${(err as Error).message})`; // the terminal may be the thing the test took away
+    }
+  };
+  const status = await waitUntil(`an exit status in ${file}`, () => readIfThere(file), {
+    timeoutMs: options.timeoutMs ?? 10_000,
+    context: () => `Screen:\n${screenNow()}${options.context ? `\n${options.context()}` : ''}`,
+  });
+  return status.trim();
+}
 
 /** Single-quotes a word for sh. */
 export function shellQuote(word: string): string {
@@ -21,6 +50,19 @@ export function requireTmux(): string {
     );
   }
   return r.stdout.trim();
+}
+
+/**
+ * requireTmux's error, or null: for a beforeAll that keeps it for the test
+ * to throw, so a missing tmux counts as a failure, not a skip.
+ */
+export function tmuxMissing(): Error | null {
+  try {
+    requireTmux();
+    return null;
+  } catch (err) {
+    return err as Error;
+  }
 }
 
 /** Environment for the tmux client and server: no link to an outer tmux, a UTF-8 locale. */

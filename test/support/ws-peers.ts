@@ -1,4 +1,6 @@
 import crypto from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { WebSocket, type ClientOptions } from 'ws';
 import { closeEvidenceOf, type CloseEvidence } from '../../src/analysis/close-attribution.js';
@@ -94,6 +96,15 @@ export function ofKind<K extends CaptureEvent['kind']>(events: CaptureEvent[], k
   return events.filter((e): e is Extract<CaptureEvent, { kind: K }> => e.kind === kind);
 }
 
+/**
+ * wstap's id of the connection whose request (a WebSocket handshake or a
+ * plain HTTP request) has a URL ending in `urlEnd`; undefined while no such
+ * request is in `events`. Tests give each connection its own URL ending.
+ */
+export function connOfUrl(events: CaptureEvent[], urlEnd: string): number | undefined {
+  return [...ofKind(events, 'ws.handshake.request'), ...ofKind(events, 'http.request')].find((e) => e.url.endsWith(urlEnd))?.conn;
+}
+
 /** The close evidence of one connection, in recording order. */
 export function evidenceOf(events: CaptureEvent[], conn: number): CloseEvidence[] {
   return events
@@ -137,5 +148,32 @@ export function rawWebSocket(port: number, path: string, options: { allowHalfOpe
       else resolve(socket);
     };
     socket.on('data', onData);
+  });
+}
+
+export interface HttpAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * A GET and its whole answer. `target` is a URL, or request options (host and
+ * port, or a socketPath); an `https:` URL or `protocol: 'https:'` goes over
+ * TLS, with `options` (ca, servername, maxHeaderSize, agent...) as given.
+ */
+export function httpGet(target: string | https.RequestOptions, options: https.RequestOptions = {}): Promise<HttpAnswer> {
+  const secure = typeof target === 'string' ? new URL(target).protocol === 'https:' : target.protocol === 'https:';
+  const onAnswer = (resolve: (answer: HttpAnswer) => void) => (res: http.IncomingMessage): void => {
+    let body = '';
+    res.on('data', (d: Buffer) => (body += d.toString()));
+    res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+  };
+  return new Promise((resolve, reject) => {
+    const request =
+      typeof target === 'string'
+        ? (secure ? https : http).get(target, options, onAnswer(resolve))
+        : (secure ? https : http).get({ ...target, ...options }, onAnswer(resolve));
+    request.on('error', reject);
   });
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { readCaptureFile } from '../../src/capture/capture-reader.js';
+import { ofConn } from './ws-peers.js';
 
 export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/wstap');
 
@@ -149,4 +150,43 @@ export async function startWstap(args: string[], options: StartWstapOptions = {}
     },
     events: () => readCaptureFile(capturePath),
   };
+}
+
+/**
+ * The capture once `done` holds for it, read again every 100 ms (the writer
+ * flushes at least every 250 ms). Past `timeoutMs` it throws with the
+ * capture's last events and the end of wstap's stderr.
+ */
+export async function captureWhen(wstap: WstapProcess, done: (events: CaptureEvent[]) => boolean, timeoutMs = 15_000): Promise<CaptureEvent[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const events = await wstap.events();
+    if (done(events)) return events;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `the capture ${wstap.capturePath} never reached the expected state within ${timeoutMs} ms; its last events:\n` +
+          `${events.slice(-30).map((e) => JSON.stringify(e)).join('\n')}\nwstap's stderr (end):\n${wstap.stderr().slice(-3000)}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * The capture once it holds the conn.close of a connection (recorded after
+ * all its other events): `conn` is its id, or finds the id in the capture
+ * (undefined while it is not there, e.g. `(events) => connOfUrl(events, tag)`).
+ */
+export async function captureOfClosed(
+  wstap: WstapProcess,
+  conn: number | ((events: CaptureEvent[]) => number | undefined),
+  timeoutMs = 15_000,
+): Promise<{ conn: number; events: CaptureEvent[] }> {
+  const idIn = (events: CaptureEvent[]): number | undefined => (typeof conn === 'number' ? conn : conn(events));
+  const closed = (events: CaptureEvent[]): boolean => {
+    const id = idIn(events);
+    return id !== undefined && ofConn(events, id, 'conn.close').length > 0;
+  };
+  const events = await captureWhen(wstap, closed, timeoutMs);
+  return { conn: idIn(events) as number, events };
 }

@@ -9,18 +9,8 @@ import { SessionClock } from '../../src/capture/session-clock.js';
 import { ConnectionContext } from '../../src/relay/connection-context.js';
 import { DuplexRelay, resetOrDestroy } from '../../src/relay/duplex-relay.js';
 import { layerOn } from '../../src/relay/tcp-beneath.js';
+import { socketPair } from '../support/socket-pair.js';
 import { selfSignedCertificate, type Certificate } from '../support/tls-app.js';
-
-/** Two connected loopback sockets, both allowing half-close as the relay's do. */
-async function socketPair(server: net.Server): Promise<[net.Socket, net.Socket]> {
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  const near = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  await new Promise((resolve) => near.once('connect', resolve));
-  const far = await accepted;
-  for (const s of [near, far]) s.on('error', () => undefined);
-  return [near, far];
-}
 
 const closed = (s: net.Socket): Promise<boolean> => new Promise((resolve) => s.once('close', () => resolve(true)));
 const within = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> => Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))]);

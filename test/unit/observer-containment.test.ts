@@ -4,6 +4,7 @@ import type { CaptureEvent } from '../../src/capture/events.js';
 import { SessionClock } from '../../src/capture/session-clock.js';
 import { ConnectionContext } from '../../src/relay/connection-context.js';
 import { DuplexRelay, type ChunkObserver } from '../../src/relay/duplex-relay.js';
+import { socketPair } from '../support/socket-pair.js';
 
 /**
  * Nothing the observer does may throw into a socket handler: a fault stops
@@ -11,16 +12,6 @@ import { DuplexRelay, type ChunkObserver } from '../../src/relay/duplex-relay.js
  * its close is still recorded. Real loopback sockets; the observer and the
  * sink are ours to make fail.
  */
-
-async function socketPair(server: net.Server): Promise<[net.Socket, net.Socket]> {
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  const near = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  await new Promise((resolve) => near.once('connect', resolve));
-  const far = await accepted;
-  for (const s of [near, far]) s.on('error', () => undefined);
-  return [near, far];
-}
 
 /** Everything `socket` receives until its peer's FIN. */
 function readAll(socket: net.Socket): Promise<Buffer> {
