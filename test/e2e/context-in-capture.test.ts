@@ -81,6 +81,12 @@ describe('a capture judged later with the context it recorded', () => {
     expect(doc.log._wstap?.diagnosisContext?.timeoutFlags).toEqual(['other=5s']);
   });
 
+  it('view --follow of the capture judges with it too', () => {
+    const r = runWstapSync(['view', '--follow', capture, '--no-tui']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(live.message);
+  });
+
   it('an older capture (session.start without the context) reads as before', () => {
     const old = path.join(dir, 'old.jsonl');
     const lines = fs.readFileSync(capture, 'utf8').split('\n');
@@ -99,5 +105,56 @@ describe('a capture judged later with the context it recorded', () => {
     const har = path.join(dir, 'old.har');
     expect(runWstapSync(['export', old, '-o', har]).status).toBe(0);
     expect((JSON.parse(fs.readFileSync(har, 'utf8')) as HarLog).log._wstap).toBeUndefined();
+  });
+});
+
+const FAST_PROFILE = `name: fast
+description: nginx with a 1 s proxy_read_timeout (test)
+hops:
+  - name: nginx
+    where: client-side
+    timeouts:
+      - setting: proxy_read_timeout
+        after: 1s
+        measures: both-idle
+        action: fin
+`;
+
+describe('a capture made with --profile FILE', () => {
+  let app: UpstreamApp;
+  let s: NginxStack;
+  let dir: string;
+  let profile: string;
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-ctx-profile-e2e-'));
+    profile = path.join(dir, 'fast.yaml');
+    fs.writeFileSync(profile, FAST_PROFILE);
+    app = await startUpstreamApp();
+    s = await startNginxStack(app.port, { proxyReadTimeout: '1s' }, ['--profile', profile]);
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await app?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('records the profile with its file; view names it when --profile there replaces it', async () => {
+    const client = await connectClient(`ws://127.0.0.1:${s.nginx.port}/ws?test=idle`);
+    await app.nextConnection();
+    await new Promise<void>((resolve) => client.once('close', () => resolve()));
+    await s.wstap.waitForLog((l) => (l as unknown as { finding?: LoggedFinding }).finding?.id === 'timeout.match', 30_000);
+    await finalCapture(s);
+    const live = findingsIn(s.wstap).find((f) => f.id === 'timeout.match') as LoggedFinding;
+    const capture = s.wstap.capturePath;
+    const start = JSON.parse(fs.readFileSync(capture, 'utf8').split('\n')[1] as string) as { diagnosis?: { profile?: unknown } };
+    expect(start.diagnosis?.profile).toEqual({ name: 'fast', source: profile });
+
+    const same = runWstapSync(['view', capture, '--no-tui']);
+    expect(same.stdout).toContain(live.message);
+    const other = runWstapSync(['view', capture, '--no-tui', '--profile', 'nginx']);
+    expect(other.status, other.stderr).toBe(0);
+    expect(other.stderr).toContain(`judging with --profile nginx (shipped) instead of the capture's --profile fast (${profile})`);
+    expect(other.stdout).not.toContain(live.message);
   });
 });
