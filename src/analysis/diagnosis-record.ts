@@ -97,8 +97,9 @@ export function describeRecord(record: DiagnosisRecord): string {
   return parts.length > 0 ? parts.join(' ') : 'no profile and no --timeout';
 }
 
+/** Equal as data: both read the same way first, so key order and fields a reader drops do not count. */
 function sameRecord(a: DiagnosisRecord, b: DiagnosisRecord): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  return JSON.stringify(readDiagnosisRecord(a)) === JSON.stringify(readDiagnosisRecord(b));
 }
 
 /**

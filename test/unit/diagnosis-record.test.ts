@@ -106,6 +106,12 @@ describe('view judges with the capture\'s context', () => {
     expect(notes).toEqual(["judging with --timeout other=5s instead of the capture's --timeout nginx.proxy_read_timeout=1s"]);
   });
 
+  it('the same profile and flags given again: nothing to say, whatever order the keys were written in', () => {
+    const given = diagnosisRecordOf(PROFILE, 'profiles/fast.yaml', ['nginx.proxy_read_timeout=1s']);
+    const reordered = { timeoutFlags: given.timeoutFlags, context: { heartbeat: { interval: 30, timeout: 10, kind: 'ws-ping', from: 'client' }, requiredHeaders: ['X-Forwarded-For'], timeouts: given.context.timeouts.map((t) => ({ measures: t.measures, seconds: t.seconds, setting: t.setting, hop: t.hop })) }, profile: given.profile, version: 1 };
+    expect(new DiagnosisChoice(given).start(start(reordered as DiagnosisRecord))).toBeNull();
+  });
+
   it('an older capture (no context) reads as before: nothing to judge timeouts with, nothing said', () => {
     const { lines, notes } = narrated(idleSession(), null);
     expect(lines.join('\n')).not.toMatch(/timeout/);
