@@ -17,6 +17,8 @@
  * the list a reader needs whole.
  */
 
+import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
+
 export type Side = 'client' | 'upstream';
 
 /** RFC 6455 opcodes by name, for people reading frames; reserved ones read as op3..op15. */
@@ -62,6 +64,11 @@ export interface SessionStartEvent extends Base {
   target: string;
   pid: number;
   previewLimit: number;
+  /**
+   * The profile and --timeout flags in force and what they resolve to, so a
+   * reader judges the capture as the proxy did. Absent in older captures.
+   */
+  diagnosis?: DiagnosisRecord;
 }
 
 export interface SessionEndEvent extends Base {

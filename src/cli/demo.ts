@@ -7,6 +7,7 @@ import { attributionOf, type ConnectionSummary } from '../analysis/connection-tr
 import { describeEvidence, type CloseAttribution } from '../analysis/close-attribution.js';
 import { seconds } from '../analysis/event-narrator.js';
 import { printable } from '../analysis/printable.js';
+import { diagnosisRecord } from '../analysis/diagnosis-record.js';
 import { diagnoseConnection, factsOf, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
 import { parseTarget } from '../relay/target.js';
@@ -82,7 +83,7 @@ function startDemoSession(app: DemoApp, capturePath: string | null, force: boole
     overwriteCapture: force,
     logger,
     drainSeconds: 0,
-    diagnosis,
+    diagnosis: diagnosisRecord({ name: 'demo', source: 'built-in' }, [], diagnosis),
   });
 }
 

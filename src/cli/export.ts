@@ -1,7 +1,7 @@
 import { exportCapture } from '../har/export-capture.js';
 import { reportFileError } from './file-errors.js';
 import { parseArgsStrict, parsePayloadMode } from './option-values.js';
-import { diagnosisContextOf, profileFromOption } from './profile-option.js';
+import { givenDiagnosisRecord, profileFromOption } from './profile-option.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 
@@ -13,6 +13,9 @@ one entry with its messages, close and wstap's own findings (_wstap).
 A rotated capture (--rotate) is read whole: CAPTURE.jsonl and the
 CAPTURE.jsonl.1, .2... of the same session beside it (also when --keep
 deleted CAPTURE.jsonl itself); several files named are read as one session.
+Findings are judged with the profile and --timeout flags the proxy ran with
+(recorded in the capture; the HAR keeps them in log._wstap.diagnosisContext);
+--profile or --timeout here replace them, and say so.
 
 Options:
   -o, --output FILE     where to write                     [CAPTURE.har]
@@ -21,8 +24,9 @@ Options:
                         holds it, its first --preview-bytes bytes (inflated; a
                         longer message is marked with its size in _size), or
                         sizes only                                   [preview]
-  --profile NAME|FILE   timeout verdicts in _wstap.diagnosis from a profile
-  --timeout NAME=DUR[:MEASURE]  ... or from a hop's timeout (repeatable)
+  --profile NAME|FILE   judge _wstap.diagnosis with a profile instead of the
+                        one the capture recorded (the proxy's --profile)
+  --timeout NAME=DUR[:MEASURE]  ... or with a hop's timeout (repeatable)
   --no-redact           keep Cookie, Authorization, token-like subprotocols and
                         secret query parameters (redacted by default)
   -h, --help            this help
@@ -46,7 +50,8 @@ export async function runExport(args: string[]): Promise<number> {
   if (!input) throw new UsageError('export needs a capture file (wstap export CAPTURE.jsonl -o session.har)');
   const output = typeof values.output === 'string' ? values.output : input.replace(/\.jsonl?$/i, '') + '.har';
   const profile = await profileFromOption(values.profile);
-  const diagnosis = diagnosisContextOf(profile, values.timeout);
+  // Null: the capture's own context (recorded by the proxy) is used.
+  const diagnosis = givenDiagnosisRecord(profile, values.profile, values.timeout);
   const payloads = parsePayloadMode(values.payloads);
   const started = Date.now();
   try {
@@ -57,6 +62,7 @@ export async function runExport(args: string[]): Promise<number> {
       redact: values['no-redact'] !== true,
       payloads,
       diagnosis,
+      onJudging: (note) => process.stderr.write(`wstap: ${note}\n`),
       creatorVersion: VERSION,
       onWarning: (w) => process.stderr.write(`wstap: warning: ${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}\n`),
       onNote: (note) => process.stderr.write(`wstap: ${input}: ${note}\n`),

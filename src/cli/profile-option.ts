@@ -1,4 +1,6 @@
+import path from 'node:path';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import { diagnosisRecord, type DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
 import { formatDuration, parseTimeoutSpec, TimeoutSpecError, type HopTimeout } from '../analysis/hop-timeout.js';
 import { hopTimeouts, type Profile } from '../profiles/profile.js';
@@ -49,6 +51,25 @@ export function diagnosisContextOf(profile: Profile | null, timeoutFlags: unknow
     requiredHeaders: profile?.app?.requiresHeaders ?? [],
     heartbeat: profile?.heartbeat ?? null,
   };
+}
+
+/**
+ * What a session records (session.start) about how it is judged: the
+ * profile's name and source (its file, absolute, or "shipped"), the
+ * --timeout flags as given, and what they resolve to.
+ */
+export function diagnosisRecordOf(profile: Profile | null, profileArg: unknown, timeoutFlags: unknown): DiagnosisRecord {
+  const flags = (Array.isArray(timeoutFlags) ? timeoutFlags : timeoutFlags === undefined ? [] : [timeoutFlags]).map(String);
+  // As resolveProfile tells a file from a shipped name.
+  const fromFile = typeof profileArg === 'string' && (/[/\\]/.test(profileArg) || /\.ya?ml$/i.test(profileArg));
+  const source = profile ? { name: profile.name, source: fromFile ? path.resolve(profile.source) : 'shipped' } : null;
+  return diagnosisRecord(source, flags, diagnosisContextOf(profile, timeoutFlags));
+}
+
+/** For view and export: the context the command line gives, or null when it names none (the capture's own is then used). */
+export function givenDiagnosisRecord(profile: Profile | null, profileArg: unknown, timeoutFlags: unknown): DiagnosisRecord | null {
+  const flags = Array.isArray(timeoutFlags) ? timeoutFlags.length > 0 : timeoutFlags !== undefined;
+  return profile || flags ? diagnosisRecordOf(profile, profileArg, timeoutFlags) : null;
 }
 
 export const PROFILES_HELP = `Usage: wstap profiles

@@ -2,6 +2,7 @@ import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import { narrate, narrateFindings, seconds, type Narration } from '../analysis/event-narrator.js';
 import { TimeoutWatch } from '../analysis/timeout-watch.js';
 import { CaptureWriter, type CaptureHealth } from '../capture/capture-writer.js';
@@ -39,7 +40,7 @@ export interface ProxySessionOptions {
   /** How long an upstream dial (TCP connect, TLS handshake) may take; 0 = no limit (default 60 s). */
   connectTimeoutMs?: number;
   /** What is known about the path (profile, --timeout): closes, handshakes and heartbeats are judged against it. */
-  diagnosis?: DiagnosisContext;
+  diagnosis?: DiagnosisRecord;
   /** Test-only (WSTAP_TEST_FAULT, see test-faults.ts): make one connection's observer throw. */
   testObserverFault?: { conn: number; afterChunks: number } | null;
 }
@@ -68,7 +69,7 @@ export class ProxySession implements EventSink {
 
   private constructor(options: ProxySessionOptions) {
     this.#options = options;
-    this.#diagnosis = options.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT;
+    this.#diagnosis = options.diagnosis?.context ?? EMPTY_DIAGNOSIS_CONTEXT;
     this.#watch = new TimeoutWatch(this.#diagnosis.timeouts);
     const capturePath = options.capturePath;
     this.#writer = capturePath
@@ -137,6 +138,7 @@ export class ProxySession implements EventSink {
       target: options.target.href,
       pid: process.pid,
       previewLimit: options.previewLimit,
+      ...(options.diagnosis ? { diagnosis: options.diagnosis } : {}),
     });
     if (session.#watch.active) {
       session.#watchTimer = setInterval(() => session.#watchOpenConnections(), WATCH_EVERY_MS);

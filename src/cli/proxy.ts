@@ -18,7 +18,7 @@ import {
   parsePayloadMode,
 } from './option-values.js';
 import { heartbeatSetupFindings } from '../analysis/heartbeat-rules.js';
-import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { ProxySession } from './proxy-session.js';
 import { EXIT_INTERNAL_ERROR, installLastResort } from './last-resort.js';
@@ -27,7 +27,7 @@ import { TerminalLoss } from './terminal-loss.js';
 import type { RunningUi } from './terminal-ui.js';
 import { armUncaughtFault, testFaultsFromEnv } from './test-faults.js';
 import { captureKeptLine, keepsTemporaryCapture } from './temporary-capture.js';
-import { diagnosisContextOf, profileFromOption } from './profile-option.js';
+import { diagnosisRecordOf, profileFromOption } from './profile-option.js';
 import { defaultLogFile, terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
@@ -159,7 +159,9 @@ export async function runProxy(args: string[]): Promise<number> {
     throw new UsageError(`--har ${harPath} already exists; choose another name or pass --force`);
   }
   const capture = captureLimits(values);
-  const diagnosis = diagnosisContextOf(profile, values.timeout);
+  // Recorded in session.start: view and export later judge the capture as this run does.
+  const recorded = diagnosisRecordOf(profile, values.profile, values.timeout);
+  const diagnosis = recorded.context;
   const redact = values['no-redact'] !== true;
   const testFaults = testFaultsFromEnv();
   const screenLog = values['no-tui'] !== true && terminalAvailable()
@@ -207,7 +209,7 @@ export async function runProxy(args: string[]): Promise<number> {
       drainSeconds,
       headTimeoutMs: headTimeoutSeconds * 1000,
       connectTimeoutMs: connectTimeoutSeconds * 1000,
-      diagnosis,
+      diagnosis: recorded,
       testObserverFault: testFaults.observe,
     });
   } catch (err) {
@@ -240,7 +242,7 @@ export async function runProxy(args: string[]): Promise<number> {
       process.stderr.write(`wstap: log written to ${screenLog.file}\n`);
     }
   }
-  const harWritten = harPath && capturePath ? await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, diagnosis }, logger) : null;
+  const harWritten = harPath && capturePath ? await writeHarAtExit(capturePath, harPath, { overwrite: values.force === true, redact, payloads, diagnosis: recorded }, logger) : null;
   if (harWritten === false) code = 1;
   if (tempDir && capturePath && keepsTemporaryCapture({ ui: screenLog !== null, harWritten })) {
     // The terminal may be gone (SIGHUP): then the log file says where the capture is.
@@ -281,7 +283,7 @@ function captureLimits(values: Record<string, unknown>): { rotateBytes?: number;
 async function writeHarAtExit(
   capturePath: string,
   harPath: string,
-  settings: { overwrite: boolean; redact: boolean; payloads: PayloadMode; diagnosis: DiagnosisContext },
+  settings: { overwrite: boolean; redact: boolean; payloads: PayloadMode; diagnosis: DiagnosisRecord },
   logger: Logger,
 ): Promise<boolean> {
   try {

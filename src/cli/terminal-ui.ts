@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ConnectionTracker } from '../analysis/connection-tracker.js';
 import { FrameHistory } from '../analysis/frame-history.js';
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import type { CaptureHealth } from '../capture/capture-writer.js';
 import type { LiveActivity } from '../capture/live-activity.js';
 import { exportCapture } from '../har/export-capture.js';
@@ -21,7 +22,8 @@ export interface HarExportSettings {
   capturePath: string | readonly string[] | null;
   redact: boolean;
   payloads: PayloadMode;
-  diagnosis: DiagnosisContext;
+  /** Judge with this instead of the context the capture recorded (view's --profile/--timeout). */
+  diagnosis?: DiagnosisRecord | null;
   logger: Logger;
   /** Makes everything recorded so far readable in the capture file. */
   flush?: () => void | Promise<void>;
@@ -43,7 +45,7 @@ export async function exportFromUi(settings: HarExportSettings): Promise<string>
     overwrite: false,
     redact: settings.redact,
     payloads: settings.payloads,
-    diagnosis: settings.diagnosis,
+    diagnosis: settings.diagnosis ?? null,
     creatorVersion: VERSION,
     // A live capture's last line may be half-written while we read: skip it quietly.
     onWarning: (w) => settings.logger.debug(`export: ${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}`),
@@ -145,7 +147,7 @@ export function startLiveUi(session: ProxySession, options: LiveUiOptions): Runn
         capturePath: session.capturePath,
         redact: options.redact,
         payloads: options.payloads,
-        diagnosis: options.diagnosis,
+        // The capture records this session's context (session.start): the export judges with it.
         logger,
         // Not flushSync: with --rotate a write in flight may be rotating the files.
         flush: () => session.flush(),

@@ -1,5 +1,5 @@
 import { attributionOf, ConnectionTracker } from '../analysis/connection-tracker.js';
-import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import type { DiagnosisChoice } from '../analysis/diagnosis-record.js';
 import { narrate, narrateFindings } from '../analysis/event-narrator.js';
 import type { CaptureEvent } from '../capture/events.js';
 
@@ -14,16 +14,23 @@ function clock(t: number): string {
 export class NarratedLines {
   readonly #tracker = new ConnectionTracker();
   readonly #closedBy = new Map<string, number>();
-  readonly #diagnosis: DiagnosisContext;
+  readonly #diagnosis: DiagnosisChoice;
   readonly #unknown: ReadonlyMap<number, readonly string[]>;
+  readonly #onNote: (message: string) => void;
 
-  constructor(diagnosis: DiagnosisContext, unknown: ReadonlyMap<number, readonly string[]> = new Map()) {
+  /** `onNote` hears what the user should know beside the lines (the command line overriding the capture's profile). */
+  constructor(diagnosis: DiagnosisChoice, unknown: ReadonlyMap<number, readonly string[]> = new Map(), onNote: (message: string) => void = () => {}) {
     this.#diagnosis = diagnosis;
     this.#unknown = unknown;
+    this.#onNote = onNote;
   }
 
   /** The lines one event makes (often none: frames have no line). */
   linesOf(event: CaptureEvent): string[] {
+    if (event.kind === 'session.start') {
+      const note = this.#diagnosis.start(event);
+      if (note) this.#onNote(note);
+    }
     const summary = this.#tracker.apply(event);
     const line = narrate(event, summary);
     if (!line) return [];
@@ -36,7 +43,7 @@ export class NarratedLines {
       if (missing && missing.length > 0) text += `; not in this file (unknown): ${missing.join(', ')}`;
     }
     const out = [text];
-    for (const f of narrateFindings(event, summary, this.#diagnosis)) {
+    for (const f of narrateFindings(event, summary, this.#diagnosis.context)) {
       if (f.level !== 'debug') out.push(`${clock(event.t)} ${f.level.toUpperCase().padEnd(5)} ${f.msg}`);
     }
     return out;

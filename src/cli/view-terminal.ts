@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { ConnectionTracker } from '../analysis/connection-tracker.js';
-import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import { DiagnosisChoice, type DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import { narrate } from '../analysis/event-narrator.js';
 import type { CaptureEvent } from '../capture/events.js';
 import type { PayloadMode } from '../har/har-types.js';
@@ -9,8 +9,8 @@ import type { SessionFacts } from '../tui/screen-frame.js';
 import { reportFileError } from './file-errors.js';
 
 export interface TerminalViewOptions {
-  diagnosis: DiagnosisContext;
-  profile: string | null;
+  /** Judge with this instead of the capture's own context; null: the capture's. */
+  diagnosis: DiagnosisRecord | null;
   redact: boolean;
   payloads: PayloadMode;
 }
@@ -42,7 +42,8 @@ export async function viewInTerminal(input: TerminalViewInput, options: Terminal
   const logger = pino({ level: 'info' }, { write: (line: string) => tail.push(String((JSON.parse(line) as { msg?: unknown }).msg ?? line)) });
   const tracker = new ConnectionTracker();
   // Filled in from the capture's session.start and its events as they are read.
-  const facts: SessionFacts = { listen: input.label, target: 'unknown target', profile: options.profile, diagnosis: options.diagnosis, frozenAt: input.live ? null : 0, logFile: null };
+  const judging = new DiagnosisChoice(options.diagnosis);
+  const facts: SessionFacts = { listen: input.label, target: 'unknown target', profile: judging.inForce?.profile?.name ?? null, diagnosis: judging.context, frozenAt: input.live ? null : 0, logFile: null };
   const quitting = new AbortController();
   const quit = new Promise<void>((resolve) => quitting.signal.addEventListener('abort', () => resolve(), { once: true }));
   const ui = startTerminalUi({
@@ -71,6 +72,11 @@ export async function viewInTerminal(input: TerminalViewInput, options: Terminal
       if (event.kind === 'session.start' && events === 0) {
         facts.listen = event.listen || input.label;
         facts.target = event.target || 'unknown target';
+        // The header names the profile in force: the capture's, unless --profile/--timeout replaced it.
+        const note = judging.start(event);
+        if (note) tail.push(note);
+        facts.profile = judging.inForce?.profile?.name ?? null;
+        facts.diagnosis = judging.context;
       }
       if (event.kind === 'capture.gap' || event.kind === 'session.end') {
         // The table cannot show these; the log pane says them.

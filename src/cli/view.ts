@@ -1,8 +1,8 @@
-import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import { DiagnosisChoice, type DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import { followCapture } from '../capture/capture-follower.js';
 import { reportFileError } from './file-errors.js';
 import { parseArgsStrict, parsePayloadMode } from './option-values.js';
-import { diagnosisContextOf, profileFromOption } from './profile-option.js';
+import { givenDiagnosisRecord, profileFromOption } from './profile-option.js';
 import { terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
 import { NarratedLines } from './view-lines.js';
@@ -19,6 +19,10 @@ frozen at the end of the recording; otherwise (or with --no-tui) it prints
 the lines and verdicts the live proxy logs. What the file cannot tell (a
 browser's HAR has no close evidence, for example) is marked unknown.
 
+Closes are judged with the profile and --timeout flags the proxy ran with
+(the capture records them, and so does a HAR wstap wrote); --profile or
+--timeout here replace them, and say so.
+
 A rotated capture (proxy --rotate) is read whole: CAPTURE and the
 CAPTURE.1, .2... of the same session beside it, also when --keep deleted
 CAPTURE itself. Several files named are read as one session (they must
@@ -33,9 +37,11 @@ that does not exist yet is waited for.
 Options:
   --follow              follow a capture being written (as tail -f does)
   --no-tui              print lines instead of opening the UI
-  --profile NAME|FILE   match closes against a profile's timeouts (wstap profiles)
+  --profile NAME|FILE   judge with a profile (wstap profiles) instead of the
+                        capture's own
   --timeout NAME=DUR[:MEASURE]
-                        a hop's timeout, for verdicts and countdowns (repeatable)
+                        a hop's timeout, for verdicts and countdowns, instead
+                        of the capture's own (repeatable)
   --no-redact           show Cookie, Authorization and secret query values
   --payloads MODE       none or preview: message data in the UI's HAR export
                         (e key), as for wstap export                 [preview]
@@ -63,9 +69,10 @@ export async function runView(args: string[]): Promise<number> {
   const follow = values.follow === true;
   if (follow && positionals.length > 1) throw new UsageError(`--follow follows one capture (the first file of its set); unexpected argument "${positionals[1]}"`);
   const profile = await profileFromOption(values.profile);
-  const diagnosis = diagnosisContextOf(profile, values.timeout);
+  // Null: the capture's own context (recorded by the proxy) is used.
+  const diagnosis = givenDiagnosisRecord(profile, values.profile, values.timeout);
   const payloads = parsePayloadMode(values.payloads);
-  const terminal: TerminalViewOptions = { diagnosis, profile: profile?.name ?? null, redact: values['no-redact'] !== true, payloads };
+  const terminal: TerminalViewOptions = { diagnosis, redact: values['no-redact'] !== true, payloads };
   const tui = values['no-tui'] !== true && terminalAvailable();
   const base = positionals[0] as string;
   if (follow) return tui ? followInTerminal(base, terminal) : followLines(base, diagnosis);
@@ -74,7 +81,7 @@ export async function runView(args: string[]): Promise<number> {
 }
 
 /** The lines of a recording, to its end, then the tally. */
-async function recordingLines(files: readonly string[], diagnosis: DiagnosisContext): Promise<number> {
+async function recordingLines(files: readonly string[], diagnosis: DiagnosisRecord | null): Promise<number> {
   let source: ViewSource;
   try {
     source = openViewSource(files, (message) => process.stderr.write(`wstap: warning: ${message}\n`));
@@ -82,7 +89,7 @@ async function recordingLines(files: readonly string[], diagnosis: DiagnosisCont
     return reportFileError(err, rewriteNotCapture);
   }
   for (const note of source.notes) process.stderr.write(`wstap: ${files[0]}: ${note}\n`);
-  const lines = new NarratedLines(diagnosis, source.unknown);
+  const lines = new NarratedLines(new DiagnosisChoice(diagnosis), source.unknown, (note) => process.stderr.write(`wstap: ${note}\n`));
   const out: string[] = [`${files.join(', ')}: ${source.describe}`];
   const flush = (): void => {
     process.stdout.write(out.join('\n') + '\n');
@@ -108,12 +115,12 @@ async function recordingLines(files: readonly string[], diagnosis: DiagnosisCont
  * follower waits for more, so catching up on a long capture is not a write
  * per line.
  */
-async function followLines(base: string, diagnosis: DiagnosisContext): Promise<number> {
+async function followLines(base: string, diagnosis: DiagnosisRecord | null): Promise<number> {
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const lines = new NarratedLines(diagnosis);
+  const lines = new NarratedLines(new DiagnosisChoice(diagnosis), new Map(), (note) => process.stderr.write(`wstap: ${note}\n`));
   const out: string[] = [];
   let flushing = false;
   const flush = (): void => {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { captureSetOfFiles, readCaptureSetEvents, totalBytes, type CaptureSetWarning } from '../capture/capture-set.js';
-import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
+import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import type { HarFoldStats } from './har-fold.js';
 import { writeHarFile } from './har-file-writer.js';
 import type { PayloadMode } from './har-types.js';
@@ -12,8 +12,13 @@ export interface ExportCaptureOptions {
   overwrite: boolean;
   redact: boolean;
   payloads: PayloadMode;
-  /** What is known about the path (profile, --timeout), for `_wstap.diagnosis`. */
-  diagnosis?: DiagnosisContext;
+  /**
+   * Judge with this (profile, --timeout) instead of the context the capture
+   * recorded in session.start; `_wstap.diagnosis` and `log._wstap.diagnosisContext` follow it.
+   */
+  diagnosis?: DiagnosisRecord | null;
+  /** Said when `diagnosis` overrides the capture's own context. */
+  onJudging?: (message: string) => void;
   creatorVersion: string;
   onWarning?: (warning: CaptureSetWarning) => void;
   /** What the reader should know about the set (files read, segments deleted). */
@@ -42,6 +47,7 @@ export async function exportCapture(options: ExportCaptureOptions): Promise<HarF
         redact: options.redact,
         payloads: options.payloads,
         ...(options.diagnosis ? { diagnosis: options.diagnosis } : {}),
+        ...(options.onJudging ? { onJudging: options.onJudging } : {}),
         onOpened: () => (created = true),
         ...(options.onProgress ? { onProgress: (stats: HarFoldStats) => options.onProgress?.(total > 0 ? progress.bytesRead / total : 1, stats) } : {}),
       },

@@ -31,6 +31,7 @@ export function buildHar(events: Iterable<CaptureEvent>, options: HarFoldOptions
   for (const event of events) fold.apply(event);
   fold.finish();
   const log: HarLog['log'] = { version: '1.2', creator: { name: 'wstap', version: creatorVersion }, pages: [], entries };
-  if (fold.captureGaps.length > 0) log._wstap = { captureGaps: fold.captureGaps };
+  const sessionFacts = fold.sessionFacts();
+  if (sessionFacts) log._wstap = sessionFacts;
   return { log };
 }

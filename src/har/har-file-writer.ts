@@ -84,7 +84,8 @@ export async function writeHarFile(events: AsyncIterable<CaptureEvent>, options:
     fold.finish();
     await writePending();
     // Known only once every event is read, so after the entries (key order means nothing in JSON).
-    const sessionFacts = fold.captureGaps.length > 0 ? `,"_wstap":${JSON.stringify({ captureGaps: fold.captureGaps })}` : '';
+    const facts = fold.sessionFacts();
+    const sessionFacts = facts ? `,"_wstap":${JSON.stringify(facts)}` : '';
     await write(`\n]${sessionFacts}}}\n`);
   } finally {
     spill.dispose();

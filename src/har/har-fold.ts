@@ -1,6 +1,7 @@
 // Past 400 lines: one fold over every event kind a HAR entry needs (HTTP, WebSocket, gaps, stand-ins); the entry builders live in har-entries.ts and har-incomplete.ts.
 import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
-import { diagnoseConnection, EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
+import { diagnoseConnection, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
+import { DiagnosisChoice, type DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import { isHandshakeRequest } from '../analysis/handshake-rules.js';
 import { judgedAttribution, missingBeginning, missingStretch, noteAfterMissing, standInOpen, type MissingPart } from '../analysis/missing-part.js';
 import { PingPairing } from '../analysis/ping-pairing.js';
@@ -34,15 +35,20 @@ import {
   pausedSinceSeconds,
   serverIp,
 } from './har-entries.js';
-import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarWebSocketClose, HarWebSocketMessage, HarWstap, PayloadMode } from './har-types.js';
+import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarSessionFacts, HarWebSocketClose, HarWebSocketMessage, HarWstap, PayloadMode } from './har-types.js';
 import { incompleteNote, standInHandshake } from './har-incomplete.js';
 import { redactHandshake } from './redaction.js';
 
 export interface HarFoldOptions {
   payloads: PayloadMode;
   redact: boolean;
-  /** What is known about the path (profile, --timeout): `_wstap.diagnosis` is judged against it. */
-  diagnosis?: DiagnosisContext;
+  /**
+   * Judge `_wstap.diagnosis` with this (profile, --timeout) instead of the
+   * context the capture recorded in session.start.
+   */
+  diagnosis?: DiagnosisRecord | null;
+  /** Said when `diagnosis` overrides the capture's own context. */
+  onJudging?: (message: string) => void;
 }
 
 /**
@@ -128,10 +134,19 @@ export class HarFold {
   /** The target's address when it is a plain IP (HAR's serverIPAddress), from session.start. */
   #serverIp: string | undefined;
   #lastT = 0;
+  readonly #judging: DiagnosisChoice;
 
   constructor(options: HarFoldOptions, sink: HarFoldSink) {
     this.#options = options;
     this.#sink = sink;
+    this.#judging = new DiagnosisChoice(options.diagnosis ?? null);
+  }
+
+  /** The log-level `_wstap`, once every event is folded; undefined when there is nothing to say. */
+  sessionFacts(): HarSessionFacts | undefined {
+    const context = this.#judging.inForce;
+    if (this.captureGaps.length === 0 && !context) return undefined;
+    return { ...(this.captureGaps.length > 0 ? { captureGaps: this.captureGaps } : {}), ...(context ? { diagnosisContext: context } : {}) };
   }
 
   apply(event: CaptureEvent): void {
@@ -140,6 +155,10 @@ export class HarFold {
       case 'session.start':
         this.#target = event.target;
         this.#serverIp = serverIp(event.target);
+        {
+          const note = this.#judging.start(event);
+          if (note) this.#options.onJudging?.(note);
+        }
         return;
       case 'capture.gap': {
         if (gapLostEvents(event)) for (const record of this.#websockets.values()) record.missing = missingStretch(record.missing, record.evidence.length, event.t);
@@ -442,7 +461,7 @@ export class HarFold {
   }
 
   #diagnosisContext(): DiagnosisContext {
-    return this.#options.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT;
+    return this.#judging.context;
   }
 
   #onHttpError(event: HttpErrorEvent): void {

@@ -1,3 +1,4 @@
+import { readDiagnosisRecord, type DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import type { CaptureEvent, CaptureGapEvent, SessionEndEvent, SessionStartEvent } from '../capture/events.js';
 import { addUnknown, assignConnections, goodEntriesOf, UNKNOWN, type Connection, type GoodEntry } from './har-read-entries.js';
 import { httpEvents } from './har-read-http.js';
@@ -84,6 +85,7 @@ export function harToEvents(text: string, path: string): HarReadResult {
     target: commonOrigin(good),
     pid: 0,
     previewLimit: 0,
+    ...diagnosisOf(log, warnings),
   };
   const end: SessionEndEvent = { kind: 'session.end', t: last, reason: 'har', droppedEvents: gaps.reduce((sum, g) => sum + g.lostEvents, 0) };
 
@@ -97,6 +99,17 @@ export function harToEvents(text: string, path: string): HarReadResult {
     unknown,
     warnings,
   };
+}
+
+/** wstap's `log._wstap.diagnosisContext`: what its findings were judged with, so view judges the same way. */
+function diagnosisOf(log: Json, warnings: string[]): { diagnosis?: DiagnosisRecord } {
+  const wstap = log['_wstap'];
+  const record = readDiagnosisRecord(isObject(wstap) ? wstap['diagnosisContext'] : undefined);
+  if (record instanceof Error) {
+    warnings.push(`log._wstap.diagnosisContext: ignored: ${record.message}`);
+    return {};
+  }
+  return record ? { diagnosis: record } : {};
 }
 
 /** wstap's `log._wstap.captureGaps`: where its capture lost events. */

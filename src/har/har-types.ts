@@ -8,6 +8,7 @@
  * messages); `time` and `timings` are milliseconds as HAR 1.2 says.
  */
 
+import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import type { Finding } from '../analysis/finding.js';
 
 export interface HarNameValue {
@@ -189,8 +190,15 @@ export interface HarLog {
     entries: HarEntry[];
     comment?: string;
     /** Session-level facts; only present when there is something to say. */
-    _wstap?: { captureGaps: HarCaptureGap[] };
+    _wstap?: HarSessionFacts;
   };
+}
+
+/** The log-level `_wstap`: each field only when there is something to say. */
+export interface HarSessionFacts {
+  captureGaps?: HarCaptureGap[];
+  /** The profile and --timeout flags `_wstap.diagnosis` was judged with (`wstap view` of the HAR judges the same way). */
+  diagnosisContext?: DiagnosisRecord;
 }
 
 /**

@@ -77,6 +77,30 @@ describe('the terminal UI over a recording and in the demo, in tmux', () => {
     await screen.waitForScreen('the primary screen again', (l) => (screen.display('#{alternate_on}') === '0' && !l.some((x) => x.startsWith(HEADER)) ? l : null));
   });
 
+  it('wstap view CAPTURE: the header names the profile the capture recorded; --timeout there replaces it and the log says so', async () => {
+    if (noTmux) throw noTmux;
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-tui-view-ctx-'));
+    const capture = path.join(dir, 'demo.jsonl');
+    const made = spawnSync(process.execPath, [BIN, 'demo', '--no-tui', '--capture', capture, '--log-format', 'json'], { encoding: 'utf8', timeout: 30_000 });
+    expect(made.status, made.stderr).toBe(0);
+
+    // No --profile, no --timeout: the demo's own context, as recorded in its session.start.
+    tmux = runInPane(dir, ['view', capture]);
+    const recorded = await tmux.waitForScreen('the recorded profile in the header', (l) => (l.some((x) => x.includes('end of recording')) && l.some((x) => x.startsWith('profile demo · timeouts demo-hop.idle_timeout')) ? l : null), { timeoutMs: 10_000 });
+    expect(recorded.join('\n')).not.toMatch(/judging with/);
+    tmux.sendKeys('q');
+    expect(await paneExitStatus(path.join(dir, 'status'), tmux)).toBe('0');
+    await tmux.kill();
+    fs.rmSync(path.join(dir, 'status'), { force: true });
+
+    tmux = runInPane(dir, ['view', capture, '--timeout', 'nginx.proxy_read_timeout=60']);
+    const overridden = await tmux.waitForScreen('the override in the header and the log', (l) => (l.some((x) => x.includes('end of recording')) && l.some((x) => x.startsWith('profile none · timeouts nginx.proxy_read_timeout 60s')) ? l : null), { timeoutMs: 10_000 });
+    // The log pane is 80 columns: the note's start (--no-tui prints it whole, see context-in-capture.test.ts).
+    expect(overridden.join('\n')).toContain("judging with --timeout nginx.proxy_read_timeout=60 instead of the capture's");
+    tmux.sendKeys('q');
+    expect(await paneExitStatus(path.join(dir, 'status'), tmux)).toBe('0');
+  });
+
   it('wstap demo: live rows with a ticking countdown, then the closers; q exits 0', async () => {
     if (noTmux) throw noTmux;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-tui-demo-'));

@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EMPTY_DIAGNOSIS_CONTEXT } from '../../src/analysis/connection-diagnosis.js';
 import { ProxySession } from '../../src/cli/proxy-session.js';
 import { exportFromUi } from '../../src/cli/terminal-ui.js';
 import { parseTarget } from '../../src/relay/target.js';
@@ -62,7 +61,7 @@ describe('the UI export of a rotated capture being written', () => {
     })();
     process.chdir(dir);
     const live = session;
-    const message = await exportFromUi({ capturePath: live.capturePath, redact: true, payloads: 'preview', diagnosis: EMPTY_DIAGNOSIS_CONTEXT, logger: pino({ level: 'silent' }), flush: () => live.flush() });
+    const message = await exportFromUi({ capturePath: live.capturePath, redact: true, payloads: 'preview', logger: pino({ level: 'silent' }), flush: () => live.flush() });
     await more;
     process.chdir(cwd);
     expect(message).toMatch(/^wrote .*wstap-[^/]*\.har: 1 entries, \d+ messages, secrets redacted$/);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -189,4 +189,10 @@ export async function captureOfClosed(
   };
   const events = await captureWhen(wstap, closed, timeoutMs);
   return { conn: idIn(events) as number, events };
+}
+
+/** Runs the real CLI to its end (`bin/wstap ARGS`: view, export...), with its output. */
+export function runWstapSync(args: string[], timeoutMs = 30_000): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
