@@ -1,8 +1,8 @@
 import net from 'node:net';
+import { redactRawHeaders, redactUrl } from '../analysis/redaction.js';
 import type { HandshakeBodyEvent, HandshakeInterimEvent, PausedSince, RawHeaders } from '../capture/events.js';
 import { headerTokens, headerValue } from '../capture/raw-headers.js';
 import type { HarNameValue, HarRequest, HarResponse, HarTimings, HarWstap, PayloadMode } from './har-types.js';
-import { redactRawHeaders, redactUrl } from './redaction.js';
 
 /** Pieces shared by HTTP and WebSocket entries. */
 

@@ -5,6 +5,7 @@ import { DiagnosisChoice, type DiagnosisRecord } from '../analysis/diagnosis-rec
 import { isHandshakeRequest } from '../analysis/handshake-rules.js';
 import { judgedAttribution, missingBeginning, missingStretch, noteAfterMissing, standInOpen, type MissingPart } from '../analysis/missing-part.js';
 import { PingPairing } from '../analysis/ping-pairing.js';
+import { redactHandshake } from '../analysis/redaction.js';
 import type {
   CaptureEvent,
   ConnOpenEvent,
@@ -37,7 +38,6 @@ import {
 } from './har-entries.js';
 import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarSessionFacts, HarWebSocketClose, HarWebSocketMessage, HarWstap, PayloadMode } from './har-types.js';
 import { incompleteNote, standInHandshake } from './har-incomplete.js';
-import { redactHandshake } from './redaction.js';
 
 export interface HarFoldOptions {
   payloads: PayloadMode;

@@ -7,9 +7,9 @@ import {
   type CountdownLevel,
   type HopTimeout,
 } from '../analysis/hop-timeout.js';
+import { REDACTED, redactUrl } from '../analysis/redaction.js';
 import type { Idle, Side } from '../capture/events.js';
 import type { LiveActivity } from '../capture/live-activity.js';
-import { REDACTED, redactUrl } from '../har/redaction.js';
 
 export type SortKey = 'age' | 'idle' | 'bytes';
 export const SORT_KEYS: readonly SortKey[] = ['age', 'idle', 'bytes'];

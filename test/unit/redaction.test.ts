@@ -7,7 +7,7 @@ import {
   redactHeaderValue,
   redactRawHeaders,
   redactUrl,
-} from '../../src/har/redaction.js';
+} from '../../src/analysis/redaction.js';
 
 const JWT = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-nature_x';
 const K8S_TOKEN = 'ZXlKaGJHY2lPaUpTVXpJMU5pSXNJbXRwWkNJNklp';

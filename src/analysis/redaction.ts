@@ -1,10 +1,11 @@
 /**
  * Redaction of credentials in header values and URLs, so HAR files can be
  * handed to vendors (DESIGN.md section 5). Pure functions: the HAR builder and
- * the terminal UI call them; `--no-redact` simply skips them.
+ * the terminal UI call them; `--no-redact` simply skips them. It lives in
+ * analysis, below both views, so neither view imports the other for it.
  */
 
-import type { RecordedHandshake } from '../analysis/connection-diagnosis.js';
+import type { RecordedHandshake } from './connection-diagnosis.js';
 
 export const REDACTED = '[redacted]';
 /** The same mark inside a URL, percent-encoded so the URL stays a valid URI (it decodes to REDACTED). */
