@@ -55,6 +55,11 @@ export const MEASURE_WORDS: Record<TimeoutMeasure, string> = {
   lifetime: 'the connection age, busy or not',
 };
 
+/** "sends a FIN when it fires", or that the profile does not know what it sends. */
+export function firingWords(t: HopTimeout): string {
+  return (t.action ?? 'unknown') === 'unknown' ? 'what it sends when it fires is not known (action: unknown)' : `sends ${actionWords(t.action, t.code)} when it fires`;
+}
+
 /** What the ends see when a hop's timer fires, in words: "a FIN", "a close frame 1001". */
 export function actionWords(action: TimeoutAction | undefined, code?: number): string {
   switch (action) {
@@ -67,7 +72,7 @@ export function actionWords(action: TimeoutAction | undefined, code?: number): s
     case 'http-status':
       return `an HTTP ${code ?? 'error'} answer`;
     default:
-      return 'not known (the profile says unknown)';
+      return 'something not known';
   }
 }
 
@@ -95,7 +100,7 @@ function actionFits(t: HopTimeout, e: CloseEvidence): boolean {
 }
 
 /** How the first close evidence looked, for "... and a FIN was seen". */
-function seenWords(e: CloseEvidence): string {
+export function seenWords(e: CloseEvidence): string {
   switch (e.kind) {
     case 'fin':
       return 'a FIN';
@@ -137,7 +142,7 @@ export function judgeTimeouts(
       const where = t.where ?? 'either side';
       ruledOut.push({ ...m, why: 'side', reason: `is on the ${where} of wstap and the close came from the ${closedBy ?? 'unknown'} side` });
     } else if (!actionFits(t, first)) {
-      ruledOut.push({ ...m, why: 'action', reason: `sends ${actionWords(t.action, t.code)} when it fires and ${seenWords(first)} was seen` });
+      ruledOut.push({ ...m, why: 'action', reason: `${firingWords(t)} and ${seenWords(first)} was seen` });
     } else {
       fitting.push(m);
     }

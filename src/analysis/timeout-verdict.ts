@@ -2,7 +2,7 @@ import type { Idle } from '../capture/events.js';
 import { describeEvidence, type CloseAttribution } from './close-attribution.js';
 import type { Finding } from './finding.js';
 import { elapsedFor, formatDuration, type HopTimeout, type TimeoutMeasure } from './hop-timeout.js';
-import { actionWords, DEFAULT_TOLERANCE, judgeTimeouts, MEASURE_WORDS, seconds2, timeoutLabel, type RuledOut, type TimeoutMatch } from './timeout-candidates.js';
+import { DEFAULT_TOLERANCE, firingWords, judgeTimeouts, MEASURE_WORDS, seconds2, seenWords, timeoutLabel, type RuledOut, type TimeoutMatch } from './timeout-candidates.js';
 import { perCandidateFix, tellApartText } from './timeout-tell-apart.js';
 
 export { DEFAULT_TOLERANCE, matchingTimeouts, seconds2, timeoutLabel, type TimeoutMatch } from './timeout-candidates.js';
@@ -30,7 +30,20 @@ function candidateLine(m: TimeoutMatch): string {
   const where = t.where ? `on the ${t.where} of wstap` : 'placement not known (a --timeout flag)';
   return (
     `candidate: ${timeoutLabel(t)}, ${where}, counts ${MEASURE_WORDS[t.measures]}: ${seconds2(m.elapsedMs)} at the close ` +
-    `(off by ${seconds2(Math.abs(m.deltaMs))}); sends ${actionWords(t.action, t.code)} when it fires`
+    `(off by ${seconds2(Math.abs(m.deltaMs))}); ${firingWords(t)}`
+  );
+}
+
+/** Why the observed facts do not separate the candidates: each check, and that every candidate passed it. */
+function notToldApart(fitting: readonly TimeoutMatch[], attribution: CloseAttribution): string {
+  const first = attribution.first;
+  const ts = fitting.map((m) => m.timeout);
+  const placed = ts.every((t) => t.where) ? `each sits on that side` : `each sits there or its place is not known`;
+  const unknown = ts.some((t) => (t.action ?? 'unknown') === 'unknown') ? '; an unknown action fits anything' : '';
+  return (
+    `not told apart by: side (the close came from the ${attribution.closedBy} side; ${placed}), ` +
+    `action (${first ? seenWords(first) : 'the close'} fits what each sends${unknown}), ` +
+    `silence (what each timer counts was within tolerance of its timeout)`
   );
 }
 
@@ -65,7 +78,7 @@ export function timeoutVerdict(
       message:
         `closed by ${how} after client->upstream ${seconds2(idle.client)}, upstream->client ${seconds2(idle.upstream)} of silence: ` +
         `${fitting.length} timeouts fit and nothing observed tells them apart: ${candidates.map(timeoutLabel).join(', ')}`,
-      evidence: [...evidence, ...fitting.map(candidateLine), ...ruledOut.filter((r) => r.why !== 'silence').map(ruledOutLine)],
+      evidence: [...evidence, ...fitting.map(candidateLine), notToldApart(fitting, attribution), ...ruledOut.filter((r) => r.why !== 'silence').map(ruledOutLine)],
       fix: `find out which fired: ${tellApartText(candidates)}; then ${perCandidateFix(candidates)}`,
     };
   }
@@ -77,7 +90,7 @@ export function timeoutVerdict(
       message: `closed by ${how} after ${SILENCE_WORDS[t.measures](best.elapsedMs)}: matches ${timeoutLabel(t)}`,
       evidence: [
         ...evidence,
-        `${timeoutLabel(t)} measures ${t.measures}; off by ${seconds2(Math.abs(best.deltaMs))}; sends ${actionWords(t.action, t.code)} when it fires`,
+        `${timeoutLabel(t)} measures ${t.measures}; off by ${seconds2(Math.abs(best.deltaMs))}; ${firingWords(t)}`,
         ...ruledOut.map(ruledOutLine),
       ],
       fix: `if the connection should survive ${formatDuration(t.seconds)} of quiet, raise ${t.hop}${t.setting ? ` ${t.setting}` : "'s timeout"} above the app's heartbeat interval, or make the app send a heartbeat more often than every ${formatDuration(t.seconds)}`,

@@ -92,7 +92,10 @@ describe('two hops in front of wstap with the same 2 s idle timeout, real nginx 
       expect.stringMatching(/^candidate: (front-lb idle_timeout|nginx proxy_read_timeout) 2s, on the client-side of wstap, counts silence both ways/),
     ]);
     expect(v.evidence.join('\n')).toContain('sends a FIN when it fires');
-    expect(v.evidence.join('\n')).toContain('sends not known (the profile says unknown) when it fires');
+    expect(v.evidence.join('\n')).toContain('what it sends when it fires is not known (action: unknown)');
+    expect(v.evidence).toContain(
+      'not told apart by: side (the close came from the client side; each sits on that side), action (a FIN fits what each sends; an unknown action fits anything), silence (what each timer counts was within tolerance of its timeout)',
+    );
     expect(v.fix).toMatch(/^find out which fired: /);
     expect(v.fix).toContain('"upstream timed out (110: Connection timed out) while proxying upgraded connection"');
     expect(v.fix).toContain('if it was nginx, raise nginx proxy_read_timeout above');

@@ -79,8 +79,9 @@ describe('timeoutVerdict: several timeouts near the silence', () => {
     expect(v?.evidence).toEqual([
       'first close evidence: client fin at +60.40 s',
       'silence before it: client->upstream 60.40 s, upstream->client 60.40 s; connection age 60.40 s',
-      'candidate: aws-alb idle_timeout.timeout_seconds 60s, on the client-side of wstap, counts silence both ways (a byte either way re-arms it): 60.40 s at the close (off by 0.40 s); sends not known (the profile says unknown) when it fires',
+      'candidate: aws-alb idle_timeout.timeout_seconds 60s, on the client-side of wstap, counts silence both ways (a byte either way re-arms it): 60.40 s at the close (off by 0.40 s); what it sends when it fires is not known (action: unknown)',
       'candidate: nginx proxy_read_timeout 60s, on the client-side of wstap, counts silence both ways (a byte either way re-arms it): 60.40 s at the close (off by 0.40 s); sends a FIN when it fires',
+      'not told apart by: side (the close came from the client side; each sits on that side), action (a FIN fits what each sends; an unknown action fits anything), silence (what each timer counts was within tolerance of its timeout)',
     ]);
     // How to find out, then what to change for each: the nginx log line, a setting changed for a while, a probe.
     expect(v?.fix).toContain('find out which fired: ');
