@@ -77,6 +77,7 @@ export function diagnoseConnection(facts: ConnectionFacts, context: DiagnosisCon
   if (facts.closed && timeable) {
     const verdict = timeoutVerdict(context.timeouts, attribution, facts.openedAt);
     if (verdict) out.push(verdict);
+    // Only a match names the timeout that closed it: an ambiguous verdict names none, so no heartbeat finding may blame one.
     if (verdict?.id === 'timeout.match' && attribution.first) {
       closedByTimeout = matchingTimeouts(context.timeouts, attribution, attribution.first.t - facts.openedAt)[0]?.timeout ?? null;
     }

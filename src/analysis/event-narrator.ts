@@ -277,13 +277,24 @@ export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary 
   } else {
     return NO_FINDINGS;
   }
-  // A keep-alive HTTP connection closing is routine: its close line has the numbers, "no timeout matched" adds nothing at info.
+  // "No timeout matched" helps nobody when the close was routine: a keep-alive HTTP connection closing, or
+  // a WebSocket ended by a normal close frame (1000, 1001). Its close line has the numbers; the finding goes to debug.
   const tunnel = summary.handshakeRequest !== null || summary.open.mode === 'tcp';
+  const routine = !tunnel || endedByNormalCloseFrame(summary);
   return findings.map((f) => ({
-    level: f.id === 'timeout.none' && !tunnel ? 'debug' : FINDING_LEVEL[f.severity],
+    level: f.id === 'timeout.none' && routine ? 'debug' : FINDING_LEVEL[f.severity],
     msg: `#${summary.conn} ${f.message}${f.fix ? `; fix: ${f.fix}` : ''}`,
     fields: { conn: summary.conn, finding: f },
   }));
+}
+
+/** Close codes of an orderly end (RFC 6455 7.4.1): normal closure, going away. */
+const NORMAL_CLOSE_CODES: ReadonlySet<number> = new Set([1000, 1001]);
+
+/** The first close evidence is a close frame with a normal code: someone ended the WebSocket on purpose. */
+function endedByNormalCloseFrame(s: ConnectionSummary): boolean {
+  const first = attributionOf(s).first;
+  return first?.kind === 'close-frame' && first.code !== undefined && NORMAL_CLOSE_CODES.has(first.code);
 }
 
 /** The handshake findings were logged when the answer came: a 101 at its head, a refusal at its body. */

@@ -2,22 +2,10 @@ import type { Idle } from '../capture/events.js';
 import { describeEvidence, type CloseAttribution } from './close-attribution.js';
 import type { Finding } from './finding.js';
 import { elapsedFor, formatDuration, type HopTimeout, type TimeoutMeasure } from './hop-timeout.js';
+import { DEFAULT_TOLERANCE, firingWords, judgeTimeouts, MEASURE_WORDS, seconds2, seenWords, timeoutLabel, type RuledOut, type TimeoutMatch } from './timeout-candidates.js';
+import { perCandidateFix, tellApartText } from './timeout-tell-apart.js';
 
-/** Default tolerance: 5 % of the timeout or 1 s, whichever is larger (timers fire late, and not at the ms). */
-export const DEFAULT_TOLERANCE = { fraction: 0.05, minimumMs: 1000 };
-
-export interface TimeoutMatch {
-  timeout: HopTimeout;
-  /** What the timer would have seen at the first close evidence. */
-  elapsedMs: number;
-  /** elapsed - timeout: positive when it fired late. */
-  deltaMs: number;
-}
-
-/** Seconds with two decimals: "60.02 s" (timers are compared at this precision). */
-export function seconds2(ms: number): string {
-  return `${(ms / 1000).toFixed(2)} s`;
-}
+export { DEFAULT_TOLERANCE, matchingTimeouts, seconds2, timeoutLabel, type TimeoutMatch } from './timeout-candidates.js';
 
 /** "2.00 s without data either way": what a timer of this measure saw. */
 export const SILENCE_WORDS: Record<TimeoutMeasure, (elapsedMs: number) => string> = {
@@ -27,49 +15,45 @@ export const SILENCE_WORDS: Record<TimeoutMeasure, (elapsedMs: number) => string
   lifetime: (ms) => `${seconds2(ms)} of life`,
 };
 
-/** "nginx proxy_read_timeout 60s": how findings name a timeout. */
-export function timeoutLabel(t: HopTimeout): string {
-  return `${t.hop}${t.setting ? ` ${t.setting}` : ''} ${formatDuration(t.seconds)}`;
-}
-
-/**
- * A hop's timer can only explain a close that came from its side of wstap:
- * a hop in front of wstap closes the client side, one behind it the
- * upstream side. A --timeout flag does not say where its hop is.
- */
-function sideFits(t: HopTimeout, closedBy: CloseAttribution['closedBy']): boolean {
-  if (!t.where) return closedBy === 'client' || closedBy === 'upstream';
-  return (t.where === 'client-side' && closedBy === 'client') || (t.where === 'upstream-side' && closedBy === 'upstream');
-}
-
-/** Every timeout within tolerance of what its timer saw at the first close evidence, nearest first. */
-export function matchingTimeouts(
-  timeouts: readonly HopTimeout[],
-  attribution: CloseAttribution,
-  ageAtCloseMs: number,
-  tolerance = DEFAULT_TOLERANCE,
-): TimeoutMatch[] {
-  const idle = attribution.idleBeforeCloseMs;
-  if (!attribution.first || !idle) return [];
-  const matches: TimeoutMatch[] = [];
-  for (const t of timeouts) {
-    if (!sideFits(t, attribution.closedBy)) continue;
-    const elapsedMs = elapsedFor(t.measures, idle, ageAtCloseMs);
-    const deltaMs = elapsedMs - t.seconds * 1000;
-    if (Math.abs(deltaMs) <= Math.max(tolerance.fraction * t.seconds * 1000, tolerance.minimumMs)) matches.push({ timeout: t, elapsedMs, deltaMs });
-  }
-  return matches.sort((a, b) => Math.abs(a.deltaMs) - Math.abs(b.deltaMs));
-}
-
 function silenceFacts(idle: Idle, ageMs: number): string {
   return `silence before it: client->upstream ${seconds2(idle.client)}, upstream->client ${seconds2(idle.upstream)}; connection age ${seconds2(ageMs)}`;
 }
 
+/** "ruled out: aws-alb idle_timeout.timeout_seconds 2s sends an RST when it fires and a FIN was seen". */
+function ruledOutLine(r: RuledOut): string {
+  return `ruled out: ${timeoutLabel(r.timeout)} ${r.reason}`;
+}
+
+/** One candidate of an ambiguous close: where it sits, what it counts, what it saw, how it closes. */
+function candidateLine(m: TimeoutMatch): string {
+  const t = m.timeout;
+  const where = t.where ? `on the ${t.where} of wstap` : 'placement not known (a --timeout flag)';
+  return (
+    `candidate: ${timeoutLabel(t)}, ${where}, counts ${MEASURE_WORDS[t.measures]}: ${seconds2(m.elapsedMs)} at the close ` +
+    `(off by ${seconds2(Math.abs(m.deltaMs))}); ${firingWords(t)}`
+  );
+}
+
+/** Why the observed facts do not separate the candidates: each check, and that every candidate passed it. */
+function notToldApart(fitting: readonly TimeoutMatch[], attribution: CloseAttribution): string {
+  const first = attribution.first;
+  const ts = fitting.map((m) => m.timeout);
+  const placed = ts.every((t) => t.where) ? `each sits on that side` : `each sits there or its place is not known`;
+  const unknown = ts.some((t) => (t.action ?? 'unknown') === 'unknown') ? '; an unknown action fits anything' : '';
+  return (
+    `not told apart by: side (the close came from the ${attribution.closedBy} side; ${placed}), ` +
+    `action (${first ? seenWords(first) : 'the close'} fits what each sends${unknown}), ` +
+    `silence (what each timer counts was within tolerance of its timeout)`
+  );
+}
+
 /**
  * The timeout verdict for a closed connection: which known timeout explains
- * the close, or the numbers when none does. Null when there is nothing to
- * judge (no close evidence, no timeouts known, wstap itself ended it, or
- * the order of the two sides' closes is unknown).
+ * the close (timeout.match, only when every other one is ruled out by what
+ * was observed), which several fit equally (timeout.ambiguous, naming none
+ * as the cause), or the numbers when none does (timeout.none). Null when
+ * there is nothing to judge (no close evidence, no timeouts known, wstap
+ * itself ended it, or the order of the two sides' closes is unknown).
  */
 export function timeoutVerdict(
   timeouts: readonly HopTimeout[],
@@ -84,21 +68,39 @@ export function timeoutVerdict(
   const ageMs = first.t - openedAt;
   const how = `${attribution.closedBy} side (${describeEvidence(first).replace(/^(client|upstream) /, '')})`;
   const evidence = [`first close evidence: ${describeEvidence(first)} at +${seconds2(ageMs)}`, silenceFacts(idle, ageMs)];
-  const [best, ...others] = matchingTimeouts(timeouts, attribution, ageMs, tolerance);
+  const { fitting, ruledOut } = judgeTimeouts(timeouts, attribution, ageMs, tolerance);
+  const [best, ...others] = fitting;
+  if (best && others.length > 0) {
+    const candidates = fitting.map((m) => m.timeout);
+    return {
+      id: 'timeout.ambiguous',
+      severity: 'warning',
+      message:
+        `closed by ${how} after client->upstream ${seconds2(idle.client)}, upstream->client ${seconds2(idle.upstream)} of silence: ` +
+        `${fitting.length} timeouts fit and nothing observed tells them apart: ${candidates.map(timeoutLabel).join(', ')}`,
+      evidence: [...evidence, ...fitting.map(candidateLine), notToldApart(fitting, attribution), ...ruledOut.filter((r) => r.why !== 'silence').map(ruledOutLine)],
+      fix: `find out which fired: ${tellApartText(candidates)}; then ${perCandidateFix(candidates)}`,
+    };
+  }
   if (best) {
     const t = best.timeout;
-    const also = others.length > 0 ? ` (also within tolerance: ${others.map((m) => timeoutLabel(m.timeout)).join(', ')})` : '';
     return {
       id: 'timeout.match',
       severity: 'warning',
-      message: `closed by ${how} after ${SILENCE_WORDS[t.measures](best.elapsedMs)}: matches ${timeoutLabel(t)}${also}`,
-      evidence: [...evidence, `${timeoutLabel(t)} measures ${t.measures}; off by ${seconds2(Math.abs(best.deltaMs))}`],
+      message: `closed by ${how} after ${SILENCE_WORDS[t.measures](best.elapsedMs)}: matches ${timeoutLabel(t)}`,
+      evidence: [
+        ...evidence,
+        `${timeoutLabel(t)} measures ${t.measures}; off by ${seconds2(Math.abs(best.deltaMs))}; ${firingWords(t)}`,
+        ...ruledOut.map(ruledOutLine),
+      ],
       fix: `if the connection should survive ${formatDuration(t.seconds)} of quiet, raise ${t.hop}${t.setting ? ` ${t.setting}` : "'s timeout"} above the app's heartbeat interval, or make the app send a heartbeat more often than every ${formatDuration(t.seconds)}`,
     };
   }
-  const nearest = timeouts
-    .map((t) => ({ t, elapsed: elapsedFor(t.measures, idle, ageMs) }))
-    .map(({ t, elapsed }) => `${timeoutLabel(t)}: ${t.measures} was ${seconds2(elapsed)}${sideFits(t, attribution.closedBy) ? '' : `, and ${t.hop} is on the ${t.where} of wstap`}`);
+  const nearest = timeouts.map((t) => {
+    const line = `${timeoutLabel(t)}: ${t.measures} was ${seconds2(elapsedFor(t.measures, idle, ageMs))}`;
+    const r = ruledOut.find((x) => x.timeout === t);
+    return r && r.why !== 'silence' ? `${line}, but it ${r.reason}` : line;
+  });
   return {
     id: 'timeout.none',
     severity: 'info',

@@ -13,7 +13,7 @@ import type { ConnectionRow } from './connection-rows.js';
 import { noteCell } from './connection-table.js';
 import type { Tone } from './paint.js';
 import { payloadPreview } from './payload-preview.js';
-import { compactBytes, compactDuration, compactLatency } from './terminal-text.js';
+import { compactBytes, compactDuration, compactLatency, wrapToWidth } from './terminal-text.js';
 
 /** One line of a scrolling text view: printable text and one tone. */
 export interface StyledLine {
@@ -130,16 +130,22 @@ function closeEvidence(s: ConnectionSummary): StyledLine[] {
 
 const FINDING_TONE: Record<Finding['severity'], Tone> = { info: 'plain', warning: 'warn', error: 'bad' };
 
-function findings(s: ConnectionSummary, context: DiagnosisContext, redact: boolean, now: number | undefined): StyledLine[] {
+/** A finding's text is wrapped, not cut at the screen edge; this bounds one piece of it (a fix naming every candidate is ~800 characters). */
+const FINDING_TEXT_MAX = 2000;
+const FINDING_CONTINUATION = '      ';
+
+function findings(s: ConnectionSummary, context: DiagnosisContext, redact: boolean, now: number | undefined, width: number): StyledLine[] {
   const facts = factsOf(s, now);
   const shown = redact && facts.handshake ? { ...facts, handshake: redactHandshake(facts.handshake) } : facts;
   const found = diagnoseConnection(shown, context);
   if (found.length === 0) return [];
   const out = [line('Findings', 'heading')];
+  const wrapped = (text: string, first: string, tone: Tone = 'plain'): StyledLine[] =>
+    wrapToWidth(printable(text, FINDING_TEXT_MAX), width, first, FINDING_CONTINUATION).map((t) => line(t, tone));
   for (const f of found) {
-    out.push(line(`  [${f.severity}] ${f.id}: ${printable(f.message, 400)}`, FINDING_TONE[f.severity]));
-    for (const e of f.evidence) out.push(line(`    evidence: ${printable(e, 400)}`));
-    if (f.fix) out.push(line(`    fix: ${printable(f.fix, 400)}`, 'accent'));
+    out.push(...wrapped(f.message, `  [${f.severity}] ${f.id}: `, FINDING_TONE[f.severity]));
+    for (const e of f.evidence) out.push(...wrapped(e, '    evidence: '));
+    if (f.fix) out.push(...wrapped(f.fix, '    fix: ', 'accent'));
   }
   return out;
 }
@@ -229,7 +235,7 @@ export function detailLines(input: DetailInput): StyledLine[] {
   if (s.bytes) out.push(line(`bytes on the wire: from client ${s.bytes.fromClient}, from upstream ${s.bytes.fromUpstream}`));
   if (s.missing) out.push(line(missingLine(s.missing), 'warn'));
   // What wstap concludes comes first; the observations it rests on follow.
-  const sections = [findings(s, input.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT, input.redact, input.now), handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)];
+  const sections = [findings(s, input.diagnosis ?? EMPTY_DIAGNOSIS_CONTEXT, input.redact, input.now, input.width), handshake(s, input.redact), plainHttp(s, input.redact), pings(s), closeEvidence(s), timeline(input)];
   for (const section of sections) {
     if (section.length === 0) continue;
     out.push(line(''), ...section);

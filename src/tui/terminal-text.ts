@@ -77,6 +77,42 @@ export function truncateToWidth(text: string, maxWidth: number): string {
 }
 
 /**
+ * `text` as lines of at most `width` columns: the first starts with `first`,
+ * the rest with `rest` (an indent). Breaks at spaces; a word wider than a
+ * line is cut at the width. Long findings (an ambiguous timeout verdict names
+ * every candidate and how to tell them apart) stay readable in a view that
+ * does not wrap by itself.
+ */
+export function wrapToWidth(text: string, width: number, first: string, rest: string): string[] {
+  const lines: string[] = [];
+  let current = first;
+  let fresh = true;
+  for (let word of text.split(' ')) {
+    const sep = fresh ? '' : ' ';
+    if (displayWidth(current) + sep.length + displayWidth(word) <= width) {
+      current += sep + word;
+      fresh = false;
+      continue;
+    }
+    if (!fresh) {
+      lines.push(current);
+      current = rest;
+    }
+    // Only a prefix in `current` now: cut the word while it does not fit beside it.
+    while (word !== '' && displayWidth(current) + displayWidth(word) > width) {
+      const part = truncateToWidth(word, width - displayWidth(current)) || (Array.from(word)[0] as string);
+      lines.push(current + part);
+      current = rest;
+      word = word.slice(part.length);
+    }
+    current += word;
+    fresh = word === '';
+  }
+  lines.push(current);
+  return lines;
+}
+
+/**
  * Exactly `width` columns: pads with spaces, or cuts and ends with '…' (one
  * column) when the text is wider. When a wide character would straddle the
  * edge a space fills in, so the cell is never a column short. width 0 -> ''.

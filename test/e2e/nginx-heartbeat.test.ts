@@ -249,7 +249,7 @@ describe('what the profile says the heartbeat does, against what the connection 
     return (await closedConnFindings(s, `test=${tag}&ping=${ping}`)).found;
   }
 
-  it('each disagreement is named, and a close nothing explains gets the numbers', async () => {
+  it('each disagreement is named; a routine close (1000) gets no "no timeout matched" line', async () => {
     const [missing, faster, late, mismatched, unsolicited] = await Promise.all([
       connection('missing', 0, 3300),
       connection('faster', 300, 1300, (ws) => ws.on('ping', (data: Buffer) => ws.pong(data))),
@@ -276,13 +276,10 @@ describe('what the profile says the heartbeat does, against what the connection 
     expect(oneWay?.severity).toBe('info');
     expect(oneWay?.message).toBe('2 pong(s) from the client answered no ping: a one-way heartbeat, which RFC 6455 5.5.3 allows');
 
-    // The client closed each with 1000: no known timeout explains that, and the verdict says so with the numbers.
-    const none = byId(unsolicited, 'timeout.none');
-    expect(none?.message).toMatch(/^closed by client side \(close-frame 1000 "done"\) after 0\.\d\d s without data either way: matches no known timeout$/);
-    expect(none?.evidence).toEqual([
-      expect.stringMatching(/^first close evidence: client close-frame 1000 "done" at \+0\.\d\d s$/),
-      expect.stringMatching(/^silence before it: client->upstream 0\.\d\d s, upstream->client \d\.\d\d s; connection age 0\.\d\d s$/),
-      expect.stringMatching(/^nginx proxy_read_timeout 60s: both-idle was 0\.\d\d s$/),
-    ]);
+    // The client closed each with 1000, a routine end: "no known timeout" helps nobody there, so it stays out of
+    // the default log (it is at debug; the close line has the numbers, the HAR and the detail view the finding).
+    for (const found of [missing, faster, late, mismatched, unsolicited]) expect(found.map((f) => f.id)).not.toContain('timeout.none');
+    const closeLine = s.wstap.logs.find((l) => typeof l.msg === 'string' && / closed by client \(client close-frame 1000 "done"\) after /.test(l.msg));
+    expect(closeLine?.msg).toMatch(/ after \d\.\d\d s; silent before: client->upstream \d\.\d\d s, upstream->client \d\.\d\d s/);
   });
 });

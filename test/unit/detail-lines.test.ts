@@ -531,8 +531,37 @@ describe('findings section', () => {
 
   it('gives the timeout verdict\'s numbers when nothing matches, and nothing without a context', () => {
     const lines = detail(wsLife(), C, { diagnosis: nginxFrontSide });
-    expect(lineWith(lines, 'timeout.none').text).toMatch(/closed by upstream side \(close-frame 1001 "bye"\) after 3\.00 s without data either way: matches no known timeout/);
+    // Wrapped at the width (120): the message goes on over the next line.
+    const at = indexWith(lines, 'timeout.none');
+    expect(`${lines[at]?.text} ${lines[at + 1]?.text.trim()}`).toMatch(/closed by upstream side \(close-frame 1001 "bye"\) after 3\.00 s without data either way: matches no known timeout$/);
     expect(texts(detail(wsLife(), C, { diagnosis: EMPTY_DIAGNOSIS_CONTEXT })).includes('Findings')).toBe(false);
+  });
+});
+
+describe('findings section: an ambiguous timeout verdict', () => {
+  // Two hops behind wstap whose timers both fit the upstream's close frame 1001 after 3 s of silence.
+  const twoBehind: DiagnosisContext = {
+    timeouts: [
+      { hop: 'sidecar', setting: 'idle', seconds: 3, measures: 'both-idle', where: 'upstream-side', action: 'unknown' },
+      { hop: 'mesh', setting: 'stream_idle_timeout', seconds: 3, measures: 'upstream-idle', where: 'upstream-side', action: 'close-frame', code: 1001 },
+    ],
+    requiredHeaders: [],
+    heartbeat: null,
+  };
+
+  it('names every candidate and the whole fix, wrapped to the width, never one hop as the cause', () => {
+    for (const width of [80, 120]) {
+      const lines = detail(wsLife(), C, { diagnosis: twoBehind, width });
+      const from = indexWith(lines, 'timeout.ambiguous');
+      const section = lines.slice(from).filter((l) => l.text.startsWith('      ') || /^ {2,4}(\[|evidence|fix)/.test(l.text));
+      for (const l of section) expect(displayWidth(l.text), l.text).toBeLessThanOrEqual(width);
+      const text = section.map((l) => l.text.trim()).join(' ');
+      expect(text).toContain('2 timeouts fit and nothing observed tells them apart: sidecar idle 3s, mesh stream_idle_timeout 3s');
+      expect(text).toContain('evidence: candidate: sidecar idle 3s, on the upstream-side of wstap');
+      expect(text).toContain('evidence: candidate: mesh stream_idle_timeout 3s, on the upstream-side of wstap');
+      expect(text).toMatch(/fix: find out which fired: .*if it was sidecar, raise sidecar idle above .*; if it was mesh, raise mesh stream_idle_timeout above .* keeps a quiet connection open through all of them$/);
+      expect(text).not.toMatch(/matches (sidecar|mesh)/);
+    }
   });
 });
 

@@ -652,6 +652,38 @@ describe('narrateFindings: the timeout verdict in the log', () => {
     expect(http).toEqual([['timeout.none', 'debug']]);
   });
 
+  it('no match after a normal close frame (1000, 1001) is routine: debug; after another code, info', () => {
+    const endedWith = (conn: number, code: number) =>
+      verdictLevels([
+        openEvent(conn),
+        handshakeRequestEvent(conn, T0 + 1),
+        handshakeResponseEvent(conn, T0 + 2),
+        frameEvent({ conn, t: T0 + 5000, side: 'upstream', opcode: 8, closeCode: code, idle: { client: 4998, upstream: 4998 } }),
+        finEvent(conn, T0 + 5001, 'upstream', { client: 4999, upstream: 1 }),
+        closeEvent(conn, T0 + 5002),
+      ]);
+    expect(endedWith(4, 1000)).toEqual([['timeout.none', 'debug']]);
+    expect(endedWith(5, 1001)).toEqual([['timeout.none', 'debug']]);
+    expect(endedWith(6, 1011)).toEqual([['timeout.none', 'info']]);
+  });
+
+  it('a tie between two hops is logged as timeout.ambiguous at warn, never as a match', () => {
+    const twoHops = {
+      ...context,
+      timeouts: [
+        { hop: 'front', setting: 'idle', seconds: 60, measures: 'both-idle' as const, where: 'client-side' as const, action: 'unknown' as const },
+        ...context.timeouts,
+      ],
+    };
+    const tracker = new ConnectionTracker();
+    const out: Narration[] = [];
+    for (const e of [openEvent(7), handshakeRequestEvent(7, T0 + 1), handshakeResponseEvent(7, T0 + 2), finEvent(7, T0 + 60_010, 'client', { client: 60_008, upstream: 60_008 }), closeEvent(7, T0 + 60_011)]) {
+      out.push(...narrateFindings(e, tracker.apply(e), twoHops));
+    }
+    expect(out.map((n) => [(n.fields['finding'] as { id: string }).id, n.level])).toEqual([['timeout.ambiguous', 'warn']]);
+    expect(out[0]?.msg).toMatch(/^#7 closed by client side \(fin\) .*nothing observed tells them apart: front idle 60s, nginx proxy_read_timeout 60s; fix: find out which fired: /);
+  });
+
   it('a match is a warning wherever it happens', () => {
     const ws = verdictLevels([openEvent(3), handshakeRequestEvent(3, T0 + 1), handshakeResponseEvent(3, T0 + 2), finEvent(3, T0 + 60_010, 'client', { client: 60_008, upstream: 60_008 }), closeEvent(3, T0 + 60_011)]);
     expect(ws).toEqual([['timeout.match', 'warn']]);

@@ -429,3 +429,21 @@ describe('HAR: close order under backpressure', () => {
     expect(again?.closeOrder?.pausedSide).toBe('upstream');
   });
 });
+
+describe('_wstap.diagnosis with two hops whose timers both fit', () => {
+  it('carries timeout.ambiguous naming both, no timeout.match', () => {
+    const events: CaptureEvent[] = [
+      openEvent(1, { t: T0 }),
+      handshakeRequestEvent(1, T0 + 1),
+      handshakeResponseEvent(1, T0 + 2),
+      finEvent(1, T0 + 2_050, 'client', { client: 2_040, upstream: 2_040 }),
+      finEvent(1, T0 + 2_051, 'upstream', { client: 1, upstream: 2_041 }),
+      closeEvent(1, T0 + 2_052),
+    ];
+    const hop = (name: string, setting: string) => ({ hop: name, setting, seconds: 2, measures: 'both-idle' as const, where: 'client-side' as const, action: 'fin' as const });
+    const diagnosis = { timeouts: [hop('front-lb', 'idle_timeout'), hop('nginx', 'proxy_read_timeout')], requiredHeaders: [], heartbeat: null };
+    const found = wsEntry(buildHar(events, { ...DEFAULTS, diagnosis }, '0.1.0').log.entries, 1)._wstap?.diagnosis ?? [];
+    expect(found.map((f) => f.id)).toEqual(['timeout.ambiguous']);
+    expect(found[0]?.message).toMatch(/nothing observed tells them apart: front-lb idle_timeout 2s, nginx proxy_read_timeout 2s$/);
+  });
+});

@@ -8,6 +8,7 @@ import {
   escapeTags,
   fitCell,
   truncateToWidth,
+  wrapToWidth,
 } from '../../src/tui/terminal-text.js';
 
 const GRINNING = '\u{1F600}'; // 😀, a surrogate pair, wide
@@ -361,6 +362,30 @@ describe('compactBytes', () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (n) => {
         expect(compactBytes(n)).toMatch(/^(\d{1,3}|\d\.\d[KMGT]|\d{2,3}[KMGT]|\d{4}T)$/);
+      }),
+    );
+  });
+});
+
+describe('wrapToWidth', () => {
+  it('breaks at spaces, the first line after its prefix, the rest after the indent', () => {
+    expect(wrapToWidth('one two three four', 12, 'fix: ', '  ')).toEqual(['fix: one two', '  three four']);
+    expect(wrapToWidth('short', 40, 'fix: ', '  ')).toEqual(['fix: short']);
+  });
+
+  it('cuts a word wider than a line, never a wide character in two', () => {
+    expect(wrapToWidth('abcdefghij', 6, '> ', '  ')).toEqual(['> abcd', '  efgh', '  ij']);
+    expect(wrapToWidth(`${GRINNING}${GRINNING}${GRINNING}`, 5, '> ', '  ')).toEqual([`> ${GRINNING}`, `  ${GRINNING}`, `  ${GRINNING}`]);
+  });
+
+  it('every line fits and the words come back in order', () => {
+    const word = fc.stringMatching(/^[a-z\u{1F600}]{0,30}$/u);
+    fc.assert(
+      fc.property(fc.array(word, { maxLength: 40 }), fc.integer({ min: 6, max: 100 }), (words, width) => {
+        const text = words.join(' ');
+        const lines = wrapToWidth(text, width, '> ', '  ');
+        for (const l of lines) expect(displayWidth(l)).toBeLessThanOrEqual(width);
+        expect(lines.map((l) => l.slice(2)).join('').replace(/ /g, '')).toBe(text.replace(/ /g, ''));
       }),
     );
   });
