@@ -1,3 +1,4 @@
+import { diagnosisRecord } from '../../src/analysis/diagnosis-record.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -441,7 +442,7 @@ describe('_wstap.diagnosis with two hops whose timers both fit', () => {
       closeEvent(1, T0 + 2_052),
     ];
     const hop = (name: string, setting: string) => ({ hop: name, setting, seconds: 2, measures: 'both-idle' as const, where: 'client-side' as const, action: 'fin' as const });
-    const diagnosis = { timeouts: [hop('front-lb', 'idle_timeout'), hop('nginx', 'proxy_read_timeout')], requiredHeaders: [], heartbeat: null };
+    const diagnosis = diagnosisRecord(null, [], { timeouts: [hop('front-lb', 'idle_timeout'), hop('nginx', 'proxy_read_timeout')], requiredHeaders: [], heartbeat: null });
     const found = wsEntry(buildHar(events, { ...DEFAULTS, diagnosis }, '0.1.0').log.entries, 1)._wstap?.diagnosis ?? [];
     expect(found.map((f) => f.id)).toEqual(['timeout.ambiguous']);
     expect(found[0]?.message).toMatch(/nothing observed tells them apart: front-lb idle_timeout 2s, nginx proxy_read_timeout 2s$/);
