@@ -6,6 +6,7 @@ import type { Finding } from '../../src/analysis/finding.js';
 import type { CaptureEvent, SessionStartEvent } from '../../src/capture/events.js';
 import { NarratedLines } from '../../src/cli/view-lines.js';
 import { buildHar } from '../../src/har/har-document.js';
+import { harToEvents } from '../../src/har/har-reader.js';
 import type { HarEntry } from '../../src/har/har-types.js';
 import {
   closeEvent,
@@ -189,6 +190,16 @@ function harSaying(events: CaptureEvent[]): Map<number, ConnectionSaying> {
   return byConn;
 }
 
+/** `view` of the HAR the capture exported: who closed each connection, and which are still open. */
+function harReadBack(events: CaptureEvent[]): Map<number, { closedBy: string | null; open: boolean }> {
+  const har = JSON.stringify(buildHar(events, { payloads: 'preview', redact: false }, '0.1.0'));
+  const tracker = new ConnectionTracker();
+  for (const event of harToEvents(har, 'one.har').events) tracker.apply(event);
+  const out = new Map<number, { closedBy: string | null; open: boolean }>();
+  for (const s of [...tracker.live, ...tracker.closed]) out.set(s.conn, { closedBy: attributionOf(s).closedBy, open: s.state !== 'closed' });
+  return out;
+}
+
 describe('one capture, three readers', () => {
   const events = oneCapture();
   const fromLive = live(events);
@@ -216,4 +227,12 @@ describe('one capture, three readers', () => {
       expect(got?.open).toBe(want?.open);
     });
   }
+
+  it('the HAR read back (`view` of it) keeps the connection left open open, and who closed the WebSockets', () => {
+    const back = harReadBack(events);
+    expect(back.get(10)?.open).toBe(true);
+    for (const conn of [1, 2, 3, 4, 5, 6, 8, 9, 11]) {
+      expect(back.get(conn), `#${conn}`).toEqual({ closedBy: fromLive.byConn.get(conn)?.closedBy, open: false });
+    }
+  });
 });
