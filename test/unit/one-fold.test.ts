@@ -57,7 +57,7 @@ function websocket(conn: number, t0: number, rest: CaptureEvent[]): CaptureEvent
   return [openEvent(conn, { t: t0 }), handshakeRequestEvent(conn, t0 + 1), handshakeResponseEvent(conn, t0 + 3), ...rest];
 }
 
-/** Every close kind, every handshake rule, timeouts matched and not, a connection left open. */
+/** Every close kind, every handshake rule, timeouts matched and not, a connection left open, a stand-in, a gap, an observer fault. */
 function oneCapture(): CaptureEvent[] {
   const events: CaptureEvent[] = [start];
   // 1: the client's close frame (normal), answered; then FINs.
@@ -130,6 +130,29 @@ function oneCapture(): CaptureEvent[] {
   // 11: a client FIN 30 s into silence: no timeout of the context fits.
   events.push(
     ...websocket(11, T0 + 130, [finEvent(11, T0 + 30 * S, 'client', idle(29 * S, 29 * S)), finEvent(11, T0 + 30 * S + 1, 'upstream'), closeEvent(11, T0 + 30 * S + 2)]),
+  );
+  // 12: its conn.open and handshake are in a deleted segment: a stand-in, no verdict on who closed it.
+  events.push(
+    frameEvent({ conn: 12, t: T0 + 9 * S, side: 'upstream', opcode: 1, length: 4 }),
+    finEvent(12, T0 + 9 * S + 5, 'upstream', idle(5, 5)),
+    finEvent(12, T0 + 9 * S + 6, 'client', idle(1, 1)),
+    closeEvent(12, T0 + 9 * S + 7),
+  );
+  // 13: the capture lost events while it was open (after #3 and #11 closed, so their verdicts stand): who closed first may be in the lost part.
+  events.push(
+    ...websocket(13, T0 + 61 * S, [
+      { kind: 'capture.gap', t: T0 + 62 * S, from: T0 + 61 * S + 500, lostEvents: 7, code: 'ENOSPC' },
+      finEvent(13, T0 + 63 * S, 'client', idle(3, 3)),
+      closeEvent(13, T0 + 63 * S + 1),
+    ]),
+  );
+  // 14: wstap's observer failed on it; only its close is recorded after that.
+  events.push(
+    ...websocket(14, T0 + 150, [
+      { kind: 'observer.fault', t: T0 + 12 * S, conn: 14, side: 'client', where: 'observe', message: 'boom' },
+      rstEvent(14, T0 + 13 * S, 'client', idle(1 * S, 1 * S)),
+      closeEvent(14, T0 + 13 * S + 1),
+    ]),
   );
   // Events are written in time order.
   return events.sort((a, b) => a.t - b.t);
@@ -209,14 +232,17 @@ describe('one capture, three readers', () => {
     const ids = [...fromLive.byConn.values()].flatMap((s) => s.findings.map((f) => f.id));
     expect(ids).toEqual(expect.arrayContaining(['timeout.match', 'timeout.none', 'handshake.missing-upgrade']));
     expect(fromLive.byConn.get(10)?.open).toBe(true);
-    expect([...fromLive.byConn.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(fromLive.byConn.get(12)?.closedBy).toBeNull();
+    expect(fromLive.byConn.get(13)?.closedBy).toBeNull();
+    expect(fromLive.byConn.get(14)?.closedBy).toBe('client');
+    expect([...fromLive.byConn.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
   });
 
   it('view --no-tui prints exactly the lines the live proxy logs', () => {
     expect(viewLines(events)).toEqual(fromLive.lines);
   });
 
-  for (const conn of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]) {
+  for (const conn of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]) {
     it(`#${conn}: the HAR's diagnosis, closedBy and open state are the live fold's`, () => {
       const want = fromLive.byConn.get(conn);
       const got = fromHar.get(conn);
@@ -231,7 +257,7 @@ describe('one capture, three readers', () => {
   it('the HAR read back (`view` of it) keeps the connection left open open, and who closed the WebSockets', () => {
     const back = harReadBack(events);
     expect(back.get(10)?.open).toBe(true);
-    for (const conn of [1, 2, 3, 4, 5, 6, 8, 9, 11]) {
+    for (const conn of [1, 2, 3, 4, 5, 6, 8, 9, 11, 13, 14]) {
       expect(back.get(conn), `#${conn}`).toEqual({ closedBy: fromLive.byConn.get(conn)?.closedBy, open: false });
     }
   });
