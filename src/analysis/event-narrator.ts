@@ -2,7 +2,8 @@ import { GAP_BACKLOG, GAP_MIN_FREE, GAP_SEGMENT_MISSING, opcodeName, type Captur
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, describeOrderUnknown, describeUnread, noAnswerReason, type CloseEvidence } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
-import { diagnoseConnection, factsOf, type DiagnosisContext, type RecordedHandshake } from './connection-diagnosis.js';
+import type { DiagnosisContext } from './connection-diagnosis.js';
+import { findingsAt } from './connection-findings.js';
 import type { Finding } from './finding.js';
 import { bodyEvidence, responseBodyFacts } from './handshake-rules.js';
 import { printable } from './printable.js';
@@ -244,39 +245,12 @@ function evidenceField(e: CloseEvidence, openedAt: number): Record<string, unkno
   return out;
 }
 
-const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'ws.handshake.body', 'http.response', 'http.error', 'conn.close']);
-const NO_FINDINGS: readonly Narration[] = [];
-
 const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info', warning: 'warn', error: 'error' };
 
-/**
- * Log lines for findings, each once, as soon as it can be known: handshake
- * rules when the app answers (or cannot be reached), the rest (timeout
- * verdict, a handshake never answered) when the connection closes. An answer
- * that did not upgrade is judged when its body is recorded
- * (`ws.handshake.body`), so the finding can quote it; a capture without that
- * event gets them at the close.
- */
+/** Log lines for the findings an event makes known (findingsAt): each once, as soon as it can be known. */
 export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): readonly Narration[] {
-  // Called for every event, frames included: decide on the kind before building anything.
-  if (!summary || !FINDING_EVENTS.has(event.kind)) return NO_FINDINGS;
-  const facts = factsOf(summary);
-  const handshake = facts.handshake;
-  let findings: Finding[];
-  const answerEvent =
-    (event.kind === 'ws.handshake.response' && handshake?.response === event && event.upgraded) ||
-    (event.kind === 'ws.handshake.body' && handshake?.responseBody === event && handshake.response?.kind === 'ws.handshake.response' && !handshake.response.upgraded) ||
-    (event.kind === 'http.response' && handshake?.response === event) ||
-    (event.kind === 'http.error' && event.stage === 'connect' && handshake !== null && !handshake.response);
-  if (answerEvent) {
-    // Only the handshake is judged now; pings and the close are judged at the close.
-    findings = diagnoseConnection({ ...facts, closed: false }, context).filter((f) => f.id.startsWith('handshake.'));
-  } else if (event.kind === 'conn.close') {
-    const answered = handshake !== null && (judgedAtAnswer(handshake) || handshake.error?.stage === 'connect');
-    findings = diagnoseConnection(facts, context).filter((f) => !answered || !f.id.startsWith('handshake.'));
-  } else {
-    return NO_FINDINGS;
-  }
+  const findings = findingsAt(event, summary, context);
+  if (!summary || findings.length === 0) return [];
   // "No timeout matched" helps nobody when the close was routine: a keep-alive HTTP connection closing, or
   // a WebSocket ended by a normal close frame (1000, 1001). Its close line has the numbers; the finding goes to debug.
   const tunnel = summary.handshakeRequest !== null || summary.open.mode === 'tcp';
@@ -295,14 +269,6 @@ const NORMAL_CLOSE_CODES: ReadonlySet<number> = new Set([1000, 1001]);
 function endedByNormalCloseFrame(s: ConnectionSummary): boolean {
   const first = attributionOf(s).first;
   return first?.kind === 'close-frame' && first.code !== undefined && NORMAL_CLOSE_CODES.has(first.code);
-}
-
-/** The handshake findings were logged when the answer came: a 101 at its head, a refusal at its body. */
-function judgedAtAnswer(h: RecordedHandshake): boolean {
-  const response = h.response;
-  if (!response) return false;
-  if (response.kind === 'http.response' || response.upgraded) return true;
-  return h.responseBody != null;
 }
 
 /**

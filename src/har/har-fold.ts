@@ -1,10 +1,12 @@
 // Past 400 lines: one fold over every event kind a HAR entry needs (HTTP, WebSocket, gaps, stand-ins); the entry builders live in har-entries.ts and har-incomplete.ts.
-import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseEvidence, noAnswerReason } from '../analysis/close-attribution.js';
-import { diagnoseConnection, type DiagnosisContext, type RecordedHandshake } from '../analysis/connection-diagnosis.js';
+import { noAnswerReason } from '../analysis/close-attribution.js';
+import type { DiagnosisContext, RecordedHandshake } from '../analysis/connection-diagnosis.js';
+import { findingsAt } from '../analysis/connection-findings.js';
+import { attributionOf, ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { DiagnosisChoice, type DiagnosisRecord } from '../analysis/diagnosis-record.js';
-import { isHandshakeRequest } from '../analysis/handshake-rules.js';
-import { judgedAttribution, missingBeginning, missingStretch, noteAfterMissing, standInOpen, type MissingPart } from '../analysis/missing-part.js';
-import { PingPairing } from '../analysis/ping-pairing.js';
+import type { Finding } from '../analysis/finding.js';
+import { standInOpen } from '../analysis/missing-part.js';
+import type { PingRoundTrip } from '../analysis/ping-pairing.js';
 import { redactHandshake } from '../analysis/redaction.js';
 import type {
   CaptureEvent,
@@ -23,7 +25,6 @@ import type {
   ProtocolErrorEvent,
   FrameCutEvent,
 } from '../capture/events.js';
-import { gapLostEvents } from '../capture/events.js';
 import {
   emptyWstap,
   epochSeconds,
@@ -79,19 +80,17 @@ interface WebSocketRecord {
   /** The start of the body sent with a response that did not upgrade. */
   body: HandshakeBodyEvent | null;
   error: HttpErrorEvent | null;
-  evidence: CloseEvidence[];
   firstCloseFrame: FrameEvent | null;
-  pairing: PingPairing;
+  /** Every round trip (the tracker keeps only recent ones), from the tracker's pairing. */
   pings: Array<{ from: 'client' | 'upstream'; rttMs: number }>;
+  /** The tracker's newest round trip when the last pong was seen: a new one there is this pong's. */
+  lastRoundTrip: PingRoundTrip | undefined;
   protocolErrors: ProtocolErrorEvent[];
-  /** At most one per side: the frame each was in the middle of when the connection ended. */
-  cutFrames: FrameCutEvent[];
-  observerFault: ObserverFaultEvent | null;
   /** Recent messages held back to emit in time order (inflating can record them late). */
   reorder: HarWebSocketMessage[];
   lastT: number;
-  /** Part of the connection is not in the capture; with `beginning`, `open`, `request` and `response` are stand-ins. */
-  missing: MissingPart | null;
+  /** With `missing.beginning` (in the tracker's summary), `open`, `request` and `response` are stand-ins. */
+  standIn: boolean;
   /** Frames seen: a stand-in record that saw none was no WebSocket that can be told (an HTTP connection, say) and makes no entry. */
   frames: number;
 }
@@ -120,6 +119,10 @@ const MAX_CAPTURE_GAPS = 1000;
 /**
  * Folds capture events into HAR entries, one event at a time, holding only
  * per-connection summaries: a capture of any size exports in bounded memory.
+ * Who closed, the close evidence, what is missing, cut frames, ping pairing
+ * and the findings come from the tracker's fold (the one the live proxy and
+ * `view` use, forgetting closed connections past its bound): this class only
+ * maps them to HAR.
  */
 export class HarFold {
   readonly stats: HarFoldStats = { entries: 0, messages: 0, partialMessages: 0 };
@@ -130,6 +133,11 @@ export class HarFold {
   readonly #opens = new Map<number, ConnOpenEvent>();
   readonly #requests = new Map<string, HttpRequestEvent>();
   readonly #websockets = new Map<number, WebSocketRecord>();
+  readonly #tracker = new ConnectionTracker();
+  /** Findings so far of each connection not yet closed (or just closing), in the order they became known. */
+  readonly #findings = new Map<number, Finding[]>();
+  /** A handshake that arrived as plain HTTP: its entry waits for the connection's close, whose verdicts it carries. */
+  readonly #handshakeLike = new Map<number, HarEntry>();
   #target = '';
   /** The target's address when it is a plain IP (HAR's serverIPAddress), from session.start. */
   #serverIp: string | undefined;
@@ -151,17 +159,18 @@ export class HarFold {
 
   apply(event: CaptureEvent): void {
     this.#lastT = Math.max(this.#lastT, event.t);
+    if (event.kind === 'session.start') this.#startSession(event);
+    const summary = this.#tracker.apply(event);
+    const found = findingsAt(event, summary, this.#diagnosisContext(), (h) => this.#shareable(h));
+    if (summary && found.length > 0) {
+      const list = this.#findings.get(summary.conn);
+      if (list) list.push(...found);
+      else this.#findings.set(summary.conn, [...found]);
+    }
     switch (event.kind) {
       case 'session.start':
-        this.#target = event.target;
-        this.#serverIp = serverIp(event.target);
-        {
-          const note = this.#judging.start(event);
-          if (note) this.#options.onJudging?.(note);
-        }
         return;
       case 'capture.gap': {
-        if (gapLostEvents(event)) for (const record of this.#websockets.values()) record.missing = missingStretch(record.missing, record.evidence.length, event.t);
         const last = this.captureGaps.at(-1);
         if (last && this.captureGaps.length >= MAX_CAPTURE_GAPS) {
           last.to = epochSeconds(event.t);
@@ -189,12 +198,14 @@ export class HarFold {
       case 'ws.handshake.request': {
         const open = this.#opens.get(event.conn);
         if (!open) return;
-        this.#websockets.set(event.conn, newWebSocketRecord(open, { request: event, response: null }, event.t, null));
+        this.#websockets.set(event.conn, newWebSocketRecord(open, { request: event, response: null }, event.t, false));
         return;
       }
       case 'conn.close':
         this.#opens.delete(event.conn);
         this.#finishWebSocket(event.conn, event.t, event.bytes.fromUpstream);
+        this.#finishHandshakeLike(event.conn);
+        this.#findings.delete(event.conn);
         return;
       default:
         this.#applyToWebSocket(event);
@@ -204,8 +215,17 @@ export class HarFold {
   /** The capture ended: connections still open become entries, closed "aborted" unless a close frame was seen. */
   finish(): void {
     for (const conn of [...this.#websockets.keys()]) this.#finishWebSocket(conn, this.#lastT);
+    for (const conn of [...this.#handshakeLike.keys()]) this.#finishHandshakeLike(conn);
     this.#opens.clear();
     this.#requests.clear();
+    this.#findings.clear();
+  }
+
+  #startSession(event: Extract<CaptureEvent, { kind: 'session.start' }>): void {
+    this.#target = event.target;
+    this.#serverIp = serverIp(event.target);
+    const note = this.#judging.start(event);
+    if (note) this.#options.onJudging?.(note);
   }
 
   #applyToWebSocket(event: CaptureEvent): void {
@@ -213,10 +233,6 @@ export class HarFold {
     const record = this.#websockets.get(event.conn) ?? this.#standIn(event);
     if (!record) return;
     record.lastT = Math.max(record.lastT, event.t);
-    const evidence = closeEvidenceOf(event);
-    if (record.missing) noteAfterMissing(record.missing, event, evidence);
-    // Bounded like the live tracker's: a peer sending close frame after close frame must not grow the export's memory.
-    if (evidence && keepsEvidence(record.evidence, evidence)) record.evidence.push(evidence);
     switch (event.kind) {
       case 'ws.handshake.interim':
         if (record.interim.length < MAX_INTERIM_RESPONSES) record.interim.push(event);
@@ -236,12 +252,6 @@ export class HarFold {
       case 'ws.protocol-error':
         if (record.protocolErrors.length < MAX_PROTOCOL_ERRORS) record.protocolErrors.push(event);
         break;
-      case 'ws.frame.cut':
-        if (record.cutFrames.length < 2) record.cutFrames.push(event);
-        break;
-      case 'observer.fault':
-        record.observerFault ??= event;
-        break;
       default:
         break;
     }
@@ -251,7 +261,7 @@ export class HarFold {
   #standIn(event: CaptureEvent & { conn: number }): WebSocketRecord | null {
     if (!CONNECTION_EVENTS.has(event.kind) || this.#opens.has(event.conn)) return null;
     const open = standInOpen(event);
-    const record = newWebSocketRecord(open, standInHandshake(event), event.t, missingBeginning(event.t));
+    const record = newWebSocketRecord(open, standInHandshake(event), event.t, true);
     this.#opens.set(event.conn, open);
     this.#websockets.set(event.conn, record);
     return record;
@@ -260,10 +270,11 @@ export class HarFold {
   #onFrame(record: WebSocketRecord, event: FrameEvent): void {
     record.frames++;
     if (event.opcode === 8 && !record.firstCloseFrame) record.firstCloseFrame = event;
-    if (event.opcode === 9) record.pairing.ping(event.side, event.preview, event.t);
     if (event.opcode === 10) {
-      const rtt = record.pairing.pong(event.side, event.preview, event.t);
-      if (rtt && record.pings.length < MAX_PINGS) record.pings.push({ from: rtt.from, rttMs: rtt.rttMs });
+      // The tracker paired it (the same pairing the heartbeat checks judge): a new newest round trip is this pong's.
+      const rtt = this.#tracker.get(event.conn)?.pings.at(-1);
+      if (rtt && rtt !== record.lastRoundTrip && record.pings.length < MAX_PINGS) record.pings.push({ from: rtt.from, rttMs: rtt.rttMs });
+      record.lastRoundTrip = rtt;
     }
     this.#sink.frame(event.conn, {
       type: event.side === 'client' ? 'send' : 'receive',
@@ -307,7 +318,8 @@ export class HarFold {
     const record = this.#websockets.get(conn);
     if (!record) return;
     this.#websockets.delete(conn);
-    const standIn = record.missing?.beginning === true;
+    const summary = this.#tracker.get(conn);
+    const standIn = record.standIn;
     if (standIn && record.frames === 0) return;
     for (const message of record.reorder) this.#sink.message(conn, message);
     record.reorder = [];
@@ -315,7 +327,8 @@ export class HarFold {
     const redact = this.#options.redact;
     const waitMs = response ? response.t - request.t : endT - request.t;
     const { time, timings } = harTimings(waitMs, response ? endT - response.t : 0);
-    const attribution = judgedAttribution(attributeClose(record.evidence), record.missing);
+    const close = closeFacts(summary);
+    const missing = summary?.missing ?? null;
     const closeFrame = record.firstCloseFrame;
     const webSocketClose: HarWebSocketClose = closeFrame
       ? { code: closeFrame.closeCode ?? null, reason: closeFrame.closeReason ?? '', timestamp: epochSeconds(closeFrame.t) }
@@ -350,7 +363,7 @@ export class HarFold {
               httpVersion: '1.1',
               rawHeaders: [],
               bodySize: 0,
-              error: error ? `${error.code}: ${error.message}` : noAnswerReason(attribution.closedBy),
+              error: error ? `${error.code}: ${error.message}` : noAnswerReason(close.wstap.closedBy),
             },
             redact,
           ),
@@ -362,51 +375,31 @@ export class HarFold {
       _webSocketClose: webSocketClose,
       _wstap: {
         ...emptyWstap(conn, redact),
-        closedBy: attribution.closedBy,
-        closeEvents: record.evidence.map((e) => ({
-          side: e.side,
-          kind: e.kind,
-          time: epochSeconds(e.t),
-          ...(e.code !== undefined ? { code: e.code } : {}),
-          ...(e.reason !== undefined ? { reason: e.reason } : {}),
-          ...(e.error !== undefined ? { error: e.error } : {}),
-          ...(e.pausedSince ? { pausedSince: pausedSinceSeconds(e.pausedSince) } : {}),
-        })),
-        ...(attribution.orderUnknown
-          ? {
-              closeOrder: {
-                reason: attribution.orderUnknown.reason,
-                pausedSide: attribution.orderUnknown.pausedSide,
-                pausedSince: epochSeconds(attribution.orderUnknown.pausedSince),
-              },
-            }
-          : {}),
-        idleBeforeCloseMs: attribution.idleBeforeCloseMs,
+        ...close.wstap,
         pings: record.pings,
-        diagnosis: diagnoseConnection(
-          {
-            openedAt: record.open.t,
-            missing: record.missing,
-            evidence: record.evidence,
-            closed: true,
-            handshake: standIn ? null : this.#shareable({ request, response, error, responseBody: body }),
-            pings: response?.upgraded && !standIn ? record.pairing : null,
-            upgradedAt: response?.upgraded ? response.t : null,
-            endAt: attribution.first?.t ?? endT,
-          },
-          this.#diagnosisContext(),
-        ),
+        diagnosis: this.#findings.get(conn) ?? [],
         ...(record.protocolErrors.length > 0
           ? { protocolErrors: record.protocolErrors.map((p) => ({ side: p.side, code: p.code, message: p.message, offset: p.offset })) }
           : {}),
-        ...(record.cutFrames.length > 0 ? { cutFrames: record.cutFrames.map(harCutFrame) } : {}),
-        ...(record.observerFault ? { observerFault: harObserverFault(record.observerFault) } : {}),
+        ...(summary && summary.cutFrames.length > 0 ? { cutFrames: summary.cutFrames.map(harCutFrame) } : {}),
+        ...(summary?.observerFault ? { observerFault: harObserverFault(summary.observerFault) } : {}),
         ...(record.interim.length > 0 ? { interimResponses: record.interim.map((e) => harInterimResponse(e, redact)) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
-        ...(record.missing ? { incomplete: incompleteNote(record.missing, attribution.undecided) } : {}),
+        ...(missing ? { incomplete: incompleteNote(missing, close.undecided) } : {}),
+        ...(close.openAtEnd ? { openAtEnd: true as const } : {}),
       },
     };
     this.#emit(entry, conn);
+  }
+
+  /** The held entry of a handshake that arrived as plain HTTP, now with the connection's close and every finding. */
+  #finishHandshakeLike(conn: number): void {
+    const entry = this.#handshakeLike.get(conn);
+    if (!entry?._wstap) return;
+    this.#handshakeLike.delete(conn);
+    const close = closeFacts(this.#tracker.get(conn));
+    entry._wstap = { ...entry._wstap, ...close.wstap, diagnosis: this.#findings.get(conn) ?? [], ...(close.openAtEnd ? { openAtEnd: true as const } : {}) };
+    this.#emit(entry);
   }
 
   #httpEntry(event: HttpResponseEvent): void {
@@ -435,24 +428,11 @@ export class HarFold {
       _wstap: {
         ...emptyWstap(event.conn, redact),
         answeredBy: 'upstream',
-        // A handshake that arrived as plain HTTP (its Upgrade header lost on the way) is diagnosed here.
-        diagnosis: isHandshakeRequest(request.rawHeaders)
-          ? diagnoseConnection(
-              {
-                openedAt: request.t,
-                evidence: [],
-                closed: false,
-                handshake: this.#shareable({ request, response: event, error: null }),
-                pings: null,
-                upgradedAt: null,
-                endAt: event.t,
-              },
-              this.#diagnosisContext(),
-            )
-          : [],
       },
     };
-    this.#emit(entry);
+    // A handshake that arrived as plain HTTP (its Upgrade header lost on the way): its entry waits for the close, whose verdicts it carries too.
+    if (this.#tracker.get(event.conn)?.handshakeLike?.request === request) this.#handshakeLike.set(event.conn, entry);
+    else this.#emit(entry);
   }
 
   /** Findings quote headers: in a redacted export they quote the redacted ones. */
@@ -553,28 +533,56 @@ function harCutFrame(cut: FrameCutEvent): HarCutFrame {
 }
 
 /** A WebSocket connection's record as its handshake request (or a stand-in for it) starts it. */
-function newWebSocketRecord(
-  open: ConnOpenEvent,
-  handshake: Pick<WebSocketRecord, 'request' | 'response'>,
-  t: number,
-  missing: WebSocketRecord['missing'],
-): WebSocketRecord {
+function newWebSocketRecord(open: ConnOpenEvent, handshake: Pick<WebSocketRecord, 'request' | 'response'>, t: number, standIn: boolean): WebSocketRecord {
   return {
     open,
     ...handshake,
     body: null,
     error: null,
-    evidence: [],
     firstCloseFrame: null,
-    pairing: new PingPairing(),
     pings: [],
+    lastRoundTrip: undefined,
     protocolErrors: [],
-    cutFrames: [],
-    observerFault: null,
     interim: [],
     reorder: [],
     lastT: t,
-    missing,
+    standIn,
     frames: 0,
+  };
+}
+
+/** A connection's close as the tracker folded it, in HAR's terms; `openAtEnd` when the capture ended before it closed. */
+function closeFacts(summary: ConnectionSummary | undefined): {
+  wstap: Pick<HarWstap, 'closedBy' | 'closeEvents' | 'closeOrder' | 'idleBeforeCloseMs'>;
+  undecided: string | undefined;
+  openAtEnd: boolean;
+} {
+  if (!summary) return { wstap: { closedBy: null, closeEvents: [], idleBeforeCloseMs: null }, undecided: undefined, openAtEnd: false };
+  const attribution = attributionOf(summary);
+  return {
+    wstap: {
+      closedBy: attribution.closedBy,
+      closeEvents: summary.evidence.map((e) => ({
+        side: e.side,
+        kind: e.kind,
+        time: epochSeconds(e.t),
+        ...(e.code !== undefined ? { code: e.code } : {}),
+        ...(e.reason !== undefined ? { reason: e.reason } : {}),
+        ...(e.error !== undefined ? { error: e.error } : {}),
+        ...(e.pausedSince ? { pausedSince: pausedSinceSeconds(e.pausedSince) } : {}),
+      })),
+      ...(attribution.orderUnknown
+        ? {
+            closeOrder: {
+              reason: attribution.orderUnknown.reason,
+              pausedSide: attribution.orderUnknown.pausedSide,
+              pausedSince: epochSeconds(attribution.orderUnknown.pausedSince),
+            },
+          }
+        : {}),
+      idleBeforeCloseMs: attribution.idleBeforeCloseMs,
+    },
+    undecided: attribution.undecided,
+    openAtEnd: summary.state !== 'closed',
   };
 }

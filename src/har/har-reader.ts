@@ -154,10 +154,12 @@ function buildConnection(connection: Connection, warnings: string[]): void {
   // A browser's WebSocket entry may time only the handshake: the connection lasted at least until its last event.
   const lastInner = inner.reduce((max, e) => Math.max(max, e.t), endT);
   const firstInner = inner.reduce((min, e) => Math.min(min, e.t), openT);
+  // wstap's `_wstap.openAtEnd`: the capture ended with the connection open; read back, it is still open (no close, no close verdict).
+  const openAtEnd = entries.some((e) => e.wstap?.['openAtEnd'] === true);
   connection.events = [
     { kind: 'conn.open', t: firstInner, conn, mode: 'http', remoteAddress: '', remotePort: 0, localPort: 0 },
     ...inner,
-    { kind: 'conn.close', t: lastInner, conn, bytes: { fromClient: 0, fromUpstream: 0 } },
+    ...(openAtEnd ? [] : [{ kind: 'conn.close' as const, t: lastInner, conn, bytes: { fromClient: 0, fromUpstream: 0 } }]),
   ];
   addUnknown(connection, UNKNOWN.byteCounts);
 }

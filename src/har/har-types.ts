@@ -146,6 +146,8 @@ export interface HarWstap {
   redacted: boolean;
   /** Present when the capture holds only part of the connection. */
   incomplete?: HarIncomplete;
+  /** The capture ended with the connection still open (wstap killed, or a capture read while recording): it has no close yet, and no close verdict. */
+  openAtEnd?: true;
 }
 
 /** What a capture lacks about a connection (a deleted file of a rotated set, a capture gap). */
