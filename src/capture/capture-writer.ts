@@ -1,3 +1,4 @@
+// Past 400 lines on purpose: what reached the file (held and torn lines, gaps, retries, the disk guard's pause) is one state machine; see the class comment.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { GAP_BACKLOG, GAP_MIN_FREE, type CaptureEvent, type CaptureGapEvent, type EventSink } from './events.js';
