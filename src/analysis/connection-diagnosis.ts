@@ -3,8 +3,8 @@ import { attributeClose, type CloseAttribution, type CloseEvidence } from './clo
 import type { ConnectionSummary } from './connection-tracker.js';
 import type { Finding } from './finding.js';
 import { handshakeFindings, responseBodyFacts, type HandshakeFacts } from './handshake-rules.js';
-import type { Heartbeat } from './heartbeat.js';
-import type { HopTimeout } from './hop-timeout.js';
+import type { Heartbeat } from '../profiles/heartbeat.js';
+import type { HopTimeout } from '../profiles/hop-timeout.js';
 import { heartbeatFindings } from './heartbeat-rules.js';
 import type { PingPairing } from './ping-pairing.js';
 import { judgedAttribution, type MissingPart } from './missing-part.js';

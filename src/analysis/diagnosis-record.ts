@@ -1,7 +1,7 @@
 import type { SessionStartEvent, Side } from '../capture/events.js';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from './connection-diagnosis.js';
-import type { Heartbeat } from './heartbeat.js';
-import { HOP_PLACEMENTS, TIMEOUT_ACTIONS, TIMEOUT_MEASURES, type HopTimeout } from './hop-timeout.js';
+import type { Heartbeat } from '../profiles/heartbeat.js';
+import { HOP_PLACEMENTS, TIMEOUT_ACTIONS, TIMEOUT_MEASURES, type HopTimeout } from '../profiles/hop-timeout.js';
 
 /**
  * The diagnosis context a session was judged with, as recorded in its

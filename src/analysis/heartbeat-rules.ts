@@ -1,7 +1,8 @@
 import type { Side } from '../capture/events.js';
 import type { Finding } from './finding.js';
-import type { Heartbeat } from './heartbeat.js';
-import { formatDuration, type HopTimeout } from './hop-timeout.js';
+import type { Heartbeat } from '../profiles/heartbeat.js';
+import type { HopTimeout } from '../profiles/hop-timeout.js';
+import { formatDuration } from './countdown.js';
 import type { PingCadence, PingPairing } from './ping-pairing.js';
 import { DEFAULT_TOLERANCE, seconds2, timeoutLabel } from './timeout-verdict.js';
 

@@ -1,6 +1,7 @@
 import type { Idle } from '../capture/events.js';
 import type { CloseAttribution, CloseEvidence } from './close-attribution.js';
-import { elapsedFor, formatDuration, type HopTimeout, type TimeoutAction, type TimeoutMeasure } from './hop-timeout.js';
+import type { HopTimeout, TimeoutAction, TimeoutMeasure } from '../profiles/hop-timeout.js';
+import { elapsedFor, formatDuration } from './countdown.js';
 
 /**
  * Which known timeouts could have closed a connection, and why each of the

@@ -1,4 +1,5 @@
-import { formatDuration, type HopTimeout } from './hop-timeout.js';
+import type { HopTimeout } from '../profiles/hop-timeout.js';
+import { formatDuration } from './countdown.js';
 import { timeoutLabel } from './timeout-candidates.js';
 
 /**

@@ -1,7 +1,8 @@
 import type { Idle } from '../capture/events.js';
 import { describeEvidence, type CloseAttribution } from './close-attribution.js';
 import type { Finding } from './finding.js';
-import { elapsedFor, formatDuration, type HopTimeout, type TimeoutMeasure } from './hop-timeout.js';
+import type { HopTimeout, TimeoutMeasure } from '../profiles/hop-timeout.js';
+import { elapsedFor, formatDuration } from './countdown.js';
 import { DEFAULT_TOLERANCE, firingWords, judgeTimeouts, MEASURE_WORDS, seconds2, seenWords, timeoutLabel, type RuledOut, type TimeoutMatch } from './timeout-candidates.js';
 import { perCandidateFix, tellApartText } from './timeout-tell-apart.js';
 

@@ -1,6 +1,7 @@
 import type { Idle } from '../capture/events.js';
 import type { Finding } from './finding.js';
-import { countdownOf, formatDuration, type HopTimeout } from './hop-timeout.js';
+import type { HopTimeout } from '../profiles/hop-timeout.js';
+import { countdownOf, formatDuration } from './countdown.js';
 import { seconds2, SILENCE_WORDS, timeoutLabel } from './timeout-verdict.js';
 
 /** Where a connection's silence is compared, once a second, to the known timeouts. */

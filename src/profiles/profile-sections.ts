@@ -9,7 +9,7 @@
  */
 
 import { isMap } from 'yaml';
-import { TIMEOUT_MEASURES, type TimeoutMeasure } from '../analysis/hop-timeout.js';
+import { TIMEOUT_MEASURES, type TimeoutMeasure } from './hop-timeout.js';
 import type { Side } from '../capture/events.js';
 import {
   HOP_PLACEMENTS,

@@ -1,5 +1,5 @@
-import type { HopPlacement, HopTimeout, TimeoutAction, TimeoutMeasure } from '../analysis/hop-timeout.js';
-import type { Heartbeat } from '../analysis/heartbeat.js';
+import type { HopPlacement, HopTimeout, TimeoutAction, TimeoutMeasure } from './hop-timeout.js';
+import type { Heartbeat } from './heartbeat.js';
 
 /**
  * A profile: the hops in front of and behind wstap, what each does to quiet
@@ -7,7 +7,7 @@ import type { Heartbeat } from '../analysis/heartbeat.js';
  * YAML in profiles/ (see profile-loader.ts), validated before anything starts.
  */
 
-export { HOP_PLACEMENTS, TIMEOUT_ACTIONS, type HopPlacement, type TimeoutAction } from '../analysis/hop-timeout.js';
+export { HOP_PLACEMENTS, TIMEOUT_ACTIONS, type HopPlacement, type TimeoutAction } from './hop-timeout.js';
 
 export interface ProfileTimeout {
   /** The hop's own name for the setting, e.g. `proxy_read_timeout`. */
@@ -26,7 +26,7 @@ export interface Hop {
   timeouts: ProfileTimeout[];
 }
 
-export type { Heartbeat } from '../analysis/heartbeat.js';
+export type { Heartbeat } from './heartbeat.js';
 
 export interface Profile {
   name: string;

@@ -9,7 +9,7 @@
  */
 
 import { isAlias, isMap, isNode, isScalar, isSeq, type LineCounter, type YAMLMap, type YAMLSeq } from 'yaml';
-import { parseDuration, TimeoutSpecError } from '../analysis/hop-timeout.js';
+import { parseDuration, TimeoutSpecError } from './hop-timeout.js';
 import { nearestOf } from './profile-suggestions.js';
 
 const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

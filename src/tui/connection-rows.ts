@@ -1,12 +1,7 @@
 import { attributionOf, type ConnectionState, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import type { CloseActor, CloseEvidenceKind } from '../analysis/close-attribution.js';
-import {
-  directionLevel,
-  nearestCountdown,
-  type Countdown,
-  type CountdownLevel,
-  type HopTimeout,
-} from '../analysis/hop-timeout.js';
+import type { HopTimeout } from '../profiles/hop-timeout.js';
+import { directionLevel, nearestCountdown, type Countdown, type CountdownLevel } from '../analysis/countdown.js';
 import { REDACTED, redactUrl } from '../analysis/redaction.js';
 import type { Idle, Side } from '../capture/events.js';
 import type { LiveActivity } from '../capture/live-activity.js';

@@ -1,4 +1,4 @@
-import type { CountdownLevel } from '../analysis/hop-timeout.js';
+import type { CountdownLevel } from '../analysis/countdown.js';
 import { printable } from '../analysis/printable.js';
 import type { ConnectionRow } from './connection-rows.js';
 import type { Paint, Tone } from './paint.js';

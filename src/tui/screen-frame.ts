@@ -1,5 +1,5 @@
 import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
-import { formatDuration } from '../analysis/hop-timeout.js';
+import { formatDuration } from '../analysis/countdown.js';
 import { printable } from '../analysis/printable.js';
 import type { CaptureHealth } from '../capture/capture-writer.js';
 import type { ConnectionRow } from './connection-rows.js';

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import type { HopTimeout } from '../../src/analysis/hop-timeout.js';
+import type { HopTimeout } from '../../src/profiles/hop-timeout.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import type { ConnectionRow } from '../../src/tui/connection-rows.js';
 import { layoutTable, noteCell, tableHeading, tableLine } from '../../src/tui/connection-table.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EMPTY_DIAGNOSIS_CONTEXT } from '../../src/analysis/connection-diagnosis.js';
 import { DiagnosisChoice, readDiagnosisRecord, type DiagnosisRecord } from '../../src/analysis/diagnosis-record.js';
-import { parseTimeoutSpec } from '../../src/analysis/hop-timeout.js';
+import { parseTimeoutSpec } from '../../src/profiles/hop-timeout.js';
 import { captureHeaderLine, headerSessionStart, type CaptureHeader } from '../../src/capture/capture-format.js';
 import type { CaptureEvent, SessionStartEvent } from '../../src/capture/events.js';
 import { diagnosisRecordOf, givenDiagnosisRecord } from '../../src/cli/profile-option.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { Heartbeat } from '../../src/analysis/heartbeat.js';
+import type { Heartbeat } from '../../src/profiles/heartbeat.js';
 import { heartbeatFindings, heartbeatSetupFindings, type HeartbeatFacts } from '../../src/analysis/heartbeat-rules.js';
-import type { HopTimeout } from '../../src/analysis/hop-timeout.js';
+import type { HopTimeout } from '../../src/profiles/hop-timeout.js';
 import { PingPairing } from '../../src/analysis/ping-pairing.js';
 
 const UP = 1_000_000; // the 101, in capture ms

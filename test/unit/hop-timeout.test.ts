@@ -1,16 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import {
-  countdownOf,
-  directionLevel,
-  elapsedFor,
-  formatDuration,
-  levelOf,
-  nearestCountdown,
-  parseDuration,
-  parseTimeoutSpec,
-  TimeoutSpecError,
-  type HopTimeout,
-} from '../../src/analysis/hop-timeout.js';
+import { parseDuration, parseTimeoutSpec, TimeoutSpecError, type HopTimeout } from '../../src/profiles/hop-timeout.js';
+import { countdownOf, directionLevel, elapsedFor, formatDuration, levelOf, nearestCountdown } from '../../src/analysis/countdown.js';
 
 const hop = (h: string, seconds: number, measures: HopTimeout['measures'] = 'both-idle', setting = 'x'): HopTimeout => ({
   hop: h,

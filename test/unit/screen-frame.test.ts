@@ -1,7 +1,7 @@
 import { EMPTY_DIAGNOSIS_CONTEXT } from '../../src/analysis/connection-diagnosis.js';
 import { describe, it, expect } from 'vitest';
 import { FrameHistory } from '../../src/analysis/frame-history.js';
-import type { HopTimeout } from '../../src/analysis/hop-timeout.js';
+import type { HopTimeout } from '../../src/profiles/hop-timeout.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import type { ConnectionRow } from '../../src/tui/connection-rows.js';
 import { detailLines, type StyledLine } from '../../src/tui/detail-lines.js';

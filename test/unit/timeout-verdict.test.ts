@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { attributeClose, type CloseEvidence } from '../../src/analysis/close-attribution.js';
-import type { HopTimeout } from '../../src/analysis/hop-timeout.js';
+import type { HopTimeout } from '../../src/profiles/hop-timeout.js';
 import { matchingTimeouts, timeoutVerdict } from '../../src/analysis/timeout-verdict.js';
 
 const T0 = 1_700_000_000_000;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { HopTimeout } from '../../src/analysis/hop-timeout.js';
+import type { HopTimeout } from '../../src/profiles/hop-timeout.js';
 import { TimeoutWatch } from '../../src/analysis/timeout-watch.js';
 
 const nginx60: HopTimeout = { hop: 'nginx', setting: 'proxy_read_timeout', seconds: 60, measures: 'both-idle', where: 'client-side', action: 'fin' };

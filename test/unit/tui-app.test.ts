@@ -3,7 +3,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConnectionTracker } from '../../src/analysis/connection-tracker.js';
 import { FrameHistory } from '../../src/analysis/frame-history.js';
-import type { HopTimeout } from '../../src/analysis/hop-timeout.js';
+import type { HopTimeout } from '../../src/profiles/hop-timeout.js';
 import type { CaptureHealth } from '../../src/capture/capture-writer.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { LogTail } from '../../src/log.js';
