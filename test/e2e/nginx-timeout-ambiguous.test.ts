@@ -2,10 +2,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNginxStack, type NginxStack } from '../support/nginx-stack.js';
+import type { HarLog } from '../../src/har/har-types.js';
+import { finalCapture, startNginxStack, type NginxStack } from '../support/nginx-stack.js';
+import { paneExitStatus, shellQuote, tmuxMissing, TmuxServer } from '../support/tmux.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { closedEvent, connectClient } from '../support/ws-peers.js';
-import { findingsAfterClose, findingsIn, type LoggedFinding } from '../support/wstap-process.js';
+import { BIN, findingsAfterClose, findingsIn, runWstapSync, type LoggedFinding } from '../support/wstap-process.js';
 
 /**
  * Two hops in front of wstap with the same 2 s both-way idle timeout: a load
@@ -102,6 +104,54 @@ describe('two hops in front of wstap with the same 2 s idle timeout, real nginx 
     expect(v.fix).toContain('if it was front-lb, raise front-lb idle_timeout above');
     // The log line the fix points to is really there: nginx wrote it when its timer fired.
     expect(tie.stack.nginx.errorLog()).toMatch(/upstream timed out \(110: Connection timed out\) while proxying upgraded connection/);
+  });
+
+  it('the tie reads the same in the live log, view, the HAR (exported without --profile) and the UI detail', async () => {
+    const live = tie.found[0] as LoggedFinding;
+    await finalCapture(tie.stack);
+    const capture = tie.stack.wstap.capturePath;
+
+    const view = runWstapSync(['view', capture, '--no-tui']);
+    expect(view.status, view.stderr).toBe(0);
+    // view's text lines carry a finding's message and fix (its evidence is in the HAR and the UI detail).
+    expect(view.stdout).toContain(`${live.message}; fix: ${live.fix}`);
+    expect(view.stdout).not.toMatch(/: matches /);
+
+    const har = path.join(dir, 'tie.har');
+    const exported = runWstapSync(['export', capture, '-o', har]);
+    expect(exported.status, exported.stderr).toBe(0);
+    const doc = JSON.parse(fs.readFileSync(har, 'utf8')) as HarLog;
+    const entry = doc.log.entries.find((e) => e.request.url.endsWith('test=idle-unknown'));
+    const inHar = entry?._wstap?.diagnosis.filter((f) => f.id !== 'timeout.approaching');
+    expect(inHar).toEqual([{ id: live.id, severity: live.severity, message: live.message, evidence: live.evidence, fix: live.fix }]);
+
+    if (tmuxMissing()) throw tmuxMissing();
+    const paneDir = fs.mkdtempSync(path.join(dir, 'pane-'));
+    const status = path.join(paneDir, 'status');
+    const script = [
+      'export TERM=xterm-256color',
+      [process.execPath, BIN, 'view', capture].map(shellQuote).join(' '),
+      `echo "$?" > ${shellQuote(status + '.tmp')} && mv ${shellQuote(status + '.tmp')} ${shellQuote(status)}`,
+      'exec sleep 3600',
+      '',
+    ].join('\n');
+    const tmux = new TmuxServer(paneDir);
+    try {
+      // Wide enough that each candidate's evidence line fits on one screen line.
+      tmux.start({ width: 200, height: 60, script, scriptFile: path.join(paneDir, 'run.sh') });
+      await tmux.waitForScreen('the recording in the UI', (l) => (l.some((x) => x.includes('end of recording')) ? l : null), { timeoutMs: 10_000 });
+      tmux.sendKeys('Enter');
+      const detail = (await tmux.waitForScreen('the tie in the detail view', (l) => (l.some((x) => x.includes('timeout.ambiguous')) ? l : null))).join('\n');
+      expect(detail).toContain(`[warning] timeout.ambiguous: ${live.message.slice(0, 80)}`);
+      for (const candidate of live.evidence.filter((e) => e.startsWith('candidate: '))) {
+        expect(detail).toContain(`evidence: ${candidate.slice(0, 120)}`);
+      }
+      expect(detail).not.toContain('timeout.match');
+      tmux.sendKeys('q');
+      expect(await paneExitStatus(status, tmux)).toBe('0');
+    } finally {
+      await tmux.kill();
+    }
   });
 
   it('the front hop would have sent an RST and a FIN came: timeout.match names nginx, the front hop ruled out in the evidence', () => {
