@@ -136,8 +136,13 @@ export class HarFold {
   readonly #tracker = new ConnectionTracker();
   /** Findings so far of each connection not yet closed (or just closing), in the order they became known. */
   readonly #findings = new Map<number, Finding[]>();
-  /** A handshake that arrived as plain HTTP: its entry waits for the connection's close, whose verdicts it carries. */
-  readonly #handshakeLike = new Map<number, HarEntry>();
+  /**
+   * The latest plain HTTP entry of each open connection: it waits for the
+   * next exchange or the connection's close, so the last entry of a
+   * connection carries its close (who closed, the evidence) and its findings
+   * (a handshake that arrived as plain HTTP included). One per open connection.
+   */
+  readonly #lastHttp = new Map<number, HarEntry>();
   #target = '';
   /** The target's address when it is a plain IP (HAR's serverIPAddress), from session.start. */
   #serverIp: string | undefined;
@@ -204,7 +209,7 @@ export class HarFold {
       case 'conn.close':
         this.#opens.delete(event.conn);
         this.#finishWebSocket(event.conn, event.t, event.bytes.fromUpstream);
-        this.#finishHandshakeLike(event.conn);
+        this.#finishHttp(event.conn);
         this.#findings.delete(event.conn);
         return;
       default:
@@ -215,7 +220,7 @@ export class HarFold {
   /** The capture ended: connections still open become entries, closed "aborted" unless a close frame was seen. */
   finish(): void {
     for (const conn of [...this.#websockets.keys()]) this.#finishWebSocket(conn, this.#lastT);
-    for (const conn of [...this.#handshakeLike.keys()]) this.#finishHandshakeLike(conn);
+    for (const conn of [...this.#lastHttp.keys()]) this.#finishHttp(conn);
     this.#opens.clear();
     this.#requests.clear();
     this.#findings.clear();
@@ -392,11 +397,18 @@ export class HarFold {
     this.#emit(entry, conn);
   }
 
-  /** The held entry of a handshake that arrived as plain HTTP, now with the connection's close and every finding. */
-  #finishHandshakeLike(conn: number): void {
-    const entry = this.#handshakeLike.get(conn);
+  /** A plain HTTP entry of `conn`: the one held before it (not the connection's last) goes out as it is. */
+  #holdHttp(conn: number, entry: HarEntry): void {
+    const before = this.#lastHttp.get(conn);
+    if (before) this.#emit(before);
+    this.#lastHttp.set(conn, entry);
+  }
+
+  /** The connection's last plain HTTP entry, now with the connection's close and every finding. */
+  #finishHttp(conn: number): void {
+    const entry = this.#lastHttp.get(conn);
     if (!entry?._wstap) return;
-    this.#handshakeLike.delete(conn);
+    this.#lastHttp.delete(conn);
     const close = closeFacts(this.#tracker.get(conn));
     entry._wstap = { ...entry._wstap, ...close.wstap, diagnosis: this.#findings.get(conn) ?? [], ...(close.openAtEnd ? { openAtEnd: true as const } : {}) };
     this.#emit(entry);
@@ -430,9 +442,7 @@ export class HarFold {
         answeredBy: 'upstream',
       },
     };
-    // A handshake that arrived as plain HTTP (its Upgrade header lost on the way): its entry waits for the close, whose verdicts it carries too.
-    if (this.#tracker.get(event.conn)?.handshakeLike?.request === request) this.#handshakeLike.set(event.conn, entry);
-    else this.#emit(entry);
+    this.#holdHttp(event.conn, entry);
   }
 
   /** Findings quote headers: in a redacted export they quote the redacted ones. */
@@ -454,7 +464,7 @@ export class HarFold {
     if (!request) return;
     const redact = this.#options.redact;
     const { time, timings } = harTimings(event.t - request.t, 0);
-    this.#emit({
+    this.#holdHttp(event.conn, {
       startedDateTime: isoTime(request.t),
       time,
       request: harRequest({ ...request, bodySize: 0, websocket: false }, redact, this.#fallbackHost()),
@@ -479,7 +489,7 @@ export class HarFold {
   #rejectedEntry(event: HttpRejectedEvent): void {
     const redact = this.#options.redact;
     const { time, timings } = harTimings(0, 0);
-    this.#emit({
+    this.#holdHttp(event.conn, {
       startedDateTime: isoTime(event.t),
       time,
       request: harRequest(

@@ -1,6 +1,7 @@
 import type { CaptureEvent } from '../capture/events.js';
 import { round3 } from './har-entries.js';
-import { requestSentAt, timingsOf, type GoodEntry } from './har-read-entries.js';
+import { closeEvidenceEvents, parseCloseEvents } from './har-read-close.js';
+import { requestSentAt, timingsOf, type Connection, type GoodEntry } from './har-read-entries.js';
 import { headersOf, httpVersionOf, isObject, nonNegative, num, pathAndQuery, splitError, str } from './har-read-values.js';
 
 /**
@@ -8,8 +9,20 @@ import { headersOf, httpVersionOf, isObject, nonNegative, num, pathAndQuery, spl
  * one exchange: `http.request` and then `http.response`, or `http.error`
  * when no upstream answered, or only `http.rejected` when wstap refused the
  * request itself. Times come from startedDateTime and the entry's timings.
+ * wstap writes its connection's close evidence on a connection's last entry
+ * (`_wstap.closeEvents`): read back after the exchange.
  */
-export function httpEvents(entry: GoodEntry, conn: number, exchange: number): CaptureEvent[] {
+export function httpEvents(entry: GoodEntry, conn: number, exchange: number, connection: Connection, warnings: string[]): CaptureEvent[] {
+  return [...exchangeEvents(entry, conn, exchange), ...connectionCloseEvents(entry, conn, connection, warnings)];
+}
+
+function connectionCloseEvents(entry: GoodEntry, conn: number, connection: Connection, warnings: string[]): CaptureEvent[] {
+  const list = entry.wstap?.['closeEvents'];
+  if (!Array.isArray(list) || list.length === 0) return [];
+  return closeEvidenceEvents(parseCloseEvents(list, `log.entries[${entry.index}]._wstap.closeEvents`, warnings), [], entry.wstap, conn, connection);
+}
+
+function exchangeEvents(entry: GoodEntry, conn: number, exchange: number): CaptureEvent[] {
   const { request, response, wstap } = entry;
   const method = str(request['method']) ?? '';
   const url = pathAndQuery(str(request['url']) ?? '');

@@ -1,3 +1,4 @@
+import { noAnswerReason } from '../analysis/close-attribution.js';
 import type { CaptureEvent } from '../capture/events.js';
 import { headerValues } from '../capture/raw-headers.js';
 import { negotiatedDeflate } from '../wire/websocket-extensions.js';
@@ -16,6 +17,8 @@ import { headersOf, httpVersionOf, isObject, nonNegative, num, pathAndQuery, sec
  * browser's HAR has no frames and no close evidence) added to the
  * connection's `unknown`.
  */
+
+const NO_ANSWER_REASONS = new Set((['upstream', 'client', 'proxy', null] as const).map(noAnswerReason));
 
 export function webSocketEvents(entry: GoodEntry, conn: number, connection: Connection, warnings: string[]): CaptureEvent[] {
   const { raw, request, response, wstap } = entry;
@@ -38,11 +41,15 @@ export function webSocketEvents(entry: GoodEntry, conn: number, connection: Conn
   const error = str(response['_error']);
   const answeredByWstap = wstap?.['answeredBy'] === 'wstap';
   const handshake: CaptureEvent[] = [events[0] as CaptureEvent];
+  // wstap writes why a handshake got no answer when nobody failed (the client or the app closed first): no http.error then.
+  const unanswered = wstap !== undefined && status <= 0 && NO_ANSWER_REASONS.has(error ?? '');
   if (status <= 0 || (answeredByWstap && status === 502)) {
-    // No upstream answer: wstap records http.error for the handshake (with its own 502, or nothing sent).
-    const { code, message } = splitError(error);
-    const failed: CaptureEvent = { kind: 'http.error', t: entry.end, conn, exchange: 1, stage: 'connect', code, message, answeredStatus: status > 0 ? status : null };
-    events.push(failed);
+    // No upstream answer: wstap records http.error for the handshake (with its own 502, or nothing sent); when
+    // nothing failed (the client or the app closed first) only the request, and the close evidence below says who.
+    if (!unanswered) {
+      const { code, message } = splitError(error);
+      events.push({ kind: 'http.error', t: entry.end, conn, exchange: 1, stage: 'connect', code, message, answeredStatus: status > 0 ? status : null });
+    }
   } else {
     events.push(...interimResponsesOf(wstap, conn, requestAt));
     const { send, wait } = timingsOf(entry);

@@ -147,9 +147,13 @@ function buildConnection(connection: Connection, warnings: string[]): void {
   const endT = Math.max(...entries.map((e) => e.end));
   const inner: CaptureEvent[] = [];
   let exchange = 0;
+  // wstap's `_wstap.incomplete.beginningMissing`: the capture did not have the connection's beginning, and its
+  // entry's handshake is a stand-in. Read back without it, the fold sees what the capture held: the same verdicts.
+  const beginningMissing = entries.some((e) => isObject(e.wstap?.['incomplete']) && e.wstap['incomplete']['beginningMissing'] === true);
   for (const entry of entries) {
-    if (entry.websocket) inner.push(...webSocketEvents(entry, conn, connection, warnings));
-    else inner.push(...httpEvents(entry, conn, ++exchange));
+    if (entry.websocket && beginningMissing) inner.push(...webSocketEvents(entry, conn, connection, warnings).filter((e) => e.kind !== 'ws.handshake.request' && e.kind !== 'ws.handshake.response'));
+    else if (entry.websocket) inner.push(...webSocketEvents(entry, conn, connection, warnings));
+    else inner.push(...httpEvents(entry, conn, ++exchange, connection, warnings));
   }
   // A browser's WebSocket entry may time only the handshake: the connection lasted at least until its last event.
   const lastInner = inner.reduce((max, e) => Math.max(max, e.t), endT);
@@ -157,7 +161,7 @@ function buildConnection(connection: Connection, warnings: string[]): void {
   // wstap's `_wstap.openAtEnd`: the capture ended with the connection open; read back, it is still open (no close, no close verdict).
   const openAtEnd = entries.some((e) => e.wstap?.['openAtEnd'] === true);
   connection.events = [
-    { kind: 'conn.open', t: firstInner, conn, mode: 'http', remoteAddress: '', remotePort: 0, localPort: 0 },
+    ...(beginningMissing ? [] : [{ kind: 'conn.open' as const, t: firstInner, conn, mode: 'http' as const, remoteAddress: '', remotePort: 0, localPort: 0 }]),
     ...inner,
     ...(openAtEnd ? [] : [{ kind: 'conn.close' as const, t: lastInner, conn, bytes: { fromClient: 0, fromUpstream: 0 } }]),
   ];

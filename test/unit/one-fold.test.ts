@@ -154,6 +154,17 @@ function oneCapture(): CaptureEvent[] {
       closeEvent(14, T0 + 13 * S + 1),
     ]),
   );
+  // 15: a plain HTTP keep-alive connection, two exchanges, then the app closes it (FIN) and the client follows.
+  events.push(
+    openEvent(15, { t: T0 + 14 * S }),
+    httpRequestEvent(15, T0 + 14 * S + 1, { exchange: 1 }),
+    httpResponseEvent({ conn: 15, t: T0 + 14 * S + 5, exchange: 1 }),
+    httpRequestEvent(15, T0 + 15 * S, { exchange: 2, url: '/api/v4/channels' }),
+    httpResponseEvent({ conn: 15, t: T0 + 15 * S + 5, exchange: 2 }),
+    finEvent(15, T0 + 20 * S, 'upstream', idle(5 * S, 5 * S)),
+    finEvent(15, T0 + 20 * S + 1, 'client'),
+    closeEvent(15, T0 + 20 * S + 2),
+  );
   // Events are written in time order.
   return events.sort((a, b) => a.t - b.t);
 }
@@ -235,14 +246,15 @@ describe('one capture, three readers', () => {
     expect(fromLive.byConn.get(12)?.closedBy).toBeNull();
     expect(fromLive.byConn.get(13)?.closedBy).toBeNull();
     expect(fromLive.byConn.get(14)?.closedBy).toBe('client');
-    expect([...fromLive.byConn.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    expect(fromLive.byConn.get(15)?.closedBy).toBe('upstream');
+    expect([...fromLive.byConn.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
   });
 
   it('view --no-tui prints exactly the lines the live proxy logs', () => {
     expect(viewLines(events)).toEqual(fromLive.lines);
   });
 
-  for (const conn of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]) {
+  for (const conn of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]) {
     it(`#${conn}: the HAR's diagnosis, closedBy and open state are the live fold's`, () => {
       const want = fromLive.byConn.get(conn);
       const got = fromHar.get(conn);
@@ -254,11 +266,27 @@ describe('one capture, three readers', () => {
     });
   }
 
-  it('the HAR read back (`view` of it) keeps the connection left open open, and who closed the WebSockets', () => {
+  it('a plain HTTP connection\'s close rides on its last entry; the entries before it carry none', () => {
+    const entries = buildHar(events, { payloads: 'preview', redact: false }, '0.1.0').log.entries.filter((e) => e.connection === '15');
+    expect(entries.map((e) => e.request.url)).toEqual(['http://chat.example/api/v4/users/me', 'http://chat.example/api/v4/channels']);
+    expect(entries[0]?._wstap?.closeEvents).toEqual([]);
+    expect(entries[1]?._wstap?.closedBy).toBe('upstream');
+    expect(entries[1]?._wstap?.closeEvents.map((e) => [e.side, e.kind])).toEqual([['upstream', 'fin'], ['client', 'fin']]);
+  });
+
+  it('the HAR read back (`view` of it) keeps the connection left open open, and who closed every other one', () => {
     const back = harReadBack(events);
     expect(back.get(10)?.open).toBe(true);
-    for (const conn of [1, 2, 3, 4, 5, 6, 8, 9, 11, 13, 14]) {
+    for (const conn of [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15]) {
       expect(back.get(conn), `#${conn}`).toEqual({ closedBy: fromLive.byConn.get(conn)?.closedBy, open: false });
+    }
+  });
+
+  it('the HAR read back gives every connection the live fold\'s finding ids, severities and messages', () => {
+    const har = JSON.stringify(buildHar(events, { payloads: 'preview', redact: false }, '0.1.0'));
+    const back = live(harToEvents(har, 'one.har').events).byConn;
+    for (const [conn, want] of fromLive.byConn) {
+      expect(back.get(conn)?.findings.map((f) => [f.id, f.severity, f.message]) ?? [], `#${conn}`).toEqual(want.findings.map((f) => [f.id, f.severity, f.message]));
     }
   });
 });
