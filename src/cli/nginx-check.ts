@@ -27,7 +27,8 @@ Options:
                         with an Upgrade header, or whose path looks like one
   --profile NAME|FILE   the app's heartbeat (for nginx.read-timeout) and the
                         headers it needs (wstap profiles lists the shipped ones)
-  --nginx-version V     the nginx the configuration runs on [nginx -v, if found]
+  --nginx-version V     the nginx the configuration runs on [nginx -V, if found;
+                        its compiled-in error log is used too]
   -p, --prefix DIR      where a relative FILE is (nginx -p); includes are
                         relative to FILE's directory, as in nginx
   --json                the locations and findings as JSON
@@ -69,15 +70,18 @@ export async function runNginxCheck(args: string[]): Promise<number> {
   if (!values.plan && (values.listen !== undefined || values['whole-upstream'])) throw new UsageError('--listen and --whole-upstream go with --plan');
   const listen = typeof values.listen === 'string' ? listenText(values.listen) : null;
   const profile = await profileFromOption(values.profile);
+  const installed = installedNginx();
   const context: CheckContext = {
     heartbeat: profile?.heartbeat ? { from: profile.heartbeat.from, interval: profile.heartbeat.interval, profile: profile.name } : null,
     requiredHeaders: profile?.app?.requiresHeaders ?? [],
-    nginxVersion: typeof values['nginx-version'] === 'string' ? values['nginx-version'] : installedNginxVersion(),
+    nginxVersion: typeof values['nginx-version'] === 'string' ? values['nginx-version'] : installed.version,
+    defaultErrorLog: installed.errorLog,
   };
   const file = positionals[0] ?? '/etc/nginx/nginx.conf';
   let config: LoadedConfig;
   let model: HttpModel;
   try {
+    if (file === '-' && process.stdin.isTTY) throw new UsageError('- reads the output of nginx -T from a pipe: nginx -T 2>/dev/null | wstap nginx-check -');
     config = file === '-' ? loadDump(fs.readFileSync(0, 'utf8')) : loadConfig(path.resolve(typeof values.prefix === 'string' ? values.prefix : process.cwd(), file), fileSystemSource());
     model = buildHttpModel(config);
   } catch (err) {
@@ -94,7 +98,7 @@ export async function runNginxCheck(args: string[]): Promise<number> {
   const report = checkConfig(model, paths, context);
   if (values.plan && listen !== null) {
     try {
-      const plan = planRepoint(config, model, report.targets, listen, values['whole-upstream'] === true);
+      const plan = planRepoint(config, model, report.targets, { listen, wholeUpstream: values['whole-upstream'] === true, defaultErrorLog: context.defaultErrorLog });
       process.stdout.write(planText(config, plan, { proxyArgs: typeof values.profile === 'string' ? ['--profile', values.profile] : [] }));
     } catch (err) {
       if (!(err instanceof PlanError)) throw err;
@@ -127,9 +131,16 @@ function listenText(value: string): string {
   return endpoint.host.includes(':') ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
 }
 
-/** The installed nginx's version (`nginx -v` writes "nginx version: nginx/1.22.1" to stderr), or null. */
-function installedNginxVersion(): string | null {
-  const run = spawnSync('nginx', ['-v'], { encoding: 'utf8', timeout: 5000 });
-  const match = /nginx\/(\d+\.\d+\.\d+)/.exec(`${run.stderr ?? ''}${run.stdout ?? ''}`);
-  return match?.[1] ?? null;
+/**
+ * The installed nginx, if there is one: its version and compiled-in error
+ * log (`nginx -V` writes "nginx version: nginx/1.22.1" and the configure
+ * arguments, --error-log-path among them, to stderr).
+ */
+function installedNginx(): { version: string | null; errorLog: string | null } {
+  const run = spawnSync('nginx', ['-V'], { encoding: 'utf8', timeout: 5000 });
+  const text = `${run.stderr ?? ''}${run.stdout ?? ''}`;
+  return {
+    version: /nginx version: nginx\/(\d+\.\d+\.\d+)/.exec(text)?.[1] ?? null,
+    errorLog: /--error-log-path=(\S+)/.exec(text)?.[1] ?? null,
+  };
 }

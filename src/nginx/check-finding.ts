@@ -23,7 +23,12 @@ export interface CheckContext {
   requiredHeaders: string[];
   /** The nginx version the configuration runs on (`1.22.1`), when known. */
   nginxVersion: string | null;
+  /** nginx's compiled-in error log (`nginx -V`: --error-log-path), in force where the configuration names none. */
+  defaultErrorLog: string | null;
 }
+
+/** Where nginx logs when no error_log is written anywhere and its compiled-in path is unknown. */
+export const FALLBACK_ERROR_LOG = 'logs/error.log';
 
 export function finding(id: string, severity: NginxSeverity, pos: SourcePosition, where: string, message: string, fix: string): NginxFinding {
   return { id, severity, file: pos.file, line: pos.line, col: pos.col, message, fix, where };

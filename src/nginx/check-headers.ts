@@ -1,4 +1,4 @@
-import { positionText, type ConfigDirective, type SourcePosition } from './config-ast.js';
+import { expandIncludes, positionText, type ConfigDirective, type SourcePosition } from './config-ast.js';
 import { finding, type CheckContext, type NginxFinding } from './check-finding.js';
 import { arrayInForce, headerIn } from './location-effective.js';
 import type { ConfigLevel, HttpModel } from './location-model.js';
@@ -78,7 +78,7 @@ function connectionValueWorks(model: HttpModel, value: string): boolean {
   if (/upgrade/i.test(value.replace(/\$\{?\w+\}?/g, '')) || value.includes('$http_connection')) return true;
   return variablesOf(value).some((v) => {
     const map = model.maps.get(v);
-    return map !== undefined && mapSource(model, v) === '$http_upgrade' && (map.block ?? []).some((e) => /upgrade/i.test(e.args[0]?.value ?? ''));
+    return map !== undefined && mapSource(model, v) === '$http_upgrade' && expandIncludes(map.block ?? []).some((e) => /upgrade/i.test(e.args[0]?.value ?? ''));
   });
 }
 
@@ -88,12 +88,12 @@ function connectionValueWorks(model: HttpModel, value: string): boolean {
  * sends `Connection: close` and the upstream connection is closed after it.
  */
 function keepaliveFindings(model: HttpModel, connection: ConfigDirective, pass: ProxyPassTarget | null, where: string): NginxFinding[] {
-  const keepalive = pass?.upstream?.block?.find((d) => d.name === 'keepalive');
+  const keepalive = expandIncludes(pass?.upstream?.block ?? []).find((d) => d.name === 'keepalive');
   if (!keepalive) return [];
   for (const variable of variablesOf(connection.args[1]?.value ?? '')) {
     const map = model.maps.get(variable);
     if (!map || mapSource(model, variable) !== '$http_upgrade') continue;
-    const entries = map.block ?? [];
+    const entries = expandIncludes(map.block ?? []);
     const plain = entries.find((e) => e.name === '') ?? entries.find((e) => e.name === 'default');
     if (plain && plain.args[0]?.value.toLowerCase() === 'close') {
       return [

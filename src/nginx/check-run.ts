@@ -56,7 +56,7 @@ function targetFindings(model: HttpModel, t: WebSocketTarget, context: CheckCont
     ...headerFindings(model, level, where, pass.pos, target, context),
     ...readTimeoutFindings(level, where, pass.pos, context),
     ...sendTimeoutFindings(level, where),
-    ...errorLogFindings(level, where, pass.pos),
+    ...errorLogFindings(level, where, pass.pos, context),
   );
   return out;
 }

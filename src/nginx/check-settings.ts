@@ -1,5 +1,5 @@
 import { positionText, type SourcePosition } from './config-ast.js';
-import { finding, versionAtLeast, type CheckContext, type NginxFinding } from './check-finding.js';
+import { FALLBACK_ERROR_LOG, finding, versionAtLeast, type CheckContext, type NginxFinding } from './check-finding.js';
 import { arrayInForce, formatNginxTime, parseNginxTime, settingInForce } from './location-effective.js';
 import type { ConfigLevel } from './location-model.js';
 
@@ -90,13 +90,14 @@ const LOG_LEVELS = ['debug', 'info', 'notice', 'warn', 'error', 'crit', 'alert',
  * "client timed out" at info (ngx_connection_error on a client connection,
  * log_error NGX_ERROR_INFO): an error log above info never has them.
  */
-export function errorLogFindings(level: ConfigLevel, where: string, anchor: SourcePosition): NginxFinding[] {
+export function errorLogFindings(level: ConfigLevel, where: string, anchor: SourcePosition, context: CheckContext): NginxFinding[] {
   const logs = arrayInForce(level, 'error_log');
   const levels = logs.directives.map((d) => ({ d, level: d.args[1]?.value ?? 'error' }));
   if (levels.some((l) => LOG_LEVELS.indexOf(l.level) !== -1 && LOG_LEVELS.indexOf(l.level) <= 1)) return [];
   const first = levels[0];
-  const current = first ? `error_log ${first.d.args[0]?.value} ${first.level} (${positionText(first.d.pos)})` : "nginx's default error_log (level error)";
-  const file = first?.d.args[0]?.value ?? 'logs/error.log';
+  const defaultLog = context.defaultErrorLog ?? FALLBACK_ERROR_LOG;
+  const current = first ? `error_log ${first.d.args[0]?.value} ${first.level} (${positionText(first.d.pos)})` : `nginx's default error_log ${defaultLog} (level error)`;
+  const file = first?.d.args[0]?.raw ?? defaultLog;
   return [
     finding(
       'nginx.error-log-level',

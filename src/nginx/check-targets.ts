@@ -7,8 +7,8 @@ import { positionText } from './config-ast.js';
 /**
  * Which locations carry WebSockets, and which rule picked each: with
  * `--path URI`, the one nginx would choose for the URI in every server;
- * without, every location with an Upgrade header in force, plus those whose
- * path looks like a WebSocket endpoint; when neither finds any, every
+ * without, every proxying location with an Upgrade header in force, plus
+ * the proxying ones whose path looks like a WebSocket endpoint; when neither finds any, every
  * proxying location (a config that forgot the headers is the usual case).
  */
 
@@ -43,7 +43,7 @@ export function chooseWebSocketTargets(model: HttpModel, paths: readonly string[
     const proxies = location.level.directives.some((d) => d.name === 'proxy_pass');
     if (upgrade && proxies) {
       picked.push(target(server, location, `sets an Upgrade header (${positionText(upgrade.pos)})`));
-    } else if (WEBSOCKET_PATH.test(location.name)) {
+    } else if (proxies && WEBSOCKET_PATH.test(location.name)) {
       picked.push(target(server, location, 'its path looks like a WebSocket endpoint'));
     }
   }

@@ -148,7 +148,7 @@ export function compileLocationRegex(source: string, caseless: boolean): { regex
 
 /** `server_name` (or its listen address) and the location, as a person names them: `server example.com location /ws`. */
 export function locationLabel(server: ServerModel, location: LocationModel | null): string {
-  const serverText = server.names[0] && server.names[0] !== '_' ? server.names[0] : (server.listens[0] ?? 'default');
+  const serverText = server.names[0] && server.names[0] !== '_' ? server.names[0] : `(listen ${server.listens[0] ?? '80'})`;
   const where = location ? `location ${location.modifier ? `${location.modifier} ` : ''}${location.name}` : 'server level';
   return `server ${serverText} ${where}`;
 }

@@ -1,4 +1,4 @@
-import type { ConfigDirective } from './config-ast.js';
+import { expandIncludes, type ConfigDirective } from './config-ast.js';
 import type { HttpModel } from './location-model.js';
 
 /**
@@ -47,7 +47,7 @@ export function readProxyPass(value: string, model: HttpModel): ProxyPassReading
 
 /** The first `server` of an upstream block as `HOST:PORT` or `unix:PATH` (port 80/443 by default). */
 export function firstUpstreamServer(upstream: ConfigDirective, scheme: 'http' | 'https'): { address: string; count: number } | null {
-  const servers = (upstream.block ?? []).filter((d) => d.name === 'server');
+  const servers = expandIncludes(upstream.block ?? []).filter((d) => d.name === 'server');
   const first = servers[0]?.args[0]?.value;
   if (first === undefined) return null;
   if (first.startsWith('unix:')) return { address: first, count: servers.length };

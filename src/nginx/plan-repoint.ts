@@ -1,9 +1,10 @@
-import { positionText, type ConfigArg, type ConfigDirective, type LoadedConfig } from './config-ast.js';
+import { expandIncludes, positionText, type ConfigArg, type ConfigDirective, type LoadedConfig } from './config-ast.js';
 import { levelOf, type WebSocketTarget } from './check-targets.js';
 import { arrayInForce, headerIn } from './location-effective.js';
 import { locationLabel, type HttpModel } from './location-model.js';
 import { readProxyPass, wstapTargetOf, type ProxyPassTarget } from './location-upstream.js';
 import type { TextEdit } from './plan-diff.js';
+import { FALLBACK_ERROR_LOG } from './check-finding.js';
 
 /**
  * The re-pointing plan: the edits that put wstap between nginx and the app
@@ -34,7 +35,17 @@ export class PlanError extends Error {}
 
 const WSTAP_UPSTREAM = 'wstap_debug';
 
-export function planRepoint(config: LoadedConfig, model: HttpModel, targets: readonly WebSocketTarget[], listen: string, wholeUpstream: boolean): RepointPlan {
+export interface RepointOptions {
+  /** wstap's address as an upstream `server` takes it: `HOST:PORT`, `[V6]:PORT`, `unix:PATH`. */
+  listen: string;
+  /** Point the `upstream` block at wstap instead of the locations. */
+  wholeUpstream: boolean;
+  /** nginx's compiled-in error log, for a configuration that names none (null: unknown). */
+  defaultErrorLog: string | null;
+}
+
+export function planRepoint(config: LoadedConfig, model: HttpModel, targets: readonly WebSocketTarget[], options: RepointOptions): RepointPlan {
+  const { listen, wholeUpstream } = options;
   const edits = new Map<string, TextEdit[]>();
   const edit = (file: string, e: TextEdit): void => {
     const list = edits.get(file) ?? [];
@@ -86,13 +97,13 @@ export function planRepoint(config: LoadedConfig, model: HttpModel, targets: rea
   }
   for (const c of chosen) {
     const location = c.t.location?.level.directive as ConfigDirective;
-    edit(location.pos.file, insertInBlock(config, location, evidenceLines(levelOf(c.t), c.target, !wholeUpstream)));
+    edit(location.pos.file, insertInBlock(config, location, evidenceLines(levelOf(c.t), c.target, !wholeUpstream, options.defaultErrorLog ?? FALLBACK_ERROR_LOG)));
   }
   return { edits, wstapTarget: wstap.target, listen, notes, needsTls };
 }
 
 /** The directives each re-pointed location gets, with the inherited headers it would otherwise lose. */
-function evidenceLines(level: ReturnType<typeof levelOf>, target: ProxyPassTarget, keepHost: boolean): string[] {
+function evidenceLines(level: ReturnType<typeof levelOf>, target: ProxyPassTarget, keepHost: boolean, defaultErrorLog: string): string[] {
   const lines: string[] = [];
   const headers = arrayInForce(level, 'proxy_set_header');
   if (headers.level !== level) {
@@ -102,12 +113,12 @@ function evidenceLines(level: ReturnType<typeof levelOf>, target: ProxyPassTarge
   lines.push('proxy_set_header X-Nginx-Connection $connection;  # wstap: nginx\'s connection number, for the hop verdicts');
   const logs = arrayInForce(level, 'error_log').directives;
   const atInfo = logs.some((d) => ['debug', 'info'].includes(d.args[1]?.value ?? 'error'));
-  if (!atInfo) lines.push(`error_log ${logs[0]?.args[0]?.raw ?? 'logs/error.log'} info;  # wstap: nginx's timeout lines are written at info`);
+  if (!atInfo) lines.push(`error_log ${logs[0]?.args[0]?.raw ?? defaultErrorLog} info;  # wstap: nginx's timeout lines are written at info`);
   return lines;
 }
 
 function repointUpstreamBlock(config: LoadedConfig, upstream: ConfigDirective, serverLine: string, edit: (file: string, e: TextEdit) => void): void {
-  const servers = (upstream.block ?? []).filter((d) => d.name === 'server');
+  const servers = expandIncludes(upstream.block ?? []).filter((d) => d.name === 'server');
   servers.forEach((d, i) => {
     const text = fileText(config, d.pos.file).slice(d.pos.offset, d.end.offset + 1);
     const commented = `# wstap: was ${text.replace(/\n/g, '\n# ')}`;

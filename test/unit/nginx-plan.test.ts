@@ -7,11 +7,27 @@ import { buildHttpModel, type HttpModel } from '../../src/nginx/location-model.j
 import { normalizeUri } from '../../src/nginx/location-select.js';
 import { readProxyPass, wstapTargetOf } from '../../src/nginx/location-upstream.js';
 import { applyEdits, unifiedDiff } from '../../src/nginx/plan-diff.js';
+import { chooseWebSocketTargets } from '../../src/nginx/check-targets.js';
+import { PlanError, planRepoint } from '../../src/nginx/plan-repoint.js';
+import type { LoadedConfig } from '../../src/nginx/config-ast.js';
+
+const MAIN = '/etc/nginx/nginx.conf';
+
+function configOf(text: string): LoadedConfig {
+  parseConfigText(text, MAIN);
+  return loadConfig(MAIN, { read: () => ({ text }), glob: () => [] });
+}
 
 function modelOf(text: string): HttpModel {
-  const file = '/etc/nginx/nginx.conf';
-  parseConfigText(text, file);
-  return buildHttpModel(loadConfig(file, { read: () => ({ text }), glob: () => [] }));
+  return buildHttpModel(configOf(text));
+}
+
+/** The plan's edits applied to the main file. */
+function planned(text: string, paths: string[], defaultErrorLog: string | null = null): string {
+  const config = configOf(text);
+  const model = buildHttpModel(config);
+  const plan = planRepoint(config, model, chooseWebSocketTargets(model, paths), { listen: '127.0.0.1:8066', wholeUpstream: false, defaultErrorLog });
+  return applyEdits(text, plan.edits.get(MAIN) ?? []);
 }
 
 describe('unified diff of text edits', () => {
@@ -98,5 +114,33 @@ describe('values', () => {
     expect(normalizeUri('/a//b/./c/../d?x=1')).toBe('/a/b/d');
     expect(normalizeUri('/st%61tic/')).toBe('/static/');
     expect(normalizeUri('/a/..')).toBe('/');
+  });
+});
+
+describe('the re-pointing plan', () => {
+  it('puts the upstream before the server and the evidence lines first in a multi-line location, indented like its directives', () => {
+    const text = 'http {\n  server {\n    location /ws {\n      proxy_pass http://127.0.0.1:8065/ws;\n      proxy_set_header Upgrade $http_upgrade;\n    }\n  }\n}\n';
+    expect(planned(text, ['/ws'], 'stderr')).toBe(
+      'http {\n  upstream wstap_debug {\n      server 127.0.0.1:8066;\n  }\n  server {\n    location /ws {\n' +
+        "      proxy_set_header Host 127.0.0.1:8065;  # wstap: the Host nginx sent before ($proxy_host)\n" +
+        "      proxy_set_header X-Nginx-Connection $connection;  # wstap: nginx's connection number, for the hop verdicts\n" +
+        "      error_log stderr info;  # wstap: nginx's timeout lines are written at info\n" +
+        '      proxy_pass http://wstap_debug/ws;\n      proxy_set_header Upgrade $http_upgrade;\n    }\n  }\n}\n',
+    );
+  });
+
+  it('leaves the error log alone where it is already at info, and picks a free upstream name', () => {
+    const text = 'error_log x.log info;\nhttp { upstream wstap_debug { server 1.2.3.4:1; } server { location /ws { proxy_pass http://10.0.0.1:80; proxy_set_header Host $host; } } }\n';
+    const out = planned(text, ['/ws']);
+    expect(out).not.toContain('error_log x.log info; proxy_set_header');
+    expect(out).toContain('upstream wstap_debug_2 { server 127.0.0.1:8066; } server {');
+    expect(out).toContain('location /ws { proxy_set_header X-Nginx-Connection $connection; proxy_pass http://wstap_debug_2; proxy_set_header Host $host; }');
+  });
+
+  it('refuses locations that go to different places, and a proxy_pass with variables', () => {
+    const two = 'http { server { location /a { proxy_pass http://10.0.0.1:1; } location /b { proxy_pass http://10.0.0.2:1; } } }\n';
+    expect(() => planned(two, ['/a', '/b'])).toThrow(PlanError);
+    expect(() => planned(two, ['/a', '/b'])).toThrow('proxy to different places (http://10.0.0.1:1, http://10.0.0.2:1)');
+    expect(() => planned('http { server { location /ws { proxy_pass http://$b; } } }\n', ['/ws'])).toThrow('uses variables');
   });
 });
