@@ -4,6 +4,7 @@ import { errorLogFindings, httpVersionFindings, readTimeoutFindings, sendTimeout
 import { chooseWebSocketTargets, levelOf, type WebSocketTarget } from './check-targets.js';
 import { locationLabel, PASS_DIRECTIVES, type HttpModel } from './location-model.js';
 import { readProxyPass } from './location-upstream.js';
+import type { ConfigDirective } from './config-ast.js';
 
 /**
  * `nginx-check`'s verdicts: the WebSocket locations (check-targets.ts) and,
@@ -27,7 +28,7 @@ export function targetWhere(t: WebSocketTarget): string {
 function targetFindings(model: HttpModel, t: WebSocketTarget, context: CheckContext): NginxFinding[] {
   const where = targetWhere(t);
   const level = levelOf(t);
-  const block = (t.location?.level.directive ?? t.server.level.directive)!;
+  const block = (t.location?.level.directive ?? t.server.level.directive) as ConfigDirective;
   const out: NginxFinding[] = t.uncertain.map((why) => finding('nginx.location-uncertain', 'info', block.pos, where, why, 'check the choice with a request to nginx itself'));
   if (t.redirect) {
     const uri = t.paths[0] ?? '';

@@ -25,7 +25,7 @@ interface Statement {
 const isSpace = (ch: string): boolean => ch === ' ' || ch === '\t' || ch === '\r' || ch === '\n';
 
 /** Blocks whose content a module reads itself (map, types...): nginx refuses a `{` inside them. */
-const HANDLER_BLOCKS = new Set(['map', 'types', 'geo', 'split_clients', 'charset_map', 'upstream_conf']);
+const HANDLER_BLOCKS = new Set(['map', 'types', 'geo', 'split_clients', 'charset_map']);
 
 class StatementReader {
   private i = 0;

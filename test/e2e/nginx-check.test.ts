@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { NginxFinding } from '../../src/nginx/check-finding.js';
+import { nginxBinary } from '../support/nginx.js';
 import { HTTP_PREAMBLE, mainPreamble, nginxDump, nginxTest, runNginxCheck, writeNginxFixture, type NginxFixture } from '../support/nginx-fixture.js';
 
 /**
@@ -226,6 +228,18 @@ describe('wstap nginx-check input', () => {
     expect(r.status).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe(`wstap: ${siteConf(f)}:5:5: unexpected "}" (nginx would refuse this configuration)\n`);
+  });
+
+  it('-p PREFIX: a relative FILE is found there; includes stay relative to the file\'s directory, as nginx -t -p resolves them', () => {
+    const f = site();
+    const other = writeNginxFixture({ 'conf.d/site.conf': 'this would not parse {' });
+    fixtures.push(other);
+    // nginx itself, given another prefix, still reads conf.d/ next to the main file.
+    const r = spawnSync(nginxBinary(), ['-t', '-p', other.dir, '-c', f.conf, '-e', path.join(other.dir, 'error.log')], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const c = runNginxCheck(['-p', f.dir, 'nginx.conf', '--json']);
+    expect(c.status, c.stderr).toBe(0);
+    expect((JSON.parse(c.stdout) as { locations: Array<{ file: string }> }).locations.map((l) => l.file)).toEqual([siteConf(f)]);
   });
 
   it('exit 2 for a missing file, a bad option, --plan without --listen, or stdin that is not nginx -T output', () => {
