@@ -1,6 +1,6 @@
 import { finding, sortFindings, type CheckContext, type NginxFinding } from './check-finding.js';
 import { headerFindings } from './check-headers.js';
-import { errorLogFindings, httpVersionFindings, readTimeoutFindings, sendTimeoutFindings } from './check-settings.js';
+import { errorLogFindings, httpVersionFindings, readTimeoutFindings, sendTimeoutFindings, workerShutdownFindings } from './check-settings.js';
 import { chooseWebSocketTargets, levelOf, type WebSocketTarget } from './check-targets.js';
 import { locationLabel, PASS_DIRECTIVES, type HttpModel } from './location-model.js';
 import { readProxyPass } from './location-upstream.js';
@@ -18,7 +18,8 @@ export interface CheckReport {
 
 export function checkConfig(model: HttpModel, paths: readonly string[], context: CheckContext): CheckReport {
   const targets = chooseWebSocketTargets(model, paths);
-  return { targets, findings: sortFindings(targets.flatMap((t) => targetFindings(model, t, context))) };
+  const once = targets.length > 0 ? workerShutdownFindings(model.main) : [];
+  return { targets, findings: sortFindings([...once, ...targets.flatMap((t) => targetFindings(model, t, context))]) };
 }
 
 export function targetWhere(t: WebSocketTarget): string {

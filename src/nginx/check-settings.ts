@@ -109,3 +109,24 @@ export function errorLogFindings(level: ConfigLevel, where: string, anchor: Sour
     ),
   ];
 }
+
+/**
+ * On a reload, nginx's old workers keep every upgraded connection open
+ * until it closes, unless worker_shutdown_timeout is set: then they close
+ * what is left when it expires (ngx_set_shutdown_timer). A wave of closes
+ * by nginx after each reload comes from here.
+ */
+export function workerShutdownFindings(main: ConfigLevel): NginxFinding[] {
+  const set = main.directives.find((d) => d.name === 'worker_shutdown_timeout');
+  if (!set) return [];
+  return [
+    finding(
+      'nginx.worker-shutdown-timeout',
+      'info',
+      set.pos,
+      'main',
+      `worker_shutdown_timeout ${set.args[0]?.value ?? ''}: after every reload, nginx closes the WebSocket connections still open on its old workers when this expires`,
+      'expect closes by nginx that long after each reload; raise it (or remove it) if clients should not see them',
+    ),
+  ];
+}

@@ -37,6 +37,7 @@ export function planText(config: LoadedConfig, plan: RepointPlan, options: PlanT
     `#      ${proxy}`,
     `# 2. save this output as ${PLAN_FILE}, then apply it:`,
     `#      cd ${shellQuote(dir)} && patch -p0 < ${PLAN_FILE} && ${reload}`,
+    '# connections open before a reload stay on their old path (nginx\'s old workers keep them): wstap sees new ones only',
     '# roll back (then stop wstap):',
     `#      cd ${shellQuote(dir)} && patch -R -p0 < ${PLAN_FILE} && ${reload}`,
   ];

@@ -198,6 +198,12 @@ describe('wstap nginx-check findings', () => {
     expect(check(f, ['--path', '/ws']).findings).toContainEqual(expect.objectContaining({ id: 'nginx.location-uncertain', severity: 'info' }));
   });
 
+  it('nginx.worker-shutdown-timeout: reloads close WebSocket connections when it expires (info)', () => {
+    const f = site({ main: 'error_log error.log info;\nworker_shutdown_timeout 10s;' });
+    expect(check(f).findings).toContainEqual(expect.objectContaining({ id: 'nginx.worker-shutdown-timeout', severity: 'info', file: f.conf, line: lineOf(f.conf, 'worker_shutdown_timeout') }));
+    expect(ids(check(site()))).not.toContain('nginx.worker-shutdown-timeout');
+  });
+
   it('without --path and without any Upgrade header, every proxying location is checked', () => {
     const f = site({ locationName: '/', location: '\n        proxy_pass http://app;' });
     const c = check(f);
