@@ -80,13 +80,14 @@ interface Running {
   nginx: Nginx;
 }
 
-async function planAndRun(extra: string[]): Promise<{ fixture: NginxFixture; copy: NginxFixture; plan: string; running: Running }> {
+async function planAndRun(extra: string[], listenAt?: (fixture: NginxFixture) => string): Promise<{ fixture: NginxFixture; copy: NginxFixture; plan: string; running: Running }> {
   const app = await startUpstreamApp();
   cleanups.push(() => app.close());
   const nginxPort = await freePort();
   const wstapPort = await freePort();
   const fixture = fixtureFor(app.port, nginxPort);
-  const r = runNginxCheck([fixture.conf, '--path', '/ws', '--plan', '--listen', `127.0.0.1:${wstapPort}`, ...extra]);
+  const listen = listenAt ? listenAt(fixture) : `127.0.0.1:${wstapPort}`;
+  const r = runNginxCheck([fixture.conf, '--path', '/ws', '--plan', '--listen', listen, ...extra]);
   expect(r.status, r.stderr).toBe(0);
   const plan = r.stdout;
   const copy = copyOf(fixture);
@@ -95,7 +96,7 @@ async function planAndRun(extra: string[]): Promise<{ fixture: NginxFixture; cop
   const verdict = nginxTest(copy);
   expect(verdict.ok, `${verdict.output}\n${plan}`).toBe(true);
   const args = proxyArgs(plan);
-  expect(args).toEqual(['--listen', `127.0.0.1:${wstapPort}`, '--target', `http://127.0.0.1:${app.port}`]);
+  expect(args).toEqual(['--listen', listen, '--target', `http://127.0.0.1:${app.port}`]);
   const wstap = await startWstap(args.slice(2), { listen: args[1] });
   cleanups.push(async () => void (await wstap.stop()));
   const nginx = await runNginx(copy.dir, copy.conf, nginxPort);
@@ -150,6 +151,15 @@ describe('nginx-check --plan', () => {
     expect(headers['x-nginx-connection']).toMatch(/^\d+$/);
     expect((await httpGet(`http://127.0.0.1:${running.nginx.port}/plain`)).status).toBe(200);
     await captureWhen(running.wstap, (e) => ofKind(e, 'http.request').some((r) => r.url === '/plain'));
+    expectRestored(fixture, copy, plan);
+  });
+
+  it('--listen unix:PATH: nginx reaches wstap on a unix socket file', async () => {
+    const { fixture, copy, plan, running } = await planAndRun([], (f) => `unix:${f.dir}-wstap.sock`);
+    expect(plan).toContain(`+    server unix:${fixture.dir}-wstap.sock;`);
+    expect(running.wstap.listen).toBe(`unix:${fixture.dir}-wstap.sock`);
+    const headers = await webSocketThrough(running);
+    expect(headers['x-nginx-connection']).toMatch(/^\d+$/);
     expectRestored(fixture, copy, plan);
   });
 

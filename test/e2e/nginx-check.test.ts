@@ -221,6 +221,16 @@ describe('wstap nginx-check input', () => {
     expect(ids(fromDump)).toEqual(expect.arrayContaining(['nginx.http-version', 'nginx.missing-upgrade-header', 'nginx.error-log-level']));
   });
 
+  it('plans the same patch from nginx -T output as from the files', () => {
+    const f = site({ location: GOOD_LOCATION.replace('proxy_http_version 1.1;', '') });
+    const args = ['--path', '/ws', '--plan', '--listen', '127.0.0.1:8066'];
+    const fromFiles = runNginxCheck([f.conf, ...args]);
+    const fromDump = runNginxCheck(['-', ...args], nginxDump(f));
+    expect(fromFiles.status).toBe(0);
+    expect(fromDump.stdout).toBe(fromFiles.stdout);
+    expect(fromFiles.stdout).toContain('+++ conf.d/site.conf');
+  });
+
   it('refuses a configuration with a syntax error with one line giving its position, as nginx -t does', () => {
     const f = writeNginxFixture({
       'nginx.conf': `${mainPreamble()}http {\n    ${HTTP_PREAMBLE}\n    include conf.d/*.conf;\n}\n`,
