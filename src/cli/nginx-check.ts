@@ -43,8 +43,9 @@ Options:
   -h, --help            this help
 
 Each finding: FILE:LINE:COL SEVERITY ID MESSAGE [server, location], the fix on
-the next line. Exit status: 0 nothing at warning or above; 1 something is;
-2 bad usage, or a configuration that cannot be read (its position is given).
+the next line. Exit status: 0 nothing at warning or above (with --plan: the
+plan was printed, the findings go to stderr); 1 something is; 2 bad usage, a
+configuration that cannot be read (its position is given), or no plan possible.
 `;
 
 export async function runNginxCheck(args: string[]): Promise<number> {
