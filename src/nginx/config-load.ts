@@ -1,6 +1,6 @@
 import { ConfigError, type ConfigDirective, type ConfigFile, type LoadedConfig, type SourcePosition } from './config-ast.js';
 import { isGlobPattern } from './config-glob.js';
-import { parseConfigText } from './config-parser.js';
+import { HANDLER_BLOCKS, parseConfigText } from './config-parser.js';
 
 /**
  * Where configuration files come from: the file system (config-files.ts) or
@@ -27,7 +27,7 @@ const MAX_INCLUDE_DEPTH = 32;
 export function loadConfig(mainFile: string, source: ConfigSource): LoadedConfig {
   const confPrefix = mainFile.slice(0, mainFile.lastIndexOf('/') + 1) || '/';
   const files = new Map<string, ConfigFile>();
-  const readFile = (path: string, from: SourcePosition | null, depth: number): ConfigDirective[] => {
+  const readFile = (path: string, from: SourcePosition | null, depth: number, inHandler: boolean): ConfigDirective[] => {
     if (depth > MAX_INCLUDE_DEPTH) {
       throw from ? ConfigError.at(from, `includes nested deeper than ${MAX_INCLUDE_DEPTH} levels (does "${path}" include itself?)`) : new ConfigError(path, 0, 0, 'includes nested too deep');
     }
@@ -37,23 +37,23 @@ export function loadConfig(mainFile: string, source: ConfigSource): LoadedConfig
       throw from ? ConfigError.at(from, detail) : new ConfigError(path, 0, 0, detail);
     }
     if (!files.has(path)) files.set(path, { path, text: read.text });
-    const directives = parseConfigText(read.text, path);
-    resolveIncludes(directives, depth);
+    const directives = parseConfigText(read.text, path, inHandler);
+    resolveIncludes(directives, depth, inHandler);
     return directives;
   };
-  const resolveIncludes = (directives: ConfigDirective[], depth: number): void => {
+  const resolveIncludes = (directives: ConfigDirective[], depth: number, inHandler: boolean): void => {
     for (const d of directives) {
       if (d.name === 'include' && d.block === null) {
         const arg = d.args[0];
         if (d.args.length !== 1 || !arg) throw ConfigError.at(d.pos, 'invalid number of arguments in "include" directive');
         const target = arg.value.startsWith('/') ? arg.value : `${confPrefix}${arg.value}`;
         const paths = isGlobPattern(target) ? source.glob(target) : [target];
-        d.included = paths.flatMap((p) => readFile(p, arg.pos, depth + 1));
+        d.included = paths.flatMap((p) => readFile(p, arg.pos, depth + 1, inHandler));
       } else if (d.block) {
-        resolveIncludes(d.block, depth);
+        resolveIncludes(d.block, depth, HANDLER_BLOCKS.has(d.name));
       }
     }
   };
-  const directives = readFile(mainFile, null, 0);
+  const directives = readFile(mainFile, null, 0, false);
   return { mainFile, confPrefix, directives, files };
 }

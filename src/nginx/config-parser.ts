@@ -24,8 +24,11 @@ interface Statement {
 
 const isSpace = (ch: string): boolean => ch === ' ' || ch === '\t' || ch === '\r' || ch === '\n';
 
-/** Blocks whose content a module reads itself (map, types...): nginx refuses a `{` inside them. */
-const HANDLER_BLOCKS = new Set(['map', 'types', 'geo', 'split_clients', 'charset_map']);
+/** Blocks whose content a module reads itself (map, types...): entries, not directives; nginx refuses a `{` inside them. */
+export const HANDLER_BLOCKS = new Set(['map', 'types', 'geo', 'split_clients', 'charset_map']);
+
+/** Every nginx directive's name is made of these; anything else is an "unknown directive" to any nginx. */
+const DIRECTIVE_NAME = /^[A-Za-z0-9_]+$/;
 
 class StatementReader {
   private i = 0;
@@ -186,13 +189,19 @@ export function unescapeWord(body: string): string {
   return out;
 }
 
-/** One file's directives (its includes not yet followed). Throws ConfigError where nginx would refuse it. */
-export function parseConfigText(text: string, file: string): ConfigDirective[] {
+/**
+ * One file's directives (its includes not yet followed). Throws ConfigError
+ * where nginx would refuse it: a syntax error, or a name no directive can
+ * have (checked as nginx checks names, in order, so the first problem is the
+ * one nginx names). `inHandlerBlock`: the file is included inside a `map`,
+ * `types`... block, whose entries are not directives.
+ */
+export function parseConfigText(text: string, file: string, inHandlerBlock = false): ConfigDirective[] {
   const reader = new StatementReader(text, file);
-  return parseBlock(reader, null).directives;
+  return parseBlock(reader, null, inHandlerBlock).directives;
 }
 
-function parseBlock(reader: StatementReader, parent: ConfigDirective | null): { directives: ConfigDirective[]; close: SourcePosition | null } {
+function parseBlock(reader: StatementReader, parent: ConfigDirective | null, inHandler: boolean): { directives: ConfigDirective[]; close: SourcePosition | null } {
   const directives: ConfigDirective[] = [];
   for (;;) {
     const st = reader.next();
@@ -205,11 +214,15 @@ function parseBlock(reader: StatementReader, parent: ConfigDirective | null): { 
       return { directives, close: null };
     }
     const [first, ...rest] = st.args as [ConfigArg, ...ConfigArg[]];
+    if (!inHandler && !DIRECTIVE_NAME.test(first.value)) {
+      const hint = /[{}$]/.test(first.value) ? ' (a location regex with { or } must be quoted)' : '';
+      throw ConfigError.at(first.pos, `unknown directive "${first.value}"${hint}`);
+    }
     const directive: ConfigDirective = { name: first.value, args: rest, pos: first.pos, end: st.pos, block: null };
     if (st.end === '{') {
-      if (parent !== null && HANDLER_BLOCKS.has(parent.name)) throw ConfigError.at(st.pos, 'unexpected "{"');
+      if (inHandler) throw ConfigError.at(st.pos, 'unexpected "{"');
       directive.blockOpen = st.pos;
-      const inner = parseBlock(reader, directive);
+      const inner = parseBlock(reader, directive, HANDLER_BLOCKS.has(directive.name));
       directive.block = inner.directives;
       directive.end = inner.close as SourcePosition;
     }

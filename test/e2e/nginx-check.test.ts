@@ -258,6 +258,35 @@ describe('wstap nginx-check input', () => {
     expect((JSON.parse(c.stdout) as { locations: Array<{ file: string }> }).locations.map((l) => l.file)).toEqual([siteConf(f)]);
   });
 
+  it('accepts the syntax nginx accepts and refuses what it refuses (quotes, escapes, ${var}, comments, braces in a regex)', () => {
+    const tricky = `
+    location ~ "^/ws/(?<room>[a-z]{2,8})$" {   # braces in a regex need quotes
+        set $x "a;b{c}";
+        set $y 'it\\'s';
+        set $z \\;plain#not-a-comment;
+        add_header X-Room "\${room}-$x";
+        if ($http_upgrade = "websocket") { return 418; }
+        proxy_pass http://app;
+    }`;
+    const ok = site({ server: tricky });
+    const c = runNginxCheck([ok.conf, '--json', '--path', '/ws/lobby']);
+    expect(c.status, c.stderr).not.toBe(2);
+    expect((JSON.parse(c.stdout) as { locations: Array<{ location: string }> }).locations.map((l) => l.location)).toEqual(['~ ^/ws/(?<room>[a-z]{2,8})$']);
+    // Unquoted, the { of {2,8} ends the word and opens a block: nginx refuses it, so do we.
+    const bad = writeNginxFixture({
+      'nginx.conf': `${mainPreamble()}http {\n    ${HTTP_PREAMBLE}\n    server {\n        listen 127.0.0.1:8999;\n        location ~ ^/ws/[a-z]{2,8}$ { return 200; }\n    }\n}\n`,
+    });
+    fixtures.push(bad);
+    const nginx = nginxTest(bad);
+    expect(nginx.ok).toBe(false);
+    const r = runNginxCheck([bad.conf]);
+    expect(r.status).toBe(2);
+    // The same problem nginx names, at the line nginx names.
+    const line = lineOf(bad.conf, 'location ~');
+    expect(nginx.output).toContain(`unknown directive "2,8}$" in ${bad.conf}:${line}`);
+    expect(r.stderr).toContain(`${bad.conf}:${line}:31: unknown directive "2,8}$"`);
+  });
+
   it('exit 2 for a missing file, a bad option, --plan without --listen, or stdin that is not nginx -T output', () => {
     expect(runNginxCheck(['/nonexistent/nginx.conf']).stderr).toContain('open() "/nonexistent/nginx.conf" failed (No such file or directory)');
     expect(runNginxCheck(['/nonexistent/nginx.conf']).status).toBe(2);

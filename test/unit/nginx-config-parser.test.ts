@@ -84,6 +84,8 @@ describe('nginx configuration parser', () => {
     ['worker_processes 1', 1, 19, 'unexpected end of file, expecting ";" or "}"'],
     ['return 200 "never closed;\n', 2, 1, 'a " is never closed'],
     ['map $a $b { x { } }', 1, 15, 'unexpected "{"'],
+    ['location ~ ^/a{2}$ { }', 1, 16, 'unknown directive "2}$" (a location regex with { or } must be quoted)'],
+    ['http {\n  proxy-pass x;\n}', 2, 3, 'unknown directive "proxy-pass"'],
   ])('refuses %j at %i:%i', (text, line, col, message) => {
     const err = errorOf(text);
     expect([err.line, err.col]).toEqual([line, col]);
@@ -124,6 +126,12 @@ describe('includes', () => {
     })();
     expect(missing.message).toBe(`${FILE}:2:11: open() "/etc/nginx/missing.conf" failed (No such file or directory)`);
     expect(() => loadConfig(FILE, memorySource({ [FILE]: 'include nginx.conf;\n' }))).toThrow(/nested deeper than/);
+  });
+
+  it('reads a file included in a map block as entries, not directives', () => {
+    const config = loadConfig(FILE, memorySource({ [FILE]: 'http {\n  map $http_upgrade $c {\n    include map.d/*.map;\n  }\n}\n', '/etc/nginx/map.d/ws.map': "default upgrade;\n'' '';\n~^web-socket$ upgrade;\n" }));
+    const map = config.directives[0]?.block?.[0];
+    expect(expandIncludes(map?.block ?? []).map((e) => e.name)).toEqual(['default', '', '~^web-socket$']);
   });
 
   it('parses an included file on its own: its braces must balance there', () => {
