@@ -15,6 +15,8 @@ Usage:
   wstap view --follow CAPTURE  the live UI over a capture another wstap is writing
   wstap demo                 a self-contained tour on free loopback ports
   wstap profiles             the shipped profiles (hops' timeouts, app heartbeats)
+  wstap nginx-check [FILE|-] what in the nginx configuration breaks WebSockets, at
+                             its file and line; --plan: the patch that puts wstap in
   wstap --help | --version
 
 Run \`wstap COMMAND --help\` for a command's options.
@@ -28,6 +30,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   export: async () => (await import('./export.js')).runExport,
   view: async () => (await import('./view.js')).runView,
   profiles: async () => (await import('./profile-option.js')).runProfiles,
+  'nginx-check': async () => (await import('./nginx-check.js')).runNginxCheck,
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -76,10 +76,22 @@ http {
 }
 `;
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  return runNginx(dir, path.join(dir, 'nginx.conf'), port, { removeDir: true });
+}
+
+/**
+ * A real nginx in the foreground on a configuration file already written
+ * (prefix `dir`, so relative pid and log paths land there), once `port`
+ * accepts connections. nginx -t runs first: a refused configuration fails
+ * here with nginx's own words. The configuration must say `daemon off;`
+ * (nginx is a child of the test). `removeDir`: delete `dir` when stopped.
+ */
+export async function runNginx(dir: string, confPath: string, port: number, options: { removeDir?: boolean } = {}): Promise<Nginx> {
+  const conf = readIf(confPath);
   // nginx's own check first: a configuration it refuses fails here with its words.
-  const check = spawnSync(nginxBinary(), ['-t', '-q', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { encoding: 'utf8' });
+  const check = spawnSync(nginxBinary(), ['-t', '-q', '-p', dir, '-c', confPath, '-e', path.join(dir, 'error.log')], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx -t refused the configuration: ${check.stderr}\n${conf}`);
-  const child: ChildProcess = spawn(nginxBinary(), ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], {
+  const child: ChildProcess = spawn(nginxBinary(), ['-p', dir, '-c', confPath, '-e', path.join(dir, 'error.log')], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -107,7 +119,7 @@ http {
         await exited;
         clearTimeout(timer);
       }
-      fs.rmSync(dir, { recursive: true, force: true });
+      if (options.removeDir) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
