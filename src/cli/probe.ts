@@ -100,8 +100,8 @@ export async function runProbeCommand(args: string[]): Promise<number> {
       onVariantEnd: (o) => progress.ended(o),
     });
     progress.done();
-    const verdict = buildProbeVerdict({ outcomes: result.outcomes, maxSeconds, intervalSeconds, withToken: token !== null, hops });
-    process.stdout.write(values.json ? `${JSON.stringify(probeJson(result.outcomes, verdict))}\n` : probeText(url, result.outcomes, verdict, result.reportError));
+    const verdict = buildProbeVerdict({ outcomes: result.outcomes, maxSeconds, stopped: interrupted, intervalSeconds, withToken: token !== null, hops });
+    process.stdout.write(values.json ? `${JSON.stringify(probeJson(result.outcomes, verdict, result.reportError))}\n` : probeText(url, result.outcomes, verdict, result.reportError));
     if (interrupted) return 130;
     return result.outcomes.find((o) => o.name === 'silent')?.opened ? 0 : 1;
   } finally {

@@ -33,7 +33,8 @@ export function firstProxyEnd(o: VariantOutcome): ProxyEndEvent | 'open' | null 
   return o.proxy.ends[0] ?? 'open';
 }
 
-export function probeJson(outcomes: readonly VariantOutcome[], verdict: ProbeVerdict): ProbeJson {
+/** `reportError`: why wstap's end could not be asked (--token), said in the verdict since the shape has no other place for it. */
+export function probeJson(outcomes: readonly VariantOutcome[], verdict: ProbeVerdict, reportError: string | null = null): ProbeJson {
   return {
     idleTimeoutSeconds: verdict.idleTimeoutSeconds,
     variants: outcomes.map((o) => {
@@ -45,7 +46,7 @@ export function probeJson(outcomes: readonly VariantOutcome[], verdict: ProbeVer
         proxyEnd: end === null ? null : end === 'open' ? { kind: 'open', side: null, afterSeconds: null } : { kind: end.kind, side: end.side, afterSeconds: round3((end.t - o.openedAt) / 1000) },
       };
     }),
-    verdict: verdict.lines.join('\n'),
+    verdict: [...verdict.lines, ...(reportError !== null ? [`wstap's end could not be asked: ${reportError}`] : [])].join('\n'),
   };
 }
 
@@ -60,7 +61,7 @@ function proxyEndWords(o: VariantOutcome): string {
 
 /** One line per variant: how its end looked at the probe and, with --token, at wstap. */
 export function variantLine(o: VariantOutcome): string {
-  const end = o.clientEnd.kind === 'open' ? `open at --max (${o.livedSeconds.toFixed(1)} s)` : o.opened ? `${endWords(o.clientEnd)} after ${o.livedSeconds.toFixed(1)} s` : endWords(o.clientEnd);
+  const end = o.clientEnd.kind === 'open' ? `still open after ${o.livedSeconds.toFixed(1)} s` : o.opened ? `${endWords(o.clientEnd)} after ${o.livedSeconds.toFixed(1)} s` : endWords(o.clientEnd);
   const reason = o.clientEnd.reason ? ` "${printable(o.clientEnd.reason, 80)}"` : '';
   return `  ${o.name.padEnd(16)} ${end}${reason}${proxyEndWords(o)}`;
 }

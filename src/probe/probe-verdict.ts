@@ -3,6 +3,7 @@ import { printable } from '../analysis/printable.js';
 import { DEFAULT_TOLERANCE, firingWords, timeoutLabel } from '../analysis/timeout-candidates.js';
 import { tellApartText } from '../analysis/timeout-tell-apart.js';
 import type { HopTimeout, TimeoutMeasure } from '../profiles/hop-timeout.js';
+import type { ProxyEndEvent } from '../relay/probe-protocol.js';
 import { VARIANTS, type ClientEnd, type VariantName, type VariantOutcome } from './probe-variants.js';
 
 /**
@@ -32,7 +33,10 @@ export interface HopEvidence {
 
 export interface ProbeVerdictInput {
   outcomes: readonly VariantOutcome[];
+  /** How long an open connection was held: --max, or less when the run was stopped (`stopped`). */
   maxSeconds: number;
+  /** Ctrl-C ended the run before --max: what was open is open "until stopped". */
+  stopped?: boolean;
   intervalSeconds: number;
   /** With --token the connections ended at wstap: hops between wstap and the app were not on the path. */
   withToken: boolean;
@@ -105,22 +109,44 @@ export function buildProbeVerdict(input: ProbeVerdictInput): ProbeVerdict {
   const traffic = input.outcomes.filter((o) => o.name !== 'silent').map((o) => trafficResult(o, cut, input));
   const lines: string[] = [];
   if (cut === null) {
-    lines.push(`No idle timeout up to --max (${formatDuration(input.maxSeconds)}): the silent connection was still open.`);
+    lines.push(
+      input.stopped
+        ? `No idle timeout in the ${s1(silent.livedSeconds)} the probe ran (stopped before --max): the silent connection was still open.`
+        : `No idle timeout up to --max (${formatDuration(input.maxSeconds)}): the silent connection was still open.`,
+    );
     return { idleTimeoutSeconds: null, traffic, hops: { fitting: [], ruledOut: [] }, lines: [...lines, ...traffic.map((t) => t.text)] };
   }
   const idle = Math.round(cut * 10) / 10;
   lines.push(`The path's effective idle timeout is ${s1(cut)}: the silent connection was cut with ${endWords(silent.clientEnd)} after ${s1(cut)}.`);
+  const atWstap = proxyEndLine(silent);
+  if (atWstap !== null) lines.push(atWstap);
   lines.push(...traffic.map((t) => t.text), heartbeatLine(traffic, cut, input));
   const hops = judgeHops(silent, cut, input);
   lines.push(...hopLines(hops, silent, cut, input));
   return { idleTimeoutSeconds: idle, traffic, hops, lines };
 }
 
+/** What wstap's end saw of the silent connection's cut (with --token), in one sentence. */
+function proxyEndLine(silent: VariantOutcome): string | null {
+  if (!silent.proxy) return null;
+  const first = silent.proxy.ends[0];
+  if (!first) {
+    return "wstap's end still had the silent connection open when asked: the cut did not reach wstap (a hop in front holds its side open), or it had not yet.";
+  }
+  const at = `${s1((first.t - silent.openedAt) / 1000)} after the probe's 101 (wstap's clock, assumed the probe's: same host)`;
+  if (first.side === 'proxy') return `wstap's own end closed the silent connection first (${proxyEndWords(first)}), ${at}.`;
+  return `wstap's end saw ${proxyEndWords(first)} from the client side ${at}: the cut came from the path in front of wstap.`;
+}
+
+function proxyEndWords(end: ProxyEndEvent): string {
+  return endWords({ kind: end.kind, ...(end.code !== undefined ? { code: end.code } : {}), ...(end.error !== undefined ? { error: end.error } : {}) });
+}
+
 function trafficResult(o: VariantOutcome, silentCut: number | null, input: ProbeVerdictInput): TrafficResult {
   const words = `${o.name} (${VARIANTS.find((v) => v.name === o.name)?.traffic ?? o.name} every ${formatDuration(input.intervalSeconds)})`;
   if (!o.opened) return { variant: o.name, fate: 'not-tested', text: `${words}: not tested, its handshake failed (${endWords(o.clientEnd)}).` };
   const cut = cutAfter(o);
-  if (cut === null) return { variant: o.name, fate: 'keeps-open', text: `${words}: kept the connection open until --max (${s1(o.livedSeconds)}).` };
+  if (cut === null) return { variant: o.name, fate: 'keeps-open', text: `${words}: kept the connection open until ${input.stopped ? 'the probe was stopped' : '--max'} (${s1(o.livedSeconds)}).` };
   const how = endWords(o.clientEnd);
   if (silentCut === null) return { variant: o.name, fate: 'cut', text: `${words}: cut with ${how} after ${s1(cut)}, though the silent one was not.` };
   const tolerance = toleranceSeconds(silentCut);
@@ -209,9 +235,21 @@ function ruleOut(t: HopTimeout, silent: VariantOutcome, cut: number, input: Prob
     }
   }
   if (!actionFits(t, silent.clientEnd)) return `${firingWords(t)}, and the probe saw ${endWords(silent.clientEnd)}`;
+  // The hop next to wstap hands its action to wstap directly (hops further out reach wstap through it, which may turn an RST into a FIN).
+  const atWstap = silent.proxy?.ends[0];
+  if (atWstap?.side === 'client' && t.hop === hopNextToWstap(input.hops)) {
+    const seen: ClientEnd = { kind: atWstap.kind, ...(atWstap.code !== undefined ? { code: atWstap.code } : {}) };
+    if (!actionFits(t, seen)) return `is the hop next to wstap and ${firingWords(t)}, and wstap's end saw ${proxyEndWords(atWstap)}`;
+  }
   const against = evidence.find((e) => e.hop === t.hop && !e.fired);
   if (against) return `its own log says it did not fire: ${against.text}`;
   return null;
+}
+
+/** The name of the last client-side hop of the profile (hops are listed users first): the one wstap's client side talks to. */
+function hopNextToWstap(hops: readonly HopTimeout[]): string | undefined {
+  const front = hops.filter((t) => t.where === 'client-side');
+  return front[front.length - 1]?.hop;
 }
 
 function hopLines(hops: ProbeVerdict['hops'], silent: VariantOutcome, cut: number, input: ProbeVerdictInput): string[] {

@@ -7,8 +7,10 @@ import { startNginxStack, type NginxStack } from '../support/nginx-stack.js';
 import { startSocatBalancer, type SocatBalancer } from '../support/socat-balancer.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { ofConn, ofKind } from '../support/ws-peers.js';
-import { captureWhen, runWstap, startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { BIN, captureWhen, runWstap, startWstap, type WstapProcess } from '../support/wstap-process.js';
 import { freePort } from '../support/ports.js';
+import { paneExitStatus, shellQuote, tmuxMissing, TmuxServer } from '../support/tmux.js';
+import { makeSelfSignedCertificate } from '../support/tls-certs.js';
 
 /**
  * `wstap probe` on the chain of an incident: a stand-in load balancer
@@ -163,7 +165,7 @@ describe('wstap probe straight to wstap (no hop in between)', () => {
   it('holds every variant to --max: no idle timeout, wstap saw each close frame, and the report names no hop', async () => {
     const r = await runWstap(['probe', `ws://127.0.0.1:${wstap.port}/direct`, '--token', TOKEN, '--interval', '200ms', '--max', '1500ms']);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^ {2}silent {11}open at --max \(1\.\d s\); wstap's end \(#\d+\): a close frame 1000 from the path \(client side\) at 1\.\d s$/m);
+    expect(r.stdout).toMatch(/^ {2}silent {11}still open after 1\.\d s; wstap's end \(#\d+\): a close frame 1000 from the path \(client side\) at 1\.\d s$/m);
     expect(r.stdout).toContain('No idle timeout up to --max (1s500ms): the silent connection was still open.');
     expect(r.stdout).toContain('server-pings (a ping from the server (answered by a pong) every 200ms): kept the connection open until --max');
     expect(app.upgrades).toEqual([]);
@@ -181,4 +183,74 @@ describe('wstap probe straight to wstap (no hop in between)', () => {
     expect(usage.status).toBe(2);
     expect(usage.stderr).toContain('a WebSocket URL starts with ws:// or wss:// (here: ws://example.com/ws)');
   });
+});
+
+describe('wstap probe over wss:// (wstap terminating TLS)', () => {
+  let app: UpstreamApp;
+  let wstap: WstapProcess;
+  let dir: string;
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-probe-tls-'));
+    const cert = makeSelfSignedCertificate(dir);
+    app = await startUpstreamApp();
+    wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`, '--probe-token', TOKEN, '--tls-cert', cert.certPath, '--tls-key', cert.keyPath]);
+  });
+  afterAll(async () => {
+    await wstap?.stop();
+    await app?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses an unverified certificate unless --insecure, and then asks wstap\'s end over https', async () => {
+    const url = `wss://127.0.0.1:${wstap.port}/tls`;
+    const strict = await runWstap(['probe', url, '--token', TOKEN, '--max', '1s', '--json']);
+    expect(strict.status).toBe(1);
+    expect(parseJson(strict.stdout).verdict).toMatch(/^Could not measure: the silent connection did not open \(an error \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)\)\)\.$/);
+    const insecure = await runWstap(['probe', url, '--token', TOKEN, '--insecure', '--interval', '200ms', '--max', '1s', '--json']);
+    expect(insecure.status, insecure.stderr).toBe(0);
+    expect(insecure.stderr).toContain(`--insecure: the certificate of ${url} is NOT verified`);
+    const json = parseJson(insecure.stdout);
+    expect(json.variants).toHaveLength(5);
+    for (const v of json.variants) expect(v.proxyEnd, v.name).toMatchObject({ kind: 'close-frame', side: 'client' });
+    expect(app.upgrades).toEqual([]);
+  }, 20_000);
+});
+
+describe('wstap probe on a terminal (tmux)', () => {
+  let app: UpstreamApp;
+  let wstap: WstapProcess;
+  let dir: string;
+  let tmux: TmuxServer | null = null;
+  const missing = tmuxMissing();
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-probe-tty-'));
+    app = await startUpstreamApp();
+    wstap = await startWstap(['--target', `http://127.0.0.1:${app.port}`, '--probe-token', TOKEN]);
+  });
+  afterAll(async () => {
+    await tmux?.kill();
+    await wstap?.stop();
+    await app?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('shows a progress line while it waits; Ctrl-C reports what is open as stopped and exits 130', async () => {
+    if (missing) throw missing;
+    const statusFile = path.join(dir, 'status');
+    const q = shellQuote;
+    const cli = [process.execPath, BIN, 'probe', `ws://127.0.0.1:${wstap.port}/tty`, '--token', TOKEN, '--interval', '200ms'].map(q).join(' ');
+    // The pane's shell survives the Ctrl-C it shares with the probe (a trap with a command), to write the probe's exit status.
+    const script = ['export TERM=xterm-256color', "trap 'true' INT", cli, `echo $? > ${q(statusFile)}`, 'exec sleep 3600', ''].join('\n');
+    tmux = new TmuxServer(dir);
+    tmux.start({ width: 160, height: 40, script, scriptFile: path.join(dir, 'run.sh') });
+    await tmux.waitForScreen('the progress line', (lines) => lines.some((l) => /^probing: \d+s of at most 10m; 0 ended \(Ctrl-C stops\)$/.test(l)), { timeoutMs: 15_000 });
+    // Every variant is open at wstap's end before the interrupt.
+    await captureWhen(wstap, (events) => ofKind(events, 'ws.handshake.response').filter((e) => e.upgraded).length >= 5);
+    tmux.sendKeys('C-c');
+    expect(await paneExitStatus(statusFile, tmux, { timeoutMs: 15_000 })).toBe('130');
+    const screen = tmux.capture().join('\n');
+    expect(screen).toMatch(/No idle timeout in the \d+\.\d s the probe ran \(stopped before --max\): the silent connection was still open\./);
+    expect(screen).toMatch(/ {2}server-pings {5}still open after \d+\.\d s; wstap's end \(#\d+\): a close frame 1000 from the path/);
+    expect(screen).not.toMatch(/^probing:/m);
+  }, 30_000);
 });

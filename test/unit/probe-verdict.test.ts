@@ -130,6 +130,43 @@ describe('buildProbeVerdict: naming the hop that cut it', () => {
   });
 });
 
+describe("buildProbeVerdict: wstap's end (--token) as evidence", () => {
+  const atWstap = (kind: 'fin' | 'rst' | 'close-frame', afterMs: number): VariantOutcome['proxy'] => ({
+    variant: 'silent',
+    mode: 'silent',
+    conn: 7,
+    upgradedAt: T0,
+    ends: [{ kind, side: 'client', t: T0 + afterMs }],
+    closedAt: T0 + afterMs + 1,
+  });
+
+  it("says where the cut came from when wstap's end saw it from the client side", () => {
+    const outcomes = [{ ...fin('silent', 2), proxy: atWstap('fin', 2003) }, open('client-messages')];
+    const v = verdict({ outcomes, withToken: true });
+    expect(v.lines[1]).toBe("wstap's end saw a FIN from the client side 2.0 s after the probe's 101 (wstap's clock, assumed the probe's: same host): the cut came from the path in front of wstap.");
+  });
+
+  it("says so when the cut never reached wstap's end", () => {
+    const outcomes = [{ ...fin('silent', 2), proxy: { ...(atWstap('fin', 0) as NonNullable<VariantOutcome['proxy']>), ends: [], closedAt: null } }, open('client-messages')];
+    expect(verdict({ outcomes, withToken: true }).lines[1]).toContain("wstap's end still had the silent connection open when asked");
+  });
+
+  it("rules out the hop next to wstap when its action does not fit what wstap's end saw, though the probe's end fits", () => {
+    // The probe saw an RST (the front balancer's own action), wstap a FIN (nginx passing the cut on): had nginx, next to wstap, fired, wstap would have seen its RST.
+    const outcomes = [{ ...outcome('silent', 2, { kind: 'rst' }), proxy: atWstap('fin', 2000) }, open('client-messages')];
+    const hops = [hop('lb', 2, { action: 'rst' }), hop('nginx', 2, { setting: 'proxy_read_timeout', action: 'rst' })];
+    const v = verdict({ outcomes, withToken: true, hops });
+    expect(v.hops.fitting.map((t) => t.hop)).toEqual(['lb']);
+    expect(v.hops.ruledOut[0]?.reason).toBe("is the hop next to wstap and sends an RST when it fires, and wstap's end saw a FIN");
+  });
+
+  it('words a run stopped by Ctrl-C as stopped, not as --max', () => {
+    const v = verdict({ outcomes: [open('silent', 1.2), open('client-messages', 1.2)], maxSeconds: 1.2, stopped: true });
+    expect(v.lines[0]).toBe('No idle timeout in the 1.2 s the probe ran (stopped before --max): the silent connection was still open.');
+    expect(v.lines[1]).toContain('kept the connection open until the probe was stopped (1.2 s)');
+  });
+});
+
 describe('probeJson: the --json shape', () => {
   it('has exactly the fields the issue gives, with the proxy end on the probe clock', () => {
     const outcomes: VariantOutcome[] = [
@@ -147,5 +184,6 @@ describe('probeJson: the --json shape', () => {
       ],
       verdict: expect.stringContaining("The path's effective idle timeout is 2.0 s") as unknown as string,
     });
+    expect(probeJson(outcomes, verdict({ outcomes }), 'no report within 10 s').verdict).toMatch(/\nwstap's end could not be asked: no report within 10 s$/);
   });
 });
