@@ -109,6 +109,27 @@ describe('wstap probe through socat -T 2 -> nginx (proxy_read_timeout 4s) -> wst
     expect(r.stderr).not.toContain('probing:');
   }, 25_000);
 
+  it("names nginx when its proxy_read_timeout (4 s) is the shortest: a slower balancer (socat -T 10) in front is ruled out", async () => {
+    const slowLb = await startSocatBalancer(stack.nginx.port, 10);
+    try {
+      const profile = path.join(dir, 'slow-lb-nginx.yaml');
+      fs.writeFileSync(profile, fs.readFileSync(writeProfile(dir), 'utf8').replace('after: 2s', 'after: 10s').replace('name: lb-nginx', 'name: slow-lb-nginx'));
+      const r = await runWstap(['probe', `ws://127.0.0.1:${slowLb.port}/probe-nginx`, '--token', TOKEN, '--interval', '500ms', '--max', '6s', '--profile', profile, '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      const json = parseJson(r.stdout);
+      const silent = variant(json, 'silent');
+      expect(silent.clientEnd).toEqual({ kind: 'fin' });
+      expect(Math.abs(silent.livedSeconds - 4)).toBeLessThan(1);
+      // nginx closed both its sides: wstap's end saw the FIN at the same moment.
+      expect(silent.proxyEnd).toMatchObject({ kind: 'fin', side: 'client' });
+      expect(json.verdict).toContain('Cut by nginx proxy_read_timeout 4s (client-side)');
+      expect(json.verdict).toContain('Not lb socat-T 10s: it fires after 10s');
+      expect(variant(json, 'server-pings').clientEnd).toEqual({ kind: 'open' });
+    } finally {
+      await slowLb.stop();
+    }
+  }, 25_000);
+
   it('with --token: wstap answers every variant itself, reports its end of each, records them, and nothing reaches the app', async () => {
     const url = `ws://127.0.0.1:${lb.port}/probe-token`;
     const requestsBefore = app.requests.length;
