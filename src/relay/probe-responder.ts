@@ -57,6 +57,30 @@ function digest(text: string): Buffer {
   return crypto.createHash('sha256').update(text, 'utf8').digest();
 }
 
+/**
+ * A request head as wstap read it: all the responder needs, whichever relay
+ * parsed it (today Node's http server; see probeRequestHead).
+ */
+export interface ProbeRequestHead {
+  method: string;
+  url: string;
+  httpVersion: string;
+  rawHeaders: RawHeaders;
+  /** Bytes of the head as it arrived. */
+  headLength: number;
+}
+
+export function probeRequestHead(req: http.IncomingMessage): ProbeRequestHead {
+  return { method: req.method ?? '', url: req.url ?? '', httpVersion: req.httpVersion, rawHeaders: rawHeaderPairs(req.rawHeaders), headLength: serializeRequestHead(req).length };
+}
+
+/** wstap's answer to a plain request it claimed: the status, its headers and a small body. */
+export interface PlainAnswer {
+  status: number;
+  rawHeaders: RawHeaders;
+  body: string;
+}
+
 interface ProbeRequest {
   mode: ProbeMode;
   intervalMs: number;
@@ -76,31 +100,28 @@ export class ProbeResponder {
   }
 
   /** Compared in constant time (digests of equal length), so the answer's timing says nothing about the token. */
-  claim(req: http.IncomingMessage): ProbeClaim {
-    const values = headerValues(rawHeaderPairs(req.rawHeaders), PROBE_TOKEN_HEADER);
+  claim(head: ProbeRequestHead): ProbeClaim {
+    const values = headerValues(head.rawHeaders, PROBE_TOKEN_HEADER);
     if (values.length === 0) return 'none';
     const right = values.length === 1 && crypto.timingSafeEqual(digest(values[0] as string), this.#tokenDigest);
     return right ? 'probe' : 'wrong-token';
   }
 
-  /** An upgrade request this responder claimed: refused (403, 400) or answered as a WebSocket. */
-  answerUpgrade(ctx: ConnectionContext, req: http.IncomingMessage, socket: net.Socket, early: Buffer, claim: ProbeClaim, onClosed: () => void): void {
+  /** An upgrade request this responder claimed (claim() was not 'none'): refused (403, 400) or answered as a WebSocket. */
+  answerUpgrade(ctx: ConnectionContext, head: ProbeRequestHead, socket: net.Socket, early: Buffer, onClosed: () => void): void {
     socket.on('error', () => undefined);
-    if (claim !== 'probe') return refuse(ctx, req, socket, 403, 'Forbidden', `${PROBE_TOKEN_HEADER} does not match this wstap's --probe-token`);
-    const headers = rawHeaderPairs(req.rawHeaders);
-    const parsed = parseProbeRequest(headers);
-    if (typeof parsed === 'string') return refuse(ctx, req, socket, 400, 'Bad Request', parsed);
-    new ProbeConnection(ctx, req, socket, parsed, this.#previewLimit, this.reports, onClosed).start(early);
+    if (this.claim(head) !== 'probe') return refuse(ctx, head, socket, 403, 'Forbidden', `${PROBE_TOKEN_HEADER} does not match this wstap's --probe-token`);
+    const parsed = parseProbeRequest(head.rawHeaders);
+    if (typeof parsed === 'string') return refuse(ctx, head, socket, 400, 'Bad Request', parsed);
+    new ProbeConnection(ctx, head, socket, parsed, this.#previewLimit, this.reports, onClosed).start(early);
   }
 
-  /** A plain request this responder claimed: the report of a run, or a refusal. Nothing of it reaches the app. */
-  answerRequest(ctx: ConnectionContext, exchange: number, req: http.IncomingMessage, res: http.ServerResponse, claim: ProbeClaim): void {
-    const startedAt = ctx.now();
-    const headers = rawHeaderPairs(req.rawHeaders);
-    const run = headerValue(headers, PROBE_REPORT_HEADER);
+  /** What wstap answers a plain request it claimed: the report of a run as JSON, or a refusal. */
+  plainAnswer(head: ProbeRequestHead): PlainAnswer {
+    const run = headerValue(head.rawHeaders, PROBE_REPORT_HEADER);
     let status = 200;
     let body: string;
-    if (claim !== 'probe') {
+    if (this.claim(head) !== 'probe') {
       status = 403;
       body = `wstap: ${PROBE_TOKEN_HEADER} does not match this wstap's --probe-token\n`;
     } else if (run === undefined || !PROBE_ID_PATTERN.test(run)) {
@@ -109,29 +130,37 @@ export class ProbeResponder {
     } else {
       body = JSON.stringify(this.reports.report(run));
     }
-    ctx.guard('probe report', () => {
-      ctx.record({ kind: 'http.request', t: startedAt, conn: ctx.id, exchange, method: req.method ?? '', url: req.url ?? '', httpVersion: req.httpVersion, rawHeaders: headers });
-    });
-    const responseHeaders: RawHeaders = [
+    const rawHeaders: RawHeaders = [
       ['Content-Type', status === 200 ? 'application/json' : 'text/plain; charset=utf-8'],
       ['Content-Length', String(Buffer.byteLength(body))],
       ['Cache-Control', 'no-store'],
     ];
-    req.resume();
-    res.writeHead(status, Object.fromEntries(responseHeaders));
-    res.end(body);
+    return { status, rawHeaders, body };
+  }
+
+  /**
+   * A plain request this responder claimed, on Node's http server: answered
+   * (plainAnswer) and recorded as an exchange. Nothing of it reaches the app;
+   * Node discards a request body nobody reads once the response is sent.
+   */
+  answerRequest(ctx: ConnectionContext, exchange: number, head: ProbeRequestHead, res: http.ServerResponse): void {
+    const startedAt = ctx.now();
+    ctx.record({ kind: 'http.request', t: startedAt, conn: ctx.id, exchange, method: head.method, url: head.url, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders });
+    const answer = this.plainAnswer(head);
+    res.writeHead(answer.status, Object.fromEntries(answer.rawHeaders));
+    res.end(answer.body);
     const t = ctx.now();
     ctx.record({
       kind: 'http.response',
       t,
       conn: ctx.id,
       exchange,
-      statusCode: status,
+      statusCode: answer.status,
       statusMessage: res.statusMessage,
       httpVersion: '1.1',
-      rawHeaders: responseHeaders,
+      rawHeaders: answer.rawHeaders,
       requestBodyBytes: 0,
-      responseBodyBytes: Buffer.byteLength(body),
+      responseBodyBytes: Buffer.byteLength(answer.body),
       ttfbMs: round(t - startedAt),
       totalMs: round(t - startedAt),
       complete: true,
@@ -158,8 +187,8 @@ function parseProbeRequest(headers: RawHeaders): ProbeRequest | string {
 }
 
 /** wstap's own answer to a request it will not take: recorded as a rejection, the connection ended. */
-function refuse(ctx: ConnectionContext, req: http.IncomingMessage, socket: net.Socket, status: number, reason: string, why: string): void {
-  ctx.record({ kind: 'http.rejected', t: ctx.now(), conn: ctx.id, method: req.method ?? '', url: req.url ?? '', statusCode: status, reason: why });
+function refuse(ctx: ConnectionContext, head: ProbeRequestHead, socket: net.Socket, status: number, reason: string, why: string): void {
+  ctx.record({ kind: 'http.rejected', t: ctx.now(), conn: ctx.id, method: head.method, url: head.url, statusCode: status, reason: why });
   const body = `wstap: ${why}\n`;
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
@@ -175,7 +204,7 @@ class ProbeConnection {
 
   constructor(
     readonly ctx: ConnectionContext,
-    readonly req: http.IncomingMessage,
+    readonly head: ProbeRequestHead,
     readonly socket: net.Socket,
     readonly probe: ProbeRequest,
     previewLimit: number,
@@ -198,10 +227,9 @@ class ProbeConnection {
   }
 
   start(early: Buffer): void {
-    const { ctx, req, socket, probe } = this;
+    const { ctx, head, socket, probe } = this;
     const requestAt = ctx.now();
-    const head = serializeRequestHead(req);
-    ctx.record({ kind: 'ws.handshake.request', t: requestAt, conn: ctx.id, method: req.method ?? '', url: req.url ?? '', httpVersion: req.httpVersion, rawHeaders: rawHeaderPairs(req.rawHeaders), headLength: head.length });
+    ctx.record({ kind: 'ws.handshake.request', t: requestAt, conn: ctx.id, method: head.method, url: head.url, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders, headLength: head.headLength });
     const accept = crypto.createHash('sha1').update(probe.key + GUID).digest('base64');
     const rawHeaders: RawHeaders = [['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Accept', accept], ['X-Wstap-Probe-Conn', String(ctx.id)]];
     const answer = Buffer.from(`HTTP/1.1 101 Switching Protocols\r\n${rawHeaders.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`, 'latin1');
@@ -211,7 +239,7 @@ class ProbeConnection {
     const t = ctx.now();
     ctx.lastByteAt.upstream = t;
     ctx.bytes.fromUpstream += answer.length;
-    ctx.bytes.fromClient += head.length;
+    ctx.bytes.fromClient += head.headLength;
     const response: HandshakeResponseEvent = { kind: 'ws.handshake.response', t, conn: ctx.id, statusCode: 101, reason: 'Switching Protocols', httpVersion: '1.1', rawHeaders, headLength: answer.length, upgraded: true, deflate: null, waitMs: round(t - requestAt) };
     ctx.record(response);
     this.#tap.arm(response);

@@ -8,7 +8,7 @@ import { ConnectionContext } from './connection-context.js';
 import type { DuplexRelay } from './duplex-relay.js';
 import { HttpForwarder } from './http-forwarder.js';
 import { listenOn, type ListenEndpoint } from './listen-endpoint.js';
-import { ProbeResponder } from './probe-responder.js';
+import { probeRequestHead, ProbeResponder } from './probe-responder.js';
 import { layerOn } from './tcp-beneath.js';
 import type { Target } from './target.js';
 import { relayTcp } from './tcp-relay.js';
@@ -264,8 +264,8 @@ export class ProxyListener {
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const entry = this.#entryOf(req.socket);
     entry.exchanges++;
-    const claim = this.#probe?.claim(req) ?? 'none';
-    if (this.#probe && claim !== 'none') return this.#probe.answerRequest(entry.ctx, entry.exchanges, req, res, claim);
+    const probeHead = this.#probe ? probeRequestHead(req) : null;
+    if (this.#probe && probeHead && this.#probe.claim(probeHead) !== 'none') return this.#probe.answerRequest(entry.ctx, entry.exchanges, probeHead, res);
     this.#forwarder?.handle(entry.ctx, entry.exchanges, req, res);
   }
 
@@ -273,8 +273,8 @@ export class ProxyListener {
     const entry = this.#entryOf(socket);
     entry.exchanges++;
     // The complete request head is known here: a probe's is answered by wstap and goes no further.
-    const claim = this.#probe?.claim(req) ?? 'none';
-    if (this.#probe && claim !== 'none') return this.#probe.answerUpgrade(entry.ctx, req, socket, head, claim, () => this.#forget(entry));
+    const probeHead = this.#probe ? probeRequestHead(req) : null;
+    if (this.#probe && probeHead && this.#probe.claim(probeHead) !== 'none') return this.#probe.answerUpgrade(entry.ctx, probeHead, socket, head, () => this.#forget(entry));
     relayUpgrade(
       entry.ctx,
       req,
