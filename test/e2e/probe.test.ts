@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -190,6 +191,46 @@ describe('wstap probe straight to wstap (no hop in between)', () => {
     expect(r.stdout).toContain('No idle timeout up to --max (1s500ms): the silent connection was still open.');
     expect(r.stdout).toContain('server-pings (a ping from the server (answered by a pong) every 200ms): kept the connection open until --max');
     expect(app.upgrades).toEqual([]);
+  }, 20_000);
+
+  it('tells an RST from a FIN at its own end: a hop that resets the probe after 1 s of silence (and ends its side to wstap with a FIN)', async () => {
+    // A stand-in balancer that resets idle clients: relays both ways, and after 1 s with no byte either way sends the client an RST.
+    const hop = net.createServer({ allowHalfOpen: true }, (client) => {
+      const upstream = net.connect({ host: '127.0.0.1', port: wstap.port, allowHalfOpen: true });
+      let timer: NodeJS.Timeout | null = null;
+      const rearm = (): void => {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => {
+          client.resetAndDestroy();
+          upstream.end();
+        }, 1000);
+      };
+      for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+        from.on('data', (chunk: Buffer) => {
+          rearm();
+          to.write(chunk);
+        });
+        from.on('end', () => to.end());
+        from.on('error', () => to.destroy());
+      }
+      client.on('close', () => timer && clearTimeout(timer));
+      rearm();
+    });
+    await new Promise<void>((resolve) => hop.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (hop.address() as net.AddressInfo).port;
+      const r = await runWstap(['probe', `ws://127.0.0.1:${port}/rst`, '--token', TOKEN, '--interval', '300ms', '--max', '3s', '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      const json = parseJson(r.stdout);
+      const silent = variant(json, 'silent');
+      expect(silent.clientEnd).toEqual({ kind: 'rst' });
+      expect(Math.abs(silent.livedSeconds - 1)).toBeLessThan(1);
+      expect(silent.proxyEnd).toMatchObject({ kind: 'fin', side: 'client' });
+      expect(variant(json, 'client-pings').clientEnd).toEqual({ kind: 'open' });
+      expect(json.verdict).toContain('the silent connection was cut with an RST after');
+    } finally {
+      hop.close();
+    }
   }, 20_000);
 
   it('exits 1 with the handshake failure when nothing listens, and 2 on bad usage', async () => {
