@@ -21,6 +21,8 @@ export const SECRET_HEADERS: readonly string[] = [
   'x-auth-token',
   'x-csrf-token',
   'x-xsrf-token',
+  // wstap probe's token (relay/probe-protocol.ts): it opens wstap's own answering end.
+  'x-wstap-probe',
 ];
 
 const SECRET_HEADER_SET = new Set(SECRET_HEADERS);

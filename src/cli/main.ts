@@ -13,6 +13,7 @@ Usage:
                              the capture as a HAR file for DevTools and vendors
   wstap view FILE            what happened to each connection, from a capture or a HAR
   wstap view --follow CAPTURE  the live UI over a capture another wstap is writing
+  wstap probe URL            measure a path's idle timeout and which hop cuts it
   wstap demo                 a self-contained tour on free loopback ports
   wstap profiles             the shipped profiles (hops' timeouts, app heartbeats)
   wstap nginx-check [FILE|-] what in the nginx configuration breaks WebSockets, at
@@ -27,6 +28,7 @@ type Command = (args: string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   proxy: async () => (await import('./proxy.js')).runProxy,
   demo: async () => (await import('./demo.js')).runDemo,
+  probe: async () => (await import('./probe.js')).runProbeCommand,
   export: async () => (await import('./export.js')).runExport,
   view: async () => (await import('./view.js')).runView,
   profiles: async () => (await import('./profile-option.js')).runProfiles,

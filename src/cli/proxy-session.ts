@@ -41,6 +41,8 @@ export interface ProxySessionOptions {
   connectTimeoutMs?: number;
   /** What is known about the path (profile, --timeout): closes, handshakes and heartbeats are judged against it. */
   diagnosis?: DiagnosisRecord;
+  /** --probe-token: wstap answers requests carrying X-Wstap-Probe with this token itself. */
+  probeToken?: string;
   /** Test-only (WSTAP_TEST_FAULT, see test-faults.ts): make one connection's observer throw. */
   testObserverFault?: { conn: number; afterChunks: number } | null;
 }
@@ -118,6 +120,7 @@ export class ProxySession implements EventSink {
       ...(options.headTimeoutMs !== undefined ? { headTimeoutMs: options.headTimeoutMs } : {}),
       ...(options.testObserverFault ? { testObserverFault: options.testObserverFault } : {}),
       ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+      ...(options.probeToken !== undefined ? { probeToken: options.probeToken } : {}),
     });
   }
 

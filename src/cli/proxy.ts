@@ -83,6 +83,11 @@ Options:
                         a hop's idle timeout, for the UI's countdowns; repeatable,
                         e.g. --timeout nginx.proxy_read_timeout=60s. MEASURE is
                         both-idle (default), client-idle, upstream-idle or lifetime
+  --probe-token TOKEN   answer, as wstap itself, every request that carries the
+                        header X-Wstap-Probe: TOKEN (any path; see wstap probe
+                        --token); it never reaches the app. A request with a
+                        wrong token is refused (403), one without the header
+                        is relayed as always. At least 8 characters
   --no-tui              line output instead of the terminal UI (the default
                         when stdout is not a terminal)
   --log-file FILE       with the UI: where log lines go [$TMPDIR/wstap-log-*/]
@@ -124,6 +129,7 @@ export async function runProxy(args: string[]): Promise<number> {
     'no-tui': { type: 'boolean' },
     timeout: { type: 'string', multiple: true },
     profile: { type: 'string' },
+    'probe-token': { type: 'string' },
     'log-file': { type: 'string' },
     'log-format': { type: 'string' },
     'log-level': { type: 'string' },
@@ -159,6 +165,7 @@ export async function runProxy(args: string[]): Promise<number> {
     throw new UsageError(`--har ${harPath} already exists; choose another name or pass --force`);
   }
   const capture = captureLimits(values);
+  const probeToken = probeTokenOf(values['probe-token'], mode);
   // Recorded in session.start: view and export later judge the capture as this run does.
   const recorded = diagnosisRecordOf(profile, values.profile, values.timeout);
   const diagnosis = recorded.context;
@@ -211,6 +218,7 @@ export async function runProxy(args: string[]): Promise<number> {
       connectTimeoutMs: connectTimeoutSeconds * 1000,
       diagnosis: recorded,
       testObserverFault: testFaults.observe,
+      ...(probeToken !== null ? { probeToken } : {}),
     });
   } catch (err) {
     signals.release();
@@ -303,6 +311,16 @@ async function writeHarAtExit(
     logger.error({ err }, `could not write ${harPath}: ${(err as Error).message}`);
     return false;
   }
+}
+
+/** `--probe-token`: long enough not to be guessed in a few tries, and a valid header value. */
+function probeTokenOf(value: unknown, mode: 'http' | 'tcp'): string | null {
+  if (value === undefined) return null;
+  const token = String(value);
+  if (mode === 'tcp') throw new UsageError('--probe-token needs HTTP: with --tcp wstap reads no request heads');
+  if (token.length < 8) throw new UsageError('--probe-token must have at least 8 characters');
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError('--probe-token may hold only printable ASCII characters, no spaces');
+  return token;
 }
 
 /** --tls-cert and --tls-key, both or neither: the listener's TLS context, or null for plaintext. */

@@ -8,6 +8,7 @@ import { ConnectionContext } from './connection-context.js';
 import type { DuplexRelay } from './duplex-relay.js';
 import { HttpForwarder } from './http-forwarder.js';
 import { listenOn, type ListenEndpoint } from './listen-endpoint.js';
+import { probeRequestHead, ProbeResponder } from './probe-responder.js';
 import { layerOn } from './tcp-beneath.js';
 import type { Target } from './target.js';
 import { relayTcp } from './tcp-relay.js';
@@ -31,6 +32,8 @@ export interface ProxyListenerOptions {
   testObserverFault?: { conn: number; afterChunks: number };
   /** How long an upstream dial (TCP connect and TLS handshake) may take; 0: no limit. Default 60 s, nginx's proxy_connect_timeout. */
   connectTimeoutMs?: number;
+  /** --probe-token: requests carrying `X-Wstap-Probe` are answered by wstap itself (probe-responder.ts), never forwarded. */
+  probeToken?: string;
 }
 
 /** The largest request head accepted, as large as the upstream side's head parser allows (nginx's large_client_header_buffers go up to this). */
@@ -65,10 +68,12 @@ export class ProxyListener {
   readonly #parseHttp: ((socket: net.Socket) => void) | null;
   readonly #connections = new Map<net.Socket, ConnectionEntry>();
   readonly #byId = new Map<number, ConnectionEntry>();
+  readonly #probe: ProbeResponder | null;
   #nextId = 1;
 
   constructor(options: ProxyListenerOptions) {
     this.#options = options;
+    this.#probe = options.probeToken !== undefined && options.mode === 'http' ? new ProbeResponder(options.probeToken, options.previewLimit) : null;
     if (options.mode === 'tcp') {
       this.#forwarder = null;
       this.#parseHttp = null;
@@ -259,12 +264,17 @@ export class ProxyListener {
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const entry = this.#entryOf(req.socket);
     entry.exchanges++;
+    const probeHead = this.#probe ? probeRequestHead(req) : null;
+    if (this.#probe && probeHead && this.#probe.claim(probeHead) !== 'none') return this.#probe.answerRequest(entry.ctx, entry.exchanges, probeHead, res);
     this.#forwarder?.handle(entry.ctx, entry.exchanges, req, res);
   }
 
   #onUpgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
     const entry = this.#entryOf(socket);
     entry.exchanges++;
+    // The complete request head is known here: a probe's is answered by wstap and goes no further.
+    const probeHead = this.#probe ? probeRequestHead(req) : null;
+    if (this.#probe && probeHead && this.#probe.claim(probeHead) !== 'none') return this.#probe.answerUpgrade(entry.ctx, probeHead, socket, head, () => this.#forget(entry));
     relayUpgrade(
       entry.ctx,
       req,

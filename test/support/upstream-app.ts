@@ -8,6 +8,8 @@ export interface UpstreamApp {
   port: number;
   /** Resolves with the server side of the next WebSocket connection. */
   nextConnection(): Promise<{ ws: WebSocket; req: http.IncomingMessage }>;
+  /** The URL of every WebSocket connection the app accepted, in order. */
+  upgrades: string[];
   /** Plain HTTP requests seen, in order. */
   requests: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; body: Buffer }>;
   close(): Promise<void>;
@@ -42,9 +44,11 @@ export async function startUpstreamApp(wsOptions: Omit<ServerOptions, 'server' |
     s.once('close', () => sockets.delete(s));
   });
   const wss = new WebSocketServer({ server, ...wsOptions });
+  const upgrades: string[] = [];
   const queue: Array<{ ws: WebSocket; req: http.IncomingMessage }> = [];
   const waiting: Array<(c: { ws: WebSocket; req: http.IncomingMessage }) => void> = [];
   wss.on('connection', (ws, req) => {
+    upgrades.push(req.url ?? '');
     ws.on('error', () => undefined);
     const entry = { ws, req };
     const waiter = waiting.shift();
@@ -54,6 +58,7 @@ export async function startUpstreamApp(wsOptions: Omit<ServerOptions, 'server' |
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
+    upgrades,
     requests,
     nextConnection: () =>
       new Promise((resolve) => {
