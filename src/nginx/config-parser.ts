@@ -40,6 +40,56 @@ class StatementReader {
     private readonly file: string,
   ) {}
 
+  /**
+   * The body of a `*_by_lua_block { }` (lua-nginx-module reads it with its
+   * own lexer): Lua, skipped to its matching `}` past Lua strings, long
+   * brackets and `--` comments. Returns the closing brace's position.
+   */
+  skipLuaBlock(open: SourcePosition): SourcePosition {
+    const { text } = this;
+    let depth = 1;
+    while (this.i < text.length) {
+      const offset = this.i;
+      const ch = text[this.i++] as string;
+      if (ch === '\n') {
+        this.line++;
+        this.lineStart = this.i;
+      } else if (ch === '{') depth++;
+      else if (ch === '}') {
+        if (--depth === 0) return this.here(offset);
+      } else if (ch === '"' || ch === "'") {
+        while (this.i < text.length) {
+          const c = text[this.i];
+          if (c === ch) {
+            this.i++;
+            break;
+          }
+          if (c === '\n') break; // an unclosed Lua string: Lua's error, the line is counted above
+          this.i += c === '\\' && text[this.i + 1] !== '\n' ? 2 : 1;
+        }
+      } else if (ch === '-' && text[this.i] === '-') {
+        const long = /^--\[(=*)\[/.exec(text.slice(offset, offset + 40));
+        if (long) this.skipTo(text.indexOf(`]${long[1]}]`, offset + long[0].length), (long[1] as string).length + 2);
+        else while (this.i < text.length && text[this.i] !== '\n') this.i++;
+      } else if (ch === '[') {
+        const long = /^\[(=*)\[/.exec(text.slice(offset, offset + 40));
+        if (long) this.skipTo(text.indexOf(`]${long[1]}]`, offset + long[0].length), (long[1] as string).length + 2);
+      }
+    }
+    throw ConfigError.at(open, 'unexpected end of file: this Lua block is never closed');
+  }
+
+  /** Past a long bracket's end (`at`, -1: never closed), counting lines. */
+  private skipTo(at: number, closeLength: number): void {
+    const end = at === -1 ? this.text.length : at + closeLength;
+    for (; this.i < end; this.i++) {
+      if (this.text[this.i] === '\n') {
+        this.line++;
+        this.lineStart = this.i + 1;
+      }
+    }
+  }
+
   private here(offset: number): SourcePosition {
     return { file: this.file, line: this.line, col: offset - this.lineStart + 1, offset };
   }
@@ -222,6 +272,12 @@ function parseBlock(reader: StatementReader, parent: ConfigDirective | null, inH
     if (st.end === '{') {
       if (inHandler) throw ConfigError.at(st.pos, 'unexpected "{"');
       directive.blockOpen = st.pos;
+      if (directive.name.endsWith('_by_lua_block')) {
+        directive.block = [];
+        directive.end = reader.skipLuaBlock(st.pos);
+        directives.push(directive);
+        continue;
+      }
       const inner = parseBlock(reader, directive, HANDLER_BLOCKS.has(directive.name));
       directive.block = inner.directives;
       directive.end = inner.close as SourcePosition;

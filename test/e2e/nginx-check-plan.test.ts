@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HTTP_PREAMBLE, mainPreamble, nginxTest, runNginxCheck, writeNginxFixture, type NginxFixture } from '../support/nginx-fixture.js';
 import { runNginx, type Nginx } from '../support/nginx.js';
 import { freePort } from '../support/ports.js';
+import { selfSignedCertificate, startTlsEchoApp } from '../support/tls-app.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { connectClient, httpGet, ofKind } from '../support/ws-peers.js';
 import { captureWhen, startWstap, type WstapProcess } from '../support/wstap-process.js';
@@ -161,6 +162,56 @@ describe('nginx-check --plan', () => {
     const headers = await webSocketThrough(running);
     expect(headers['x-nginx-connection']).toMatch(/^\d+$/);
     expectRestored(fixture, copy, plan);
+  });
+
+  it('an https:// upstream: nginx speaks plain HTTP to wstap, wstap --target https:// to the app', async () => {
+    const certificate = selfSignedCertificate();
+    cleanups.push(() => certificate.remove());
+    const app = await startTlsEchoApp(certificate);
+    cleanups.push(() => app.close());
+    const nginxPort = await freePort();
+    const wstapPort = await freePort();
+    const fixture = writeNginxFixture({
+      'nginx.conf': `${mainPreamble()}error_log error.log info;
+http {
+    ${HTTP_PREAMBLE}
+    map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
+    upstream app { server 127.0.0.1:${app.port}; }
+    server {
+        listen 127.0.0.1:${nginxPort};
+        location /ws {
+            proxy_pass https://app;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+        }
+    }
+}
+`,
+    });
+    cleanups.push(() => fs.rmSync(fixture.dir, { recursive: true, force: true }));
+    expect(nginxTest(fixture).ok).toBe(true);
+    const r = runNginxCheck([fixture.conf, '--path', '/ws', '--plan', '--listen', `127.0.0.1:${wstapPort}`]);
+    expect(r.status, r.stderr).toBe(0);
+    const copy = copyOf(fixture);
+    expect(patch(copy.dir, r.stdout).status).toBe(0);
+    expect(nginxTest(copy).ok).toBe(true);
+    expect(r.stdout).toContain('+            proxy_pass http://wstap_debug;');
+    const args = proxyArgs(r.stdout);
+    expect(args).toEqual(['--listen', `127.0.0.1:${wstapPort}`, '--target', `https://127.0.0.1:${app.port}`]);
+    const wstap = await startWstap(args.slice(2), { listen: args[1], env: { NODE_EXTRA_CA_CERTS: certificate.certPath } });
+    cleanups.push(async () => void (await wstap.stop()));
+    const nginx = await runNginx(copy.dir, copy.conf, nginxPort);
+    cleanups.push(() => nginx.stop());
+    const client = await connectClient(`ws://127.0.0.1:${nginxPort}/ws`);
+    const echoed = new Promise<string>((resolve) => client.once('message', (d: Buffer) => resolve(d.toString())));
+    client.send('nginx, wstap, tls app');
+    expect(await echoed).toBe('nginx, wstap, tls app');
+    client.close();
+    await captureWhen(wstap, (e) => ofKind(e, 'ws.message').length >= 2);
+    const reversed = patch(copy.dir, r.stdout, true);
+    expect(reversed.status, reversed.output).toBe(0);
+    expect(fs.readFileSync(copy.conf)).toEqual(fs.readFileSync(fixture.conf));
   });
 
   it('refuses to plan where there is nothing to re-point, with exit 2', () => {

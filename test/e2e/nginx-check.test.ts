@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { NginxFinding } from '../../src/nginx/check-finding.js';
 import { nginxBinary } from '../support/nginx.js';
+import { BIN } from '../support/wstap-process.js';
 import { HTTP_PREAMBLE, mainPreamble, nginxDump, nginxTest, runNginxCheck, writeNginxFixture, type NginxFixture } from '../support/nginx-fixture.js';
 
 /**
@@ -301,5 +302,6 @@ describe('wstap nginx-check input', () => {
     const r = runNginxCheck(['--help']);
     expect(r.status).toBe(0);
     for (const option of ['--path', '--profile', '--json', '--plan', '--listen', '--whole-upstream', '--prefix']) expect(r.stdout).toContain(option);
+    expect(spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' }).stdout).toContain('wstap nginx-check [FILE|-]');
   });
 });

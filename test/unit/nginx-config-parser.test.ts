@@ -75,6 +75,25 @@ describe('nginx configuration parser', () => {
     ]);
   });
 
+  it('skips a *_by_lua_block as Lua (strings, tables, comments, long brackets) to its matching brace', () => {
+    const text = [
+      'location /ws {',
+      '    access_by_lua_block {',
+      "        local t = { a = \"}\", b = '{' } -- a } in a comment",
+      '        --[[ a long } comment',
+      '        ]] local s = [==[ } ]==]',
+      '        if t.a then ngx.say("x;y") end',
+      '    }',
+      '    proxy_pass http://app;',
+      '}',
+    ].join('\n');
+    const location = only(text);
+    expect(location.block?.map((d) => [d.name, d.end.line])).toEqual([
+      ['access_by_lua_block', 7],
+      ['proxy_pass', 8],
+    ]);
+  });
+
   it.each([
     ['a "b"c;', 1, 6, 'unexpected "c"'],
     ['http {\n  server {\n    listen 80\n  }\n}\n', 4, 3, 'unexpected "}"'],
