@@ -289,6 +289,7 @@ export class HarFold {
       rsv1: event.rsv1,
       masked: event.masked,
       length: event.length,
+      ...(isPingOrPong(event.opcode) && event.preview !== '' && this.#options.payloads !== 'none' ? { payload: event.preview } : {}),
     });
   }
 
@@ -525,6 +526,11 @@ export class HarFold {
       return 'unknown';
     }
   }
+}
+
+/** Ping (9) and pong (10): their data pairs them. */
+function isPingOrPong(opcode: number): boolean {
+  return opcode === 9 || opcode === 10;
 }
 
 function harObserverFault(fault: ObserverFaultEvent): NonNullable<HarWstap['observerFault']> {

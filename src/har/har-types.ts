@@ -104,6 +104,13 @@ export interface HarFrame {
   rsv1: boolean;
   masked: boolean;
   length: number;
+  /**
+   * Pings and pongs: their application data as the capture holds it
+   * (base64). A pong answers the ping whose data it echoes (RFC 6455 5.5.3),
+   * so `wstap view FILE.har` pairs them as the live proxy did. Absent when
+   * empty, and with --payloads none.
+   */
+  payload?: string;
 }
 
 /** A frame whose first byte arrived but not its last; `opcode`, `length` and `payloadReceived` once its header was complete. */

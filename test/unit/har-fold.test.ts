@@ -175,7 +175,19 @@ describe('HAR from capture events', () => {
     const messages = wsEntry(none.log.entries, 1)._webSocketMessages ?? [];
     expect(messages.every((m) => m.data === '' && typeof m._size === 'number')).toBe(true);
     expect(messages[0]?._size).toBe(5);
+    expect(wsEntry(none.log.entries, 1)._wstap?.frames.some((f) => 'payload' in f)).toBe(false);
     expect(harSchemaErrors(none)).toEqual([]);
+  });
+
+  it('pings and pongs carry their data, which pairs them when the HAR is read back; other frames carry none', () => {
+    const frames = wsEntry(entries, 1)._wstap?.frames ?? [];
+    expect(frames.map((f) => [f.opcode, f.payload])).toEqual([
+      [1, undefined],
+      [9, PREVIEW('ping')],
+      [10, PREVIEW('ping')],
+      [8, undefined],
+      [8, undefined],
+    ]);
   });
 });
 

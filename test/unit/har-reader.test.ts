@@ -469,6 +469,55 @@ describe('harToEvents: close evidence without frames', () => {
   });
 });
 
+describe('harToEvents: ping and pong data', () => {
+  const frame = (type: 'send' | 'receive', at: number, opcode: number, payload?: unknown) => ({
+    type, time: S0 + at, opcode, fin: true, rsv1: false, masked: type === 'send', length: 2, ...(payload !== undefined ? { payload } : {}),
+  });
+  const result = harToEvents(
+    har({ name: 'wstap', version: '0.1.0' }, [
+      {
+        ...wstapEntryBase(T0_ISO, 100),
+        request: { method: 'GET', url: 'ws://app.test/', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0 },
+        response: { status: 101, statusText: 'Switching Protocols', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0, content: { size: 0 } },
+        _resourceType: 'websocket',
+        _webSocketMessages: [],
+        _wstap: {
+          connectionId: 1,
+          pings: [],
+          diagnosis: [],
+          redacted: true,
+          closeEvents: [],
+          idleBeforeCloseMs: null,
+          frames: [
+            frame('send', 0.01, 9, Buffer.from('me').toString('base64')),
+            // The client's own data coming back from the client: not the app's answer.
+            frame('send', 0.02, 10, Buffer.from('me').toString('base64')),
+            // The app answers with other data, then with the ping's.
+            frame('receive', 0.03, 10, Buffer.from('zz').toString('base64')),
+            frame('receive', 0.04, 10, Buffer.from('me').toString('base64')),
+            frame('receive', 0.05, 9, 'not base64!'),
+            frame('send', 0.06, 1, 'aGk='),
+          ],
+        },
+      },
+    ]),
+    'p.har',
+  );
+
+  it('reads the data of pings and pongs into the frames, so they pair as they did live', () => {
+    const pairing = track(result.events).get(1)?.pingPairing;
+    expect(pairing?.strays.client).toMatchObject({ sameDirection: 1, mismatched: 0, unsolicited: 0 });
+    expect(pairing?.strays.upstream).toMatchObject({ sameDirection: 0, mismatched: 1, unsolicited: 0 });
+    expect(pairing?.cadence.client).toMatchObject({ sent: 1, answered: 1 });
+  });
+
+  it('drops data that is not base64 with a warning, and reads none on frames other than pings and pongs', () => {
+    expect(result.warnings).toEqual(['log.entries[0]._wstap.frames[4]: payload dropped: not base64']);
+    const previews = result.events.filter((e): e is FrameEvent => e.kind === 'ws.frame').map((f) => f.preview);
+    expect(previews).toEqual(['bWU=', 'bWU=', 'eno=', 'bWU=', '', '']);
+  });
+});
+
 describe('harToEvents: interim responses', () => {
   it('reads _wstap.interimResponses back as ws.handshake.interim events before the 101', () => {
     const entry = JSON.parse(wstapHar()) as { log: { entries: Array<Record<string, unknown> & { _wstap?: Record<string, unknown> }> } };
