@@ -380,7 +380,7 @@ export class HarFold {
       _webSocketMessages: [],
       _webSocketClose: webSocketClose,
       _wstap: {
-        ...emptyWstap(conn, redact),
+        ...this.#baseWstap(conn, standIn ? null : record.open),
         ...close.wstap,
         pings: record.pings,
         diagnosis: this.#findings.get(conn) ?? [],
@@ -439,7 +439,7 @@ export class HarFold {
       timings,
       connection: String(event.conn),
       _wstap: {
-        ...emptyWstap(event.conn, redact),
+        ...this.#baseWstap(event.conn),
         answeredBy: 'upstream',
       },
     };
@@ -483,7 +483,7 @@ export class HarFold {
       cache: {},
       timings,
       connection: String(event.conn),
-      _wstap: { ...emptyWstap(event.conn, redact), answeredBy: event.answeredStatus !== null ? 'wstap' : 'upstream' },
+      _wstap: { ...this.#baseWstap(event.conn), answeredBy: event.answeredStatus !== null ? 'wstap' : 'upstream' },
     });
   }
 
@@ -502,8 +502,13 @@ export class HarFold {
       cache: {},
       timings,
       connection: String(event.conn),
-      _wstap: { ...emptyWstap(event.conn, redact), answeredBy: 'wstap' },
+      _wstap: { ...this.#baseWstap(event.conn), answeredBy: 'wstap' },
     });
+  }
+
+  /** An entry's `_wstap` before its facts: the connection, redaction, and when it opened (`open`; by default its conn.open, if the capture has it). */
+  #baseWstap(conn: number, open: ConnOpenEvent | null | undefined = this.#opens.get(conn)): HarWstap {
+    return { ...emptyWstap(conn, this.#options.redact), ...(open ? { connectionOpenedAt: epochSeconds(open.t) } : {}) };
   }
 
   #takeRequest(conn: number, exchange: number): HttpRequestEvent | undefined {

@@ -151,6 +151,12 @@ export interface HarWstap {
   interimResponses?: Array<{ status: number; statusText: string; headers: HarNameValue[]; time: number }>;
   /** Whether header values and query parameters were redacted in this entry. */
   redacted: boolean;
+  /**
+   * When wstap accepted the connection (epoch seconds), before its first
+   * request arrived: connection ages (and lifetime timeouts) count from here.
+   * Absent when the capture does not hold the connection's beginning.
+   */
+  connectionOpenedAt?: number;
   /** Present when the capture holds only part of the connection. */
   incomplete?: HarIncomplete;
   /** The capture ended with the connection still open (wstap killed, or a capture read while recording): it has no close yet, and no close verdict. */

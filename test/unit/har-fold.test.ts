@@ -1,3 +1,5 @@
+import { findingsAt } from '../../src/analysis/connection-findings.js';
+import { ConnectionTracker } from '../../src/analysis/connection-tracker.js';
 import { diagnosisRecord } from '../../src/analysis/diagnosis-record.js';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -458,5 +460,35 @@ describe('_wstap.diagnosis with two hops whose timers both fit', () => {
     const found = wsEntry(buildHar(events, { ...DEFAULTS, diagnosis }, '0.1.0').log.entries, 1)._wstap?.diagnosis ?? [];
     expect(found.map((f) => f.id)).toEqual(['timeout.ambiguous']);
     expect(found[0]?.message).toMatch(/nothing observed tells them apart: front-lb idle_timeout 2s, nginx proxy_read_timeout 2s$/);
+  });
+});
+
+describe('HAR: when the connection was accepted, before its first request', () => {
+  // A slow client: accepted at T0, its handshake head complete 5 s later; a 30 s lifetime timer counts from the accept.
+  const lifetime = { hop: 'gcp-lb', setting: 'timeoutSec', seconds: 30, measures: 'lifetime' as const, where: 'client-side' as const };
+  const diagnosis = diagnosisRecord(null, [], { timeouts: [lifetime], requiredHeaders: [], heartbeat: null });
+  const events: CaptureEvent[] = [
+    openEvent(1, { t: T0 }),
+    handshakeRequestEvent(1, T0 + 5_000),
+    handshakeResponseEvent(1, T0 + 5_003),
+    finEvent(1, T0 + 30_000, 'client', { client: 10_000, upstream: 10_000 }),
+    finEvent(1, T0 + 30_001, 'upstream'),
+    closeEvent(1, T0 + 30_002),
+  ];
+  const har = buildHar(events, { ...DEFAULTS, diagnosis }, '0.1.0');
+
+  it('says when in _wstap.connectionOpenedAt; a stand-in (no conn.open in the capture) says nothing', () => {
+    expect(wsEntry(har.log.entries, 1)._wstap?.connectionOpenedAt).toBe(T0 / 1000);
+    expect(wsEntry(har.log.entries, 1)._wstap?.diagnosis.map((f) => f.id)).toEqual(['timeout.match']);
+    const standIn = buildHar(events.filter((e) => e.kind !== 'conn.open' && e.kind !== 'ws.handshake.request' && e.kind !== 'ws.handshake.response').concat(frameEvent({ conn: 1, t: T0 + 6_000, side: 'client', opcode: 1, length: 2 })).sort((a, b) => a.t - b.t), DEFAULTS, '0.1.0');
+    expect(wsEntry(standIn.log.entries, 1)._wstap).not.toHaveProperty('connectionOpenedAt');
+  });
+
+  it('read back, the connection opens then, so its age (and the lifetime verdict) is the live one', () => {
+    const read = harToEvents(JSON.stringify(har), 'slow.har');
+    expect(read.events.find((e) => e.kind === 'conn.open')?.t).toBe(T0);
+    const tracker = new ConnectionTracker();
+    const found = read.events.flatMap((e) => findingsAt(e, tracker.apply(e), diagnosis.context));
+    expect(found.map((f) => [f.id, f.message])).toEqual(wsEntry(har.log.entries, 1)._wstap?.diagnosis.map((f) => [f.id, f.message]));
   });
 });
