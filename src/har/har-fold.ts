@@ -389,6 +389,7 @@ export class HarFold {
           : {}),
         ...(summary && summary.cutFrames.length > 0 ? { cutFrames: summary.cutFrames.map(harCutFrame) } : {}),
         ...(summary?.observerFault ? { observerFault: harObserverFault(summary.observerFault) } : {}),
+        ...(body ? { handshakeBody: { time: epochSeconds(body.t), bytes: body.bytes, truncated: body.previewTruncated } } : {}),
         ...(record.interim.length > 0 ? { interimResponses: record.interim.map((e) => harInterimResponse(e, redact)) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
         ...(missing ? { incomplete: incompleteNote(missing, close.undecided) } : {}),

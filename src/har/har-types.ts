@@ -149,6 +149,13 @@ export interface HarWstap {
   answeredBy?: 'upstream' | 'wstap';
   /** Interim responses (103 Early Hints, 100 Continue) the upstream sent before `response`, in order; `time` in epoch seconds. */
   interimResponses?: Array<{ status: number; statusText: string; headers: HarNameValue[]; time: number }>;
+  /**
+   * A handshake answer that did not upgrade: when wstap recorded its body
+   * (epoch seconds), the body bytes seen then, and whether the preview
+   * (`response.content.text`) holds less than the body. The diagnosis quotes
+   * that preview; read back, it is quoted the same way.
+   */
+  handshakeBody?: { time: number; bytes: number; truncated: boolean };
   /** Whether header values and query parameters were redacted in this entry. */
   redacted: boolean;
   /**

@@ -1,6 +1,8 @@
 import { findingsAt } from '../../src/analysis/connection-findings.js';
 import { ConnectionTracker } from '../../src/analysis/connection-tracker.js';
+import { EMPTY_DIAGNOSIS_CONTEXT } from '../../src/analysis/connection-diagnosis.js';
 import { diagnosisRecord } from '../../src/analysis/diagnosis-record.js';
+import { redactHandshake } from '../../src/analysis/redaction.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -238,6 +240,21 @@ describe('HAR: the body of a refused handshake', () => {
     const bin = buildHar(refusal(binary, [['Content-Type', 'application/octet-stream']]), DEFAULTS, '0.1.0');
     expect(harSchemaErrors(bin)).toEqual([]);
     expect(wsEntry(bin.log.entries, 1).response.content).toEqual({ size: 3, mimeType: 'application/octet-stream', text: '/wD+', encoding: 'base64' });
+  });
+
+  it('_wstap.handshakeBody keeps when and how much, so the HAR read back quotes the body as the live fold did', () => {
+    // The preview filled at 5000 bytes and the body went on to 9000: the quote says 5000, as it did live.
+    const events = refusal(handshakeBodyEvent(1, T0 + 5, 'Origin', { bytes: 5000, previewTruncated: true }), undefined, 9000);
+    const har = buildHar(events, DEFAULTS, '0.1.0');
+    const entry = wsEntry(har.log.entries, 1);
+    expect(entry._wstap?.handshakeBody).toEqual({ time: (T0 + 5) / 1000, bytes: 5000, truncated: true });
+    const read = harToEvents(JSON.stringify(har), 'refusal.har');
+    expect(read.warnings).toEqual([]);
+    expect(read.events.find((e) => e.kind === 'ws.handshake.body')).toEqual(events.find((e) => e.kind === 'ws.handshake.body'));
+    const tracker = new ConnectionTracker();
+    const found = read.events.flatMap((e) => findingsAt(e, tracker.apply(e), EMPTY_DIAGNOSIS_CONTEXT, redactHandshake));
+    expect(found).toEqual(entry._wstap?.diagnosis);
+    expect(notUpgraded(entry)).toContain('body (5000 bytes): Origin…');
   });
 
   it('no body event (an older capture): content as before, no body line', () => {

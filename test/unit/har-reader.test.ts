@@ -518,6 +518,41 @@ describe('harToEvents: ping and pong data', () => {
   });
 });
 
+describe('harToEvents: the body of a refused handshake', () => {
+  function refusedHar(extra: Record<string, unknown>, wstap?: Record<string, unknown>): HarReadResult {
+    return harToEvents(
+      har({ name: 'x', version: '1' }, [
+        {
+          ...wstapEntryBase(T0_ISO, 10),
+          request: { method: 'GET', url: 'ws://app.test/', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0 },
+          response: { status: 403, statusText: 'Forbidden', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 12, ...extra },
+          _resourceType: 'websocket',
+          _webSocketMessages: [],
+          ...(wstap ? { _wstap: { connectionId: 1, frames: [], pings: [], diagnosis: [], redacted: true, closeEvents: [], idleBeforeCloseMs: null, ...wstap } } : {}),
+        },
+      ]),
+      'r.har',
+    );
+  }
+  const bodyOf = (result: HarReadResult) => result.events.find((e) => e.kind === 'ws.handshake.body');
+
+  it('another tool\'s HAR: the content text, recorded at the entry\'s end, bodySize bytes', () => {
+    expect(bodyOf(refusedHar({ content: { size: 12, mimeType: 'text/plain', text: 'go away' } }))).toEqual({
+      kind: 'ws.handshake.body', t: T0 + 10, conn: 1, preview: Buffer.from('go away').toString('base64'), previewTruncated: true, bytes: 12,
+    });
+    expect(bodyOf(refusedHar({ content: { size: 3, mimeType: 'x', text: '/wD+', encoding: 'base64' }, bodySize: 3 }))).toMatchObject({ preview: '/wD+', previewTruncated: false, bytes: 3 });
+    expect(bodyOf(refusedHar({ content: { size: 12, mimeType: 'text/plain' } }))).toBeUndefined();
+  });
+
+  it('wstap\'s _wstap.handshakeBody says when and how much; a malformed one is ignored with a warning', () => {
+    const result = refusedHar({ content: { size: 12, mimeType: 'text/plain', text: 'go' } }, { handshakeBody: { time: S0 + 0.005, bytes: 7, truncated: true } });
+    expect(bodyOf(result)).toMatchObject({ t: T0 + 5, bytes: 7, previewTruncated: true, preview: Buffer.from('go').toString('base64') });
+    const bad = refusedHar({ content: { size: 12, mimeType: 'text/plain', text: 'go' } }, { handshakeBody: { time: 'soon' } });
+    expect(bad.warnings).toEqual(['log.entries[0]._wstap.handshakeBody: ignored: needs time, bytes and truncated']);
+    expect(bodyOf(bad)).toMatchObject({ t: T0 + 10, bytes: 12 });
+  });
+});
+
 describe('harToEvents: interim responses', () => {
   it('reads _wstap.interimResponses back as ws.handshake.interim events before the 101', () => {
     const entry = JSON.parse(wstapHar()) as { log: { entries: Array<Record<string, unknown> & { _wstap?: Record<string, unknown> }> } };

@@ -525,9 +525,10 @@ describe('one capture, three readers', () => {
   const harText = JSON.stringify(buildHar(events, { payloads: 'preview', redact: false }, '0.1.0'));
   const fromHarBack = live(harToEvents(harText, 'one.har').events).byConn;
   for (const conn of CONNS) {
-    it(`#${conn}: the HAR read back gives the live fold's finding ids, severities and messages`, () => {
+    it(`#${conn}: the HAR read back gives the live fold's findings (ids, severities, messages, evidence, fixes)`, () => {
       const want = fromLive.byConn.get(conn)?.findings ?? [];
       expect(fromHarBack.get(conn)?.findings.map((f) => [f.id, f.severity, f.message]) ?? []).toEqual(want.map((f) => [f.id, f.severity, f.message]));
+      expect(fromHarBack.get(conn)?.findings ?? []).toEqual(want);
     });
   }
 });
