@@ -18,6 +18,8 @@ export interface ParsedFrame {
   length: number;
   /** A ping's or pong's data (base64), '' when the HAR has none. */
   payload: string;
+  /** With --payloads none: which pings and pongs carried the same data. */
+  payloadId: number | undefined;
 }
 
 export interface ParsedMessage {
@@ -57,6 +59,7 @@ export function parseFrames(value: unknown[], where: string, warnings: string[])
       masked: bool(item['masked']) ?? side === 'client',
       length: nonNegative(item['length']) ?? 0,
       payload: payloadOf(item['payload'], opcode, at, warnings),
+      payloadId: opcode === 9 || opcode === 10 ? nonNegative(item['payloadId']) : undefined,
     });
   });
   return out;
@@ -93,6 +96,7 @@ export function frameEventsOf(frames: ParsedFrame[], conn: number): FrameEvent[]
     length: f.length,
     preview: f.payload,
     previewTruncated: false,
+    ...(f.payloadId !== undefined ? { dataId: `${f.payloadId}` } : {}),
   }));
 }
 

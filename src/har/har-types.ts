@@ -111,6 +111,12 @@ export interface HarFrame {
    * empty, and with --payloads none.
    */
   payload?: string;
+  /**
+   * With --payloads none, in place of `payload`: pings and pongs of the
+   * connection with the same (non-empty) data have the same id, so they still
+   * pair without the data in the file.
+   */
+  payloadId?: number;
 }
 
 /** A frame whose first byte arrived but not its last; `opcode`, `length` and `payloadReceived` once its header was complete. */

@@ -183,6 +183,11 @@ describe('HAR from capture events', () => {
     expect(harSchemaErrors(none)).toEqual([]);
   });
 
+  it('--payloads none: pings and pongs carry an id per distinct data instead, equal data, equal id', () => {
+    const none = buildHar(session(), { ...DEFAULTS, payloads: 'none' }, '0.1.0');
+    expect(wsEntry(none.log.entries, 1)._wstap?.frames.filter((f) => f.opcode === 9 || f.opcode === 10).map((f) => f.payloadId)).toEqual([0, 0]);
+  });
+
   it('pings and pongs carry their data, which pairs them when the HAR is read back; other frames carry none', () => {
     const frames = wsEntry(entries, 1)._wstap?.frames ?? [];
     expect(frames.map((f) => [f.opcode, f.payload])).toEqual([
@@ -507,5 +512,33 @@ describe('HAR: when the connection was accepted, before its first request', () =
     const tracker = new ConnectionTracker();
     const found = read.events.flatMap((e) => findingsAt(e, tracker.apply(e), diagnosis.context));
     expect(found.map((f) => [f.id, f.message])).toEqual(wsEntry(har.log.entries, 1)._wstap?.diagnosis.map((f) => [f.id, f.message]));
+  });
+});
+
+describe('HAR --payloads none: payload ids stay bounded and still pair', () => {
+  it('forgets ids of data no waiting ping carries, never those of a waiting one, and never reuses an id', () => {
+    const control = (t: number, side: Side, opcode: 9 | 10, data: string) => frameEvent({ conn: 1, t, side, opcode, length: data.length, preview: PREVIEW(data) });
+    const events: CaptureEvent[] = [
+      openEvent(1, { t: T0 }),
+      handshakeRequestEvent(1, T0 + 1),
+      handshakeResponseEvent(1, T0 + 2),
+      control(T0 + 10, 'client', 9, 'waiting'),
+      control(T0 + 11, 'upstream', 10, 'gone'),
+      // 100 pongs of the app's one-way heartbeat, each with new data: far past what is kept.
+      ...Array.from({ length: 100 }, (_, i) => control(T0 + 20 + i, 'upstream', 10, `beat-${i}`)),
+      control(T0 + 200, 'upstream', 10, 'gone'),
+      control(T0 + 201, 'upstream', 10, 'waiting'),
+    ];
+    const frames = wsEntry(buildHar(events, { ...DEFAULTS, payloads: 'none' }, '0.1.0').log.entries, 1)._wstap?.frames ?? [];
+    const ids = frames.map((f) => f.payloadId);
+    expect(ids.slice(0, 2)).toEqual([0, 1]);
+    // 'gone' was forgotten (no ping waits with it): a new id, not 1. 'waiting' still waits: its id is kept.
+    expect(ids.slice(-2)).toEqual([102, 0]);
+    expect(new Set(ids.slice(1, -1)).size).toBe(102);
+    const read = harToEvents(JSON.stringify(buildHar(events, { ...DEFAULTS, payloads: 'none' }, '0.1.0')), 'none.har');
+    const tracker = new ConnectionTracker();
+    for (const e of read.events) tracker.apply(e);
+    expect(tracker.get(1)?.pingPairing.cadence.client).toMatchObject({ sent: 1, answered: 1 });
+    expect(tracker.get(1)?.pingPairing.strays.upstream).toMatchObject({ mismatched: 102, unsolicited: 0 });
   });
 });

@@ -511,6 +511,30 @@ describe('harToEvents: ping and pong data', () => {
     expect(pairing?.cadence.client).toMatchObject({ sent: 1, answered: 1 });
   });
 
+  it('reads payloadId (a HAR exported with --payloads none) as the frame\'s dataId, which pairs in place of the data', () => {
+    const read = harToEvents(
+      har({ name: 'wstap', version: '0.1.0' }, [
+        {
+          ...wstapEntryBase(T0_ISO, 100),
+          request: { method: 'GET', url: 'ws://app.test/', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0 },
+          response: { status: 101, statusText: 'Switching Protocols', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0, content: { size: 0 } },
+          _resourceType: 'websocket',
+          _webSocketMessages: [],
+          _wstap: {
+            connectionId: 1, pings: [], diagnosis: [], redacted: true, closeEvents: [], idleBeforeCloseMs: null,
+            frames: [frame('send', 0.01, 9, undefined), frame('send', 0.02, 10), frame('receive', 0.03, 10), frame('send', 0.04, 1)].map((f, i) => (i < 3 ? { ...f, payloadId: 4 } : { ...f, payloadId: 5 })),
+          },
+        },
+      ]),
+      'n.har',
+    );
+    const frames = read.events.filter((e): e is FrameEvent => e.kind === 'ws.frame');
+    expect(frames.map((f) => [f.preview, f.dataId])).toEqual([['', '4'], ['', '4'], ['', '4'], ['', undefined]]);
+    const pairing = track(read.events).get(1)?.pingPairing;
+    expect(pairing?.strays.client.sameDirection).toBe(1);
+    expect(pairing?.cadence.client.answered).toBe(1);
+  });
+
   it('drops data that is not base64 with a warning, and reads none on frames other than pings and pongs', () => {
     expect(result.warnings).toEqual(['log.entries[0]._wstap.frames[4]: payload dropped: not base64']);
     const previews = result.events.filter((e): e is FrameEvent => e.kind === 'ws.frame').map((f) => f.preview);

@@ -522,6 +522,15 @@ describe('one capture, three readers', () => {
     }
   });
 
+  it('with --payloads none, the HAR read back still gives every connection the live fold\'s finding ids, severities and messages', () => {
+    // Pings and pongs pair by payloadId; the evidence may differ (a refusal's body cannot be quoted without its text).
+    const back = live(harToEvents(JSON.stringify(buildHar(events, { payloads: 'none', redact: false }, '0.1.0')), 'none.har').events).byConn;
+    for (const conn of CONNS) {
+      const want = fromLive.byConn.get(conn)?.findings ?? [];
+      expect(back.get(conn)?.findings.map((f) => [f.id, f.severity, f.message]) ?? [], `#${conn}`).toEqual(want.map((f) => [f.id, f.severity, f.message]));
+    }
+  });
+
   const harText = JSON.stringify(buildHar(events, { payloads: 'preview', redact: false }, '0.1.0'));
   const fromHarBack = live(harToEvents(harText, 'one.har').events).byConn;
   for (const conn of CONNS) {
