@@ -39,6 +39,7 @@ import {
 } from './har-entries.js';
 import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarSessionFacts, HarWebSocketClose, HarWebSocketMessage, HarWstap, PayloadMode } from './har-types.js';
 import { incompleteNote, standInHandshake } from './har-incomplete.js';
+import { PayloadIds } from './payload-ids.js';
 
 export interface HarFoldOptions {
   payloads: PayloadMode;
@@ -93,9 +94,8 @@ interface WebSocketRecord {
   standIn: boolean;
   /** Frames seen: a stand-in record that saw none was no WebSocket that can be told (an HTTP connection, say) and makes no entry. */
   frames: number;
-  /** With --payloads none: ping and pong data -> `payloadId` (see #payloadOf). */
-  payloadIds: Map<string, number>;
-  nextPayloadId: number;
+  /** With --payloads none: ping and pong data -> `payloadId`. */
+  payloadIds: PayloadIds;
 }
 
 /** Events that belong to a WebSocket connection once it is open; one of them for an unknown connection starts a stand-in. */
@@ -116,8 +116,6 @@ const REORDER_WINDOW = 64;
 const MAX_PINGS = 10_000;
 const MAX_PROTOCOL_ERRORS = 100;
 const MAX_INTERIM_RESPONSES = 100;
-/** Payload ids kept per connection before those of pings no longer waiting are forgotten (at most 32 pings wait). */
-const MAX_PAYLOAD_IDS = 64;
 /** A disk that keeps failing and recovering makes one gap per retry; past this many the last one absorbs the rest. */
 const MAX_CAPTURE_GAPS = 1000;
 
@@ -298,24 +296,11 @@ export class HarFold {
     });
   }
 
-  /**
-   * A ping's or pong's data, or with --payloads none an id that stands for
-   * it: equal data, equal id, so the pairing holds without the data. Ids of
-   * data no waiting ping carries are forgotten once there are many (a pong
-   * only has to match a waiting ping); a new id is never an old one's.
-   */
+  /** A ping's or pong's data, or with --payloads none the id that stands for it (payload-ids.ts). */
   #payloadOf(record: WebSocketRecord, event: FrameEvent): Pick<HarFrame, 'payload' | 'payloadId'> {
     if (this.#options.payloads !== 'none') return { payload: event.preview };
-    let id = record.payloadIds.get(event.preview);
-    if (id === undefined) {
-      id = record.nextPayloadId++;
-      record.payloadIds.set(event.preview, id);
-    }
     const pairing = this.#tracker.get(event.conn)?.pingPairing;
-    if (record.payloadIds.size > MAX_PAYLOAD_IDS && pairing) {
-      for (const data of record.payloadIds.keys()) if (!pairing.isWaiting(data)) record.payloadIds.delete(data);
-    }
-    return { payloadId: id };
+    return { payloadId: record.payloadIds.idOf(event.preview, (data) => pairing?.isWaiting(data) ?? false) };
   }
 
   #onMessage(record: WebSocketRecord, event: MessageEvent): void {
@@ -595,8 +580,7 @@ function newWebSocketRecord(open: ConnOpenEvent, handshake: Pick<WebSocketRecord
     lastT: t,
     standIn,
     frames: 0,
-    payloadIds: new Map(),
-    nextPayloadId: 0,
+    payloadIds: new PayloadIds(),
   };
 }
 
