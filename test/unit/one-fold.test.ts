@@ -30,7 +30,9 @@ import {
  * (tracker + narrateFindings, as ProxySession.record), `view --no-tui`
  * (NarratedLines) and the HAR's `_wstap.diagnosis` say the same about every
  * connection: the same findings (ids, severities, evidence), who closed it,
- * and whether it was still open when the capture ended.
+ * and whether it was still open when the capture ended. `view FILE.har` of
+ * that HAR (a fourth reader) says the same again: the same findings, closers
+ * and open states (with --payloads none, the same ids, severities and messages).
  */
 
 /**
@@ -109,7 +111,8 @@ function normalClose(conn: number, t: number): CaptureEvent[] {
 /**
  * Every close kind, every handshake and heartbeat rule, timeouts matched,
  * tied, broken by the action and not matched, a connection left open, a
- * stand-in, a gap, an observer fault.
+ * stand-in, a gap, an observer fault; interim answers, protocol errors, a
+ * cut frame, wstap's own refusals and 502s, a close order backpressure hid.
  */
 function oneCapture(): CaptureEvent[] {
   const events: CaptureEvent[] = [start];
@@ -357,6 +360,70 @@ function oneCapture(): CaptureEvent[] {
       closeEvent(30, B + 46 * S + 1),
     ]),
   );
+
+  // --- What else the relay records ---
+  // 31: a 103 Early Hints before the 101, then a normal close.
+  events.push(
+    openEvent(31, { t: B + 400 }),
+    request(31, B + 401),
+    { kind: 'ws.handshake.interim', t: B + 402, conn: 31, statusCode: 103, reason: 'Early Hints', httpVersion: '1.1', rawHeaders: [['Link', '</app.js>; rel=preload']], headLength: 60, waitMs: 1 },
+    handshakeResponseEvent(31, B + 404),
+    ...normalClose(31, B + 2 * S),
+  );
+  // 32: the client sends an unmasked frame (a protocol error); the app closes 1002.
+  events.push(
+    ...websocket(32, B + 410, [
+      frameEvent({ conn: 32, t: B + 1 * S, side: 'client', opcode: 1, masked: false, length: 3 }),
+      { kind: 'ws.protocol-error', t: B + 1 * S, conn: 32, side: 'client', code: 'UNMASKED', message: 'a client frame must be masked', offset: 0, frameIndex: 0 },
+      frameEvent({ conn: 32, t: B + 1 * S + 1, side: 'upstream', opcode: 8, closeCode: 1002 }),
+      finEvent(32, B + 1 * S + 2, 'upstream'),
+      finEvent(32, B + 1 * S + 3, 'client'),
+      closeEvent(32, B + 1 * S + 4),
+    ]),
+  );
+  // 33: the app resets in the middle of a 5000-byte binary frame (a cut frame).
+  events.push(
+    ...websocket(33, B + 420, [
+      frameEvent({ conn: 33, t: B + 1 * S, side: 'upstream', opcode: 1, length: 5 }),
+      rstEvent(33, B + 3 * S, 'upstream', idle(3 * S, 1 * S)),
+      { kind: 'ws.frame.cut', t: B + 3 * S + 1, conn: 33, side: 'upstream', index: 1, offset: 7, started: B + 2 * S, received: 100, opcode: 2, length: 5000, payloadReceived: 96 },
+      closeEvent(33, B + 3 * S + 2),
+    ]),
+  );
+  // 34: wstap refuses a request whose head is too large (431) and closes.
+  events.push(
+    openEvent(34, { t: B + 430 }),
+    { kind: 'http.rejected', t: B + 431, conn: 34, method: 'GET', url: '/api/v4/websocket', statusCode: 431, reason: 'request head larger than 16384 bytes' },
+    closeEvent(34, B + 432),
+  );
+  // 35: the app answers the handshake with something that is not HTTP (ws.handshake.error), then closes.
+  events.push(
+    openEvent(35, { t: B + 440 }),
+    request(35, B + 441),
+    { kind: 'ws.handshake.error', t: B + 443, conn: 35, code: 'HPE_INVALID_CONSTANT', message: 'Expected HTTP/', offset: 0 },
+    finEvent(35, B + 444, 'upstream', idle(3, 1)),
+    finEvent(35, B + 445, 'client'),
+    closeEvent(35, B + 446),
+  );
+  // 36: a plain request whose response the app cut short with an RST.
+  events.push(
+    openEvent(36, { t: B + 450 }),
+    httpRequestEvent(36, B + 451),
+    { kind: 'http.error', t: B + 460, conn: 36, exchange: 1, stage: 'response', code: 'ECONNRESET', message: 'socket hang up', answeredStatus: null },
+    rstEvent(36, B + 460, 'upstream', idle(9, 2)),
+    closeEvent(36, B + 461),
+  );
+  // 37: a plain request while the app is down: wstap answers 502.
+  events.push(openEvent(37, { t: B + 470 }), httpRequestEvent(37, B + 471), httpErrorEvent(37, B + 473), closeEvent(37, B + 474));
+  // 38: both sides' FINs read in one paused period (backpressure): the order is unknown, no side is named.
+  events.push(
+    ...websocket(38, B + 480, [
+      frameEvent({ conn: 38, t: B + 1 * S, side: 'upstream', opcode: 2, length: 65536 }),
+      finEvent(38, B + 2 * S, 'upstream', idle(2 * S, 1 * S), { client: B + 1 * S + 500 }),
+      finEvent(38, B + 2 * S + 5, 'client', idle(2 * S, 1 * S), { client: B + 1 * S + 500 }),
+      closeEvent(38, B + 2 * S + 6),
+    ]),
+  );
   // Events are written in time order.
   return events.sort((a, b) => a.t - b.t);
 }
@@ -427,7 +494,7 @@ function harReadBack(events: CaptureEvent[]): Map<number, { closedBy: string | n
 }
 
 /** Every connection of the capture. */
-const CONNS = Array.from({ length: 30 }, (_, i) => i + 1);
+const CONNS = Array.from({ length: 38 }, (_, i) => i + 1);
 
 describe('one capture, three readers', () => {
   const events = oneCapture();
@@ -487,6 +554,9 @@ describe('one capture, three readers', () => {
     expect(fromLive.byConn.get(13)?.closedBy).toBeNull();
     expect(fromLive.byConn.get(14)?.closedBy).toBe('client');
     expect(fromLive.byConn.get(15)?.closedBy).toBe('upstream');
+    // Both FINs read in one paused period: no side named.
+    expect(fromLive.byConn.get(38)?.closedBy).toBeNull();
+    expect(idsOf(38)).toEqual([]);
     expect([...fromLive.byConn.keys()].sort((a, b) => a - b)).toEqual(CONNS);
   });
 
