@@ -13,6 +13,7 @@ import type {
   ConnOpenEvent,
   FrameEvent,
   HandshakeBodyEvent,
+  HandshakeErrorEvent,
   HandshakeInterimEvent,
   HandshakeRequestEvent,
   HandshakeResponseEvent,
@@ -80,6 +81,8 @@ interface WebSocketRecord {
   interim: HandshakeInterimEvent[];
   /** The start of the body sent with a response that did not upgrade. */
   body: HandshakeBodyEvent | null;
+  /** The app's answer was not an HTTP head. */
+  headError: HandshakeErrorEvent | null;
   error: HttpErrorEvent | null;
   firstCloseFrame: FrameEvent | null;
   /** Every round trip (the tracker keeps only recent ones), from the tracker's pairing. */
@@ -251,6 +254,9 @@ export class HarFold {
       case 'ws.handshake.body':
         record.body ??= event;
         break;
+      case 'ws.handshake.error':
+        record.headError ??= event;
+        break;
       case 'ws.frame':
         this.#onFrame(record, event);
         break;
@@ -399,6 +405,7 @@ export class HarFold {
           : {}),
         ...(summary && summary.cutFrames.length > 0 ? { cutFrames: summary.cutFrames.map(harCutFrame) } : {}),
         ...(summary?.observerFault ? { observerFault: harObserverFault(summary.observerFault) } : {}),
+        ...(record.headError ? { handshakeError: harHandshakeError(record.headError) } : {}),
         ...(body ? { handshakeBody: { time: epochSeconds(body.t), bytes: body.bytes, truncated: body.previewTruncated } } : {}),
         ...(record.interim.length > 0 ? { interimResponses: record.interim.map((e) => harInterimResponse(e, redact)) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
@@ -549,6 +556,10 @@ function isPingOrPong(opcode: number): boolean {
   return opcode === 9 || opcode === 10;
 }
 
+function harHandshakeError(e: HandshakeErrorEvent): NonNullable<HarWstap['handshakeError']> {
+  return { time: epochSeconds(e.t), code: e.code, message: e.message, offset: e.offset };
+}
+
 function harObserverFault(fault: ObserverFaultEvent): NonNullable<HarWstap['observerFault']> {
   return { time: epochSeconds(fault.t), ...(fault.side ? { side: fault.side } : {}), where: fault.where, message: fault.message };
 }
@@ -570,6 +581,7 @@ function newWebSocketRecord(open: ConnOpenEvent, handshake: Pick<WebSocketRecord
     open,
     ...handshake,
     body: null,
+    headError: null,
     error: null,
     firstCloseFrame: null,
     pings: [],

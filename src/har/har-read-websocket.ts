@@ -5,7 +5,7 @@ import { negotiatedDeflate } from '../wire/websocket-extensions.js';
 import { headSize, round3 } from './har-entries.js';
 import { closeEvidenceEvents, parseCloseEvents } from './har-read-close.js';
 import { addUnknown, requestSentAt, timingsOf, UNKNOWN, type Connection, type GoodEntry } from './har-read-entries.js';
-import { cutFrameEvents, observerFaultEvents, protocolErrorEvents } from './har-read-faults.js';
+import { cutFrameEvents, handshakeErrorEvents, observerFaultEvents, protocolErrorEvents } from './har-read-faults.js';
 import { frameEventsOf, messageEvents, parseFrames, parseMessages } from './har-read-frames.js';
 import { bool, headersOf, httpVersionOf, isObject, nonNegative, num, pathAndQuery, secondsToMs, splitError, str, type Json } from './har-read-values.js';
 
@@ -50,6 +50,10 @@ export function webSocketEvents(entry: GoodEntry, conn: number, connection: Conn
       const { code, message } = splitError(error);
       events.push({ kind: 'http.error', t: entry.end, conn, exchange: 1, stage: 'connect', code, message, answeredStatus: status > 0 ? status : null });
     }
+    // What the app sent instead of a head, when it sent something.
+    const headError = handshakeErrorEvents(wstap?.['handshakeError'], conn, `${where}._wstap.handshakeError`, warnings);
+    events.push(...headError);
+    handshake.push(...headError);
   } else {
     events.push(...interimResponsesOf(wstap, conn, requestAt));
     const { send, wait } = timingsOf(entry);

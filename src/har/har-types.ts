@@ -151,6 +151,8 @@ export interface HarWstap {
   protocolErrors?: Array<{ side: 'client' | 'upstream'; code: string; message: string; offset: number }>;
   /** wstap stopped observing this connection at `time` (an internal fault): frames and messages after it are missing, close evidence is not. */
   observerFault?: { time: number; side?: 'client' | 'upstream'; where: string; message: string };
+  /** The app's answer to the handshake was not an HTTP head (`time` epoch seconds; `offset` the byte it went wrong at). */
+  handshakeError?: { time: number; code: string; message: string; offset: number };
   /** Who produced the response: `wstap` when the upstream could not be reached and wstap answered 502. */
   answeredBy?: 'upstream' | 'wstap';
   /** Interim responses (103 Early Hints, 100 Continue) the upstream sent before `response`, in order; `time` in epoch seconds. */

@@ -542,3 +542,32 @@ describe('HAR --payloads none: payload ids stay bounded and still pair', () => {
     expect(tracker.get(1)?.pingPairing.strays.upstream).toMatchObject({ mismatched: 102, unsolicited: 0 });
   });
 });
+
+describe('HAR: a handshake answered with something that is not HTTP', () => {
+  const events: CaptureEvent[] = [
+    openEvent(1, { t: T0 }),
+    handshakeRequestEvent(1, T0 + 1),
+    { kind: 'ws.handshake.error', t: T0 + 3, conn: 1, code: 'HPE_INVALID_CONSTANT', message: 'Expected HTTP/', offset: 0 },
+    finEvent(1, T0 + 4, 'upstream'),
+    finEvent(1, T0 + 5, 'client'),
+    closeEvent(1, T0 + 6),
+  ];
+  const har = buildHar(events, DEFAULTS, '0.1.0');
+
+  it('keeps what went wrong in _wstap.handshakeError; the response says no answer came', () => {
+    const entry = wsEntry(har.log.entries, 1);
+    expect(entry._wstap?.handshakeError).toEqual({ time: (T0 + 3) / 1000, code: 'HPE_INVALID_CONSTANT', message: 'Expected HTTP/', offset: 0 });
+    expect(entry.response).toMatchObject({ status: 0, _error: 'the upstream closed before answering the handshake' });
+    expect(entry._wstap?.diagnosis.map((f) => f.id)).toEqual(['handshake.no-answer']);
+  });
+
+  it('read back, it is the ws.handshake.error the capture had, and the verdict is the same', () => {
+    const read = harToEvents(JSON.stringify(har), 'garbage.har');
+    expect(read.warnings).toEqual([]);
+    expect(read.events.find((e) => e.kind === 'ws.handshake.error')).toEqual(events[2]);
+    expect(read.events.some((e) => e.kind === 'http.error')).toBe(false);
+    const tracker = new ConnectionTracker();
+    const found = read.events.flatMap((e) => findingsAt(e, tracker.apply(e), EMPTY_DIAGNOSIS_CONTEXT, redactHandshake));
+    expect(found).toEqual(wsEntry(har.log.entries, 1)._wstap?.diagnosis);
+  });
+});
