@@ -204,9 +204,9 @@ export class ConnectionTracker {
         d.payloadBytes += event.length;
         d.lastFrameAt = event.t;
         s.lastActivityAt[event.side] = event.t;
-        if (event.opcode === 9) s.pingPairing.ping(event.side, event.preview, event.t);
+        if (event.opcode === 9) s.pingPairing.ping(event.side, event.dataId ?? event.preview, event.t);
         else if (event.opcode === 10) {
-          const rtt = s.pingPairing.pong(event.side, event.preview, event.t);
+          const rtt = s.pingPairing.pong(event.side, event.dataId ?? event.preview, event.t);
           if (rtt) {
             s.pings.push(rtt);
             if (s.pings.length > MAX_PINGS_KEPT) s.pings.shift();

@@ -115,6 +115,11 @@ export class PingPairing {
     return { count: list.length, oldestAt: list[0]?.t ?? null, times: list.map((p) => p.t) };
   }
 
+  /** Whether a ping of either side with this payload is waiting for its pong. */
+  isWaiting(payload: string): boolean {
+    return this.#outstanding.client.some((p) => p.payload === payload) || this.#outstanding.upstream.some((p) => p.payload === payload);
+  }
+
   /** Pings given up on (not the coalesced), both sides. */
   get unanswered(): number {
     return this.cadence.client.unanswered + this.cadence.upstream.unanswered;

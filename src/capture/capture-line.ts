@@ -28,7 +28,7 @@ const FIXED_ROOM = 512;
 /** Bytes `writeFastLine` may need for `event`, or 0 when it has no fast form (write `captureLine(event)` instead). */
 export function fastLineRoom(event: CaptureEvent): number {
   if (event.kind === 'ws.frame') {
-    if (event.closeCode !== undefined || event.closeReason !== undefined || event.idle !== undefined || event.pausedSince !== undefined) return 0;
+    if (event.closeCode !== undefined || event.closeReason !== undefined || event.idle !== undefined || event.pausedSince !== undefined || event.dataId !== undefined) return 0;
     if ((event.opcode & 15) !== event.opcode) return 0;
   } else if (event.kind !== 'ws.message' || (event.opcode !== 1 && event.opcode !== 2)) {
     return 0;

@@ -271,6 +271,12 @@ export interface FrameEvent extends ConnBase {
   /** Unmasked first bytes of the payload (still compressed when rsv1), base64. */
   preview: string;
   previewTruncated: boolean;
+  /**
+   * Pings and pongs read from a source that knows which carried the same
+   * data but not the data (a HAR exported with --payloads none): equal ids,
+   * equal data. Pairs them in place of `preview`; never in a capture.
+   */
+  dataId?: string;
   closeCode?: number;
   closeReason?: string;
   /** On close frames: silence of each direction just before it. */

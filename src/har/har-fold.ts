@@ -13,6 +13,7 @@ import type {
   ConnOpenEvent,
   FrameEvent,
   HandshakeBodyEvent,
+  HandshakeErrorEvent,
   HandshakeInterimEvent,
   HandshakeRequestEvent,
   HandshakeResponseEvent,
@@ -39,6 +40,7 @@ import {
 } from './har-entries.js';
 import type { HarCaptureGap, HarCutFrame, HarEntry, HarFrame, HarSessionFacts, HarWebSocketClose, HarWebSocketMessage, HarWstap, PayloadMode } from './har-types.js';
 import { incompleteNote, standInHandshake } from './har-incomplete.js';
+import { PayloadIds } from './payload-ids.js';
 
 export interface HarFoldOptions {
   payloads: PayloadMode;
@@ -79,6 +81,8 @@ interface WebSocketRecord {
   interim: HandshakeInterimEvent[];
   /** The start of the body sent with a response that did not upgrade. */
   body: HandshakeBodyEvent | null;
+  /** The app's answer was not an HTTP head. */
+  headError: HandshakeErrorEvent | null;
   error: HttpErrorEvent | null;
   firstCloseFrame: FrameEvent | null;
   /** Every round trip (the tracker keeps only recent ones), from the tracker's pairing. */
@@ -93,6 +97,8 @@ interface WebSocketRecord {
   standIn: boolean;
   /** Frames seen: a stand-in record that saw none was no WebSocket that can be told (an HTTP connection, say) and makes no entry. */
   frames: number;
+  /** With --payloads none: ping and pong data -> `payloadId`. */
+  payloadIds: PayloadIds;
 }
 
 /** Events that belong to a WebSocket connection once it is open; one of them for an unknown connection starts a stand-in. */
@@ -248,6 +254,9 @@ export class HarFold {
       case 'ws.handshake.body':
         record.body ??= event;
         break;
+      case 'ws.handshake.error':
+        record.headError ??= event;
+        break;
       case 'ws.frame':
         this.#onFrame(record, event);
         break;
@@ -289,7 +298,15 @@ export class HarFold {
       rsv1: event.rsv1,
       masked: event.masked,
       length: event.length,
+      ...(isPingOrPong(event.opcode) && event.preview !== '' ? this.#payloadOf(record, event) : {}),
     });
+  }
+
+  /** A ping's or pong's data, or with --payloads none the id that stands for it (payload-ids.ts). */
+  #payloadOf(record: WebSocketRecord, event: FrameEvent): Pick<HarFrame, 'payload' | 'payloadId'> {
+    if (this.#options.payloads !== 'none') return { payload: event.preview };
+    const pairing = this.#tracker.get(event.conn)?.pingPairing;
+    return { payloadId: record.payloadIds.idOf(event.preview, (data) => pairing?.isWaiting(data) ?? false) };
   }
 
   #onMessage(record: WebSocketRecord, event: MessageEvent): void {
@@ -379,7 +396,7 @@ export class HarFold {
       _webSocketMessages: [],
       _webSocketClose: webSocketClose,
       _wstap: {
-        ...emptyWstap(conn, redact),
+        ...this.#baseWstap(conn, standIn ? null : record.open),
         ...close.wstap,
         pings: record.pings,
         diagnosis: this.#findings.get(conn) ?? [],
@@ -388,6 +405,8 @@ export class HarFold {
           : {}),
         ...(summary && summary.cutFrames.length > 0 ? { cutFrames: summary.cutFrames.map(harCutFrame) } : {}),
         ...(summary?.observerFault ? { observerFault: harObserverFault(summary.observerFault) } : {}),
+        ...(record.headError ? { handshakeError: harHandshakeError(record.headError) } : {}),
+        ...(body ? { handshakeBody: { time: epochSeconds(body.t), bytes: body.bytes, truncated: body.previewTruncated } } : {}),
         ...(record.interim.length > 0 ? { interimResponses: record.interim.map((e) => harInterimResponse(e, redact)) } : {}),
         answeredBy: answeredByWstap ? 'wstap' : 'upstream',
         ...(missing ? { incomplete: incompleteNote(missing, close.undecided) } : {}),
@@ -438,7 +457,7 @@ export class HarFold {
       timings,
       connection: String(event.conn),
       _wstap: {
-        ...emptyWstap(event.conn, redact),
+        ...this.#baseWstap(event.conn),
         answeredBy: 'upstream',
       },
     };
@@ -482,7 +501,7 @@ export class HarFold {
       cache: {},
       timings,
       connection: String(event.conn),
-      _wstap: { ...emptyWstap(event.conn, redact), answeredBy: event.answeredStatus !== null ? 'wstap' : 'upstream' },
+      _wstap: { ...this.#baseWstap(event.conn), answeredBy: event.answeredStatus !== null ? 'wstap' : 'upstream' },
     });
   }
 
@@ -501,8 +520,13 @@ export class HarFold {
       cache: {},
       timings,
       connection: String(event.conn),
-      _wstap: { ...emptyWstap(event.conn, redact), answeredBy: 'wstap' },
+      _wstap: { ...this.#baseWstap(event.conn), answeredBy: 'wstap' },
     });
+  }
+
+  /** An entry's `_wstap` before its facts: the connection, redaction, and when it opened (`open`; by default its conn.open, if the capture has it). */
+  #baseWstap(conn: number, open: ConnOpenEvent | null | undefined = this.#opens.get(conn)): HarWstap {
+    return { ...emptyWstap(conn, this.#options.redact), ...(open ? { connectionOpenedAt: epochSeconds(open.t) } : {}) };
   }
 
   #takeRequest(conn: number, exchange: number): HttpRequestEvent | undefined {
@@ -527,6 +551,15 @@ export class HarFold {
   }
 }
 
+/** Ping (9) and pong (10): their data pairs them. */
+function isPingOrPong(opcode: number): boolean {
+  return opcode === 9 || opcode === 10;
+}
+
+function harHandshakeError(e: HandshakeErrorEvent): NonNullable<HarWstap['handshakeError']> {
+  return { time: epochSeconds(e.t), code: e.code, message: e.message, offset: e.offset };
+}
+
 function harObserverFault(fault: ObserverFaultEvent): NonNullable<HarWstap['observerFault']> {
   return { time: epochSeconds(fault.t), ...(fault.side ? { side: fault.side } : {}), where: fault.where, message: fault.message };
 }
@@ -548,6 +581,7 @@ function newWebSocketRecord(open: ConnOpenEvent, handshake: Pick<WebSocketRecord
     open,
     ...handshake,
     body: null,
+    headError: null,
     error: null,
     firstCloseFrame: null,
     pings: [],
@@ -558,6 +592,7 @@ function newWebSocketRecord(open: ConnOpenEvent, handshake: Pick<WebSocketRecord
     lastT: t,
     standIn,
     frames: 0,
+    payloadIds: new PayloadIds(),
   };
 }
 

@@ -74,6 +74,26 @@ export function cutFrameEvents(value: unknown, frameEvents: FrameEvent[], conn: 
   return out;
 }
 
+/** `_wstap.handshakeError` back into `ws.handshake.error`: the app's answer was not an HTTP head (wstap's own HAR only). */
+export function handshakeErrorEvents(value: unknown, conn: number, where: string, warnings: string[]): CaptureEvent[] {
+  if (value === undefined) return [];
+  const time = isObject(value) ? num(value['time']) : undefined;
+  if (!isObject(value) || time === undefined) {
+    warnings.push(`${where}: skipped: not an object with a numeric time`);
+    return [];
+  }
+  return [
+    {
+      kind: 'ws.handshake.error',
+      t: secondsToMs(time),
+      conn,
+      code: str(value['code']) ?? 'UNKNOWN',
+      message: str(value['message']) ?? '',
+      offset: nonNegative(value['offset']) ?? 0,
+    },
+  ];
+}
+
 /** `_wstap.observerFault` back into `observer.fault` (wstap's own HAR only). */
 export function observerFaultEvents(value: unknown, conn: number, where: string, warnings: string[]): CaptureEvent[] {
   if (value === undefined) return [];

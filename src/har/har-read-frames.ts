@@ -3,8 +3,8 @@ import { bool, forEachTimedItem, nonNegative, num, secondsToMs } from './har-rea
 
 /**
  * A WebSocket entry's data back into events: `_wstap.frames` into
- * `ws.frame` (numbered per side; no offsets or payload bytes, the HAR has
- * none) and `_webSocketMessages` into `ws.message`, each message linked to
+ * `ws.frame` (numbered per side; no offsets, and payload bytes only of pings
+ * and pongs, which pair them) and `_webSocketMessages` into `ws.message`, each message linked to
  * the frames that carried it when the two lists agree.
  */
 
@@ -16,6 +16,10 @@ export interface ParsedFrame {
   rsv1: boolean;
   masked: boolean;
   length: number;
+  /** A ping's or pong's data (base64), '' when the HAR has none. */
+  payload: string;
+  /** With --payloads none: which pings and pongs carried the same data. */
+  payloadId: number | undefined;
 }
 
 export interface ParsedMessage {
@@ -54,9 +58,23 @@ export function parseFrames(value: unknown[], where: string, warnings: string[])
       rsv1: bool(item['rsv1']) ?? false,
       masked: bool(item['masked']) ?? side === 'client',
       length: nonNegative(item['length']) ?? 0,
+      payload: payloadOf(item['payload'], opcode, at, warnings),
+      payloadId: opcode === 9 || opcode === 10 ? nonNegative(item['payloadId']) : undefined,
     });
   });
   return out;
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** `_wstap.frames[i].payload`: only pings and pongs carry one; anything but base64 is dropped with a warning. */
+function payloadOf(value: unknown, opcode: number, at: string, warnings: string[]): string {
+  if (value === undefined || (opcode !== 9 && opcode !== 10)) return '';
+  if (typeof value !== 'string' || value.length % 4 !== 0 || !BASE64.test(value)) {
+    warnings.push(`${at}: payload dropped: not base64`);
+    return '';
+  }
+  return value;
 }
 
 export function frameEventsOf(frames: ParsedFrame[], conn: number): FrameEvent[] {
@@ -67,7 +85,7 @@ export function frameEventsOf(frames: ParsedFrame[], conn: number): FrameEvent[]
     conn,
     side: f.side,
     index: index[f.side]++,
-    // Unknown: the HAR has no byte offsets and no payload bytes of frames.
+    // Unknown: the HAR has no byte offsets, and payload bytes of pings and pongs only.
     offset: 0,
     opcode: f.opcode,
     fin: f.fin,
@@ -76,8 +94,9 @@ export function frameEventsOf(frames: ParsedFrame[], conn: number): FrameEvent[]
     rsv3: false,
     masked: f.masked,
     length: f.length,
-    preview: '',
+    preview: f.payload,
     previewTruncated: false,
+    ...(f.payloadId !== undefined ? { dataId: `${f.payloadId}` } : {}),
   }));
 }
 

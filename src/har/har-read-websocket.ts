@@ -1,13 +1,13 @@
 import { noAnswerReason } from '../analysis/close-attribution.js';
-import type { CaptureEvent } from '../capture/events.js';
+import type { CaptureEvent, HandshakeBodyEvent } from '../capture/events.js';
 import { headerValues } from '../capture/raw-headers.js';
 import { negotiatedDeflate } from '../wire/websocket-extensions.js';
 import { headSize, round3 } from './har-entries.js';
 import { closeEvidenceEvents, parseCloseEvents } from './har-read-close.js';
 import { addUnknown, requestSentAt, timingsOf, UNKNOWN, type Connection, type GoodEntry } from './har-read-entries.js';
-import { cutFrameEvents, observerFaultEvents, protocolErrorEvents } from './har-read-faults.js';
+import { cutFrameEvents, handshakeErrorEvents, observerFaultEvents, protocolErrorEvents } from './har-read-faults.js';
 import { frameEventsOf, messageEvents, parseFrames, parseMessages } from './har-read-frames.js';
-import { headersOf, httpVersionOf, isObject, nonNegative, num, pathAndQuery, secondsToMs, splitError, str } from './har-read-values.js';
+import { bool, headersOf, httpVersionOf, isObject, nonNegative, num, pathAndQuery, secondsToMs, splitError, str, type Json } from './har-read-values.js';
 
 /**
  * A WebSocket entry of a HAR back into the events of one WebSocket
@@ -50,6 +50,10 @@ export function webSocketEvents(entry: GoodEntry, conn: number, connection: Conn
       const { code, message } = splitError(error);
       events.push({ kind: 'http.error', t: entry.end, conn, exchange: 1, stage: 'connect', code, message, answeredStatus: status > 0 ? status : null });
     }
+    // What the app sent instead of a head, when it sent something.
+    const headError = handshakeErrorEvents(wstap?.['handshakeError'], conn, `${where}._wstap.handshakeError`, warnings);
+    events.push(...headError);
+    handshake.push(...headError);
   } else {
     events.push(...interimResponsesOf(wstap, conn, requestAt));
     const { send, wait } = timingsOf(entry);
@@ -69,6 +73,14 @@ export function webSocketEvents(entry: GoodEntry, conn: number, connection: Conn
     };
     events.push(responseEvent);
     handshake.push(responseEvent);
+    if (status !== 101) {
+      const body = handshakeBodyEvent(response, wstap, conn, entry.end, `${where}._wstap.handshakeBody`, warnings);
+      if (body) {
+        body.t = Math.max(body.t, responseEvent.t);
+        events.push(body);
+        handshake.push(body);
+      }
+    }
   }
 
   const messages = parseMessages(raw['_webSocketMessages'], `${where}._webSocketMessages`, warnings);
@@ -98,6 +110,39 @@ export function webSocketEvents(entry: GoodEntry, conn: number, connection: Conn
   for (const e of handshake) e.t = Math.min(e.t, firstBody);
   events.push(...body);
   return events;
+}
+
+/**
+ * The body of an answer that did not upgrade, as `ws.handshake.body`: its
+ * start from `response.content` (text, or base64 with `encoding`), when and
+ * how much from wstap's `_wstap.handshakeBody`. Without that (another tool's
+ * HAR, an older wstap), a body with text is taken as recorded at the entry's
+ * end, `bodySize` bytes long. Null when the HAR says nothing of a body.
+ */
+function handshakeBodyEvent(
+  response: Json,
+  wstap: Json | undefined,
+  conn: number,
+  endT: number,
+  where: string,
+  warnings: string[],
+): HandshakeBodyEvent | null {
+  const content = isObject(response['content']) ? response['content'] : {};
+  const text = str(content['text']);
+  const preview = text === undefined ? Buffer.alloc(0) : Buffer.from(text, content['encoding'] === 'base64' ? 'base64' : 'utf8');
+  const facts = wstap?.['handshakeBody'];
+  if (facts !== undefined) {
+    const time = isObject(facts) ? num(facts['time']) : undefined;
+    const bytes = isObject(facts) ? nonNegative(facts['bytes']) : undefined;
+    const truncated = isObject(facts) ? bool(facts['truncated']) : undefined;
+    if (time !== undefined && bytes !== undefined && truncated !== undefined) {
+      return { kind: 'ws.handshake.body', t: secondsToMs(time), conn, preview: preview.toString('base64'), previewTruncated: truncated, bytes };
+    }
+    warnings.push(`${where}: ignored: needs time, bytes and truncated`);
+  }
+  if (text === undefined) return null;
+  const bytes = nonNegative(response['bodySize']) ?? nonNegative(content['size']) ?? preview.length;
+  return { kind: 'ws.handshake.body', t: endT, conn, preview: preview.toString('base64'), previewTruncated: bytes > preview.length, bytes: Math.max(bytes, preview.length) };
 }
 
 /** wstap's `_wstap.interimResponses` (103 Early Hints... before the 101) back as events; items without a status and time are skipped. */

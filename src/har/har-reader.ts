@@ -143,7 +143,8 @@ function commonOrigin(entries: GoodEntry[]): string {
 
 function buildConnection(connection: Connection, warnings: string[]): void {
   const { id: conn, entries } = connection;
-  const openT = Math.min(...entries.map((e) => e.start));
+  // wstap's `_wstap.connectionOpenedAt`: accepted before its first request arrived; ages count from there.
+  const openT = Math.min(...entries.map((e) => Math.min(e.start, openedAtOf(e))));
   const endT = Math.max(...entries.map((e) => e.end));
   const inner: CaptureEvent[] = [];
   let exchange = 0;
@@ -166,6 +167,12 @@ function buildConnection(connection: Connection, warnings: string[]): void {
     ...(openAtEnd ? [] : [{ kind: 'conn.close' as const, t: lastInner, conn, bytes: { fromClient: 0, fromUpstream: 0 } }]),
   ];
   addUnknown(connection, UNKNOWN.byteCounts);
+}
+
+/** When wstap says the entry's connection was accepted; Infinity when it does not say. */
+function openedAtOf(entry: GoodEntry): number {
+  const seconds = num(entry.wstap?.['connectionOpenedAt']);
+  return seconds === undefined ? Infinity : secondsToMs(seconds);
 }
 
 /**

@@ -104,6 +104,19 @@ export interface HarFrame {
   rsv1: boolean;
   masked: boolean;
   length: number;
+  /**
+   * Pings and pongs: their application data as the capture holds it
+   * (base64). A pong answers the ping whose data it echoes (RFC 6455 5.5.3),
+   * so `wstap view FILE.har` pairs them as the live proxy did. Absent when
+   * empty, and with --payloads none.
+   */
+  payload?: string;
+  /**
+   * With --payloads none, in place of `payload`: pings and pongs of the
+   * connection with the same (non-empty) data have the same id, so they still
+   * pair without the data in the file.
+   */
+  payloadId?: number;
 }
 
 /** A frame whose first byte arrived but not its last; `opcode`, `length` and `payloadReceived` once its header was complete. */
@@ -138,12 +151,27 @@ export interface HarWstap {
   protocolErrors?: Array<{ side: 'client' | 'upstream'; code: string; message: string; offset: number }>;
   /** wstap stopped observing this connection at `time` (an internal fault): frames and messages after it are missing, close evidence is not. */
   observerFault?: { time: number; side?: 'client' | 'upstream'; where: string; message: string };
+  /** The app's answer to the handshake was not an HTTP head (`time` epoch seconds; `offset` the byte it went wrong at). */
+  handshakeError?: { time: number; code: string; message: string; offset: number };
   /** Who produced the response: `wstap` when the upstream could not be reached and wstap answered 502. */
   answeredBy?: 'upstream' | 'wstap';
   /** Interim responses (103 Early Hints, 100 Continue) the upstream sent before `response`, in order; `time` in epoch seconds. */
   interimResponses?: Array<{ status: number; statusText: string; headers: HarNameValue[]; time: number }>;
+  /**
+   * A handshake answer that did not upgrade: when wstap recorded its body
+   * (epoch seconds), the body bytes seen then, and whether the preview
+   * (`response.content.text`) holds less than the body. The diagnosis quotes
+   * that preview; read back, it is quoted the same way.
+   */
+  handshakeBody?: { time: number; bytes: number; truncated: boolean };
   /** Whether header values and query parameters were redacted in this entry. */
   redacted: boolean;
+  /**
+   * When wstap accepted the connection (epoch seconds), before its first
+   * request arrived: connection ages (and lifetime timeouts) count from here.
+   * Absent when the capture does not hold the connection's beginning.
+   */
+  connectionOpenedAt?: number;
   /** Present when the capture holds only part of the connection. */
   incomplete?: HarIncomplete;
   /** The capture ended with the connection still open (wstap killed, or a capture read while recording): it has no close yet, and no close verdict. */

@@ -27,6 +27,7 @@ const fullFrame: Required<FrameEvent> = {
   length: 14,
   preview: Buffer.from([0x03, 0xe8, 0x62, 0x79, 0x65]).toString('base64'),
   previewTruncated: false,
+  dataId: '3',
   closeCode: 1000,
   closeReason: 'bye "now"\\\n\u0000\u2028é😀',
   idle: { client: 60000.125, upstream: 0.001 },
@@ -62,7 +63,7 @@ function written(event: CaptureEvent, at = 0): string {
   return target.toString('utf8', at, end);
 }
 
-const { closeCode: _code, closeReason: _reason, idle: _idle, pausedSince: _paused, ...plainFrame } = fullFrame;
+const { closeCode: _code, closeReason: _reason, idle: _idle, pausedSince: _paused, dataId: _dataId, ...plainFrame } = fullFrame;
 
 describe('capture lines', () => {
   it('writes a ws.frame without close fields as bytes, JSON.stringify\'s text', () => {
@@ -73,7 +74,7 @@ describe('capture lines', () => {
     );
   });
 
-  it('writes close frames (code, reason, idle times) through JSON.stringify', () => {
+  it('writes close frames (code, reason, idle times) and frames with a dataId through JSON.stringify', () => {
     expect(fastLineRoom(fullFrame)).toBe(0);
     expect(written(fullFrame)).toBe(json(fullFrame));
     // An opcode the fixed literals do not cover (not one a decoder delivers) takes the slow path too.
@@ -81,7 +82,8 @@ describe('capture lines', () => {
       expect(fastLineRoom(odd)).toBe(0);
       expect(written(odd)).toBe(json(odd));
     }
-    for (const extra of [{ closeCode: 1006 }, { closeReason: '' }, { idle: { client: 1, upstream: 2 } }, { pausedSince: { client: 5 } }]) {
+    // dataId is never in a capture (a HAR read back has it), but a line with one keeps it.
+    for (const extra of [{ closeCode: 1006 }, { closeReason: '' }, { idle: { client: 1, upstream: 2 } }, { pausedSince: { client: 5 } }, { dataId: '0' }]) {
       const frame = { ...plainFrame, ...extra };
       expect(fastLineRoom(frame)).toBe(0);
       expect(written(frame)).toBe(json(frame));

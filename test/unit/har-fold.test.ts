@@ -1,4 +1,8 @@
+import { findingsAt } from '../../src/analysis/connection-findings.js';
+import { ConnectionTracker } from '../../src/analysis/connection-tracker.js';
+import { EMPTY_DIAGNOSIS_CONTEXT } from '../../src/analysis/connection-diagnosis.js';
 import { diagnosisRecord } from '../../src/analysis/diagnosis-record.js';
+import { redactHandshake } from '../../src/analysis/redaction.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -175,7 +179,24 @@ describe('HAR from capture events', () => {
     const messages = wsEntry(none.log.entries, 1)._webSocketMessages ?? [];
     expect(messages.every((m) => m.data === '' && typeof m._size === 'number')).toBe(true);
     expect(messages[0]?._size).toBe(5);
+    expect(wsEntry(none.log.entries, 1)._wstap?.frames.some((f) => 'payload' in f)).toBe(false);
     expect(harSchemaErrors(none)).toEqual([]);
+  });
+
+  it('--payloads none: pings and pongs carry an id per distinct data instead, equal data, equal id', () => {
+    const none = buildHar(session(), { ...DEFAULTS, payloads: 'none' }, '0.1.0');
+    expect(wsEntry(none.log.entries, 1)._wstap?.frames.filter((f) => f.opcode === 9 || f.opcode === 10).map((f) => f.payloadId)).toEqual([0, 0]);
+  });
+
+  it('pings and pongs carry their data, which pairs them when the HAR is read back; other frames carry none', () => {
+    const frames = wsEntry(entries, 1)._wstap?.frames ?? [];
+    expect(frames.map((f) => [f.opcode, f.payload])).toEqual([
+      [1, undefined],
+      [9, PREVIEW('ping')],
+      [10, PREVIEW('ping')],
+      [8, undefined],
+      [8, undefined],
+    ]);
   });
 });
 
@@ -224,6 +245,21 @@ describe('HAR: the body of a refused handshake', () => {
     const bin = buildHar(refusal(binary, [['Content-Type', 'application/octet-stream']]), DEFAULTS, '0.1.0');
     expect(harSchemaErrors(bin)).toEqual([]);
     expect(wsEntry(bin.log.entries, 1).response.content).toEqual({ size: 3, mimeType: 'application/octet-stream', text: '/wD+', encoding: 'base64' });
+  });
+
+  it('_wstap.handshakeBody keeps when and how much, so the HAR read back quotes the body as the live fold did', () => {
+    // The preview filled at 5000 bytes and the body went on to 9000: the quote says 5000, as it did live.
+    const events = refusal(handshakeBodyEvent(1, T0 + 5, 'Origin', { bytes: 5000, previewTruncated: true }), undefined, 9000);
+    const har = buildHar(events, DEFAULTS, '0.1.0');
+    const entry = wsEntry(har.log.entries, 1);
+    expect(entry._wstap?.handshakeBody).toEqual({ time: (T0 + 5) / 1000, bytes: 5000, truncated: true });
+    const read = harToEvents(JSON.stringify(har), 'refusal.har');
+    expect(read.warnings).toEqual([]);
+    expect(read.events.find((e) => e.kind === 'ws.handshake.body')).toEqual(events.find((e) => e.kind === 'ws.handshake.body'));
+    const tracker = new ConnectionTracker();
+    const found = read.events.flatMap((e) => findingsAt(e, tracker.apply(e), EMPTY_DIAGNOSIS_CONTEXT, redactHandshake));
+    expect(found).toEqual(entry._wstap?.diagnosis);
+    expect(notUpgraded(entry)).toContain('body (5000 bytes): Origin…');
   });
 
   it('no body event (an older capture): content as before, no body line', () => {
@@ -446,5 +482,92 @@ describe('_wstap.diagnosis with two hops whose timers both fit', () => {
     const found = wsEntry(buildHar(events, { ...DEFAULTS, diagnosis }, '0.1.0').log.entries, 1)._wstap?.diagnosis ?? [];
     expect(found.map((f) => f.id)).toEqual(['timeout.ambiguous']);
     expect(found[0]?.message).toMatch(/nothing observed tells them apart: front-lb idle_timeout 2s, nginx proxy_read_timeout 2s$/);
+  });
+});
+
+describe('HAR: when the connection was accepted, before its first request', () => {
+  // A slow client: accepted at T0, its handshake head complete 5 s later; a 30 s lifetime timer counts from the accept.
+  const lifetime = { hop: 'gcp-lb', setting: 'timeoutSec', seconds: 30, measures: 'lifetime' as const, where: 'client-side' as const };
+  const diagnosis = diagnosisRecord(null, [], { timeouts: [lifetime], requiredHeaders: [], heartbeat: null });
+  const events: CaptureEvent[] = [
+    openEvent(1, { t: T0 }),
+    handshakeRequestEvent(1, T0 + 5_000),
+    handshakeResponseEvent(1, T0 + 5_003),
+    finEvent(1, T0 + 30_000, 'client', { client: 10_000, upstream: 10_000 }),
+    finEvent(1, T0 + 30_001, 'upstream'),
+    closeEvent(1, T0 + 30_002),
+  ];
+  const har = buildHar(events, { ...DEFAULTS, diagnosis }, '0.1.0');
+
+  it('says when in _wstap.connectionOpenedAt; a stand-in (no conn.open in the capture) says nothing', () => {
+    expect(wsEntry(har.log.entries, 1)._wstap?.connectionOpenedAt).toBe(T0 / 1000);
+    expect(wsEntry(har.log.entries, 1)._wstap?.diagnosis.map((f) => f.id)).toEqual(['timeout.match']);
+    const standIn = buildHar(events.filter((e) => e.kind !== 'conn.open' && e.kind !== 'ws.handshake.request' && e.kind !== 'ws.handshake.response').concat(frameEvent({ conn: 1, t: T0 + 6_000, side: 'client', opcode: 1, length: 2 })).sort((a, b) => a.t - b.t), DEFAULTS, '0.1.0');
+    expect(wsEntry(standIn.log.entries, 1)._wstap).not.toHaveProperty('connectionOpenedAt');
+  });
+
+  it('read back, the connection opens then, so its age (and the lifetime verdict) is the live one', () => {
+    const read = harToEvents(JSON.stringify(har), 'slow.har');
+    expect(read.events.find((e) => e.kind === 'conn.open')?.t).toBe(T0);
+    const tracker = new ConnectionTracker();
+    const found = read.events.flatMap((e) => findingsAt(e, tracker.apply(e), diagnosis.context));
+    expect(found.map((f) => [f.id, f.message])).toEqual(wsEntry(har.log.entries, 1)._wstap?.diagnosis.map((f) => [f.id, f.message]));
+  });
+});
+
+describe('HAR --payloads none: payload ids stay bounded and still pair', () => {
+  it('forgets ids of data no waiting ping carries, never those of a waiting one, and never reuses an id', () => {
+    const control = (t: number, side: Side, opcode: 9 | 10, data: string) => frameEvent({ conn: 1, t, side, opcode, length: data.length, preview: PREVIEW(data) });
+    const events: CaptureEvent[] = [
+      openEvent(1, { t: T0 }),
+      handshakeRequestEvent(1, T0 + 1),
+      handshakeResponseEvent(1, T0 + 2),
+      control(T0 + 10, 'client', 9, 'waiting'),
+      control(T0 + 11, 'upstream', 10, 'gone'),
+      // 100 pongs of the app's one-way heartbeat, each with new data: far past what is kept.
+      ...Array.from({ length: 100 }, (_, i) => control(T0 + 20 + i, 'upstream', 10, `beat-${i}`)),
+      control(T0 + 200, 'upstream', 10, 'gone'),
+      control(T0 + 201, 'upstream', 10, 'waiting'),
+    ];
+    const frames = wsEntry(buildHar(events, { ...DEFAULTS, payloads: 'none' }, '0.1.0').log.entries, 1)._wstap?.frames ?? [];
+    const ids = frames.map((f) => f.payloadId);
+    expect(ids.slice(0, 2)).toEqual([0, 1]);
+    // 'gone' was forgotten (no ping waits with it): a new id, not 1. 'waiting' still waits: its id is kept.
+    expect(ids.slice(-2)).toEqual([102, 0]);
+    expect(new Set(ids.slice(1, -1)).size).toBe(102);
+    const read = harToEvents(JSON.stringify(buildHar(events, { ...DEFAULTS, payloads: 'none' }, '0.1.0')), 'none.har');
+    const tracker = new ConnectionTracker();
+    for (const e of read.events) tracker.apply(e);
+    expect(tracker.get(1)?.pingPairing.cadence.client).toMatchObject({ sent: 1, answered: 1 });
+    expect(tracker.get(1)?.pingPairing.strays.upstream).toMatchObject({ mismatched: 102, unsolicited: 0 });
+  });
+});
+
+describe('HAR: a handshake answered with something that is not HTTP', () => {
+  const events: CaptureEvent[] = [
+    openEvent(1, { t: T0 }),
+    handshakeRequestEvent(1, T0 + 1),
+    { kind: 'ws.handshake.error', t: T0 + 3, conn: 1, code: 'HPE_INVALID_CONSTANT', message: 'Expected HTTP/', offset: 0 },
+    finEvent(1, T0 + 4, 'upstream'),
+    finEvent(1, T0 + 5, 'client'),
+    closeEvent(1, T0 + 6),
+  ];
+  const har = buildHar(events, DEFAULTS, '0.1.0');
+
+  it('keeps what went wrong in _wstap.handshakeError; the response says no answer came', () => {
+    const entry = wsEntry(har.log.entries, 1);
+    expect(entry._wstap?.handshakeError).toEqual({ time: (T0 + 3) / 1000, code: 'HPE_INVALID_CONSTANT', message: 'Expected HTTP/', offset: 0 });
+    expect(entry.response).toMatchObject({ status: 0, _error: 'the upstream closed before answering the handshake' });
+    expect(entry._wstap?.diagnosis.map((f) => f.id)).toEqual(['handshake.no-answer']);
+  });
+
+  it('read back, it is the ws.handshake.error the capture had, and the verdict is the same', () => {
+    const read = harToEvents(JSON.stringify(har), 'garbage.har');
+    expect(read.warnings).toEqual([]);
+    expect(read.events.find((e) => e.kind === 'ws.handshake.error')).toEqual(events[2]);
+    expect(read.events.some((e) => e.kind === 'http.error')).toBe(false);
+    const tracker = new ConnectionTracker();
+    const found = read.events.flatMap((e) => findingsAt(e, tracker.apply(e), EMPTY_DIAGNOSIS_CONTEXT, redactHandshake));
+    expect(found).toEqual(wsEntry(har.log.entries, 1)._wstap?.diagnosis);
   });
 });

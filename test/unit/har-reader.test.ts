@@ -469,6 +469,114 @@ describe('harToEvents: close evidence without frames', () => {
   });
 });
 
+describe('harToEvents: ping and pong data', () => {
+  const frame = (type: 'send' | 'receive', at: number, opcode: number, payload?: unknown) => ({
+    type, time: S0 + at, opcode, fin: true, rsv1: false, masked: type === 'send', length: 2, ...(payload !== undefined ? { payload } : {}),
+  });
+  const result = harToEvents(
+    har({ name: 'wstap', version: '0.1.0' }, [
+      {
+        ...wstapEntryBase(T0_ISO, 100),
+        request: { method: 'GET', url: 'ws://app.test/', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0 },
+        response: { status: 101, statusText: 'Switching Protocols', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0, content: { size: 0 } },
+        _resourceType: 'websocket',
+        _webSocketMessages: [],
+        _wstap: {
+          connectionId: 1,
+          pings: [],
+          diagnosis: [],
+          redacted: true,
+          closeEvents: [],
+          idleBeforeCloseMs: null,
+          frames: [
+            frame('send', 0.01, 9, Buffer.from('me').toString('base64')),
+            // The client's own data coming back from the client: not the app's answer.
+            frame('send', 0.02, 10, Buffer.from('me').toString('base64')),
+            // The app answers with other data, then with the ping's.
+            frame('receive', 0.03, 10, Buffer.from('zz').toString('base64')),
+            frame('receive', 0.04, 10, Buffer.from('me').toString('base64')),
+            frame('receive', 0.05, 9, 'not base64!'),
+            frame('send', 0.06, 1, 'aGk='),
+          ],
+        },
+      },
+    ]),
+    'p.har',
+  );
+
+  it('reads the data of pings and pongs into the frames, so they pair as they did live', () => {
+    const pairing = track(result.events).get(1)?.pingPairing;
+    expect(pairing?.strays.client).toMatchObject({ sameDirection: 1, mismatched: 0, unsolicited: 0 });
+    expect(pairing?.strays.upstream).toMatchObject({ sameDirection: 0, mismatched: 1, unsolicited: 0 });
+    expect(pairing?.cadence.client).toMatchObject({ sent: 1, answered: 1 });
+  });
+
+  it('reads payloadId (a HAR exported with --payloads none) as the frame\'s dataId, which pairs in place of the data', () => {
+    const read = harToEvents(
+      har({ name: 'wstap', version: '0.1.0' }, [
+        {
+          ...wstapEntryBase(T0_ISO, 100),
+          request: { method: 'GET', url: 'ws://app.test/', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0 },
+          response: { status: 101, statusText: 'Switching Protocols', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0, content: { size: 0 } },
+          _resourceType: 'websocket',
+          _webSocketMessages: [],
+          _wstap: {
+            connectionId: 1, pings: [], diagnosis: [], redacted: true, closeEvents: [], idleBeforeCloseMs: null,
+            frames: [frame('send', 0.01, 9, undefined), frame('send', 0.02, 10), frame('receive', 0.03, 10), frame('send', 0.04, 1)].map((f, i) => (i < 3 ? { ...f, payloadId: 4 } : { ...f, payloadId: 5 })),
+          },
+        },
+      ]),
+      'n.har',
+    );
+    const frames = read.events.filter((e): e is FrameEvent => e.kind === 'ws.frame');
+    expect(frames.map((f) => [f.preview, f.dataId])).toEqual([['', '4'], ['', '4'], ['', '4'], ['', undefined]]);
+    const pairing = track(read.events).get(1)?.pingPairing;
+    expect(pairing?.strays.client.sameDirection).toBe(1);
+    expect(pairing?.cadence.client.answered).toBe(1);
+  });
+
+  it('drops data that is not base64 with a warning, and reads none on frames other than pings and pongs', () => {
+    expect(result.warnings).toEqual(['log.entries[0]._wstap.frames[4]: payload dropped: not base64']);
+    const previews = result.events.filter((e): e is FrameEvent => e.kind === 'ws.frame').map((f) => f.preview);
+    expect(previews).toEqual(['bWU=', 'bWU=', 'eno=', 'bWU=', '', '']);
+  });
+});
+
+describe('harToEvents: the body of a refused handshake', () => {
+  function refusedHar(extra: Record<string, unknown>, wstap?: Record<string, unknown>): HarReadResult {
+    return harToEvents(
+      har({ name: 'x', version: '1' }, [
+        {
+          ...wstapEntryBase(T0_ISO, 10),
+          request: { method: 'GET', url: 'ws://app.test/', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 0 },
+          response: { status: 403, statusText: 'Forbidden', httpVersion: 'HTTP/1.1', headers: [], headersSize: 10, bodySize: 12, ...extra },
+          _resourceType: 'websocket',
+          _webSocketMessages: [],
+          ...(wstap ? { _wstap: { connectionId: 1, frames: [], pings: [], diagnosis: [], redacted: true, closeEvents: [], idleBeforeCloseMs: null, ...wstap } } : {}),
+        },
+      ]),
+      'r.har',
+    );
+  }
+  const bodyOf = (result: HarReadResult) => result.events.find((e) => e.kind === 'ws.handshake.body');
+
+  it('another tool\'s HAR: the content text, recorded at the entry\'s end, bodySize bytes', () => {
+    expect(bodyOf(refusedHar({ content: { size: 12, mimeType: 'text/plain', text: 'go away' } }))).toEqual({
+      kind: 'ws.handshake.body', t: T0 + 10, conn: 1, preview: Buffer.from('go away').toString('base64'), previewTruncated: true, bytes: 12,
+    });
+    expect(bodyOf(refusedHar({ content: { size: 3, mimeType: 'x', text: '/wD+', encoding: 'base64' }, bodySize: 3 }))).toMatchObject({ preview: '/wD+', previewTruncated: false, bytes: 3 });
+    expect(bodyOf(refusedHar({ content: { size: 12, mimeType: 'text/plain' } }))).toBeUndefined();
+  });
+
+  it('wstap\'s _wstap.handshakeBody says when and how much; a malformed one is ignored with a warning', () => {
+    const result = refusedHar({ content: { size: 12, mimeType: 'text/plain', text: 'go' } }, { handshakeBody: { time: S0 + 0.005, bytes: 7, truncated: true } });
+    expect(bodyOf(result)).toMatchObject({ t: T0 + 5, bytes: 7, previewTruncated: true, preview: Buffer.from('go').toString('base64') });
+    const bad = refusedHar({ content: { size: 12, mimeType: 'text/plain', text: 'go' } }, { handshakeBody: { time: 'soon' } });
+    expect(bad.warnings).toEqual(['log.entries[0]._wstap.handshakeBody: ignored: needs time, bytes and truncated']);
+    expect(bodyOf(bad)).toMatchObject({ t: T0 + 10, bytes: 12 });
+  });
+});
+
 describe('harToEvents: interim responses', () => {
   it('reads _wstap.interimResponses back as ws.handshake.interim events before the 101', () => {
     const entry = JSON.parse(wstapHar()) as { log: { entries: Array<Record<string, unknown> & { _wstap?: Record<string, unknown> }> } };

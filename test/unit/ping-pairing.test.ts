@@ -72,6 +72,15 @@ describe('PingPairing', () => {
     expect(p.pending).toBe(0);
   });
 
+  it('says whether a ping of either side with some data is still waiting', () => {
+    const p = new PingPairing();
+    p.ping('client', b64('c'), 1);
+    p.ping('upstream', b64('u'), 2);
+    expect([p.isWaiting(b64('c')), p.isWaiting(b64('u')), p.isWaiting(b64('x'))]).toEqual([true, true, false]);
+    p.pong('upstream', b64('c'), 3);
+    expect(p.isWaiting(b64('c'))).toBe(false);
+  });
+
   it('pairs identical payloads oldest first', () => {
     const p = new PingPairing();
     p.ping('upstream', '', 100);
