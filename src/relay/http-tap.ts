@@ -230,6 +230,13 @@ export class HttpTap {
   }
 
   #onAnomaly(a: ConversationAnomaly): void {
+    const open = a.exchange !== null ? this.#open.get(a.exchange) : undefined;
+    if (a.side === 'upstream' && a.code === 'HEAD_REJECTED' && open?.handshake && !open.response && a.exchange !== null) {
+      // The answer to a handshake that is not HTTP: recorded as handshake evidence, as the handshake's other facts are.
+      this.#open.delete(a.exchange);
+      this.#ctx.record({ kind: 'ws.handshake.error', t: a.t, conn: this.#ctx.id, code: a.headError ?? a.code, message: a.message.replace(/^response head: /, ''), offset: a.offset });
+      return;
+    }
     const stops = a.code === 'HEAD_REJECTED' || a.code === 'RESPONSE_WITHOUT_REQUEST' || a.code === 'BAD_CHUNKED_BODY' || a.code === 'HELD_BYTES_OVERFLOW' || a.code === 'CONFLICTING_CONTENT_LENGTH' || a.code === 'BAD_CONTENT_LENGTH' || a.code === 'UNKNOWN_TRANSFER_CODING';
     this.#ctx.record({ kind: 'http.anomaly', t: a.t, conn: this.#ctx.id, side: a.side, exchange: a.exchange, code: a.code, message: a.message, offset: a.offset, parsing: stops ? 'stopped' : 'continues' });
   }

@@ -1,4 +1,4 @@
-import type { HttpRequestHead, HttpResponseHead } from './http-head-parser.js';
+import type { HeadParseErrorCode, HttpRequestHead, HttpResponseHead } from './http-head-parser.js';
 import { isUpgradeRequest, requestFraming, responseFraming } from './http-message-framing.js';
 import { HttpStreamParser, type MessagePlan, type OpaqueReason, type StreamAnomalyCode, type StreamEnd } from './http-stream-parser.js';
 import { isInterimStatus } from './response-heads.js';
@@ -16,6 +16,8 @@ export interface ConversationAnomaly {
   /** Byte offset in that side's stream. */
   offset: number;
   t: number;
+  /** With HEAD_REJECTED: the head parser's code. */
+  headError?: HeadParseErrorCode;
 }
 
 /** What a conversation tells as it goes, one call per fact; every exchange number counts from 1 on its connection. */
@@ -85,7 +87,8 @@ export class HttpConversation {
         head: (head, t, offset) => this.#onResponse(head, t, offset),
         body: (data, t) => handlers.responseBody(this.#answering, data, t),
         end: (bytes, t) => this.#onResponseEnd(bytes, t),
-        anomaly: (code, message, offset, t) => handlers.anomaly({ side: 'upstream', exchange: this.#answering || (this.#awaiting[0]?.exchange ?? null), code, message, offset, t }),
+        anomaly: (code, message, offset, t, headError) =>
+          handlers.anomaly({ side: 'upstream', exchange: this.#answering || (this.#awaiting[0]?.exchange ?? null), code, message, offset, t, ...(headError ? { headError } : {}) }),
         opaque: (data, t, reason) => handlers.opaque('upstream', data, t, reason),
       },
       options,

@@ -1,5 +1,5 @@
 import { ChunkedBodyDecoder } from './chunked-body.js';
-import { HttpHeadParser, type HeadFor, type HeadKind } from './http-head-parser.js';
+import { HttpHeadParser, type HeadFor, type HeadKind, type HeadParseErrorCode } from './http-head-parser.js';
 import type { BodyFraming, FramingAnomaly } from './http-message-framing.js';
 
 /** What the stream does once a message's head is read: how its body ends, and whether the next bytes wait for a decision (an upgrade request). */
@@ -22,7 +22,8 @@ export interface HttpStreamHandlers<K extends HeadKind> {
   body(data: Buffer, t: number): void;
   /** The current message is complete; `bodyBytes` is its body's payload (de-chunked). */
   end(bodyBytes: number, t: number): void;
-  anomaly(code: StreamAnomalyCode, message: string, offset: number, t: number): void;
+  /** `headError`: with HEAD_REJECTED, the head parser's own code (MALFORMED_START_LINE...). */
+  anomaly(code: StreamAnomalyCode, message: string, offset: number, t: number, headError?: HeadParseErrorCode): void;
   /** Bytes that are not HTTP: after a switch, an unframed message or a head that did not parse. Every later push comes here too. */
   opaque(data: Buffer, t: number, reason: OpaqueReason): void;
 }
@@ -199,7 +200,7 @@ export class HttpStreamParser<K extends HeadKind> {
     const result = state.parser.push(input);
     if (result.state === 'incomplete') return input.length;
     if (result.state === 'error') {
-      this.#handlers.anomaly('HEAD_REJECTED', `${this.kind} head: ${result.message}`, this.#headStart + result.offset, t);
+      this.#handlers.anomaly('HEAD_REJECTED', `${this.kind} head: ${result.message}`, this.#headStart + result.offset, t, result.code);
       this.#toOpaque(EMPTY, t, 'error');
       return input.length;
     }
