@@ -41,7 +41,7 @@ export function keepaliveRaceFinding(facts: KeepaliveRaceFacts, appKeepAliveMs: 
   const evidence = [
     `request #${request.exchange} on this connection (${what}) came after it had been idle ${seconds2(idle)} since the answer to request #${request.exchange - 1}`,
     `the app's ${describeEvidence(close)} came ${afterRequestMs >= 0 ? `${seconds2(afterRequestMs)} after` : `${seconds2(-afterRequestMs)} before`} that request arrived, and no answer to it`,
-    'nginx answers a request lost this way with 502 ("upstream prematurely closed connection while reading response header from upstream")',
+    'nginx answers a request lost this way with 502 ("upstream prematurely closed connection while reading response header from upstream"), unless it may retry it on another connection (an idempotent method such as GET, with proxy_next_upstream error, the default)',
   ];
   let cause: string;
   if (appKeepAliveMs !== null) {
