@@ -60,12 +60,15 @@ export function responseFraming(head: HttpResponseHead, requestMethod: string): 
 }
 
 function messageFraming(headers: ReadonlyArray<readonly [string, string]>, kind: 'request' | 'response'): FramingDecision {
-  // One pass over the fields: the common message (no TE, one CL or none) costs no allocation beyond the result.
+  // One pass over the fields, comparing names without allocating: it runs for every message of every connection.
   let codings: string[] | null = null;
   let lengths: string[] | null = null;
   for (const [name, value] of headers) {
-    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') (codings ??= []).push(...tokens(value));
-    else if (name.length === 14 && name.toLowerCase() === 'content-length') (lengths ??= []).push(...value.split(',').map((v) => v.trim()));
+    if (name.length === 17 && sameLetters(name, 'transfer-encoding')) (codings ??= []).push(...tokens(value));
+    else if (name.length === 14 && sameLetters(name, 'content-length')) {
+      if (DIGITS.test(value)) (lengths ??= []).push(value);
+      else (lengths ??= []).push(...value.split(',').map((v) => v.trim()));
+    }
   }
   const anomalies: FramingAnomaly[] = [];
   if (codings !== null) {
@@ -100,6 +103,20 @@ function messageFraming(headers: ReadonlyArray<readonly [string, string]>, kind:
   return { framing: kind === 'request' ? { kind: 'none' } : { kind: 'until-close' }, anomalies: NO_ANOMALIES };
 }
 
+const DIGITS = /^\d+$/;
+
+/** `name` equals the lower-case ASCII `lower` ignoring case (same length checked by the caller). */
+function sameLetters(name: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    const c = name.charCodeAt(i);
+    const l = lower.charCodeAt(i);
+    if (c === l) continue;
+    // Only a letter may differ, by its case (0x20); any other character must be the same.
+    if (l < 0x61 || l > 0x7a || (c | 0x20) !== l) return false;
+  }
+  return true;
+}
+
 function tokens(value: string): string[] {
   return value
     .split(',')
@@ -112,8 +129,8 @@ export function isUpgradeRequest(head: HttpRequestHead): boolean {
   let upgrade = false;
   let connectionUpgrade = false;
   for (const [name, value] of head.rawHeaders) {
-    if (name.length === 7 && name.toLowerCase() === 'upgrade' && value.trim() !== '') upgrade = true;
-    else if (name.length === 10 && name.toLowerCase() === 'connection' && tokens(value).includes('upgrade')) connectionUpgrade = true;
+    if (name.length === 7 && sameLetters(name, 'upgrade') && value.trim() !== '') upgrade = true;
+    else if (name.length === 10 && sameLetters(name, 'connection') && tokens(value).includes('upgrade')) connectionUpgrade = true;
   }
   return upgrade && connectionUpgrade;
 }
