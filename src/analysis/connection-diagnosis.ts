@@ -1,10 +1,11 @@
 import type { HandshakeBodyEvent, HandshakeRequestEvent, HandshakeResponseEvent, HttpErrorEvent, HttpRequestEvent, HttpResponseEvent } from '../capture/events.js';
 import { attributeClose, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
-import type { ConnectionSummary } from './connection-tracker.js';
+import type { ConnectionSummary, UnansweredRequest } from './connection-tracker.js';
 import type { Finding } from './finding.js';
 import { handshakeFindings, responseBodyFacts, type HandshakeFacts } from './handshake-rules.js';
 import type { Heartbeat } from '../profiles/heartbeat.js';
 import type { HopTimeout } from '../profiles/hop-timeout.js';
+import { keepaliveRaceFinding } from './keepalive-race.js';
 import { heartbeatFindings } from './heartbeat-rules.js';
 import type { PingPairing } from './ping-pairing.js';
 import { judgedAttribution, type MissingPart } from './missing-part.js';
@@ -17,6 +18,8 @@ export interface DiagnosisContext {
   requiredHeaders: readonly string[];
   /** The app's heartbeat as the profile describes it. */
   heartbeat: Heartbeat | null;
+  /** The app's idle timeout for keep-alive connections (profile `app.keepalive-timeout`), in ms; absent when unknown. */
+  appKeepAliveMs?: number;
 }
 
 /** Nothing known about the path: only what the connection itself shows is judged. */
@@ -45,6 +48,8 @@ export interface ConnectionFacts {
   upgradedAt: number | null;
   /** Where the heartbeat checks stop looking: the close, or now for a connection still open. */
   endAt: number;
+  /** The first plain HTTP request the app left unanswered when it closed (keepalive-race.ts); absent: none. */
+  unanswered?: UnansweredRequest | null;
 }
 
 function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext, attribution: CloseAttribution): HandshakeFacts | null {
@@ -82,6 +87,10 @@ export function diagnoseConnection(facts: ConnectionFacts, context: DiagnosisCon
       closedByTimeout = matchingTimeouts(context.timeouts, attribution, attribution.first.t - facts.openedAt)[0]?.timeout ?? null;
     }
   }
+  if (facts.closed) {
+    const race = keepaliveRaceFinding({ unanswered: facts.unanswered ?? null, evidence: facts.evidence }, context.appKeepAliveMs ?? null);
+    if (race) out.push(race);
+  }
   if (facts.pings) {
     out.push(
       ...heartbeatFindings(
@@ -111,5 +120,6 @@ export function factsOf(s: ConnectionSummary, now?: number): ConnectionFacts {
     pings: s.handshakeResponse?.upgraded ? s.pingPairing : null,
     upgradedAt: s.handshakeResponse?.upgraded ? s.handshakeResponse.t : null,
     endAt,
+    unanswered: s.unanswered,
   };
 }

@@ -2,15 +2,16 @@ import type { CaptureEvent } from '../capture/events.js';
 import { diagnoseConnection, factsOf, type DiagnosisContext, type RecordedHandshake } from './connection-diagnosis.js';
 import type { ConnectionSummary } from './connection-tracker.js';
 import type { Finding } from './finding.js';
+import { httpAnomalyFinding } from './http-anomaly-rules.js';
 
-const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'ws.handshake.body', 'http.response', 'http.error', 'conn.close']);
+const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'ws.handshake.body', 'http.response', 'http.error', 'http.anomaly', 'conn.close']);
 const NO_FINDINGS: readonly Finding[] = [];
 
 /**
  * The findings one event makes known about its connection, each once:
  * handshake rules when the app answers (or cannot be reached), the rest
- * (timeout verdict, heartbeat, a handshake never answered) when the
- * connection closes. An answer that did not upgrade is judged when its body
+ * (timeout verdict, heartbeat, a handshake never answered, the keep-alive
+ * race) when the connection closes; an HTTP framing anomaly when recorded. An answer that did not upgrade is judged when its body
  * is recorded (`ws.handshake.body`), so the finding can quote it; a capture
  * without that event gets them at the close. A connection that never closes
  * gets no close verdict.
@@ -27,6 +28,7 @@ export function findingsAt(
 ): readonly Finding[] {
   // Called for every event, frames included: decide on the kind before building anything.
   if (!summary || !FINDING_EVENTS.has(event.kind)) return NO_FINDINGS;
+  if (event.kind === 'http.anomaly') return [httpAnomalyFinding(event)];
   const facts = factsOf(summary);
   const handshake = facts.handshake;
   const shared = { ...facts, handshake: handshake ? share(handshake) : null };

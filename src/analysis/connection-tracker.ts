@@ -11,7 +11,7 @@ import type {
   ObserverFaultEvent,
   Side,
 } from '../capture/events.js';
-import { gapLostEvents } from '../capture/events.js';
+import { gapLostEvents, UPSTREAM_CLOSED } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseAttribution, type CloseEvidence } from './close-attribution.js';
 import { isHandshakeRequest } from './handshake-rules.js';
@@ -56,6 +56,14 @@ export interface ConnectionSummary {
   firstRequestUrl: string | null;
   /** The plain HTTP request in progress (keep-alive: one at a time). */
   currentRequest: { exchange: number; method: string; url: string } | null;
+  /** When the last plain HTTP answer ended (its http.response), so a next request's idle time on a reused connection is known. */
+  lastAnswerAt: number | null;
+  /** The request the last http.response answered (pipelining: not always the newest request). */
+  lastAnswered: AwaitingRequest | null;
+  /** Plain HTTP requests still waiting for their answer, oldest first (pipelining), with the connection's idle time before each. */
+  awaitingAnswer: AwaitingRequest[];
+  /** The first request the app left unanswered when it closed the connection (http.error UPSTREAM_CLOSED); see keepalive-race.ts. */
+  unanswered: UnansweredRequest | null;
   directions: Record<Side, DirectionCounters>;
   /**
    * Evidence in the order it was recorded: the first MAX_EVIDENCE_KEPT
@@ -81,7 +89,24 @@ export interface ConnectionSummary {
   missing: MissingPart | null;
 }
 
+/** A plain HTTP request as the keep-alive checks need it. */
+export interface AwaitingRequest {
+  exchange: number;
+  method: string;
+  url: string;
+  t: number;
+  /** Since the previous answer ended, on a reused connection; null for a connection's first request. */
+  idleBeforeMs: number | null;
+}
+
+export interface UnansweredRequest extends AwaitingRequest {
+  /** When the app's close came (the http.error's time). */
+  closedAt: number;
+}
+
 const MAX_PINGS_KEPT = 32;
+/** Requests kept while they wait for answers: a client pipelining without end does not grow the fold. */
+const MAX_AWAITING_KEPT = 64;
 
 function emptyCounters(): DirectionCounters {
   return { frames: 0, messages: 0, payloadBytes: 0, lastFrameAt: null };
@@ -170,11 +195,18 @@ export class ConnectionTracker {
         s.httpExchanges++;
         s.firstRequestUrl ??= event.url;
         s.currentRequest = { exchange: event.exchange, method: event.method, url: event.url };
+        if (s.awaitingAnswer.length < MAX_AWAITING_KEPT) {
+          const idleBeforeMs = event.exchange > 1 && s.lastAnswerAt !== null && s.awaitingAnswer.length === 0 ? Math.max(0, event.t - s.lastAnswerAt) : null;
+          s.awaitingAnswer.push({ exchange: event.exchange, method: event.method, url: event.url, t: event.t, idleBeforeMs });
+        }
         s.state = 'open';
         break;
       case 'http.response':
         s.lastActivityAt.upstream = event.t;
         s.lastStatus = event.statusCode;
+        s.lastAnswerAt = event.t;
+        s.lastAnswered = s.awaitingAnswer.find((r) => r.exchange === event.exchange) ?? null;
+        s.awaitingAnswer = s.awaitingAnswer.filter((r) => r.exchange !== event.exchange);
         if (s.handshakeLike && s.handshakeLike.request.exchange === event.exchange) s.handshakeLike.response = event;
         break;
       case 'ws.handshake.request':
@@ -194,10 +226,18 @@ export class ConnectionTracker {
         // Not activity: it may be recorded when the connection ends, after the body's last byte.
         s.handshakeBody ??= event;
         break;
-      case 'http.error':
+      case 'http.error': {
+        const waiting = s.awaitingAnswer.find((r) => r.exchange === event.exchange);
+        s.awaitingAnswer = s.awaitingAnswer.filter((r) => r.exchange !== event.exchange);
+        if (event.code === UPSTREAM_CLOSED) {
+          if (waiting && !s.unanswered) s.unanswered = { ...waiting, closedAt: event.t };
+          // The app's close is evidence of its own (tcp.fin / tcp.rst); it is not a failure to reach it.
+          break;
+        }
         s.upstreamError = event;
         if (event.answeredStatus !== null) s.lastStatus = event.answeredStatus;
         break;
+      }
       case 'ws.frame': {
         const d = s.directions[event.side];
         d.frames++;
@@ -268,6 +308,10 @@ function newSummary(open: ConnOpenEvent, missing: MissingPart | null): Connectio
     lastActivityAt: { client: open.t, upstream: open.t },
     firstRequestUrl: null,
     currentRequest: null,
+    lastAnswerAt: null,
+    lastAnswered: null,
+    awaitingAnswer: [],
+    unanswered: null,
     directions: { client: emptyCounters(), upstream: emptyCounters() },
     evidence: [],
     evidenceDropped: 0,

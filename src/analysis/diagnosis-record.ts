@@ -81,10 +81,13 @@ export function readDiagnosisRecord(raw: unknown): DiagnosisRecord | null | Erro
   if (!Array.isArray(headers) || !headers.every(isString)) return new Error('diagnosis context: requiredHeaders is not a list of strings');
   const heartbeat = heartbeatOf(context['heartbeat'] ?? null);
   if (heartbeat === undefined) return new Error('diagnosis context: the heartbeat needs from, kind and interval > 0');
+  const keepAlive = context['appKeepAliveMs'];
+  if (keepAlive !== undefined && !(typeof keepAlive === 'number' && keepAlive > 0)) return new Error('diagnosis context: appKeepAliveMs must be a number > 0');
   return diagnosisRecord(profile === null ? null : { name: profile['name'] as string, source: profile['source'] as string }, flags, {
     timeouts: timeouts as HopTimeout[],
     requiredHeaders: headers,
     heartbeat,
+    ...(keepAlive !== undefined ? { appKeepAliveMs: keepAlive } : {}),
   });
 }
 

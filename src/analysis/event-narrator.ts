@@ -1,4 +1,4 @@
-import { GAP_BACKLOG, GAP_MIN_FREE, GAP_SEGMENT_MISSING, opcodeName, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
+import { GAP_BACKLOG, GAP_MIN_FREE, GAP_SEGMENT_MISSING, opcodeName, UPSTREAM_CLOSED, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, describeOrderUnknown, describeUnread, noAnswerReason, type CloseEvidence } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
@@ -84,10 +84,24 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         fields: { conn: event.conn, exchange: event.exchange, status: event.statusCode, bytes: event.responseBodyBytes },
       };
     case 'http.error':
+      if (event.code === UPSTREAM_CLOSED) {
+        return {
+          level: 'warn',
+          msg: `#${event.conn} ${exchangeLine(summary, event.exchange)}unanswered: ${printable(event.message)}`,
+          fields: { conn: event.conn, exchange: event.exchange, code: event.code },
+        };
+      }
       return {
         level: 'error',
         msg: `#${event.conn} upstream failed (${event.stage}): ${event.code}: ${printable(event.message)}${event.answeredStatus ? `; answered ${event.answeredStatus}` : ''}`,
         fields: { conn: event.conn, code: event.code, stage: event.stage },
+      };
+    case 'http.anomaly':
+      // Its finding (findingsAt) says it at warning level with the fix; this line is the raw fact.
+      return {
+        level: 'debug',
+        msg: `#${event.conn} ${event.side} HTTP ${event.exchange !== null ? `exchange ${event.exchange} ` : ''}${event.code} at byte ${event.offset}: ${printable(event.message)}${event.parsing === 'stopped' ? `; the rest of the ${event.side}'s bytes are relayed without being parsed` : '; relayed unchanged'}`,
+        fields: { conn: event.conn, side: event.side, exchange: event.exchange, code: event.code, offset: event.offset },
       };
     case 'http.rejected':
       return {
@@ -164,7 +178,7 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
 }
 
 function exchangeLine(summary: ConnectionSummary | null, exchange: number): string {
-  const request = summary?.currentRequest;
+  const request = summary?.lastAnswered?.exchange === exchange ? summary.lastAnswered : summary?.currentRequest;
   const what = request && request.exchange === exchange ? `${printable(request.method)} ${printable(request.url)} ` : '';
   return summary && summary.httpExchanges > 1 ? `exchange ${exchange} ${what}` : what;
 }

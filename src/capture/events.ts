@@ -161,13 +161,43 @@ export interface HttpResponseEvent extends ConnBase {
 export interface HttpErrorEvent extends ConnBase {
   kind: 'http.error';
   exchange: number;
-  /** Where it failed: reaching the upstream, or while relaying the response. */
+  /**
+   * Where it failed: reaching the upstream, or while waiting for or relaying
+   * the response (`UPSTREAM_CLOSED`: the app's FIN, RST or socket error came
+   * with this request unanswered; `CLIENT_ABORTED`: the client left first).
+   */
   stage: 'connect' | 'response';
   code: string;
   message: string;
   /** Status wstap answered with itself (502), or null when headers had already gone out. */
   answeredStatus: number | null;
 }
+
+/**
+ * Something in an HTTP message's framing or head that peers may read
+ * differently (both Content-Length and Transfer-Encoding, conflicting
+ * lengths, a head the passive parser rejects). Only recorded: the bytes are
+ * relayed as they came. When `parsing` is `stopped`, the rest of that side
+ * is relayed without being parsed, so its later exchanges are not recorded.
+ */
+export interface HttpAnomalyEvent extends ConnBase {
+  kind: 'http.anomaly';
+  side: Side;
+  /** The exchange it belongs to, null when none (a head that did not parse, an answer nobody asked for). */
+  exchange: number | null;
+  /** CL_AND_TE, CONFLICTING_CONTENT_LENGTH, DUPLICATE_CONTENT_LENGTH, BAD_CONTENT_LENGTH, UNKNOWN_TRANSFER_CODING, HEAD_REJECTED, BAD_CHUNKED_BODY, RESPONSE_WITHOUT_REQUEST... */
+  code: string;
+  message: string;
+  /** Byte offset in that side's stream on this connection. */
+  offset: number;
+  parsing: 'continues' | 'stopped';
+}
+
+/** `http.error` code: the app's FIN, RST or socket error came while this request waited for its answer. */
+export const UPSTREAM_CLOSED = 'UPSTREAM_CLOSED';
+
+/** `http.error` code: the client's connection ended before the app answered. */
+export const CLIENT_ABORTED = 'CLIENT_ABORTED';
 
 export interface HttpRejectedEvent extends ConnBase {
   kind: 'http.rejected';
@@ -408,6 +438,7 @@ export type CaptureEvent =
   | HttpResponseEvent
   | HttpErrorEvent
   | HttpRejectedEvent
+  | HttpAnomalyEvent
   | HandshakeRequestEvent
   | HandshakeInterimEvent
   | HandshakeResponseEvent

@@ -51,6 +51,7 @@ export function diagnosisContextOf(profile: Profile | null, timeoutFlags: unknow
     timeouts: knownTimeouts(profile, timeoutFlags),
     requiredHeaders: profile?.app?.requiresHeaders ?? [],
     heartbeat: profile?.heartbeat ?? null,
+    ...(profile?.app?.keepAliveTimeout !== undefined ? { appKeepAliveMs: profile.app.keepAliveTimeout * 1000 } : {}),
   };
 }
 

@@ -39,7 +39,7 @@ const TOP_KEYS = ['name', 'description', 'hops', 'heartbeat', 'app', 'proxy'] as
 const HOP_KEYS = ['name', 'where', 'timeouts'] as const;
 const TIMEOUT_KEYS = ['setting', 'after', 'measures', 'action', 'code'] as const;
 const HEARTBEAT_KEYS = ['from', 'kind', 'interval', 'timeout'] as const;
-const APP_KEYS = ['requires-headers'] as const;
+const APP_KEYS = ['requires-headers', 'keepalive-timeout'] as const;
 const PROXY_KEYS = ['listen', 'target'] as const;
 
 /** The whole profile from the document's root node; undefined when the root is not a map. `file` becomes Profile.source. */
@@ -153,6 +153,8 @@ function checkApp(check: NodeChecker, entry: Entry | undefined): NonNullable<Pro
   const app: NonNullable<Profile['app']> = {};
   const headers = check.headerList(a['requires-headers']);
   if (headers) app.requiresHeaders = headers;
+  const keepAlive = check.duration(a['keepalive-timeout']);
+  if (keepAlive !== undefined) app.keepAliveTimeout = keepAlive;
   return app;
 }
 

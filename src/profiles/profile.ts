@@ -36,6 +36,8 @@ export interface Profile {
   app?: {
     /** Request headers the app needs from the proxy in front (X-Forwarded-For, X-Forwarded-Proto, Host). */
     requiresHeaders?: string[];
+    /** Seconds the app keeps an idle keep-alive connection open (Node's server.keepAliveTimeout, 5 s by default): http.keepalive-race checks against it. */
+    keepAliveTimeout?: number;
   };
   /** Defaults for `wstap proxy`; command-line flags override them. */
   proxy?: { listen?: string; target?: string };

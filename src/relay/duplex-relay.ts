@@ -13,6 +13,12 @@ export interface DuplexRelayOptions {
    * so `conn.close` stays the connection's last event.
    */
   settle?: (done: () => void) => void;
+  /**
+   * A side ended (its FIN, RST or socket error, already recorded as
+   * evidence): observer code, contained like observe, so a parser can end
+   * what the end ends (an answer read until close, a request left unanswered).
+   */
+  ended?: (side: Side, how: 'fin' | 'rst' | 'error', t: number) => void;
   /** Called once when both sockets have closed, after `conn.close` was recorded. */
   onClosed?: () => void;
 }
@@ -90,14 +96,17 @@ export class DuplexRelay {
       ctx.backlog.resumed(side);
     });
 
+    const ended = this.#options.ended;
     src.on('end', () => {
       ctx.recordFin(side);
       if (!dst.destroyed) dst.end();
+      if (ended) ctx.guard('ended', () => ended(side, 'fin', ctx.now()));
     });
 
     src.on('error', (err: NodeJS.ErrnoException) => {
       ctx.recordSocketError(side, err);
       if (!dst.destroyed) resetOrDestroy(dst);
+      if (ended) ctx.guard('ended', () => ended(side, err.code === 'ECONNRESET' ? 'rst' : 'error', ctx.now()));
     });
 
     src.on('close', () => {

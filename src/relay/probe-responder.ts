@@ -1,9 +1,9 @@
 import crypto from 'node:crypto';
-import type http from 'node:http';
 import type net from 'node:net';
 import type { HandshakeResponseEvent, RawHeaders } from '../capture/events.js';
 import { headerTokens, headerValue, headerValues, rawHeaderPairs } from '../capture/raw-headers.js';
 import { FrameDecoder, type DecodedFrame } from '../wire/frame-decoder.js';
+import type { HttpRequestHead } from '../wire/http-head-parser.js';
 import type { ChunkObserver, ConnectionContext } from './connection-context.js';
 import {
   PROBE_ID_PATTERN,
@@ -19,7 +19,6 @@ import {
   type ProbeMode,
 } from './probe-protocol.js';
 import { ProbeReports } from './probe-reports.js';
-import { serializeRequestHead } from './upgrade-relay.js';
 import { WebSocketTap } from './websocket-tap.js';
 
 /**
@@ -59,7 +58,7 @@ function digest(text: string): Buffer {
 
 /**
  * A request head as wstap read it: all the responder needs, whichever relay
- * parsed it (today Node's http server; see probeRequestHead).
+ * parsed it (the first request head of a connection, request-head-gate.ts).
  */
 export interface ProbeRequestHead {
   method: string;
@@ -70,8 +69,8 @@ export interface ProbeRequestHead {
   headLength: number;
 }
 
-export function probeRequestHead(req: http.IncomingMessage): ProbeRequestHead {
-  return { method: req.method ?? '', url: req.url ?? '', httpVersion: req.httpVersion, rawHeaders: rawHeaderPairs(req.rawHeaders), headLength: serializeRequestHead(req).length };
+export function probeRequestHead(head: HttpRequestHead): ProbeRequestHead {
+  return { method: head.method, url: head.target, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders, headLength: head.headLength };
 }
 
 /** wstap's answer to a plain request it claimed: the status, its headers and a small body. */
@@ -139,26 +138,30 @@ export class ProbeResponder {
   }
 
   /**
-   * A plain request this responder claimed, on Node's http server: answered
-   * (plainAnswer) and recorded as an exchange. Nothing of it reaches the app;
-   * Node discards a request body nobody reads once the response is sent.
+   * A plain request this responder claimed: answered (plainAnswer) on the
+   * client's socket, recorded as an exchange, and the connection closed
+   * (Connection: close): nothing of it, and nothing after it, reaches the app.
    */
-  answerRequest(ctx: ConnectionContext, exchange: number, head: ProbeRequestHead, res: http.ServerResponse): void {
+  answerRequest(ctx: ConnectionContext, head: ProbeRequestHead, socket: net.Socket): void {
+    socket.on('error', () => socket.destroy());
     const startedAt = ctx.now();
-    ctx.record({ kind: 'http.request', t: startedAt, conn: ctx.id, exchange, method: head.method, url: head.url, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders });
+    ctx.record({ kind: 'http.request', t: startedAt, conn: ctx.id, exchange: 1, method: head.method, url: head.url, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders });
     const answer = this.plainAnswer(head);
-    res.writeHead(answer.status, Object.fromEntries(answer.rawHeaders));
-    res.end(answer.body);
+    const rawHeaders: RawHeaders = [...answer.rawHeaders, ['Connection', 'close']];
+    const reason = answer.status === 200 ? 'OK' : answer.status === 403 ? 'Forbidden' : 'Bad Request';
+    const bytes = Buffer.from(`HTTP/1.1 ${answer.status} ${reason}\r\n${rawHeaders.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n${answer.body}`, 'utf8');
+    socket.end(bytes);
+    socket.resume();
     const t = ctx.now();
     ctx.record({
       kind: 'http.response',
       t,
       conn: ctx.id,
-      exchange,
+      exchange: 1,
       statusCode: answer.status,
-      statusMessage: res.statusMessage,
+      statusMessage: reason,
       httpVersion: '1.1',
-      rawHeaders: answer.rawHeaders,
+      rawHeaders,
       requestBodyBytes: 0,
       responseBodyBytes: Buffer.byteLength(answer.body),
       ttfbMs: round(t - startedAt),

@@ -236,3 +236,23 @@ function trimWhitespace(value: string): string {
 function truncate(text: string): string {
   return text.length > 80 ? `${text.slice(0, 80)}...` : text;
 }
+
+const VISIBLE_ASCII = /^[\x21-\x7e]+$/;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+/**
+ * What a strict HTTP/1.1 server (nginx, Node's llhttp) refuses in a request
+ * head that the tolerant parser above reads: a request target that is not
+ * visible ASCII (RFC 9112 3.2, RFC 3986: no raw control or non-ASCII bytes),
+ * a field name that is not a token, a control character in a field value
+ * (RFC 9110 5.5). Null when the head is clean.
+ */
+export function strictRequestHeadProblem(head: HttpRequestHead): string | null {
+  if (!VISIBLE_ASCII.test(head.target)) return `request target ${JSON.stringify(truncate(head.target))} has bytes outside visible ASCII`;
+  for (const [name, value] of head.rawHeaders) {
+    if (!TOKEN.test(name)) return `header name ${JSON.stringify(truncate(name))} is not a token`;
+    if (CONTROL.test(value)) return `header ${JSON.stringify(truncate(name))} has a control character in its value`;
+  }
+  return null;
+}

@@ -11,6 +11,8 @@ export interface NginxOptions {
   upstreamServer?: string;
   /** How nginx talks to wstap: `https` for proxy_pass https:// (put proxy_ssl_* directives in locationExtra). */
   upstreamScheme?: 'http' | 'https';
+  /** Extra directives inside the `wstap` upstream block, e.g. `keepalive 4;` (nginx reuses its connections to wstap). */
+  upstreamExtra?: string;
   /** proxy_pass's whole argument instead of the `wstap` upstream block, e.g. `http://unix:/tmp/x/wstap.sock:`. */
   proxyPass?: string;
   /** Extra directives inside `location /`, replacing the default WebSocket headers when `websocketHeaders` is false. */
@@ -58,7 +60,7 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   map $http_upgrade $connection_upgrade { default upgrade; '' close; }
-  ${upstreamServer !== undefined ? `upstream wstap { server ${upstreamServer}; }` : ''}
+  ${upstreamServer !== undefined ? `upstream wstap { server ${upstreamServer}; ${options.upstreamExtra ?? ''} }` : ''}
   server {
     listen 127.0.0.1:${port};
     location / {

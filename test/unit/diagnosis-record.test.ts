@@ -21,7 +21,7 @@ const PROFILE: Profile = {
   description: 'a test profile',
   hops: [{ name: 'nginx', where: 'client-side', timeouts: [] }] as unknown as Profile['hops'],
   heartbeat: { from: 'client', kind: 'ws-ping', interval: 30, timeout: 10 },
-  app: { requiresHeaders: ['X-Forwarded-For'] },
+  app: { requiresHeaders: ['X-Forwarded-For'], keepAliveTimeout: 5 },
   source: '/tmp/profiles/fast.yaml',
 };
 
@@ -66,6 +66,7 @@ describe('the diagnosis context a session records', () => {
     expect(record.context.timeouts).toEqual([parseTimeoutSpec('nginx.proxy_read_timeout=1s')]);
     expect(record.context.heartbeat).toEqual(PROFILE.heartbeat);
     expect(record.context.requiredHeaders).toEqual(['X-Forwarded-For']);
+    expect(record.context.appKeepAliveMs).toBe(5000);
     expect(diagnosisRecordOf({ ...PROFILE, source: 'fast' }, 'fast', undefined).profile).toEqual({ name: 'fast', source: 'shipped' });
     expect(givenDiagnosisRecord(null, undefined, undefined)).toBeNull();
     expect(givenDiagnosisRecord(null, undefined, [])).toBeNull();
@@ -85,6 +86,7 @@ describe('the diagnosis context a session records', () => {
     const badTimeout = throughJson(FLAGS_ONLY) as unknown as { context: { timeouts: Array<Record<string, unknown>> } };
     (badTimeout.context.timeouts[0] as Record<string, unknown>)['measures'] = 'sometimes';
     expect(String(readDiagnosisRecord(badTimeout))).toMatch(/known measure/);
+    expect(String(readDiagnosisRecord({ ...FLAGS_ONLY, context: { ...FLAGS_ONLY.context, appKeepAliveMs: -1 } }))).toMatch(/appKeepAliveMs must be a number > 0/);
     const choice = new DiagnosisChoice(null);
     expect(choice.start({ ...start(), diagnosis: { ...FLAGS_ONLY, version: 7 } as unknown as DiagnosisRecord })).toMatch(/version 7 .*judging with no profile and no --timeout/);
     expect(choice.context).toBe(EMPTY_DIAGNOSIS_CONTEXT);
@@ -108,7 +110,7 @@ describe('view judges with the capture\'s context', () => {
 
   it('the same profile and flags given again: nothing to say, whatever order the keys were written in', () => {
     const given = diagnosisRecordOf(PROFILE, 'profiles/fast.yaml', ['nginx.proxy_read_timeout=1s']);
-    const reordered = { timeoutFlags: given.timeoutFlags, context: { heartbeat: { interval: 30, timeout: 10, kind: 'ws-ping', from: 'client' }, requiredHeaders: ['X-Forwarded-For'], timeouts: given.context.timeouts.map((t) => ({ measures: t.measures, seconds: t.seconds, setting: t.setting, hop: t.hop })) }, profile: given.profile, version: 1 };
+    const reordered = { timeoutFlags: given.timeoutFlags, context: { appKeepAliveMs: 5000, heartbeat: { interval: 30, timeout: 10, kind: 'ws-ping', from: 'client' }, requiredHeaders: ['X-Forwarded-For'], timeouts: given.context.timeouts.map((t) => ({ measures: t.measures, seconds: t.seconds, setting: t.setting, hop: t.hop })) }, profile: given.profile, version: 1 };
     expect(new DiagnosisChoice(given).start(start(reordered as DiagnosisRecord))).toBeNull();
   });
 

@@ -82,6 +82,7 @@ const FULL = yaml(
   '  timeout: 100s',
   'app:',
   '  requires-headers: [X-Forwarded-For, X-Forwarded-Proto]',
+  '  keepalive-timeout: 5s',
   'proxy:',
   '  listen: 127.0.0.1:8066',
   '  target: http://127.0.0.1:8065',
@@ -109,7 +110,7 @@ describe('parseProfile: valid profiles', () => {
         { name: 'app', where: 'upstream-side', timeouts: [] },
       ],
       heartbeat: { from: 'upstream', kind: 'ws-ping', interval: 60, timeout: 100 },
-      app: { requiresHeaders: ['X-Forwarded-For', 'X-Forwarded-Proto'] },
+      app: { requiresHeaders: ['X-Forwarded-For', 'X-Forwarded-Proto'], keepAliveTimeout: 5 },
       proxy: { listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065' },
       source: FILE,
     };
@@ -239,6 +240,7 @@ describe('parseProfile: errors, with file, line and column', () => {
         'profiles/x.yaml:5:28: each entry of "requires-headers" must be a string, got 5',
       ],
       [yaml(...HEAD, 'hops: []', 'proxy:', '  listen: 8066'), 'profiles/x.yaml:5:11: "listen" must be a string, got 8066'],
+      [yaml(...HEAD, 'hops: []', 'app:', '  keepalive-timeout: 0s'), 'profiles/x.yaml:5:22: "keepalive-timeout" must be greater than zero, got "0s"'],
       [yaml('name: x', 'description:', 'hops: []'), 'profiles/x.yaml:2:1: "description" must be a string, got nothing'],
     ];
     for (const [text, message] of cases) expect(parseError(text).message).toBe(message);
