@@ -8,7 +8,8 @@ import type { HopTimeout } from '../profiles/hop-timeout.js';
 import { heartbeatFindings } from './heartbeat-rules.js';
 import type { PingPairing } from './ping-pairing.js';
 import { judgedAttribution, type MissingPart } from './missing-part.js';
-import { matchingTimeouts, timeoutVerdict } from './timeout-verdict.js';
+import { DEFAULT_TOLERANCE, matchedTimeout, timeoutVerdict } from './timeout-verdict.js';
+import type { NginxCloseFacts } from './timeout-nginx-log.js';
 
 /** What wstap knows about the path (from a profile or --timeout flags); the same for every connection of a session. */
 export interface DiagnosisContext {
@@ -45,6 +46,8 @@ export interface ConnectionFacts {
   upgradedAt: number | null;
   /** Where the heartbeat checks stop looking: the close, or now for a connection still open. */
   endAt: number;
+  /** nginx's error log read beside the session (--nginx-error-log) and its lines tied to this connection; absent without one. */
+  nginx?: NginxCloseFacts | null;
 }
 
 function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext, attribution: CloseAttribution): HandshakeFacts | null {
@@ -75,12 +78,10 @@ export function diagnoseConnection(facts: ConnectionFacts, context: DiagnosisCon
   // Without its beginning the connection's age is unknown; with the first close evidence possibly missing, so is who closed.
   const timeable = !facts.missing?.beginning && attribution.undecided === undefined;
   if (facts.closed && timeable) {
-    const verdict = timeoutVerdict(context.timeouts, attribution, facts.openedAt);
+    const verdict = timeoutVerdict(context.timeouts, attribution, facts.openedAt, DEFAULT_TOLERANCE, facts.nginx ?? null);
     if (verdict) out.push(verdict);
     // Only a match names the timeout that closed it: an ambiguous verdict names none, so no heartbeat finding may blame one.
-    if (verdict?.id === 'timeout.match' && attribution.first) {
-      closedByTimeout = matchingTimeouts(context.timeouts, attribution, attribution.first.t - facts.openedAt)[0]?.timeout ?? null;
-    }
+    if (verdict?.id === 'timeout.match') closedByTimeout = matchedTimeout(context.timeouts, attribution, facts.openedAt, facts.nginx ?? null);
   }
   if (facts.pings) {
     out.push(
@@ -111,5 +112,6 @@ export function factsOf(s: ConnectionSummary, now?: number): ConnectionFacts {
     pings: s.handshakeResponse?.upgraded ? s.pingPairing : null,
     upgradedAt: s.handshakeResponse?.upgraded ? s.handshakeResponse.t : null,
     endAt,
+    nginx: s.nginxLog ? { state: s.nginxLog, lines: s.nginxLines } : null,
   };
 }

@@ -2,6 +2,7 @@ import type { CaptureEvent } from '../capture/events.js';
 import { diagnoseConnection, factsOf, type DiagnosisContext, type RecordedHandshake } from './connection-diagnosis.js';
 import type { ConnectionSummary } from './connection-tracker.js';
 import type { Finding } from './finding.js';
+import { nginxLineFinding } from './nginx-log-findings.js';
 
 const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'ws.handshake.body', 'http.response', 'http.error', 'conn.close']);
 const NO_FINDINGS: readonly Finding[] = [];
@@ -18,6 +19,10 @@ const NO_FINDINGS: readonly Finding[] = [];
  * The one fold every reader uses: the live log and `view` (narrateFindings)
  * and the HAR's `_wstap.diagnosis` (HarFold). `share` rewrites the handshake
  * the findings quote (an export redacts it).
+ *
+ * An nginx error-log line that matters is a finding of its own when it is
+ * read: of the connection it is tied to, or of the session (summary null)
+ * when it is tied to none (nginx could not reach wstap at all, say).
  */
 export function findingsAt(
   event: CaptureEvent,
@@ -25,6 +30,10 @@ export function findingsAt(
   context: DiagnosisContext,
   share: (h: RecordedHandshake) => RecordedHandshake = (h) => h,
 ): readonly Finding[] {
+  if (event.kind === 'nginx.log') {
+    const finding = nginxLineFinding(event, summary?.nginxLines.find((l) => l.event === event) ?? null);
+    return finding ? [finding] : NO_FINDINGS;
+  }
   // Called for every event, frames included: decide on the kind before building anything.
   if (!summary || !FINDING_EVENTS.has(event.kind)) return NO_FINDINGS;
   const facts = factsOf(summary);

@@ -250,7 +250,9 @@ const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info
 /** Log lines for the findings an event makes known (findingsAt): each once, as soon as it can be known. */
 export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): readonly Narration[] {
   const findings = findingsAt(event, summary, context);
-  if (!summary || findings.length === 0) return [];
+  if (findings.length === 0) return [];
+  // A finding of the session (an nginx line tied to no connection): said without a connection.
+  if (!summary) return findings.map((f) => ({ level: FINDING_LEVEL[f.severity], msg: `${f.message}${f.fix ? `; fix: ${f.fix}` : ''}`, fields: { finding: f } }));
   // "No timeout matched" helps nobody when the close was routine: a keep-alive HTTP connection closing, or
   // a WebSocket ended by a normal close frame (1000, 1001). Its close line has the numbers; the finding goes to debug.
   const tunnel = summary.handshakeRequest !== null || summary.open.mode === 'tcp';
