@@ -19,7 +19,7 @@ import { isHandshakeRequest } from './handshake-rules.js';
 import { judgedAttribution, missingBeginning, missingStretch, noteAfterMissing, standInOpen, type MissingPart } from './missing-part.js';
 import { PingPairing, type PingRoundTrip } from './ping-pairing.js';
 import { joinLine, nginxConnectionOf, type JoinableConnection, type JoinedLine } from './nginx-log-join.js';
-import { newNginxLogState, noteLine, noteUntied, type NginxLogState } from './nginx-log-state.js';
+import { newNginxLogState, noteLine, noteSource, noteUntied, type NginxLogState } from './nginx-log-state.js';
 
 export type ConnectionState = 'handshaking' | 'open' | 'half-closed' | 'closed';
 
@@ -184,7 +184,7 @@ export class ConnectionTracker {
     }
     const state = this.#nginxLog;
     if (event.kind === 'nginx.log.source') {
-      if (!state.files.includes(event.file)) state.files.push(event.file);
+      noteSource(state, event);
       return null;
     }
     noteLine(state, event);

@@ -1,4 +1,4 @@
-import type { NginxLogEvent } from '../capture/events.js';
+import type { NginxLogEvent, NginxLogSourceEvent } from '../capture/events.js';
 
 /**
  * What the nginx error log read beside a session has shown so far, for
@@ -28,6 +28,15 @@ export function newNginxLogState(): NginxLogState {
 /** nginx's timer of an upgraded connection fired: "upstream timed out" (proxy_read/send_timeout) or "client timed out" (send_timeout). */
 export function isUpgradedTimeout(e: NginxLogEvent): boolean {
   return e.action === 'proxying upgraded connection' && (e.message === 'upstream timed out' || e.message === 'client timed out');
+}
+
+/** A log read beside the session: its file, and what its end held before following began. */
+export function noteSource(state: NginxLogState, e: NginxLogSourceEvent): void {
+  if (!state.files.includes(e.file)) state.files.push(e.file);
+  if (!e.before) return;
+  state.lines += e.before.lines;
+  state.infoLines += e.before.infoLines;
+  state.lastInfoTime = e.before.lastInfoTime ?? state.lastInfoTime;
 }
 
 export function noteLine(state: NginxLogState, e: NginxLogEvent): void {

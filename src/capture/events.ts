@@ -431,6 +431,11 @@ export interface NginxLogSourceEvent extends Base {
   file: string;
   /** How nginx's zone-less times were read: "local time (Europe/Paris)", "UTC+01:00". */
   zone: string;
+  /**
+   * Live: what the end of the file held when following began (its lines are
+   * not recorded, only whether it logs at info). Absent when read after the fact.
+   */
+  before?: { lines: number; infoLines: number; lastInfoTime: string | null };
 }
 
 export type CaptureEvent =
