@@ -33,21 +33,21 @@ const RULES: readonly LineRule[] = [
     id: 'nginx.timeout',
     severity: 'warning',
     matches: (e) => e.action === UPGRADED && e.message === 'upstream timed out',
-    says: () => "its own timer closed the upgraded connection (proxy_read_timeout: no data either way for that long; or proxy_send_timeout, a write to the upstream blocked that long); nginx sent FINs both ways, no close frame",
+    says: () => "closed the upgraded connection by its own timer (proxy_read_timeout: no data either way for that long; or proxy_send_timeout, a write to the upstream blocked that long); nginx sent FINs both ways, no close frame",
     fix: "raise proxy_read_timeout in nginx's location above the app's heartbeat interval, or make the app send a heartbeat (a ping or message either way re-arms nginx's timer) more often",
   },
   {
     id: 'nginx.timeout',
     severity: 'warning',
     matches: (e) => e.action === UPGRADED && e.message === 'client timed out',
-    says: () => 'its send_timeout closed the upgraded connection: a write to the client blocked that long (the client or its network stopped reading)',
+    says: () => 'closed the upgraded connection by its send_timeout: a write to the client blocked that long (the client or its network stopped reading)',
     fix: "look at the client's side (a stalled browser tab, a saturated link); raise send_timeout only if slow readers are expected",
   },
   {
     id: 'nginx.reset',
     severity: 'info',
     matches: (e) => e.action === UPGRADED && e.errno?.code === 104,
-    says: (e) => `a connection reset while proxying the upgraded connection (${e.message})`,
+    says: (e) => `saw a connection reset while proxying the upgraded connection (${e.message})`,
     fix: '',
   },
   {
@@ -61,7 +61,7 @@ const RULES: readonly LineRule[] = [
     id: 'nginx.upstream-closed',
     severity: 'error',
     matches: (e) => e.message.startsWith('upstream prematurely closed connection'),
-    says: (e) => `its upstream closed the connection early${e.action ? ` while ${e.action}` : ''}${e.action === READING_HEAD ? ': nginx answered the client 502' : ''}`,
+    says: (e) => `saw its upstream close the connection early${e.action ? ` while ${e.action}` : ''}${e.action === READING_HEAD ? ': nginx answered the client 502' : ''}`,
     fix: "see wstap's own record of that connection: which side closed, and whether the app answered at all",
   },
   {

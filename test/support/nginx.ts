@@ -18,6 +18,8 @@ export interface NginxOptions {
   websocketHeaders?: boolean;
   proxyReadTimeout?: string;
   httpVersion?: '1.0' | '1.1';
+  /** Where nginx writes its error log (default: error.log in its temp dir) and from which level (default info). */
+  errorLog?: { path?: string; level?: 'info' | 'notice' | 'warn' | 'error' };
 }
 
 export interface Nginx {
@@ -43,11 +45,12 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
   const websocketHeaders = options.websocketHeaders ?? true;
   const upstreamServer = options.upstreamServer ?? (options.upstreamPort !== undefined ? `127.0.0.1:${options.upstreamPort}` : undefined);
   if (upstreamServer === undefined && options.proxyPass === undefined) throw new Error('startNginx: upstreamPort, upstreamServer or proxyPass is required');
+  const errorLog = options.errorLog?.path ?? path.join(dir, 'error.log');
   const conf = `
 ${process.getuid?.() === 0 ? 'user root;' : ''}
 worker_processes 1;
 daemon off;
-error_log ${dir}/error.log info;
+error_log ${errorLog} ${options.errorLog?.level ?? 'info'};
 pid ${dir}/nginx.pid;
 events { worker_connections 1024; }
 http {
@@ -77,9 +80,9 @@ http {
 `;
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
   // nginx's own check first: a configuration it refuses fails here with its words.
-  const check = spawnSync(nginxBinary(), ['-t', '-q', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], { encoding: 'utf8' });
+  const check = spawnSync(nginxBinary(), ['-t', '-q', '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', errorLog], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx -t refused the configuration: ${check.stderr}\n${conf}`);
-  const child: ChildProcess = spawn(nginxBinary(), ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')], {
+  const child: ChildProcess = spawn(nginxBinary(), ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', errorLog], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -89,7 +92,7 @@ http {
     await Promise.race([
       waitForPort(port),
       exited.then((code) => {
-        throw new Error(`nginx exited with ${code}: ${stderr}\n${readIf(path.join(dir, 'error.log'))}`);
+        throw new Error(`nginx exited with ${code}: ${stderr}\n${readIf(errorLog)}`);
       }),
     ]);
   } catch (err) {
@@ -99,7 +102,7 @@ http {
   return {
     port,
     dir,
-    errorLog: () => readIf(path.join(dir, 'error.log')),
+    errorLog: () => readIf(errorLog),
     stop: async () => {
       if (child.exitCode === null) {
         child.kill('SIGQUIT');
