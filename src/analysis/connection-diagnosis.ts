@@ -10,6 +10,7 @@ import type { PingPairing } from './ping-pairing.js';
 import { judgedAttribution, type MissingPart } from './missing-part.js';
 import { DEFAULT_TOLERANCE, matchedTimeout, timeoutVerdict } from './timeout-verdict.js';
 import type { NginxCloseFacts } from './timeout-nginx-log.js';
+import { nginxLineFinding } from './nginx-log-findings.js';
 
 /** What wstap knows about the path (from a profile or --timeout flags); the same for every connection of a session. */
 export interface DiagnosisContext {
@@ -82,6 +83,11 @@ export function diagnoseConnection(facts: ConnectionFacts, context: DiagnosisCon
     if (verdict) out.push(verdict);
     // Only a match names the timeout that closed it: an ambiguous verdict names none, so no heartbeat finding may blame one.
     if (verdict?.id === 'timeout.match') closedByTimeout = matchedTimeout(context.timeouts, attribution, facts.openedAt, facts.nginx ?? null);
+  }
+  // nginx's own lines about this connection (said when each was read; the UI's detail lists them with the rest).
+  for (const l of facts.nginx?.lines ?? []) {
+    const f = nginxLineFinding(l.event, l);
+    if (f) out.push(f);
   }
   if (facts.pings) {
     out.push(

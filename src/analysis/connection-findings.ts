@@ -50,7 +50,8 @@ export function findingsAt(
   }
   if (event.kind === 'conn.close') {
     const answered = handshake !== null && (judgedAtAnswer(handshake) || handshake.error?.stage === 'connect');
-    return diagnoseConnection(shared, context).filter((f) => !answered || !f.id.startsWith('handshake.'));
+    // nginx's lines were findings when they were read.
+    return diagnoseConnection(shared, context).filter((f) => (!answered || !f.id.startsWith('handshake.')) && !f.id.startsWith('nginx.'));
   }
   return NO_FINDINGS;
 }

@@ -7,6 +7,9 @@ import type { Finding } from '../../src/analysis/finding.js';
 import { joinLine, upstreamPath, type JoinableConnection } from '../../src/analysis/nginx-log-join.js';
 import type { CaptureEvent, NginxLogEvent } from '../../src/capture/events.js';
 import type { HopTimeout } from '../../src/profiles/hop-timeout.js';
+import { buildHar } from '../../src/har/har-document.js';
+import type { HarEntry } from '../../src/har/har-types.js';
+import { diagnoseConnection, factsOf } from '../../src/analysis/connection-diagnosis.js';
 import { closeEvent, finEvent, handshakeRequestEvent, handshakeResponseEvent, openEvent, T0 } from '../support/event-fixtures.js';
 
 const frontLb: HopTimeout = { hop: 'front-lb', setting: 'idle_timeout', seconds: 2, measures: 'both-idle', where: 'client-side', action: 'unknown' };
@@ -172,5 +175,24 @@ describe('nginx error log: the hop verdict (two hops with the same 2 s timer in 
     const [said] = narrateFindings(failed, summary, context);
     expect(said?.level).toBe('error');
     expect(said?.msg).toMatch(/^nginx could not connect to its upstream \(111: Connection refused\) http:\/\/127\.0\.0\.1:8066\/api\/v4\/websocket: the client got a 502/);
+  });
+});
+
+describe('nginx error log: one fold for every reader', () => {
+  it("the live log's findings, the HAR's _wstap.diagnosis and the UI's detail (diagnoseConnection) agree on a connection with nginx's line", () => {
+    const start: CaptureEvent = {
+      kind: 'session.start', t: T0 - 20_000, version: 'x', mode: 'http', listen: '127.0.0.1:8066', target: 'http://127.0.0.1:8065', pid: 1, previewLimit: 256,
+      diagnosis: { version: 1, profile: null, timeoutFlags: [], context },
+    };
+    const events = [start, ...withLines(idleConnection(1, [['X-Nginx-Connection', '12']]), [INFO_LINE, line()])];
+    const live = fold(events).filter((f) => f.conn === 1).map((f) => f.finding);
+    expect(live.map((f) => f.id)).toEqual(['nginx.timeout', 'timeout.match']);
+    const har = (buildHar(events, { payloads: 'preview', redact: false }, '0.1.0').log.entries as HarEntry[]).flatMap((e) => e._wstap?.diagnosis ?? []);
+    expect(har).toEqual(live);
+    const tracker = new ConnectionTracker();
+    for (const e of events) tracker.apply(e);
+    const summary = tracker.get(1);
+    expect(summary).toBeDefined();
+    expect(diagnoseConnection(factsOf(summary!), context).map((f) => f.id).sort()).toEqual(['nginx.timeout', 'timeout.match']);
   });
 });
