@@ -71,9 +71,11 @@ export function timeoutVerdict(
   if (!first || !idle || timeouts.length === 0 || attribution.closedBy === 'proxy' || attribution.closedBy === null) return null;
   const ageMs = first.t - openedAt;
   const how = `${attribution.closedBy} side (${describeEvidence(first).replace(/^(client|upstream) /, '')})`;
-  const log = nginxJudgement(nginx, timeouts, first.t);
+  const judged = nginxJudgement(nginx, timeouts, first.t);
+  const { fitting, ruledOut } = judgeTimeouts(timeouts, attribution, ageMs, tolerance, judged);
+  // The log is worth a word when it named or ruled out a hop, or could have (an nginx timeout fits everything else).
+  const log = judged && (judged.fired || ruledOut.some((r) => r.why === 'log') || fitting.some((m) => isNginxTimeout(m.timeout))) ? judged : null;
   const evidence = [`first close evidence: ${describeEvidence(first)} at +${seconds2(ageMs)}`, silenceFacts(idle, ageMs), ...(log?.evidence ?? [])];
-  const { fitting, ruledOut } = judgeTimeouts(timeouts, attribution, ageMs, tolerance, log);
   const advice = log?.advice ? `; ${log.advice}` : '';
   const [best, ...others] = fitting;
   if (best && others.length > 0) {
