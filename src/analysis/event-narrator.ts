@@ -158,6 +158,16 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         msg: `session ended (${event.reason})${event.droppedEvents > 0 ? `; ${event.droppedEvents} events could not be written to the capture` : ''}`,
         fields: { reason: event.reason, droppedEvents: event.droppedEvents },
       };
+    case 'nginx.log.source': {
+      const before = event.before;
+      const quiet = before !== undefined && before.lines > 0 && before.infoLines === 0;
+      const level = !before ? '' : before.lines === 0 ? '; it is empty (or not there yet)' : quiet ? `; no info-level line in its last ${before.lines} line(s): its silence proves nothing until one comes (error_log ... info)` : '; it logs at info';
+      return {
+        level: quiet ? 'warn' : 'info',
+        msg: `reading nginx's error log ${printable(event.file)} as evidence, its times in ${event.zone}${level}`,
+        fields: { nginxErrorLog: event.file, zone: event.zone },
+      };
+    }
     default:
       return null;
   }

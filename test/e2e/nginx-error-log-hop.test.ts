@@ -6,7 +6,8 @@ import { startNginx, type Nginx } from '../support/nginx.js';
 import { startSocatBalancer, type SocatBalancer } from '../support/socat-balancer.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { closedEvent, connectClient } from '../support/ws-peers.js';
-import { findingsAfterClose, runWstapSync, startWstap, type LoggedFinding, type WstapProcess } from '../support/wstap-process.js';
+import { waitUntil } from '../support/wait-until.js';
+import { captureWhen, findingsAfterClose, runWstapSync, startWstap, type LoggedFinding, type WstapProcess } from '../support/wstap-process.js';
 
 /**
  * The incident chain: a load balancer (socat -T, both-way idle, FIN) in
@@ -62,6 +63,8 @@ interface ChainSpec {
   logLevel?: 'info' | 'error';
   /** proxy_set_header X-Nginx-Connection $connection (exact join); otherwise joined by request line and time. */
   connectionHeader?: boolean;
+  /** Rotate nginx's log before the connection: logrotate's `create` (rename, then nginx reopens) or `copytruncate`. */
+  rotate?: 'rename' | 'copytruncate';
 }
 
 /** Runs the chain until the idle WebSocket through it is cut; the findings wstap logged for it. */
@@ -76,6 +79,18 @@ async function idleThroughChain(app: UpstreamApp, dir: string, spec: ChainSpec):
     ...(spec.connectionHeader === false ? {} : { locationExtra: 'proxy_set_header X-Nginx-Connection $connection;' }),
   });
   const lb = await startSocatBalancer(nginx.port, spec.lbSeconds);
+  // wstap has read the log once (nginx's line about socat's probe connection) before it is rotated under it.
+  if (spec.rotate) await captureWhen(wstap, (events) => events.some((e) => e.kind === 'nginx.log'));
+  if (spec.rotate === 'rename') {
+    fs.renameSync(errorLog, `${errorLog}.1`);
+    nginx.reopenLogs();
+    await waitUntil('nginx reopened its error log', () => fs.existsSync(errorLog));
+    await wstap.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('was rotated (renamed away)'));
+  } else if (spec.rotate === 'copytruncate') {
+    fs.copyFileSync(errorLog, `${errorLog}.1`);
+    fs.truncateSync(errorLog, 0);
+    await wstap.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('was truncated (copytruncate)'));
+  }
   const client = await connectClient(`ws://127.0.0.1:${lb.port}/ws?test=${spec.name}`);
   // Both hops end with a FIN and no close frame: the browser-side code is 1006.
   expect((await closedEvent(client)).code).toBe(1006);
@@ -110,6 +125,8 @@ describe('nginx error log names the hop: socat balancer -> real nginx -> wstap -
     chains['c'] = await idleThroughChain(app, dir, { name: 'lb-fires', lbSeconds: 2, nginxSeconds: 5, profile: { lb: 2, nginx: 2 } });
     chains['d'] = await idleThroughChain(app, dir, { name: 'error-level', lbSeconds: 5, nginxSeconds: 2, profile: { lb: 2, nginx: 2 }, logLevel: 'error' });
     chains['e'] = await idleThroughChain(app, dir, { name: 'no-header', lbSeconds: 5, nginxSeconds: 2, profile: { lb: 2, nginx: 2 }, connectionHeader: false });
+    chains['f'] = await idleThroughChain(app, dir, { name: 'renamed', lbSeconds: 5, nginxSeconds: 2, profile: { lb: 2, nginx: 2 }, rotate: 'rename' });
+    chains['g'] = await idleThroughChain(app, dir, { name: 'copytruncated', lbSeconds: 5, nginxSeconds: 2, profile: { lb: 2, nginx: 2 }, rotate: 'copytruncate' });
   }, 120_000);
   afterAll(async () => {
     for (const c of Object.values(chains)) await stopChain(c);
@@ -160,6 +177,15 @@ describe('nginx error log names the hop: socat balancer -> real nginx -> wstap -
     expect(v.id).toBe('timeout.match');
     expect(v.message).toMatch(/matches nginx proxy_read_timeout 2s$/);
     expect(v.evidence.join('\n')).toMatch(/by request line "GET \/ws\?test=no-header HTTP\/1\.1", client 127\.0\.0\.1, time \(whole seconds\); not exact/);
+  });
+
+  it("the log rotated under wstap (rename + nginx reopen, or copytruncate): nginx's line in the new file still names nginx", () => {
+    for (const c of [chains['f'], chains['g']] as Chain[]) {
+      const v = verdict(c);
+      expect(v.id).toBe('timeout.match');
+      expect(v.message).toMatch(/matches nginx proxy_read_timeout 2s$/);
+      expect(fs.readFileSync(c.errorLog, 'utf8')).toMatch(/upstream timed out/);
+    }
   });
 
   it('the capture holds the lines: view and export judge it the same later, and view --nginx-error-log on the log itself agrees', async () => {

@@ -26,6 +26,8 @@ export interface Nginx {
   port: number;
   dir: string;
   errorLog(): string;
+  /** nginx -s reopen: nginx reopens its log files (what logrotate's postrotate does). */
+  reopenLogs(): void;
   stop(): Promise<void>;
 }
 
@@ -103,6 +105,7 @@ http {
     port,
     dir,
     errorLog: () => readIf(errorLog),
+    reopenLogs: () => child.kill('SIGUSR1'),
     stop: async () => {
       if (child.exitCode === null) {
         child.kill('SIGQUIT');
