@@ -50,6 +50,9 @@ export interface ProxySessionOptions {
   nginxErrorLog?: { path: string; zone: LogTimeZone } | null;
 }
 
+/** The longest a close waits for nginx's log to be read past it (a local file takes milliseconds). */
+const CLOSE_HOLD_MAX_MS = 5000;
+
 /** How often open connections are compared with the known timeouts (the UI's countdown ticks as often). */
 const WATCH_EVERY_MS = 1000;
 
@@ -211,10 +214,17 @@ export class ProxySession implements EventSink {
    */
   #holdClose(event: CaptureEvent): void {
     const log = this.#nginxLog as ErrorLogFollower;
-    const held: Promise<void> = log
-      .catchUp()
-      .catch(() => undefined)
+    let timer: NodeJS.Timeout | undefined;
+    // A log that hangs (a stalled network file system) must not keep a close out of the capture for ever.
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#log({ level: 'warn', fields: { conn: 'conn' in event ? event.conn : undefined }, msg: `nginx's error log was not read within ${CLOSE_HOLD_MAX_MS / 1000} s of a close; recording it without waiting: its verdict may lack nginx's latest lines` });
+        resolve();
+      }, CLOSE_HOLD_MAX_MS);
+    });
+    const held: Promise<void> = Promise.race([log.catchUp().catch(() => undefined), late])
       .then(() => {
+        clearTimeout(timer);
         try {
           this.#recordNow(event);
         } catch (err) {

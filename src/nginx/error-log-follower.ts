@@ -72,17 +72,21 @@ export class ErrorLogFollower {
   /** Opens the file at its end (reading the last INITIAL_TAIL_BYTES for its level), then polls. */
   async start(): Promise<ErrorLogBefore> {
     const before: ErrorLogBefore = { lines: 0, infoLines: 0, lastInfoTime: null };
-    const opened = await this.#open(true);
-    if (opened) {
-      for (const line of await this.#readToEnd(opened)) {
-        before.lines++;
-        if (line.level === 'info') {
-          before.infoLines++;
-          before.lastInfoTime = line.time;
+    try {
+      const opened = await this.#open(true);
+      if (opened) {
+        for (const line of await this.#readToEnd(opened)) {
+          before.lines++;
+          if (line.level === 'info') {
+            before.infoLines++;
+            before.lastInfoTime = line.time;
+          }
         }
+      } else {
+        this.#noteOnce('missing', `nginx error log ${this.#options.path} does not exist yet; waiting for it`);
       }
-    } else {
-      this.#noteOnce('missing', `nginx error log ${this.#options.path} does not exist yet; waiting for it`);
+    } catch (err) {
+      this.#noteReadError(err);
     }
     this.#timer = setInterval(() => void this.catchUp(), this.#options.pollMs ?? ERROR_LOG_POLL_MS);
     this.#timer.unref();
@@ -112,7 +116,7 @@ export class ErrorLogFollower {
   async #tick(): Promise<void> {
     if (this.#closed) return;
     try {
-      for (const old of this.#rotated) this.#emit(await this.#readToEnd(old));
+      for (const old of this.#rotated) this.#emit(await this.#readQuietly(old));
       const now = Date.now();
       for (const old of this.#rotated.filter((o) => (o.until ?? 0) < now)) {
         this.#rotated.splice(this.#rotated.indexOf(old), 1);
@@ -125,7 +129,7 @@ export class ErrorLogFollower {
       const current = this.#current;
       if (current && (!stat || stat.ino !== current.ino || stat.dev !== current.dev)) {
         // Renamed (or deleted): nginx writes to it until it reopens its logs.
-        this.#emit(await this.#readToEnd(current));
+        this.#emit(await this.#readQuietly(current));
         current.until = now + ROTATED_GRACE_MS;
         this.#rotated.push(current);
         this.#current = null;
@@ -141,19 +145,38 @@ export class ErrorLogFollower {
       if (this.#current) this.#emit(await this.#readToEnd(this.#current));
       this.#said.delete('error');
     } catch (err) {
-      this.#noteOnce('error', `cannot read nginx error log ${this.#options.path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); trying again`);
+      this.#noteReadError(err);
+    }
+  }
+
+  #noteReadError(err: unknown): void {
+    this.#noteOnce('error', `cannot read nginx error log ${this.#options.path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); trying again`);
+  }
+
+  /** A file being left behind: what can still be read of it; its errors do not keep the current file from being read. */
+  async #readQuietly(log: OpenLog): Promise<NginxErrorLine[]> {
+    try {
+      return await this.#readToEnd(log);
+    } catch {
+      log.until = 0;
+      return [];
     }
   }
 
   async #open(atEnd: boolean): Promise<OpenLog | null> {
     let fh: fsp.FileHandle;
     try {
-      fh = await fsp.open(this.#options.path, fs.constants.O_RDONLY);
+      // O_NONBLOCK: a FIFO put where the log was must not block the open (no effect on a regular file).
+      fh = await fsp.open(this.#options.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
     const stat = await fh.stat();
+    if (!stat.isFile()) {
+      await fh.close();
+      throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+    }
     const position = atEnd ? Math.max(0, stat.size - INITIAL_TAIL_BYTES) : 0;
     const log: OpenLog = { fh, ino: stat.ino, dev: stat.dev, position, splitter: new ErrorLogLineSplitter() };
     // Started inside a line: its start is not read, so its end is not a line.

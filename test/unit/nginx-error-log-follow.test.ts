@@ -82,6 +82,30 @@ describe('ErrorLogFollower: a live log across rotation', () => {
   });
 });
 
+describe('ErrorLogFollower: a log that cannot be read', () => {
+  it('says so once, never throws (a close waiting on it is recorded all the same), and picks the log up again when it can', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-nginx-follow-'));
+    const file = path.join(dir, 'error.log');
+    fs.mkdirSync(file);
+    const seen: number[] = [];
+    const notes: string[] = [];
+    const follower = new ErrorLogFollower({ path: file, zone: { kind: 'offset', minutes: 0 }, pollMs: 60_000, onLines: (lines) => seen.push(...lines.map((l) => l.connection ?? -1)), onNote: (n) => notes.push(n) });
+    try {
+      await follower.start().catch((err: unknown) => notes.push(`start threw ${String(err)}`));
+      await follower.catchUp();
+      await follower.catchUp();
+      expect(notes.filter((n) => n.startsWith('cannot read nginx error log'))).toEqual([`cannot read nginx error log ${file} (not a regular file); trying again`]);
+      fs.rmdirSync(file);
+      fs.writeFileSync(file, `${lineText(8)}\n`);
+      await follower.catchUp();
+      expect(seen).toEqual([8]);
+    } finally {
+      await follower.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('mergeErrorLog: lines read after the fact, merged by time', () => {
   const line = (at: number, connection: number): NginxLogEvent => ({
     kind: 'nginx.log', t: at + 999, file: 'e.log', at, time: 'x', level: 'info', pid: 1, tid: 1, connection, message: 'm', fields: {},
