@@ -9,7 +9,9 @@ import { keepaliveRaceFinding } from './keepalive-race.js';
 import { heartbeatFindings } from './heartbeat-rules.js';
 import type { PingPairing } from './ping-pairing.js';
 import { judgedAttribution, type MissingPart } from './missing-part.js';
-import { matchingTimeouts, timeoutVerdict } from './timeout-verdict.js';
+import { DEFAULT_TOLERANCE, matchedTimeout, timeoutVerdict } from './timeout-verdict.js';
+import type { NginxCloseFacts } from './timeout-nginx-log.js';
+import { nginxLineFinding } from './nginx-log-findings.js';
 
 /** What wstap knows about the path (from a profile or --timeout flags); the same for every connection of a session. */
 export interface DiagnosisContext {
@@ -50,6 +52,8 @@ export interface ConnectionFacts {
   endAt: number;
   /** The first plain HTTP request the app left unanswered when it closed (keepalive-race.ts); absent: none. */
   unanswered?: UnansweredRequest | null;
+  /** nginx's error log read beside the session (--nginx-error-log) and its lines tied to this connection; absent without one. */
+  nginx?: NginxCloseFacts | null;
 }
 
 function handshakeFacts(facts: ConnectionFacts, context: DiagnosisContext, attribution: CloseAttribution): HandshakeFacts | null {
@@ -80,12 +84,15 @@ export function diagnoseConnection(facts: ConnectionFacts, context: DiagnosisCon
   // Without its beginning the connection's age is unknown; with the first close evidence possibly missing, so is who closed.
   const timeable = !facts.missing?.beginning && attribution.undecided === undefined;
   if (facts.closed && timeable) {
-    const verdict = timeoutVerdict(context.timeouts, attribution, facts.openedAt);
+    const verdict = timeoutVerdict(context.timeouts, attribution, facts.openedAt, DEFAULT_TOLERANCE, facts.nginx ?? null);
     if (verdict) out.push(verdict);
     // Only a match names the timeout that closed it: an ambiguous verdict names none, so no heartbeat finding may blame one.
-    if (verdict?.id === 'timeout.match' && attribution.first) {
-      closedByTimeout = matchingTimeouts(context.timeouts, attribution, attribution.first.t - facts.openedAt)[0]?.timeout ?? null;
-    }
+    if (verdict?.id === 'timeout.match') closedByTimeout = matchedTimeout(context.timeouts, attribution, facts.openedAt, facts.nginx ?? null);
+  }
+  // nginx's own lines about this connection (said when each was read; the UI's detail lists them with the rest).
+  for (const l of facts.nginx?.lines ?? []) {
+    const f = nginxLineFinding(l.event, l);
+    if (f) out.push(f);
   }
   if (facts.closed) {
     const race = keepaliveRaceFinding({ unanswered: facts.unanswered ?? null, evidence: facts.evidence }, context.appKeepAliveMs ?? null);
@@ -121,5 +128,6 @@ export function factsOf(s: ConnectionSummary, now?: number): ConnectionFacts {
     upgradedAt: s.handshakeResponse?.upgraded ? s.handshakeResponse.t : null,
     endAt,
     unanswered: s.unanswered,
+    nginx: s.nginxLog ? { state: s.nginxLog, lines: s.nginxLines } : null,
   };
 }

@@ -3,6 +3,7 @@ import { diagnoseConnection, factsOf, type DiagnosisContext, type RecordedHandsh
 import type { ConnectionSummary } from './connection-tracker.js';
 import type { Finding } from './finding.js';
 import { httpAnomalyFinding } from './http-anomaly-rules.js';
+import { nginxLineFinding } from './nginx-log-findings.js';
 
 const FINDING_EVENTS: ReadonlySet<CaptureEvent['kind']> = new Set(['ws.handshake.response', 'ws.handshake.body', 'http.response', 'http.error', 'http.anomaly', 'conn.close']);
 const NO_FINDINGS: readonly Finding[] = [];
@@ -19,6 +20,10 @@ const NO_FINDINGS: readonly Finding[] = [];
  * The one fold every reader uses: the live log and `view` (narrateFindings)
  * and the HAR's `_wstap.diagnosis` (HarFold). `share` rewrites the handshake
  * the findings quote (an export redacts it).
+ *
+ * An nginx error-log line that matters is a finding of its own when it is
+ * read: of the connection it is tied to, or of the session (summary null)
+ * when it is tied to none (nginx could not reach wstap at all, say).
  */
 export function findingsAt(
   event: CaptureEvent,
@@ -26,6 +31,10 @@ export function findingsAt(
   context: DiagnosisContext,
   share: (h: RecordedHandshake) => RecordedHandshake = (h) => h,
 ): readonly Finding[] {
+  if (event.kind === 'nginx.log') {
+    const finding = nginxLineFinding(event, summary?.nginxLines.find((l) => l.event === event) ?? null);
+    return finding ? [finding] : NO_FINDINGS;
+  }
   // Called for every event, frames included: decide on the kind before building anything.
   if (!summary || !FINDING_EVENTS.has(event.kind)) return NO_FINDINGS;
   if (event.kind === 'http.anomaly') return [httpAnomalyFinding(event)];
@@ -43,7 +52,8 @@ export function findingsAt(
   }
   if (event.kind === 'conn.close') {
     const answered = handshake !== null && (judgedAtAnswer(handshake) || handshake.error?.stage === 'connect');
-    return diagnoseConnection(shared, context).filter((f) => !answered || !f.id.startsWith('handshake.'));
+    // nginx's lines were findings when they were read.
+    return diagnoseConnection(shared, context).filter((f) => (!answered || !f.id.startsWith('handshake.')) && !f.id.startsWith('nginx.'));
   }
   return NO_FINDINGS;
 }

@@ -8,6 +8,7 @@ import type {
   HttpErrorEvent,
   HttpRequestEvent,
   HttpResponseEvent,
+  NginxLogEvent,
   ObserverFaultEvent,
   Side,
 } from '../capture/events.js';
@@ -17,6 +18,8 @@ import { attributeClose, closeEvidenceOf, keepsEvidence, type CloseAttribution, 
 import { isHandshakeRequest } from './handshake-rules.js';
 import { judgedAttribution, missingBeginning, missingStretch, noteAfterMissing, standInOpen, type MissingPart } from './missing-part.js';
 import { PingPairing, type PingRoundTrip } from './ping-pairing.js';
+import { joinLine, nginxConnectionOf, type JoinableConnection, type JoinedLine } from './nginx-log-join.js';
+import { newNginxLogState, noteLine, noteSource, noteUntied, type NginxLogState } from './nginx-log-state.js';
 
 export type ConnectionState = 'handshaking' | 'open' | 'half-closed' | 'closed';
 
@@ -87,6 +90,12 @@ export interface ConnectionSummary {
   closedAt: number | null;
   /** Part of the connection is not in the events read (then `open` may be a stand-in); null when they hold all of it. */
   missing: MissingPart | null;
+  /** nginx's connection number, from the request's X-Nginx-Connection header. */
+  nginxConnection: number | null;
+  /** nginx error-log lines tied to this connection (the first MAX_NGINX_LINES_KEPT). */
+  nginxLines: JoinedLine[];
+  /** The session's nginx error log, when one is read beside it (shared by every connection); null otherwise. */
+  nginxLog: NginxLogState | null;
 }
 
 /** A plain HTTP request as the keep-alive checks need it. */
@@ -103,6 +112,7 @@ export interface UnansweredRequest extends AwaitingRequest {
   /** When the app's close came (the http.error's time). */
   closedAt: number;
 }
+const MAX_NGINX_LINES_KEPT = 16;
 
 const MAX_PINGS_KEPT = 32;
 /** Requests kept while they wait for answers: a client pipelining without end does not grow the fold. */
@@ -126,6 +136,9 @@ export class ConnectionTracker {
   readonly #live = new Map<number, ConnectionSummary>();
   readonly #closed = new Map<number, ConnectionSummary>();
   readonly #maxClosed: number;
+  #nginxLog: NginxLogState | null = null;
+  /** Connections by nginx's connection number (X-Nginx-Connection), for the exact join. */
+  readonly #byNginxConnection = new Map<number, ConnectionSummary>();
 
   constructor(options: { maxClosed?: number } = {}) {
     this.#maxClosed = options.maxClosed ?? 1000;
@@ -148,10 +161,16 @@ export class ConnectionTracker {
     return this.#closed.values();
   }
 
-  /** Applies one event; returns the summary it touched, if any. */
+  /** The session's nginx error log as read so far; null when none is read beside it. */
+  get nginxLog(): NginxLogState | null {
+    return this.#nginxLog;
+  }
+
+  /** Applies one event; returns the summary it touched, if any (an nginx line: the connection it is tied to). */
   apply(event: CaptureEvent): ConnectionSummary | null {
+    if (event.kind === 'nginx.log.source' || event.kind === 'nginx.log') return this.#applyNginx(event);
     if (event.kind === 'conn.open') {
-      const summary = newSummary(event, null);
+      const summary = newSummary(event, null, this.#nginxLog);
       this.#live.set(event.conn, summary);
       return summary;
     }
@@ -164,7 +183,7 @@ export class ConnectionTracker {
     if (!summary) {
       if (this.#closed.has(event.conn)) return null;
       // Its conn.open is not in what was read (a deleted segment, a gap): keep it with what is known.
-      summary = newSummary(standInOpen(event), missingBeginning(event.t));
+      summary = newSummary(standInOpen(event), missingBeginning(event.t), this.#nginxLog);
       summary.state = 'open';
       this.#live.set(event.conn, summary);
     }
@@ -175,8 +194,46 @@ export class ConnectionTracker {
   /** Forgets every closed connection (the UI's "clear"); returns their ids. */
   clearClosed(): number[] {
     const ids = [...this.#closed.keys()];
+    for (const s of this.#closed.values()) this.#forgetNginxConnection(s);
     this.#closed.clear();
     return ids;
+  }
+
+  #applyNginx(event: NginxLogEvent | Extract<CaptureEvent, { kind: 'nginx.log.source' }>): ConnectionSummary | null {
+    if (!this.#nginxLog) {
+      const state = newNginxLogState();
+      this.#nginxLog = state;
+      for (const s of this.#live.values()) s.nginxLog = state;
+      for (const s of this.#closed.values()) s.nginxLog = state;
+    }
+    const state = this.#nginxLog;
+    if (event.kind === 'nginx.log.source') {
+      noteSource(state, event);
+      return null;
+    }
+    noteLine(state, event);
+    const joined = joinLine(event, (n) => {
+      const s = this.#byNginxConnection.get(n);
+      return s ? joinableOf(s) : undefined;
+    }, joinable(this.#live.values(), this.#closed.values()));
+    if (joined.conn === null) {
+      noteUntied(state, event, joined.fits);
+      return null;
+    }
+    const s = this.get(joined.conn);
+    if (!s) return null;
+    if (s.nginxLines.length < MAX_NGINX_LINES_KEPT) s.nginxLines.push({ event, how: joined.how });
+    return s;
+  }
+
+  #noteNginxConnection(s: ConnectionSummary, headers: HandshakeRequestEvent['rawHeaders']): void {
+    if (s.nginxConnection !== null) return;
+    s.nginxConnection = nginxConnectionOf(headers);
+    if (s.nginxConnection !== null) this.#byNginxConnection.set(s.nginxConnection, s);
+  }
+
+  #forgetNginxConnection(s: ConnectionSummary): void {
+    if (s.nginxConnection !== null && this.#byNginxConnection.get(s.nginxConnection) === s) this.#byNginxConnection.delete(s.nginxConnection);
   }
 
   #applyTo(s: ConnectionSummary, event: CaptureEvent): void {
@@ -191,6 +248,7 @@ export class ConnectionTracker {
       case 'http.request':
         s.lastActivityAt.client = event.t;
         s.forwardedFor ??= forwardedClient(event.rawHeaders);
+        this.#noteNginxConnection(s, event.rawHeaders);
         if (!s.handshakeLike && isHandshakeRequest(event.rawHeaders)) s.handshakeLike = { request: event, response: null };
         s.httpExchanges++;
         s.firstRequestUrl ??= event.url;
@@ -212,6 +270,7 @@ export class ConnectionTracker {
       case 'ws.handshake.request':
         s.lastActivityAt.client = event.t;
         s.forwardedFor ??= forwardedClient(event.rawHeaders);
+        this.#noteNginxConnection(s, event.rawHeaders);
         s.handshakeRequest = event;
         break;
       case 'ws.handshake.interim':
@@ -274,8 +333,11 @@ export class ConnectionTracker {
         this.#live.delete(s.conn);
         this.#closed.set(s.conn, s);
         if (this.#closed.size > this.#maxClosed) {
-          const oldest = this.#closed.keys().next().value;
-          if (oldest !== undefined) this.#closed.delete(oldest);
+          const oldest = this.#closed.values().next().value;
+          if (oldest !== undefined) {
+            this.#forgetNginxConnection(oldest);
+            this.#closed.delete(oldest.conn);
+          }
         }
         break;
       default:
@@ -292,7 +354,28 @@ function forwardedClient(headers: HandshakeRequestEvent['rawHeaders']): string |
   return first ? first : null;
 }
 
-function newSummary(open: ConnOpenEvent, missing: MissingPart | null): ConnectionSummary {
+/** A summary as the join sees it. */
+function joinableOf(s: ConnectionSummary): JoinableConnection {
+  const request = s.handshakeRequest ?? s.handshakeLike?.request ?? null;
+  return {
+    conn: s.conn,
+    openedAt: s.open.t,
+    closedAt: s.closedAt,
+    nginxConnection: s.nginxConnection,
+    request: request
+      ? { method: request.method, url: request.url, httpVersion: request.httpVersion }
+      : s.currentRequest
+        ? { method: s.currentRequest.method, url: s.currentRequest.url, httpVersion: null }
+        : null,
+    forwardedFor: s.forwardedFor,
+  };
+}
+
+function* joinable(...groups: Array<Iterable<ConnectionSummary>>): Iterable<JoinableConnection> {
+  for (const group of groups) for (const s of group) yield joinableOf(s);
+}
+
+function newSummary(open: ConnOpenEvent, missing: MissingPart | null, nginxLog: NginxLogState | null): ConnectionSummary {
   return {
     conn: open.conn,
     open,
@@ -324,6 +407,9 @@ function newSummary(open: ConnOpenEvent, missing: MissingPart | null): Connectio
     notRelayed: null,
     closedAt: null,
     missing,
+    nginxConnection: null,
+    nginxLines: [],
+    nginxLog,
   };
 }
 

@@ -172,6 +172,16 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         msg: `session ended (${event.reason})${event.droppedEvents > 0 ? `; ${event.droppedEvents} events could not be written to the capture` : ''}`,
         fields: { reason: event.reason, droppedEvents: event.droppedEvents },
       };
+    case 'nginx.log.source': {
+      const before = event.before;
+      const quiet = before !== undefined && before.lines > 0 && before.infoLines === 0;
+      const level = !before ? '' : before.lines === 0 ? '; it is empty (or not there yet)' : quiet ? `; no info-level line in its last ${before.lines} line(s): its silence proves nothing until one comes (error_log ... info)` : '; it logs at info';
+      return {
+        level: quiet ? 'warn' : 'info',
+        msg: `reading nginx's error log ${printable(event.file)} as evidence, its times in ${event.zone}${level}`,
+        fields: { nginxErrorLog: event.file, zone: event.zone },
+      };
+    }
     default:
       return null;
   }
@@ -264,7 +274,9 @@ const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info
 /** Log lines for the findings an event makes known (findingsAt): each once, as soon as it can be known. */
 export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): readonly Narration[] {
   const findings = findingsAt(event, summary, context);
-  if (!summary || findings.length === 0) return [];
+  if (findings.length === 0) return [];
+  // A finding of the session (an nginx line tied to no connection): said without a connection.
+  if (!summary) return findings.map((f) => ({ level: FINDING_LEVEL[f.severity], msg: `${f.message}${f.fix ? `; fix: ${f.fix}` : ''}`, fields: { finding: f } }));
   // "No timeout matched" helps nobody when the close was routine: a keep-alive HTTP connection closing, or
   // a WebSocket ended by a normal close frame (1000, 1001). Its close line has the numbers; the finding goes to debug.
   const tunnel = summary.handshakeRequest !== null || summary.open.mode === 'tcp';

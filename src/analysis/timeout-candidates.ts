@@ -2,6 +2,7 @@ import type { Idle } from '../capture/events.js';
 import type { CloseAttribution, CloseEvidence } from './close-attribution.js';
 import type { HopTimeout, TimeoutAction, TimeoutMeasure } from '../profiles/hop-timeout.js';
 import { elapsedFor, formatDuration } from './countdown.js';
+import type { NginxLogJudgement } from './timeout-nginx-log.js';
 
 /**
  * Which known timeouts could have closed a connection, and why each of the
@@ -10,7 +11,9 @@ import { elapsedFor, formatDuration } from './countdown.js';
  * upstream-idle, lifetime) against the measured idle of each direction, the
  * side of wstap the close came from against where the hop sits, and what the
  * hop does when its timer fires (FIN, RST, close frame, HTTP status) against
- * the first close evidence. Pure.
+ * the first close evidence. A fourth, when nginx's error log is read beside
+ * the session: the hop's own log line, or its absence (timeout-nginx-log.ts).
+ * Pure.
  */
 
 /** Default tolerance: 5 % of the timeout or 1 s, whichever is larger (timers fire late, and not at the ms). */
@@ -26,7 +29,7 @@ export interface TimeoutMatch {
 
 /** A timeout ruled out, and the observed fact that rules it out. */
 export interface RuledOut extends TimeoutMatch {
-  why: 'silence' | 'side' | 'action';
+  why: 'silence' | 'side' | 'action' | 'log';
   /** "measures client-idle: 0.50 s at the close, not 60s" (without the timeout's name). */
   reason: string;
 }
@@ -118,14 +121,15 @@ export function seenWords(e: CloseEvidence): string {
 
 /**
  * Sorts every timeout into those the observed close fits and those it rules
- * out (silence first, then side, then action: the first fact that fails is
- * the reason given).
+ * out (silence first, then side, then action, then nginx's log: the first
+ * fact that fails is the reason given).
  */
 export function judgeTimeouts(
   timeouts: readonly HopTimeout[],
   attribution: CloseAttribution,
   ageAtCloseMs: number,
   tolerance = DEFAULT_TOLERANCE,
+  log: NginxLogJudgement | null = null,
 ): TimeoutCandidates {
   const first = attribution.first;
   const idle: Idle | null = attribution.idleBeforeCloseMs;
@@ -145,7 +149,9 @@ export function judgeTimeouts(
     } else if (!actionFits(t, first)) {
       ruledOut.push({ ...m, why: 'action', reason: `${firingWords(t)} and ${seenWords(first)} was seen` });
     } else {
-      fitting.push(m);
+      const byLog = log?.rulesOut(t) ?? null;
+      if (byLog !== null) ruledOut.push({ ...m, why: 'log', reason: byLog });
+      else fitting.push(m);
     }
   }
   fitting.sort((a, b) => Math.abs(a.deltaMs) - Math.abs(b.deltaMs));
@@ -168,6 +174,7 @@ export function matchingTimeouts(
   attribution: CloseAttribution,
   ageAtCloseMs: number,
   tolerance = DEFAULT_TOLERANCE,
+  log: NginxLogJudgement | null = null,
 ): TimeoutMatch[] {
-  return judgeTimeouts(timeouts, attribution, ageAtCloseMs, tolerance).fitting;
+  return judgeTimeouts(timeouts, attribution, ageAtCloseMs, tolerance, log).fitting;
 }

@@ -14,7 +14,7 @@ const FIRING_TRACES: ReadonlyArray<{ hop: RegExp; trace: string }> = [
   {
     hop: /nginx/i,
     trace:
-      'nginx writes "upstream timed out (110: Connection timed out) while proxying upgraded connection" to its error log, at info level only (error_log ... info)',
+      'nginx writes "upstream timed out (110: Connection timed out) while proxying upgraded connection" to its error log, at info level only (error_log ... info); wstap --nginx-error-log FILE reads it and names the hop',
   },
 ];
 

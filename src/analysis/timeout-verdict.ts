@@ -5,6 +5,7 @@ import type { HopTimeout, TimeoutMeasure } from '../profiles/hop-timeout.js';
 import { elapsedFor, formatDuration } from './countdown.js';
 import { DEFAULT_TOLERANCE, firingWords, judgeTimeouts, MEASURE_WORDS, seconds2, seenWords, timeoutLabel, type RuledOut, type TimeoutMatch } from './timeout-candidates.js';
 import { perCandidateFix, tellApartText } from './timeout-tell-apart.js';
+import { judgeByNginxLog, isNginxTimeout, type NginxCloseFacts, type NginxLogJudgement } from './timeout-nginx-log.js';
 
 export { DEFAULT_TOLERANCE, matchingTimeouts, seconds2, timeoutLabel, type TimeoutMatch } from './timeout-candidates.js';
 
@@ -36,7 +37,7 @@ function candidateLine(m: TimeoutMatch): string {
 }
 
 /** Why the observed facts do not separate the candidates: each check, and that every candidate passed it. */
-function notToldApart(fitting: readonly TimeoutMatch[], attribution: CloseAttribution): string {
+function notToldApart(fitting: readonly TimeoutMatch[], attribution: CloseAttribution, log: NginxLogJudgement | null): string {
   const first = attribution.first;
   const ts = fitting.map((m) => m.timeout);
   const placed = ts.every((t) => t.where) ? `each sits on that side` : `each sits there or its place is not known`;
@@ -44,7 +45,8 @@ function notToldApart(fitting: readonly TimeoutMatch[], attribution: CloseAttrib
   return (
     `not told apart by: side (the close came from the ${attribution.closedBy} side; ${placed}), ` +
     `action (${first ? seenWords(first) : 'the close'} fits what each sends${unknown}), ` +
-    `silence (what each timer counts was within tolerance of its timeout)`
+    `silence (what each timer counts was within tolerance of its timeout)` +
+    (log ? `, nginx's error log (see above)` : '')
   );
 }
 
@@ -61,6 +63,7 @@ export function timeoutVerdict(
   attribution: CloseAttribution,
   openedAt: number,
   tolerance = DEFAULT_TOLERANCE,
+  nginx: NginxCloseFacts | null = null,
 ): Finding | null {
   const first = attribution.first;
   const idle = attribution.idleBeforeCloseMs;
@@ -68,8 +71,12 @@ export function timeoutVerdict(
   if (!first || !idle || timeouts.length === 0 || attribution.closedBy === 'proxy' || attribution.closedBy === null) return null;
   const ageMs = first.t - openedAt;
   const how = `${attribution.closedBy} side (${describeEvidence(first).replace(/^(client|upstream) /, '')})`;
-  const evidence = [`first close evidence: ${describeEvidence(first)} at +${seconds2(ageMs)}`, silenceFacts(idle, ageMs)];
-  const { fitting, ruledOut } = judgeTimeouts(timeouts, attribution, ageMs, tolerance);
+  const judged = nginxJudgement(nginx, timeouts, first.t);
+  const { fitting, ruledOut } = judgeTimeouts(timeouts, attribution, ageMs, tolerance, judged);
+  // The log is worth a word when it named or ruled out a hop, or could have (an nginx timeout fits everything else).
+  const log = judged && (judged.fired || ruledOut.some((r) => r.why === 'log') || fitting.some((m) => isNginxTimeout(m.timeout))) ? judged : null;
+  const evidence = [`first close evidence: ${describeEvidence(first)} at +${seconds2(ageMs)}`, silenceFacts(idle, ageMs), ...(log?.evidence ?? [])];
+  const advice = log?.advice ? `; ${log.advice}` : '';
   const [best, ...others] = fitting;
   if (best && others.length > 0) {
     const candidates = fitting.map((m) => m.timeout);
@@ -79,8 +86,8 @@ export function timeoutVerdict(
       message:
         `closed by ${how} after client->upstream ${seconds2(idle.client)}, upstream->client ${seconds2(idle.upstream)} of silence: ` +
         `${fitting.length} timeouts fit and nothing observed tells them apart: ${candidates.map(timeoutLabel).join(', ')}`,
-      evidence: [...evidence, ...fitting.map(candidateLine), notToldApart(fitting, attribution), ...ruledOut.filter((r) => r.why !== 'silence').map(ruledOutLine)],
-      fix: `find out which fired: ${tellApartText(candidates)}; then ${perCandidateFix(candidates)}`,
+      evidence: [...evidence, ...fitting.map(candidateLine), notToldApart(fitting, attribution, log), ...ruledOut.filter((r) => r.why !== 'silence').map(ruledOutLine)],
+      fix: `find out which fired: ${log?.advice ? `${log.advice}; or ` : ''}${tellApartText(candidates)}; then ${perCandidateFix(candidates)}`,
     };
   }
   if (best) {
@@ -94,7 +101,7 @@ export function timeoutVerdict(
         `${timeoutLabel(t)} measures ${t.measures}; off by ${seconds2(Math.abs(best.deltaMs))}; ${firingWords(t)}`,
         ...ruledOut.map(ruledOutLine),
       ],
-      fix: `if the connection should survive ${formatDuration(t.seconds)} of quiet, raise ${t.hop}${t.setting ? ` ${t.setting}` : "'s timeout"} above the app's heartbeat interval, or make the app send a heartbeat more often than every ${formatDuration(t.seconds)}`,
+      fix: `if the connection should survive ${formatDuration(t.seconds)} of quiet, raise ${t.hop}${t.setting ? ` ${t.setting}` : "'s timeout"} above the app's heartbeat interval, or make the app send a heartbeat more often than every ${formatDuration(t.seconds)}${advice}`,
     };
   }
   const nearest = timeouts.map((t) => {
@@ -107,6 +114,21 @@ export function timeoutVerdict(
     severity: 'info',
     message: `closed by ${how} after ${seconds2(Math.min(idle.client, idle.upstream))} without data either way: matches no known timeout`,
     evidence: [...evidence, ...nearest],
-    fix: '',
+    fix: log?.advice ?? '',
   };
+}
+
+/** The one timeout a timeout.match names (judged as timeoutVerdict judges), or null. */
+export function matchedTimeout(timeouts: readonly HopTimeout[], attribution: CloseAttribution, openedAt: number, nginx: NginxCloseFacts | null = null): HopTimeout | null {
+  const first = attribution.first;
+  if (!first) return null;
+  const { fitting } = judgeTimeouts(timeouts, attribution, first.t - openedAt, DEFAULT_TOLERANCE, nginxJudgement(nginx, timeouts, first.t));
+  return fitting.length === 1 ? (fitting[0] as TimeoutMatch).timeout : null;
+}
+
+/** What nginx's log says about this close, when a log is read beside the session and it bears on nginx (a timeout of nginx's is known, or its line is there). */
+function nginxJudgement(nginx: NginxCloseFacts | null, timeouts: readonly HopTimeout[], closeAt: number): NginxLogJudgement | null {
+  if (!nginx) return null;
+  const log = judgeByNginxLog(nginx, closeAt);
+  return log.fired || timeouts.some(isNginxTimeout) ? log : null;
 }

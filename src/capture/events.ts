@@ -429,6 +429,51 @@ export interface ConnCloseEvent extends ConnBase {
   notRelayed?: { fromClient: number; fromUpstream: number };
 }
 
+/**
+ * A line of nginx's error log (--nginx-error-log), as parsed: evidence from
+ * the hop in front of wstap. It carries no `conn`: which connection it is
+ * about is derived by the fold (analysis/nginx-log-join.ts), never stored.
+ * `t` is when wstap read it (live) or the end of its logged second (read
+ * after the fact, merged by time); `at` is nginx's own time.
+ */
+export interface NginxLogEvent extends Base {
+  kind: 'nginx.log';
+  /** The error log file it was read from. */
+  file: string;
+  /** nginx's time of the line, epoch ms of its whole second (see `time` for what it wrote). */
+  at: number;
+  /** The time as nginx wrote it, e.g. "2026/12/02 06:44:31" (its local time). */
+  time: string;
+  level: string;
+  pid: number;
+  tid: number;
+  /** nginx's connection number (*N, the `$connection` variable); absent when the line names none. */
+  connection?: number;
+  message: string;
+  errno?: { code: number; text: string };
+  /** What nginx was doing: "proxying upgraded connection". */
+  action?: string;
+  /** The `, key: value` tails (client, server, request, upstream, host...), quotes removed. */
+  fields: Record<string, string>;
+}
+
+/**
+ * An nginx error log is read beside this session (--nginx-error-log): from
+ * here on its absence of a line is evidence too. Recorded once per file,
+ * before its lines.
+ */
+export interface NginxLogSourceEvent extends Base {
+  kind: 'nginx.log.source';
+  file: string;
+  /** How nginx's zone-less times were read: "local time (Europe/Paris)", "UTC+01:00". */
+  zone: string;
+  /**
+   * Live: what the end of the file held when following began (its lines are
+   * not recorded, only whether it logs at info). Absent when read after the fact.
+   */
+  before?: { lines: number; infoLines: number; lastInfoTime: string | null };
+}
+
 export type CaptureEvent =
   | SessionStartEvent
   | SessionEndEvent
@@ -454,7 +499,9 @@ export type CaptureEvent =
   | SocketErrorEvent
   | ProxyCloseEvent
   | ObserverFaultEvent
-  | ConnCloseEvent;
+  | ConnCloseEvent
+  | NginxLogEvent
+  | NginxLogSourceEvent;
 
 export type CaptureEventKind = CaptureEvent['kind'];
 

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
-import { WebSocket } from 'ws';
+import { WebSocket, type ClientOptions } from 'ws';
+import type { SimulatedNginxLog } from './demo-nginx-log.js';
 
 /**
  * The scripted clients of `wstap demo`, one per verdict wstap can give. Each
@@ -22,13 +23,15 @@ export interface Pace {
   slowHeartbeatMs: number;
   /** Aborts the scripted clients' waits when the demo stops, so no timer keeps the process alive. */
   signal?: AbortSignal;
+  /** The simulated nginx's error log, which wstap follows (--nginx-error-log). */
+  nginxLog?: SimulatedNginxLog;
 }
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> => delay(ms, undefined, signal ? { signal } : {});
 
-function opened(url: string): Promise<WebSocket> {
+function opened(url: string, options: ClientOptions = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: true });
+    const ws = new WebSocket(url, { perMessageDeflate: true, ...options });
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
   });
@@ -46,7 +49,7 @@ function closed(ws: WebSocket): Promise<void> {
  * client: when nothing has moved either way for `idleMs`, it ends the TCP
  * connection with a FIN and no close frame, as nginx's proxy_read_timeout does.
  */
-function behindSimulatedHop(ws: WebSocket, idleMs: number, signal?: AbortSignal): void {
+function behindSimulatedHop(ws: WebSocket, idleMs: number, signal?: AbortSignal, beforeCut: () => void = () => {}): void {
   let last = Date.now();
   const moved = (): void => {
     last = Date.now();
@@ -63,6 +66,7 @@ function behindSimulatedHop(ws: WebSocket, idleMs: number, signal?: AbortSignal)
     if (Date.now() - last < idleMs) return;
     clearInterval(timer);
     ws.on('error', () => undefined);
+    beforeCut();
     (ws as unknown as { _socket: { end(): void } })._socket.end();
   }, 20);
   ws.once('close', () => clearInterval(timer));
@@ -88,10 +92,25 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     label: 'idle',
-    about: 'says nothing; the simulated hop cuts it (FIN) at its idle timeout',
+    about: "says nothing; the simulated hop in front of nginx cuts it (FIN) at its idle timeout: nginx's log has no line for it",
     async run(base, pace) {
       const ws = await opened(`${base}/ws?demo=idle`);
       behindSimulatedHop(ws, pace.hopIdleMs, pace.signal);
+      await closed(ws);
+    },
+  },
+  {
+    label: 'nginx-timeout',
+    about: "says nothing; the simulated nginx's proxy_read_timeout (as long as the hop's) cuts it and logs it: its line names nginx",
+    async run(base, pace) {
+      const log = pace.nginxLog;
+      if (!log) return;
+      const n = log.nextConnection();
+      const path = '/ws?demo=nginx-timeout';
+      // What nginx sends with `proxy_set_header X-Nginx-Connection $connection;`: its line is tied to the connection exactly.
+      const ws = await opened(`${base}${path}`, { headers: { 'X-Nginx-Connection': String(n) } });
+      const host = new URL(base).host;
+      behindSimulatedHop(ws, pace.hopIdleMs, pace.signal, () => log.timedOut(n, `GET ${path} HTTP/1.1`, `http://${host}${path}`, 'chat.example'));
       await closed(ws);
     },
   },

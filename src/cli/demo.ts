@@ -12,6 +12,8 @@ import { diagnoseConnection, factsOf, type DiagnosisContext } from '../analysis/
 import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
 import { parseTarget } from '../relay/target.js';
 import { startDemoApp, type DemoApp } from './demo-app.js';
+import { SimulatedNginxLog } from './demo-nginx-log.js';
+import { LOCAL_TIME } from '../nginx/error-log-line.js';
 import { SCENARIOS, type Pace } from './demo-scenarios.js';
 import { parseArgsStrict, parseChoice } from './option-values.js';
 import { shutdownOnSignal } from './shutdown.js';
@@ -25,8 +27,11 @@ A guided tour: starts a small chat-like app and wstap in front of it on free
 loopback ports, and runs one scripted client per verdict wstap gives:
 ${SCENARIOS.map((s) => `  ${s.label.padEnd(15)}${s.about}`).join('\n')}
 A simulated hop in front of wstap has a both-way idle timeout (demo-hop,
-2 s; 6 s in the UI, where its countdown can be watched), as nginx's
-proxy_read_timeout does. No nginx is needed.
+2 s; 6 s in the UI, where its countdown can be watched), and so has a
+simulated nginx behind it (proxy_read_timeout, as long): wstap alone cannot
+tell them apart. It follows the simulated nginx's error log
+(--nginx-error-log): nginx's timeout line names nginx, its absence the hop
+in front. No nginx is needed.
 On a terminal it opens the live UI and repeats the tour every 25 s until
 you press q; otherwise (or with --no-tui) it runs it once and prints what
 wstap concluded.
@@ -57,22 +62,31 @@ export async function runDemo(args: string[]): Promise<number> {
   const logger = createLogger({ format });
 
   const app = await startDemoApp();
-  const session = await startDemoSession(app, capturePath, values.force === true, logger, demoContext(QUICK));
+  const nginxLog = simulatedNginxLog();
+  const session = await startDemoSession(app, capturePath, values.force === true, logger, demoContext(QUICK), nginxLog);
   const base = `ws://${session.address}`;
   process.stdout.write(`wstap demo: app on 127.0.0.1:${app.port}, wstap on ${session.address}; ${SCENARIOS.length} scenarios, about 7 s\n`);
   try {
-    await runRound(base, QUICK);
+    await runRound(base, { ...QUICK, nginxLog });
     await delay(200);
   } finally {
     await session.stop('demo finished');
     await app.close();
+    fs.rmSync(path.dirname(nginxLog.path), { recursive: true, force: true });
   }
   process.stdout.write(renderSummary([...session.tracker.closed].sort((a, b) => a.conn - b.conn), demoContext(QUICK)));
   if (session.capturePath) process.stdout.write(`capture written to ${session.capturePath}\n`);
   return 0;
 }
 
-function startDemoSession(app: DemoApp, capturePath: string | null, force: boolean, logger: Logger, diagnosis: DiagnosisContext): Promise<ProxySession> {
+/** The simulated nginx's error log, in a private temporary directory (removed when the demo ends). */
+function simulatedNginxLog(): SimulatedNginxLog {
+  const log = new SimulatedNginxLog(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-demo-nginx-')), 'error.log'));
+  log.start();
+  return log;
+}
+
+function startDemoSession(app: DemoApp, capturePath: string | null, force: boolean, logger: Logger, diagnosis: DiagnosisContext, nginxLog: SimulatedNginxLog): Promise<ProxySession> {
   return ProxySession.start({
     mode: 'http',
     listen: { kind: 'tcp', host: '127.0.0.1', port: 0 },
@@ -84,6 +98,7 @@ function startDemoSession(app: DemoApp, capturePath: string | null, force: boole
     logger,
     drainSeconds: 0,
     diagnosis: diagnosisRecord({ name: 'demo', source: 'built-in' }, [], diagnosis),
+    nginxErrorLog: { path: nginxLog.path, zone: LOCAL_TIME },
   });
 }
 
@@ -98,10 +113,18 @@ async function runRound(base: string, pace: Pace, stopped: () => boolean = () =>
   await Promise.all(runs);
 }
 
-/** What wstap knows of the demo's path: the simulated hop in front of it (no profile heartbeat: the checks go by what they see). */
+/**
+ * What wstap knows of the demo's path: the simulated hop, then the simulated
+ * nginx behind it, in front of wstap, with the same timer (no profile
+ * heartbeat: the checks go by what they see).
+ */
 function demoContext(pace: Pace): DiagnosisContext {
+  const seconds = pace.hopIdleMs / 1000;
   return {
-    timeouts: [{ hop: 'demo-hop', setting: 'idle_timeout', seconds: pace.hopIdleMs / 1000, measures: 'both-idle', where: 'client-side', action: 'fin' }],
+    timeouts: [
+      { hop: 'demo-hop', setting: 'idle_timeout', seconds, measures: 'both-idle', where: 'client-side', action: 'fin' },
+      { hop: 'nginx', setting: 'proxy_read_timeout', seconds, measures: 'both-idle', where: 'client-side', action: 'fin' },
+    ],
     requiredHeaders: [],
     heartbeat: null,
   };
@@ -115,7 +138,8 @@ async function demoInTerminal(capturePath: string | null, force: boolean): Promi
   const tempDir = capturePath ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-demo-'));
   const capture = capturePath ?? path.join(tempDir as string, 'capture.jsonl');
   const app = await startDemoApp();
-  const session = await startDemoSession(app, capture, force, logger, demoContext(WATCHABLE));
+  const nginxLog = simulatedNginxLog();
+  const session = await startDemoSession(app, capture, force, logger, demoContext(WATCHABLE), nginxLog);
   const stopper = shutdownOnSignal(session, logger);
   const ui = startLiveUi(session, {
     target: `http://127.0.0.1:${app.port} (demo app)`,
@@ -133,7 +157,7 @@ async function demoInTerminal(capturePath: string | null, force: boolean): Promi
   const abort = new AbortController();
   const rounds = (async () => {
     while (!stopping()) {
-      void runRound(base, { ...WATCHABLE, signal: abort.signal }, stopping);
+      void runRound(base, { ...WATCHABLE, signal: abort.signal, nginxLog }, stopping);
       for (let waited = 0; waited < ROUND_EVERY_MS && !stopping(); waited += 250) await delay(250);
     }
   })();
@@ -145,6 +169,7 @@ async function demoInTerminal(capturePath: string | null, force: boolean): Promi
   screenLog.release();
   process.stderr.write(`wstap: log written to ${screenLog.file}${capturePath ? `; capture in ${capturePath}` : ''}\n`);
   if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+  fs.rmSync(path.dirname(nginxLog.path), { recursive: true, force: true });
   await screenLog.close();
   return code;
 }
@@ -174,7 +199,10 @@ export function renderSummary(summaries: ConnectionSummary[], diagnosis: Diagnos
     if (about) lines.push(`     scenario: ${about}`);
     if (s.handshakeRequest) lines.push(`     ${verdict(attributionOf(s))}`);
     for (const f of diagnoseConnection(factsOf(s), diagnosis)) {
-      if (f.id !== 'timeout.none') lines.push(`     ${f.id}: ${f.message}`);
+      if (f.id === 'timeout.none') continue;
+      lines.push(`     ${f.id}: ${f.message}`);
+      // What named the hop when two had the same timer: nginx's log line, or its absence.
+      if (f.id.startsWith('timeout.')) for (const e of f.evidence.filter((x) => x.startsWith('ruled out: ') && x.includes("nginx's error log"))) lines.push(`       ${e}`);
     }
   }
   return lines.join('\n') + '\n';

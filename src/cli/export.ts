@@ -4,6 +4,7 @@ import { parseArgsStrict, parsePayloadMode } from './option-values.js';
 import { givenDiagnosisRecord, profileFromOption } from './profile-option.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
+import { NGINX_LOG_HELP, nginxLogMerge } from './nginx-log-option.js';
 
 export const EXPORT_HELP = `Usage: wstap export CAPTURE.jsonl [MORE.jsonl...] [-o FILE.har] [options]
 
@@ -29,7 +30,7 @@ Options:
   --timeout NAME=DUR[:MEASURE]  ... or with a hop's timeout (repeatable)
   --no-redact           keep Cookie, Authorization, token-like subprotocols and
                         secret query parameters (redacted by default)
-  -h, --help            this help
+${NGINX_LOG_HELP}  -h, --help            this help
 `;
 
 export async function runExport(args: string[]): Promise<number> {
@@ -40,6 +41,7 @@ export async function runExport(args: string[]): Promise<number> {
     'no-redact': { type: 'boolean' },
     profile: { type: 'string' },
     timeout: { type: 'string', multiple: true },
+    'nginx-error-log': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -53,6 +55,7 @@ export async function runExport(args: string[]): Promise<number> {
   // Null: the capture's own context (recorded by the proxy) is used.
   const diagnosis = givenDiagnosisRecord(profile, values.profile, values.timeout);
   const payloads = parsePayloadMode(values.payloads);
+  const merge = nginxLogMerge(values['nginx-error-log'], (note) => process.stderr.write(`wstap: ${note}\n`));
   const started = Date.now();
   try {
     const stats = await exportCapture({
@@ -62,6 +65,7 @@ export async function runExport(args: string[]): Promise<number> {
       redact: values['no-redact'] !== true,
       payloads,
       diagnosis,
+      ...(merge ? { withEvidence: merge } : {}),
       onJudging: (note) => process.stderr.write(`wstap: ${note}\n`),
       creatorVersion: VERSION,
       onWarning: (w) => process.stderr.write(`wstap: warning: ${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}\n`),

@@ -15,6 +15,9 @@ import type { Target } from '../relay/target.js';
 import { VERSION } from './version.js';
 import { formatByteSize } from './option-values.js';
 import { GAP_MIN_FREE } from '../capture/events.js';
+import { ErrorLogFollower } from '../nginx/error-log-follower.js';
+import { describeZone, type LogTimeZone } from '../nginx/error-log-line.js';
+import { errorLogEvent } from '../nginx/error-log-lines.js';
 
 export interface ProxySessionOptions {
   mode: 'http' | 'tcp';
@@ -45,7 +48,12 @@ export interface ProxySessionOptions {
   probeToken?: string;
   /** Test-only (WSTAP_TEST_FAULT, see test-faults.ts): make one connection's observer throw. */
   testObserverFault?: { conn: number; afterChunks: number } | null;
+  /** --nginx-error-log: nginx's error log, followed live; its lines are recorded as nginx.log events. */
+  nginxErrorLog?: { path: string; zone: LogTimeZone } | null;
 }
+
+/** The longest a close waits for nginx's log to be read past it (a local file takes milliseconds). */
+const CLOSE_HOLD_MAX_MS = 5000;
 
 /** How often open connections are compared with the known timeouts (the UI's countdown ticks as often). */
 const WATCH_EVERY_MS = 1000;
@@ -68,6 +76,9 @@ export class ProxySession implements EventSink {
   #watchTimer: NodeJS.Timeout | null = null;
   #address = '';
   #stopping: Promise<void> | null = null;
+  #nginxLog: ErrorLogFollower | null = null;
+  /** Closes waiting for the nginx log to be read past them (see #holdClose). */
+  readonly #heldCloses = new Set<Promise<void>>();
 
   private constructor(options: ProxySessionOptions) {
     this.#options = options;
@@ -143,6 +154,7 @@ export class ProxySession implements EventSink {
       previewLimit: options.previewLimit,
       ...(options.diagnosis ? { diagnosis: options.diagnosis } : {}),
     });
+    if (options.nginxErrorLog) await session.#followNginxLog(options.nginxErrorLog);
     if (session.#watch.active) {
       session.#watchTimer = setInterval(() => session.#watchOpenConnections(), WATCH_EVERY_MS);
       session.#watchTimer.unref();
@@ -188,6 +200,60 @@ export class ProxySession implements EventSink {
    * logged; a logger that throws loses that line).
    */
   record(event: CaptureEvent): void {
+    if (event.kind === 'conn.close' && this.#nginxLog) {
+      this.#holdClose(event);
+      return;
+    }
+    this.#recordNow(event);
+  }
+
+  /**
+   * With nginx's log followed, a connection's close is recorded once the log
+   * has been read up to now: nginx writes its line about a connection (its
+   * timeout) before it closes it, so the line is in the capture, and in the
+   * fold, before the close's verdict, which may rest on it or on its absence.
+   * The relay is not held: the sockets are closed already; only the record
+   * of the close waits for a read of a local file.
+   */
+  #holdClose(event: CaptureEvent): void {
+    const log = this.#nginxLog as ErrorLogFollower;
+    let timer: NodeJS.Timeout | undefined;
+    // A log that hangs (a stalled network file system) must not keep a close out of the capture for ever.
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#log({ level: 'warn', fields: { conn: 'conn' in event ? event.conn : undefined }, msg: `nginx's error log was not read within ${CLOSE_HOLD_MAX_MS / 1000} s of a close; recording it without waiting: its verdict may lack nginx's latest lines` });
+        resolve();
+      }, CLOSE_HOLD_MAX_MS);
+    });
+    const held: Promise<void> = Promise.race([log.catchUp().catch(() => undefined), late])
+      .then(() => {
+        clearTimeout(timer);
+        try {
+          this.#recordNow(event);
+        } catch (err) {
+          this.#log({ level: 'error', fields: { err, conn: 'conn' in event ? event.conn : undefined }, msg: `internal fault while recording ${event.kind}; relaying continues` });
+        }
+      })
+      .finally(() => this.#heldCloses.delete(held));
+    this.#heldCloses.add(held);
+  }
+
+  async #followNginxLog(options: { path: string; zone: LogTimeZone }): Promise<void> {
+    const file = options.path;
+    const follower = new ErrorLogFollower({
+      path: file,
+      zone: options.zone,
+      onLines: (lines) => {
+        for (const line of lines) this.#recordNow(errorLogEvent(line, file, this.clock.now()));
+      },
+      onNote: (message) => this.#log({ level: 'warn', fields: { nginxErrorLog: file }, msg: message }),
+    });
+    const before = await follower.start();
+    this.#recordNow({ kind: 'nginx.log.source', t: this.clock.now(), file, zone: describeZone(options.zone), before });
+    this.#nginxLog = follower;
+  }
+
+  #recordNow(event: CaptureEvent): void {
     let summary: ConnectionSummary | null;
     let lines: Narration[];
     try {
@@ -257,6 +323,8 @@ export class ProxySession implements EventSink {
     }
     await this.#listener.closeAll(reason === 'signal' ? 'shutdown' : reason);
     await closing;
+    await Promise.all([...this.#heldCloses]);
+    await this.#nginxLog?.close();
     this.record({
       kind: 'session.end',
       t: this.clock.now(),

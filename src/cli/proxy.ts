@@ -31,6 +31,7 @@ import { diagnosisRecordOf, profileFromOption } from './profile-option.js';
 import { defaultLogFile, terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
+import { LOCAL_TIME } from '../nginx/error-log-line.js';
 
 export const PROXY_HELP = `Usage: wstap proxy --target URL [options]
 
@@ -88,6 +89,13 @@ Options:
                         --token); it never reaches the app. A request with a
                         wrong token is refused (403), one without the header
                         is relayed as always. At least 8 characters
+  --nginx-error-log FILE
+                        follow nginx's error log (across rotation) as evidence:
+                        its lines about each connection name the hop that cut it
+                        (nginx's timeout, or its absence). Needs
+                        \`error_log FILE info;\`; tie lines exactly with
+                        \`proxy_set_header X-Nginx-Connection $connection;\`.
+                        nginx's times are read in this process's time zone (TZ)
   --no-tui              line output instead of the terminal UI (the default
                         when stdout is not a terminal)
   --log-file FILE       with the UI: where log lines go [$TMPDIR/wstap-log-*/]
@@ -133,6 +141,7 @@ export async function runProxy(args: string[]): Promise<number> {
     'log-file': { type: 'string' },
     'log-format': { type: 'string' },
     'log-level': { type: 'string' },
+    'nginx-error-log': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -166,6 +175,7 @@ export async function runProxy(args: string[]): Promise<number> {
   }
   const capture = captureLimits(values);
   const probeToken = probeTokenOf(values['probe-token'], mode);
+  const nginxErrorLog = typeof values['nginx-error-log'] === 'string' ? nginxLogOption(values['nginx-error-log']) : null;
   // Recorded in session.start: view and export later judge the capture as this run does.
   const recorded = diagnosisRecordOf(profile, values.profile, values.timeout);
   const diagnosis = recorded.context;
@@ -219,6 +229,7 @@ export async function runProxy(args: string[]): Promise<number> {
       diagnosis: recorded,
       testObserverFault: testFaults.observe,
       ...(probeToken !== null ? { probeToken } : {}),
+      nginxErrorLog,
     });
   } catch (err) {
     signals.release();
@@ -262,6 +273,25 @@ export async function runProxy(args: string[]): Promise<number> {
   }
   await screenLog?.close();
   return code;
+}
+
+/** --nginx-error-log FILE: a file (or one to come, in a directory that exists), read in this process's time zone. */
+function nginxLogOption(file: string): { path: string; zone: typeof LOCAL_TIME } {
+  let isFile: boolean;
+  try {
+    isFile = fs.statSync(file).isFile();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UsageError(`--nginx-error-log ${file}: ${(err as Error).message}`);
+    if (!fs.existsSync(path.dirname(path.resolve(file)))) throw new UsageError(`--nginx-error-log ${file}: the directory ${path.dirname(path.resolve(file))} does not exist`);
+    return { path: file, zone: LOCAL_TIME };
+  }
+  if (!isFile) throw new UsageError(`--nginx-error-log ${file}: not a file`);
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (err) {
+    throw new UsageError(`--nginx-error-log ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return { path: file, zone: LOCAL_TIME };
 }
 
 /** Smallest --rotate: a header line and a good number of events per file. */

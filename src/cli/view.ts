@@ -7,6 +7,7 @@ import { terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
 import { NarratedLines } from './view-lines.js';
 import { openViewSource, warningText, type ViewSource } from './view-source.js';
+import { NGINX_LOG_HELP, nginxLogMerge } from './nginx-log-option.js';
 import type { TerminalViewOptions } from './view-terminal.js';
 
 export const VIEW_HELP = `Usage: wstap view FILE [FILE...] [--no-tui] [--profile NAME|FILE] [--timeout NAME=DUR] [--no-redact]
@@ -45,7 +46,7 @@ Options:
   --no-redact           show Cookie, Authorization and secret query values
   --payloads MODE       none or preview: message data in the UI's HAR export
                         (e key), as for wstap export                 [preview]
-`;
+${NGINX_LOG_HELP}`;
 
 function rewriteNotCapture(message: string): string {
   return message.replace(/not a wstap capture/, 'neither a wstap capture nor a HAR file');
@@ -59,6 +60,7 @@ export async function runView(args: string[]): Promise<number> {
     profile: { type: 'string' },
     'no-redact': { type: 'boolean' },
     payloads: { type: 'string' },
+    'nginx-error-log': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -75,16 +77,26 @@ export async function runView(args: string[]): Promise<number> {
   const terminal: TerminalViewOptions = { diagnosis, redact: values['no-redact'] !== true, payloads };
   const tui = values['no-tui'] !== true && terminalAvailable();
   const base = positionals[0] as string;
+  const nginxLogs = values['nginx-error-log'];
+  if (follow && nginxLogs) throw new UsageError('--nginx-error-log reads a log after the fact; to follow one live, give it to wstap proxy (its lines are then in the capture --follow reads)');
+  const merge = nginxLogMerge(nginxLogs, (note) => process.stderr.write(`wstap: ${note}\n`));
   if (follow) return tui ? followInTerminal(base, terminal) : followLines(base, diagnosis);
-  if (tui) return recordingInTerminal(positionals, terminal);
-  return recordingLines(positionals, diagnosis);
+  if (tui) return recordingInTerminal(positionals, terminal, merge);
+  return recordingLines(positionals, diagnosis, merge);
+}
+
+type EvidenceMerge = ReturnType<typeof nginxLogMerge>;
+
+/** The source with the nginx log's lines merged in, when --nginx-error-log was given. */
+function merged(source: ViewSource, merge: EvidenceMerge): ViewSource {
+  return merge ? { ...source, events: merge(source.events) } : source;
 }
 
 /** The lines of a recording, to its end, then the tally. */
-async function recordingLines(files: readonly string[], diagnosis: DiagnosisRecord | null): Promise<number> {
+async function recordingLines(files: readonly string[], diagnosis: DiagnosisRecord | null, merge: EvidenceMerge): Promise<number> {
   let source: ViewSource;
   try {
-    source = openViewSource(files, (message) => process.stderr.write(`wstap: warning: ${message}\n`));
+    source = merged(openViewSource(files, (message) => process.stderr.write(`wstap: warning: ${message}\n`)), merge);
   } catch (err) {
     return reportFileError(err, rewriteNotCapture);
   }
@@ -154,13 +166,13 @@ async function followLines(base: string, diagnosis: DiagnosisRecord | null): Pro
   return 0;
 }
 
-async function recordingInTerminal(files: readonly string[], options: TerminalViewOptions): Promise<number> {
+async function recordingInTerminal(files: readonly string[], options: TerminalViewOptions, merge: EvidenceMerge): Promise<number> {
   let source: ViewSource;
   // Warnings before the UI is up wait for its log pane; later ones go straight there.
   const early: string[] = [];
   let warn = (message: string): void => void early.push(`warning: ${message}`);
   try {
-    source = openViewSource(files, (message) => warn(message));
+    source = merged(openViewSource(files, (message) => warn(message)), merge);
   } catch (err) {
     return reportFileError(err, rewriteNotCapture);
   }

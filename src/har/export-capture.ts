@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { captureSetOfFiles, readCaptureSetEvents, totalBytes, type CaptureSetWarning } from '../capture/capture-set.js';
 import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
+import type { CaptureEvent } from '../capture/events.js';
 import type { HarFoldStats } from './har-fold.js';
 import { writeHarFile } from './har-file-writer.js';
 import type { PayloadMode } from './har-types.js';
@@ -17,6 +18,8 @@ export interface ExportCaptureOptions {
    * recorded in session.start; `_wstap.diagnosis` and `log._wstap.diagnosisContext` follow it.
    */
   diagnosis?: DiagnosisRecord | null;
+  /** Adds evidence read beside the capture (nginx's error log merged by time) to its events. */
+  withEvidence?: (events: AsyncIterable<CaptureEvent>) => AsyncIterable<CaptureEvent>;
   /** Said when `diagnosis` overrides the capture's own context. */
   onJudging?: (message: string) => void;
   creatorVersion: string;
@@ -38,8 +41,9 @@ export async function exportCapture(options: ExportCaptureOptions): Promise<HarF
   const progress = { bytesRead: 0 };
   let created = false;
   try {
+    const events = readCaptureSetEvents(set, { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress });
     return await writeHarFile(
-      readCaptureSetEvents(set, { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress }),
+      options.withEvidence ? options.withEvidence(events) : events,
       {
         path: options.harPath,
         overwrite: options.overwrite,

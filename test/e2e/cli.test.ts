@@ -349,6 +349,11 @@ describe('wstap demo', () => {
     expect(block('chatty')).toMatch(/closed by client: client close-frame 1000 "bye"/);
     expect(block('idle')).toMatch(/closed by client: client fin after 2\.\d\d s of both-way silence/);
     expect(block('idle')).toMatch(/timeout\.match: closed by client side \(fin\) after 2\.\d\d s without data either way: matches demo-hop idle_timeout 2s/);
+    // Two hops with the same timer: the simulated nginx's log line (or its absence) names the one that cut it.
+    expect(block('idle')).toMatch(/ruled out: nginx proxy_read_timeout 2s wrote no timeout line for this connection, and nginx's error log is at info/);
+    expect(block('nginx-timeout')).toMatch(/timeout\.match: closed by client side \(fin\) after 2\.\d\d s without data either way: matches nginx proxy_read_timeout 2s/);
+    expect(block('nginx-timeout')).toMatch(/ruled out: demo-hop idle_timeout 2s is not nginx, and nginx's error log says nginx's own timer closed this connection/);
+    expect(block('nginx-timeout')).toMatch(/nginx\.timeout: nginx closed the upgraded connection by its own timer/);
     expect(block('server-close')).toMatch(/closed by upstream: upstream close-frame 1001 "server going away"/);
     expect(block('reset')).toMatch(/closed by upstream: upstream rst/);
     expect(block('no-upgrade')).toMatch(/-> 426 \(as plain HTTP\)/);
@@ -356,7 +361,7 @@ describe('wstap demo', () => {
     expect(block('no-upgrade')).toMatch(/handshake\.not-upgraded: the app answered 426 Upgrade Required/);
     expect(block('slow-heartbeat')).toMatch(/timeout\.match: .* matches demo-hop idle_timeout 2s/);
     expect(block('slow-heartbeat')).toMatch(/heartbeat\.slower-than-timeout: pings from the upstream came every 2\.\d\d s on average, not more often than demo-hop idle_timeout 2s/);
-    for (const label of ['chatty', 'idle', 'server-close', 'reset', 'no-upgrade', 'slow-heartbeat', 'http']) {
+    for (const label of ['chatty', 'idle', 'nginx-timeout', 'server-close', 'reset', 'no-upgrade', 'slow-heartbeat', 'http']) {
       expect(block(label), label).toMatch(/\n {5}scenario: \S/);
     }
     const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });

@@ -53,7 +53,7 @@ describe('the terminal UI over a recording and in the demo, in tmux', () => {
     tmux = runInPane(dir, ['view', capture, '--timeout', 'nginx.proxy_read_timeout=60']);
     const screen = tmux;
     const lines = await screen.waitForScreen('the recording in the UI', (l) => (l.some((x) => x.includes('end of recording')) ? l : null), { timeoutMs: 10_000 });
-    expect(lines[0]).toMatch(/^wstap {2}open 0 {2}closed 7 {2}failed 0 {2}\[recording, frozen at \d\d:\d\d:\d\d\]/);
+    expect(lines[0]).toMatch(/^wstap {2}open 0 {2}closed 8 {2}failed 0 {2}\[recording, frozen at \d\d:\d\d:\d\d\]/);
     const row = (pathStart: string): string => lines.find((l) => new RegExp(`^\\s+\\d+ ${pathStart.replace(/[?]/g, '\\?')}`).test(l)) ?? '';
     expect(row('/ws?demo=chatt')).toMatch(/closed .* client close 1000\b/);
     expect(row('/ws?demo=idle')).toMatch(/closed .* client fin idle 2s/);

@@ -20,12 +20,16 @@ export interface NginxOptions {
   websocketHeaders?: boolean;
   proxyReadTimeout?: string;
   httpVersion?: '1.0' | '1.1';
+  /** Where nginx writes its error log (default: error.log in its temp dir) and from which level (default info). */
+  errorLog?: { path?: string; level?: 'info' | 'notice' | 'warn' | 'error' };
 }
 
 export interface Nginx {
   port: number;
   dir: string;
   errorLog(): string;
+  /** nginx -s reopen: nginx reopens its log files (what logrotate's postrotate does). */
+  reopenLogs(): void;
   stop(): Promise<void>;
 }
 
@@ -45,11 +49,12 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
   const websocketHeaders = options.websocketHeaders ?? true;
   const upstreamServer = options.upstreamServer ?? (options.upstreamPort !== undefined ? `127.0.0.1:${options.upstreamPort}` : undefined);
   if (upstreamServer === undefined && options.proxyPass === undefined) throw new Error('startNginx: upstreamPort, upstreamServer or proxyPass is required');
+  const errorLog = options.errorLog?.path ?? path.join(dir, 'error.log');
   const conf = `
 ${process.getuid?.() === 0 ? 'user root;' : ''}
 worker_processes 1;
 daemon off;
-error_log ${dir}/error.log info;
+error_log ${errorLog} ${options.errorLog?.level ?? 'info'};
 pid ${dir}/nginx.pid;
 events { worker_connections 1024; }
 http {
@@ -78,7 +83,7 @@ http {
 }
 `;
   fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
-  return runNginx(dir, path.join(dir, 'nginx.conf'), port, { removeDir: true });
+  return runNginx(dir, path.join(dir, 'nginx.conf'), port, { removeDir: true, errorLog });
 }
 
 /**
@@ -88,12 +93,13 @@ http {
  * here with nginx's own words. The configuration must say `daemon off;`
  * (nginx is a child of the test). `removeDir`: delete `dir` when stopped.
  */
-export async function runNginx(dir: string, confPath: string, port: number, options: { removeDir?: boolean } = {}): Promise<Nginx> {
+export async function runNginx(dir: string, confPath: string, port: number, options: { removeDir?: boolean; errorLog?: string } = {}): Promise<Nginx> {
   const conf = readIf(confPath);
+  const errorLog = options.errorLog ?? path.join(dir, 'error.log');
   // nginx's own check first: a configuration it refuses fails here with its words.
-  const check = spawnSync(nginxBinary(), ['-t', '-q', '-p', dir, '-c', confPath, '-e', path.join(dir, 'error.log')], { encoding: 'utf8' });
+  const check = spawnSync(nginxBinary(), ['-t', '-q', '-p', dir, '-c', confPath, '-e', errorLog], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx -t refused the configuration: ${check.stderr}\n${conf}`);
-  const child: ChildProcess = spawn(nginxBinary(), ['-p', dir, '-c', confPath, '-e', path.join(dir, 'error.log')], {
+  const child: ChildProcess = spawn(nginxBinary(), ['-p', dir, '-c', confPath, '-e', errorLog], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -103,7 +109,7 @@ export async function runNginx(dir: string, confPath: string, port: number, opti
     await Promise.race([
       waitForPort(port),
       exited.then((code) => {
-        throw new Error(`nginx exited with ${code}: ${stderr}\n${readIf(path.join(dir, 'error.log'))}`);
+        throw new Error(`nginx exited with ${code}: ${stderr}\n${readIf(errorLog)}`);
       }),
     ]);
   } catch (err) {
@@ -113,7 +119,8 @@ export async function runNginx(dir: string, confPath: string, port: number, opti
   return {
     port,
     dir,
-    errorLog: () => readIf(path.join(dir, 'error.log')),
+    errorLog: () => readIf(errorLog),
+    reopenLogs: () => child.kill('SIGUSR1'),
     stop: async () => {
       if (child.exitCode === null) {
         child.kill('SIGQUIT');

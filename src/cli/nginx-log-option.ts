@@ -1,0 +1,39 @@
+import type { CaptureEvent } from '../capture/events.js';
+import { checkErrorLogFiles, errorLogSourceEvent, readErrorLogFiles } from '../nginx/error-log-file.js';
+import { LOCAL_TIME } from '../nginx/error-log-line.js';
+import { mergeErrorLog } from '../nginx/error-log-merge.js';
+import { UsageError } from './usage-error.js';
+
+/** The text of --nginx-error-log for view and export. */
+export const NGINX_LOG_HELP = `  --nginx-error-log FILE
+                        nginx's error log as evidence, merged by time: its lines
+                        about each connection name the hop that cut it (repeat
+                        for a rotated log, oldest first: error.log.1 error.log);
+                        replaces the lines the capture recorded. nginx's times
+                        are read in this process's time zone (set TZ to nginx's)
+`;
+
+/**
+ * `view`/`export --nginx-error-log FILE...`: the files checked now (bad input
+ * fails before any output), and the recording's events with their lines
+ * merged in. Null without the option.
+ */
+export function nginxLogMerge(
+  option: unknown,
+  onNote: (message: string) => void,
+): ((events: AsyncIterable<CaptureEvent> | Iterable<CaptureEvent>) => AsyncIterable<CaptureEvent>) | null {
+  const files = (Array.isArray(option) ? option : option === undefined ? [] : [option]).filter((f): f is string => typeof f === 'string');
+  if (files.length === 0) return null;
+  try {
+    checkErrorLogFiles(files);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`--nginx-error-log ${e.path ?? files.join(', ')}: cannot be read (${e.code ?? e.message})`);
+  }
+  return (events) =>
+    mergeErrorLog(
+      events,
+      readErrorLogFiles(files, LOCAL_TIME, (n) => onNote(`${n.file}: ${n.message}`)),
+      files.map((file) => errorLogSourceEvent(file, LOCAL_TIME, 0)),
+    );
+}
