@@ -249,7 +249,11 @@ const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info
 
 /** Log lines for the findings an event makes known (findingsAt): each once, as soon as it can be known. */
 export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): readonly Narration[] {
-  const findings = findingsAt(event, summary, context);
+  return narrationOfFindings(findingsAt(event, summary, context), summary);
+}
+
+/** Log lines for findings already made known (findingsAt), for a caller that also hands them to another view. */
+export function narrationOfFindings(findings: readonly Finding[], summary: ConnectionSummary | null): readonly Narration[] {
   if (!summary || findings.length === 0) return [];
   // "No timeout matched" helps nobody when the close was routine: a keep-alive HTTP connection closing, or
   // a WebSocket ended by a normal close frame (1000, 1001). Its close line has the numbers; the finding goes to debug.
