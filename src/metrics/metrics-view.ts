@@ -127,6 +127,9 @@ export class MetricsView {
     this.#rtt = new Histogram({ name: 'wstap_ping_rtt_seconds', help: 'Ping to pong round trip, by the side that sent the ping', labelNames: ['from'], buckets: RTT_BUCKETS, registers });
     this.#relayed = new Counter({ name: 'wstap_relayed_bytes_total', help: 'Bytes received from each side of closed connections (counted at the close)', labelNames: ['from'], registers });
     this.#protocolErrors = new Counter({ name: 'wstap_protocol_errors_total', help: 'WebSocket protocol errors (decoding of that direction stops; relaying does not)', labelNames: ['from'], registers });
+    // At 0 from the start, so rate() and increase() over them work before the first one happens.
+    for (const stage of ['connect', 'response']) this.#upstreamErrors.inc({ stage }, 0);
+    for (const from of SIDES) this.#protocolErrors.inc({ from }, 0);
     this.#observerFaults = new Counter({ name: 'wstap_observer_faults_total', help: "Connections wstap stopped observing after a fault of its own (still relayed)", registers });
     this.#perFrameMetrics(registers);
     this.#captureMetrics(registers, options.captureTotals ?? (() => null), options.captureStalled ?? (() => false));
