@@ -78,6 +78,8 @@ export interface SessionEndEvent extends Base {
   reason: string;
   /** Events that could not be written to the capture (disk full, ...). */
   droppedEvents: number;
+  /** Set by the reader of several instances' captures: whose session ended. */
+  instance?: string;
 }
 
 /**
@@ -136,7 +138,9 @@ export interface ConnOpenEvent extends ConnBase {
   /**
    * Never written by the proxy: set by the reader of several instances'
    * captures (capture-merge.ts), which renumbers connections so ids stay
-   * unique: the instance the connection went through and its id there.
+   * unique: the instance the connection went through and its id there. (When
+   * its conn.open is not in the files, its first event carries the same two
+   * fields, for the stand-in open: see standInOpen.)
    */
   instance?: string;
   instanceConn?: number;

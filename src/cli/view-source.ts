@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { readFileHead } from '../capture/capture-reader.js';
-import { captureSetOfFiles, readCaptureSetEvents, type CaptureSetWarning } from '../capture/capture-set.js';
+import { instanceCapturesOfFiles, readMergedEvents, type InstanceCapture } from '../capture/capture-merge.js';
+import { readCaptureSetEvents, type CaptureSetWarning } from '../capture/capture-set.js';
 import type { CaptureEvent } from '../capture/events.js';
 import { harToEvents, looksLikeHar } from '../har/har-reader.js';
 import { UsageError } from './usage-error.js';
@@ -31,7 +32,9 @@ export function openViewSource(files: readonly string[], onWarning: (message: st
     for (const warning of result.warnings) onWarning(warning);
     return { events: result.events, unknown: result.unknown, describe: `HAR by ${result.creator}`, capturePaths: null, notes: [] };
   }
-  const set = captureSetOfFiles(files);
+  const captures = instanceCapturesOfFiles(files);
+  if (captures.length > 1) return mergedSource(captures, onWarning);
+  const set = (captures[0] as InstanceCapture).set;
   const header = (set.segments[0] as (typeof set.segments)[number]).header;
   return {
     events: readCaptureSetEvents(set, { onWarning: (w) => onWarning(warningText(w)) }),
@@ -39,5 +42,16 @@ export function openViewSource(files: readonly string[], onWarning: (message: st
     describe: `wstap capture (format ${header.version}, ${header.createdBy})`,
     capturePaths: set.segments.map((s) => s.path),
     notes: set.notes,
+  };
+}
+
+/** Captures of several proxies (or several sessions), read as one by time; connections renumbered (capture-merge.ts). */
+function mergedSource(captures: readonly InstanceCapture[], onWarning: (message: string) => void): ViewSource {
+  return {
+    events: readMergedEvents(captures, { onWarning: (w) => onWarning(warningText(w)) }),
+    unknown: new Map(),
+    describe: `${captures.length} wstap captures merged by time (${captures.map((c) => c.instance).join(', ')}); connections renumbered, each labelled with its instance`,
+    capturePaths: captures.flatMap((c) => c.set.segments.map((s) => s.path)),
+    notes: captures.flatMap((c) => c.set.notes.map((note) => `${c.instance}: ${note}`)),
   };
 }
