@@ -16,6 +16,8 @@ export interface ViewSource {
   capturePaths: string[] | null;
   /** About the set: files read, deleted segments. */
   notes: string[];
+  /** Several proxies' captures read as one (capture-merge.ts). */
+  merged: boolean;
 }
 
 export function warningText(w: CaptureSetWarning): string {
@@ -30,7 +32,7 @@ export function openViewSource(files: readonly string[], onWarning: (message: st
     if (files.length > 1) throw new UsageError(`${har} is a HAR file: view reads a HAR file alone`);
     const result = harToEvents(fs.readFileSync(har, 'utf8'), har);
     for (const warning of result.warnings) onWarning(warning);
-    return { events: result.events, unknown: result.unknown, describe: `HAR by ${result.creator}`, capturePaths: null, notes: [] };
+    return { events: result.events, unknown: result.unknown, describe: `HAR by ${result.creator}`, capturePaths: null, notes: [], merged: false };
   }
   const captures = instanceCapturesOfFiles(files);
   if (captures.length > 1) return mergedSource(captures, onWarning);
@@ -42,6 +44,7 @@ export function openViewSource(files: readonly string[], onWarning: (message: st
     describe: `wstap capture (format ${header.version}, ${header.createdBy})`,
     capturePaths: set.segments.map((s) => s.path),
     notes: set.notes,
+    merged: false,
   };
 }
 
@@ -53,5 +56,6 @@ function mergedSource(captures: readonly InstanceCapture[], onWarning: (message:
     describe: `${captures.length} wstap captures merged by time (${captures.map((c) => c.instance).join(', ')}); connections renumbered, each labelled with its instance`,
     capturePaths: captures.flatMap((c) => c.set.segments.map((s) => s.path)),
     notes: captures.flatMap((c) => c.set.notes.map((note) => `${c.instance}: ${note}`)),
+    merged: true,
   };
 }

@@ -89,7 +89,7 @@ async function recordingLines(files: readonly string[], diagnosis: DiagnosisReco
     return reportFileError(err, rewriteNotCapture);
   }
   for (const note of source.notes) process.stderr.write(`wstap: ${files[0]}: ${note}\n`);
-  const lines = new NarratedLines(new DiagnosisChoice(diagnosis), source.unknown, (note) => process.stderr.write(`wstap: ${note}\n`));
+  const lines = new NarratedLines(new DiagnosisChoice(diagnosis), source.unknown, (note) => process.stderr.write(`wstap: ${note}\n`), source.merged);
   const out: string[] = [`${files.join(', ')}: ${source.describe}`];
   const flush = (): void => {
     process.stdout.write(out.join('\n') + '\n');
