@@ -137,29 +137,32 @@ export class MetricsView {
 
   /** One event, after the tracker applied it (`summary`) and with the findings it made known. */
   apply(event: CaptureEvent, summary: ConnectionSummary | null, findings: readonly Finding[]): void {
-    for (const f of findings) this.#findings.inc({ id: f.id, severity: f.severity });
-    if (!summary || !('conn' in event)) return;
+    if (findings.length > 0) for (const f of findings) this.#findings.inc({ id: f.id, severity: f.severity });
+    if (!summary) return;
+    // Data frames and messages are nearly every event: plain array counts, no per-connection lookup.
+    if (event.kind === 'ws.frame') {
+      const side = sideIndex(event.side);
+      const opcode = event.opcode & 0x0f;
+      const frames = this.#frames[side] as number[];
+      const bytes = this.#frameBytes[side] as number[];
+      frames[opcode] = (frames[opcode] ?? 0) + 1;
+      bytes[opcode] = (bytes[opcode] ?? 0) + event.length;
+      if (opcode < 8) return;
+    } else if (event.kind === 'ws.message') {
+      const side = sideIndex(event.side);
+      const messages = this.#messages[side] as number[];
+      const bytes = this.#messageBytes[side] as number[];
+      messages[event.opcode] = (messages[event.opcode] ?? 0) + 1;
+      bytes[event.opcode] = (bytes[event.opcode] ?? 0) + (event.size ?? event.wireLength);
+      return;
+    }
+    if (!('conn' in event)) return;
     const state = this.#connections.get(event.conn) ?? this.#track(summary);
     switch (event.kind) {
-      case 'ws.frame': {
-        const side = sideIndex(event.side);
-        const opcode = event.opcode & 0x0f;
-        const frames = this.#frames[side] as number[];
-        const bytes = this.#frameBytes[side] as number[];
-        frames[opcode] = (frames[opcode] ?? 0) + 1;
-        bytes[opcode] = (bytes[opcode] ?? 0) + event.length;
+      case 'ws.frame':
         if (event.opcode === 8) this.#closeFrames.inc({ from: event.side, code: this.#codes.of(event.closeCode) });
         else if (event.opcode === 10) this.#roundTrip(summary, state);
         break;
-      }
-      case 'ws.message': {
-        const side = sideIndex(event.side);
-        const messages = this.#messages[side] as number[];
-        const bytes = this.#messageBytes[side] as number[];
-        messages[event.opcode] = (messages[event.opcode] ?? 0) + 1;
-        bytes[event.opcode] = (bytes[event.opcode] ?? 0) + (event.size ?? event.wireLength);
-        break;
-      }
       case 'ws.handshake.request':
         this.#classify(state, 'websocket', event.url);
         break;
