@@ -194,10 +194,13 @@ describe('proxy --metrics', () => {
     }
   });
 
-  it('refuses bad --metrics values and a port in use before relaying anything', async () => {
+  it('refuses bad --metrics and --instance values and a metrics port in use before relaying anything', async () => {
     expect(runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--metrics', 'unix:/tmp/x.sock']).stderr).toMatch(/Prometheus scrapes TCP/);
     expect(runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--metrics', 'nine']).stderr).toMatch(/--metrics "nine" is not \[HOST:\]PORT/);
     expect(runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--metrics-path-group', '^/a=a']).stderr).toMatch(/needs --metrics/);
+    const badName = runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--instance', 'edge\u001b[2J']);
+    expect(badName.status).toBe(2);
+    expect(badName.stderr).toContain('--instance "edge\\u001b[2J" must be 1 to 200 characters, none of them control characters');
     const bad = runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--metrics', '0', '--metrics-path-group', '(=a']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--metrics-path-group "\(=a": REGEX/);
