@@ -1,11 +1,7 @@
 import type { Logger } from 'pino';
 import { MAX_PATH_GROUPS, parsePathGroup, PathGroupError, type PathGroup } from '../metrics/metric-labels.js';
-import { startMetricsServer, type MetricsServer } from '../metrics/metrics-server.js';
-import { MetricsView } from '../metrics/metrics-view.js';
-import { notLoopbackWarning, parseListen } from './option-values.js';
-import type { ProxySession } from './proxy-session.js';
+import { parseListen } from './option-values.js';
 import { UsageError } from './usage-error.js';
-import { VERSION } from './version.js';
 
 /** --metrics and --metrics-path-group, checked before anything starts. */
 export interface MetricsOption {
@@ -39,51 +35,6 @@ export function metricsOptionOf(address: unknown, groups: unknown): MetricsOptio
     }
   });
   return { host: endpoint.host, port: endpoint.port, pathGroups };
-}
-
-export interface RunningMetrics {
-  server: MetricsServer;
-  view: MetricsView;
-}
-
-/**
- * The metrics view and its endpoint, started before the session so a port
- * in use stops wstap before any traffic; `session()` is the session once it
- * runs (null until then). Hand the view to the session with `attach`.
- */
-export async function startMetrics(
-  option: MetricsOption,
-  session: () => ProxySession | null,
-  info: { mode: 'http' | 'tcp'; instance: string },
-  logger: Logger,
-): Promise<RunningMetrics> {
-  const view = new MetricsView({
-    pathGroups: option.pathGroups,
-    captureTotals: () => session()?.captureTotals() ?? null,
-    captureStalled: () => {
-      const health = session()?.captureHealth() ?? null;
-      return health !== null && (health.refusing !== null || health.paused !== null);
-    },
-    info: { version: VERSION, ...info },
-  });
-  const exposed = notLoopbackWarning(option.host, "read wstap's metrics (counts only: no paths, addresses or payloads)");
-  if (exposed) logger.warn(`--metrics: ${exposed}`);
-  const server = await startMetricsServer({
-    host: option.host,
-    port: option.port,
-    registry: view.registry,
-    onError: (err) => logger.warn({ err }, `metrics endpoint: ${err.message}; relaying continues`),
-  });
-  logger.info(`metrics at http://${server.address}/metrics`);
-  return { server, view };
-}
-
-/**
- * The view hears the session's events as the UI does: a listener, so a
- * fault there drops it, once logged, and costs no connection anything.
- */
-export function attachMetrics(metrics: RunningMetrics, session: ProxySession): void {
-  session.onEvent((event, summary, findings) => metrics.view.apply(event, summary, findings));
 }
 
 /** Errors of bind that say what to change rather than a bug. */

@@ -28,7 +28,8 @@ import type { RunningUi } from './terminal-ui.js';
 import { armUncaughtFault, testFaultsFromEnv } from './test-faults.js';
 import { captureKeptLine, keepsTemporaryCapture } from './temporary-capture.js';
 import { diagnosisRecordOf, profileFromOption } from './profile-option.js';
-import { attachMetrics, metricsOptionOf, metricsStartFailure, startMetrics, type MetricsOption, type RunningMetrics } from './metrics-option.js';
+import { metricsOptionOf, metricsStartFailure, type MetricsOption } from './metrics-option.js';
+import type { RunningMetrics } from './metrics-endpoint.js';
 import { instanceOf } from './instance-name.js';
 import { defaultLogFile, terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
@@ -213,7 +214,7 @@ export async function runProxy(args: string[]): Promise<number> {
   let metrics: RunningMetrics | null = null;
   try {
     // Before the session: a metrics port in use stops wstap before any traffic.
-    if (metricsOption) metrics = await startMetrics(metricsOption, () => session, { mode, instance }, logger);
+    if (metricsOption) metrics = await (await import('./metrics-endpoint.js')).startMetrics(metricsOption, () => session, { mode, instance }, logger);
   } catch (err) {
     signals.release();
     screenLog?.release();
@@ -248,7 +249,7 @@ export async function runProxy(args: string[]): Promise<number> {
     await screenLog?.close();
     return startFailure(err as NodeJS.ErrnoException, logger, listen, capturePath);
   }
-  if (metrics) attachMetrics(metrics, session);
+  if (metrics) metrics.attach(session);
   if (session.capturePath && !tempDir) logger.info(`capturing to ${session.capturePath}`);
   // Said once, before any traffic: every quiet connection of the session will meet it.
   for (const finding of heartbeatSetupFindings(diagnosis.heartbeat, diagnosis.timeouts)) {
