@@ -3,6 +3,7 @@
 // it forked), and what /proc says about its process tree (memory, descriptors).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { firstLine, freePort, isRunning, launch, sleep, stop, waitForPort } from './util.mjs';
@@ -16,6 +17,7 @@ export const RELAYS = [
   { name: 'socat', binary: 'socat', install: 'apt-get install -y socat' },
   { name: 'nginx', binary: 'nginx', install: 'apt-get install -y nginx' },
   { name: 'wstap', binary: null },
+  { name: 'wstap-metrics', binary: null },
   { name: 'mitmdump', binary: 'mitmdump', install: 'apt-get install -y mitmproxy' },
 ];
 
@@ -118,15 +120,20 @@ http {
       await waitForPort(port, child, 'nginx');
       return { port, child };
     }
-    case 'wstap': {
-      const capture = path.join(tmp, `wstap-capture-${tag}.jsonl`);
+    case 'wstap':
+    case 'wstap-metrics': {
+      // wstap-metrics (issue 20): the same with --metrics, scraped once a second (a busy Prometheus; 15 s is usual).
+      const metrics = name === 'wstap-metrics' ? await freePort() : null;
+      const capture = path.join(tmp, `${name}-capture-${tag}.jsonl`);
       const nodeArgs = (process.env.WSTAP_NODE_ARGS ?? '').split(' ').filter(Boolean);
       // A port chosen here, not read from the log: WSTAP_ARGS may raise the log level past the listen line.
       const port = await freePort();
       const child = launch(process.execPath, [...nodeArgs, path.join(root, 'bin', 'wstap'), 'proxy', '--target', `http://127.0.0.1:${appPort}`,
         '--listen', `127.0.0.1:${port}`, '--no-tui', '--log-format', 'json', '--capture', capture, '--force',
+        ...(metrics ? ['--metrics', `127.0.0.1:${metrics}`] : []),
         ...(process.env.WSTAP_ARGS ?? '').split(' ').filter(Boolean)]);
-      await waitForPort(port, child, 'wstap');
+      await waitForPort(port, child, name);
+      if (metrics) scrapeWhileRunning(child, metrics);
       return { port, child, capture };
     }
     case 'mitmdump': {
@@ -139,6 +146,15 @@ http {
     default:
       throw new Error(`unknown relay ${name}`);
   }
+}
+
+/** GET /metrics once a second until the relay exits; the bytes are read and dropped, failures ignored. */
+function scrapeWhileRunning(child, port) {
+  const timer = setInterval(() => {
+    http.get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => res.resume()).on('error', () => {});
+  }, 1000);
+  timer.unref();
+  child.once('exit', () => clearInterval(timer));
 }
 
 // ---------------------------------------------------------------- /proc

@@ -89,6 +89,10 @@ export function throughputScenario({ id, letter, title, unit, digits, target, mi
         L.push(`| ${name} | ${fmtNum(m, digits)} | ${v.length ? `${fmtNum(Math.min(...v), digits)} – ${fmtNum(Math.max(...v), digits)}` : '–'} | ${v.length}${errs} | ${m !== undefined && base ? `${(100 * m / base).toFixed(1)} %` : '–'} |`);
       }
       L.push('');
+      // Issue 20: what --metrics (scraped once a second) costs, in the same run.
+      const plain = medianOf(results, 'wstap', id);
+      const withMetrics = medianOf(results, 'wstap-metrics', id);
+      if (plain && withMetrics !== undefined) L.push(`wstap --metrics vs wstap: ${(100 * withMetrics / plain).toFixed(1)} % (medians of the same run)`, '');
       return L;
     },
     summary(results) {

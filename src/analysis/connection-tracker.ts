@@ -175,7 +175,8 @@ export class ConnectionTracker {
       return summary;
     }
     if (event.kind === 'capture.gap') {
-      if (gapLostEvents(event)) for (const s of this.#live.values()) s.missing = missingStretch(s.missing, s.evidence.length, event.t);
+      // Several instances read as one: a gap is one instance's, and only its connections may lack events.
+      if (gapLostEvents(event)) for (const s of this.#live.values()) if (event.instance === s.open.instance) s.missing = missingStretch(s.missing, s.evidence.length, event.t);
       return null;
     }
     if (!('conn' in event)) return null;

@@ -273,7 +273,11 @@ const FINDING_LEVEL: Record<Finding['severity'], NarrationLevel> = { info: 'info
 
 /** Log lines for the findings an event makes known (findingsAt): each once, as soon as it can be known. */
 export function narrateFindings(event: CaptureEvent, summary: ConnectionSummary | null, context: DiagnosisContext): readonly Narration[] {
-  const findings = findingsAt(event, summary, context);
+  return narrationOfFindings(findingsAt(event, summary, context), summary);
+}
+
+/** Log lines for findings already made known (findingsAt), for a caller that also hands them to another view. */
+export function narrationOfFindings(findings: readonly Finding[], summary: ConnectionSummary | null): readonly Narration[] {
   if (findings.length === 0) return [];
   // A finding of the session (an nginx line tied to no connection): said without a connection.
   if (!summary) return findings.map((f) => ({ level: FINDING_LEVEL[f.severity], msg: `${f.message}${f.fix ? `; fix: ${f.fix}` : ''}`, fields: { finding: f } }));

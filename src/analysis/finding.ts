@@ -14,4 +14,6 @@ export interface Finding {
   evidence: string[];
   /** What to change (an nginx directive, a profile value), or '' when there is nothing to change. */
   fix: string;
+  /** On `timeout.match` only: the one hop and setting the verdict names (for scripts and metrics labels). */
+  timeout?: { hop: string; setting: string };
 }

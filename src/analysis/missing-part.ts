@@ -36,8 +36,12 @@ export function missingStretch(previous: MissingPart | null, evidenceSoFar: numb
 }
 
 /** The stand-in for a conn.open the events do not have: no address, `t` its first event seen. */
-export function standInOpen(event: { conn: number; t: number }): ConnOpenEvent {
-  return { kind: 'conn.open', t: event.t, conn: event.conn, mode: 'http', remoteAddress: '', remotePort: 0, localPort: 0 };
+export function standInOpen(event: { conn: number; t: number; instance?: string; instanceConn?: number }): ConnOpenEvent {
+  const open: ConnOpenEvent = { kind: 'conn.open', t: event.t, conn: event.conn, mode: 'http', remoteAddress: '', remotePort: 0, localPort: 0 };
+  // Several instances read as one (capture-merge.ts): the first event names where the connection came from.
+  if (event.instance !== undefined) open.instance = event.instance;
+  if (event.instanceConn !== undefined) open.instanceConn = event.instanceConn;
+  return open;
 }
 
 /** Updates `missing` with one event of its connection (call before its evidence is kept). */

@@ -102,6 +102,7 @@ export function timeoutVerdict(
         ...ruledOut.map(ruledOutLine),
       ],
       fix: `if the connection should survive ${formatDuration(t.seconds)} of quiet, raise ${t.hop}${t.setting ? ` ${t.setting}` : "'s timeout"} above the app's heartbeat interval, or make the app send a heartbeat more often than every ${formatDuration(t.seconds)}${advice}`,
+      timeout: { hop: t.hop, setting: t.setting },
     };
   }
   const nearest = timeouts.map((t) => {

@@ -24,6 +24,12 @@ export interface CaptureHeader {
    * and in older captures.
    */
   start?: SessionStartEvent;
+  /**
+   * The proxy's --instance name (host name and listen address by default),
+   * so captures from several hosts read together say which connection came
+   * from where. Absent in captures written before it existed.
+   */
+  instance?: string;
 }
 
 /**
@@ -36,8 +42,8 @@ export function segmentPath(base: string, segment: number): string {
   return segment === 0 ? base : `${base}.${segment}`;
 }
 
-export function captureHeaderLine(createdBy: string, set?: { session: string; segment: number; start?: SessionStartEvent }): string {
-  const header: CaptureHeader = { format: CAPTURE_FORMAT, version: CAPTURE_VERSION, createdBy, ...set };
+export function captureHeaderLine(createdBy: string, set?: { session: string; segment: number; start?: SessionStartEvent }, instance?: string): string {
+  const header: CaptureHeader = { format: CAPTURE_FORMAT, version: CAPTURE_VERSION, createdBy, ...set, ...(instance !== undefined ? { instance } : {}) };
   return JSON.stringify(header) + '\n';
 }
 
@@ -45,4 +51,9 @@ export function captureHeaderLine(createdBy: string, set?: { session: string; se
 export function headerSessionStart(header: CaptureHeader): SessionStartEvent | null {
   const start = header.start as Partial<SessionStartEvent> | undefined;
   return start && typeof start === 'object' && start.kind === 'session.start' && typeof start.t === 'number' ? (start as SessionStartEvent) : null;
+}
+
+/** The instance a header names, if it names one as a non-empty string (a reader trusts no field unchecked). */
+export function headerInstance(header: CaptureHeader): string | null {
+  return typeof header.instance === 'string' && header.instance !== '' ? header.instance : null;
 }

@@ -20,6 +20,8 @@ export interface CaptureFileSetOptions {
   /** The name the user gave: segment 0; later segments are `segmentPath(base, n)`. */
   base: string;
   createdBy: string;
+  /** The proxy's --instance name, written in every file's header; absent: none. */
+  instance?: string;
   /** Overwrite existing files (and delete a rotated set's leftover segments at start) instead of refusing. */
   overwrite: boolean;
   /** Rotate before a write would take a file past this many bytes (header included); null: one file. */
@@ -61,6 +63,8 @@ export class CaptureFileSet {
   #segment = 0;
   /** Bytes in the current file, its header included. */
   #size = 0;
+  /** Bytes written to every file of the set so far, headers included (for metrics). */
+  #total = 0;
   /** The current file holds a line (or part of one) besides its header. */
   #hasLines = false;
   /** The current file ends in the middle of a line: the next bytes must finish it here. */
@@ -83,6 +87,12 @@ export class CaptureFileSet {
     const header = this.#headerOf(0);
     fs.writeSync(this.#fd, header);
     this.#size = header.length;
+    this.#total = header.length;
+  }
+
+  /** Bytes written to the set's files so far, headers included; never decreases (--keep deleting files does not count). */
+  get writtenBytes(): number {
+    return this.#total;
   }
 
   /** The segment being written (0 until the first rotation). */
@@ -126,7 +136,7 @@ export class CaptureFileSet {
 
   #headerOf(segment: number): Buffer {
     const start = segment > 0 && this.#start ? { start: this.#start } : {};
-    return Buffer.from(captureHeaderLine(this.#options.createdBy, { session: this.session, segment, ...start }), 'utf8');
+    return Buffer.from(captureHeaderLine(this.#options.createdBy, { session: this.session, segment, ...start }, this.#options.instance), 'utf8');
   }
 
   /** Where the bytes from `from` on that go to the current file end; `from` itself means "rotate first". */
@@ -146,6 +156,7 @@ export class CaptureFileSet {
 
   #wrote(data: Buffer, end: number, count: number): void {
     this.#size += count;
+    this.#total += count;
     if (count > 0) {
       this.#hasLines = true;
       this.#midLine = data[end - 1] !== NEWLINE;
@@ -170,6 +181,7 @@ export class CaptureFileSet {
             if (err) return finish(err);
             if (n <= 0) return finish(this.#noProgress());
             this.#size += n;
+            this.#total += n;
             this.#header = n < header.length ? header.subarray(n) : null;
             step();
           });
@@ -254,6 +266,7 @@ export class CaptureFileSet {
           const n = this.#options.io.writeSync(this.#fd, header, 0, header.length);
           if (n <= 0) throw this.#noProgress();
           this.#size += n;
+          this.#total += n;
           this.#header = n < header.length ? header.subarray(n) : null;
           continue;
         }

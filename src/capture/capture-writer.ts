@@ -11,6 +11,8 @@ export type { CaptureIo } from './capture-rotation.js';
 export interface CaptureWriterOptions {
   path: string;
   createdBy: string;
+  /** The proxy's --instance name, in every file's header. */
+  instance?: string;
   /** Overwrite an existing file instead of refusing. */
   overwrite?: boolean;
   /** How often buffered lines go to disk; the issue asks for at least once a second. */
@@ -57,6 +59,17 @@ export interface CaptureHealth {
   refusing: string | null;
   /** While the disk guard (--min-free) holds writing back; null otherwise. */
   paused: CapturePause | null;
+}
+
+/** What the capture has written so far, for metrics; every count only grows. */
+export interface CaptureTotals {
+  /** Bytes written to the capture's files, headers included. */
+  writtenBytes: number;
+  writtenEvents: number;
+  /** Events that never reached the file. */
+  lostEvents: number;
+  /** The segment being written: rotations so far (0 without --rotate). */
+  segment: number;
 }
 
 /** Events lost since the last line that reached the file. */
@@ -152,6 +165,7 @@ export class CaptureWriter implements EventSink {
     this.#files = new CaptureFileSet({
       base: options.path,
       createdBy: options.createdBy,
+      ...(options.instance !== undefined ? { instance: options.instance } : {}),
       overwrite: options.overwrite === true,
       maxFileBytes: options.maxFileBytes ?? null,
       keepFiles: options.keepFiles ?? null,
@@ -200,6 +214,10 @@ export class CaptureWriter implements EventSink {
 
   health(): CaptureHealth {
     return { lostEvents: this.#dropped, refusing: this.#failure ? (this.#failure.code ?? 'EIO') : null, paused: this.#paused ? this.#pauseState() : null };
+  }
+
+  totals(): CaptureTotals {
+    return { writtenBytes: this.#files.writtenBytes, writtenEvents: this.#written, lostEvents: this.#dropped, segment: this.#files.segment };
   }
 
   #pauseState(): CapturePause {

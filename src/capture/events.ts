@@ -69,6 +69,8 @@ export interface SessionStartEvent extends Base {
    * reader judges the capture as the proxy did. Absent in older captures.
    */
   diagnosis?: DiagnosisRecord;
+  /** The proxy's --instance name (as in the capture's header). Absent in older captures. */
+  instance?: string;
 }
 
 export interface SessionEndEvent extends Base {
@@ -76,6 +78,8 @@ export interface SessionEndEvent extends Base {
   reason: string;
   /** Events that could not be written to the capture (disk full, ...). */
   droppedEvents: number;
+  /** Set by the reader of several instances' captures: whose session ended. */
+  instance?: string;
 }
 
 /**
@@ -102,6 +106,8 @@ export interface CaptureGapEvent extends Base {
    * stream where a file is missing; `lostEvents` is then 0 (unknown).
    */
   missingSegments?: number[];
+  /** Set by the reader of several instances' captures: the gap is that instance's, its connections alone may lack events. */
+  instance?: string;
 }
 
 /** `capture.gap` code for events dropped because the disk fell too far behind (no write error). */
@@ -129,6 +135,15 @@ export interface ConnOpenEvent extends ConnBase {
   remoteAddress: string;
   remotePort: number;
   localPort: number;
+  /**
+   * Never written by the proxy: set by the reader of several instances'
+   * captures (capture-merge.ts), which renumbers connections so ids stay
+   * unique: the instance the connection went through and its id there. (When
+   * its conn.open is not in the files, its first event carries the same two
+   * fields, for the stand-in open: see standInOpen.)
+   */
+  instance?: string;
+  instanceConn?: number;
 }
 
 export interface HttpRequestEvent extends ConnBase {

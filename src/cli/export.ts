@@ -13,7 +13,11 @@ readers open: plain HTTP exchanges as entries, each WebSocket connection as
 one entry with its messages, close and wstap's own findings (_wstap).
 A rotated capture (--rotate) is read whole: CAPTURE.jsonl and the
 CAPTURE.jsonl.1, .2... of the same session beside it (also when --keep
-deleted CAPTURE.jsonl itself); several files named are read as one session.
+deleted CAPTURE.jsonl itself); several files of one session named are read
+as that session. Captures of several proxies (proxy --instance) are merged by
+time into one HAR: connections numbered anew (unique), each entry's
+_wstap.instance and _wstap.instanceConnectionId say which proxy and its id
+there.
 Findings are judged with the profile and --timeout flags the proxy ran with
 (recorded in the capture; the HAR keeps them in log._wstap.diagnosisContext);
 --profile or --timeout here replace them, and say so.

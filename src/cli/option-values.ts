@@ -41,6 +41,14 @@ export function isLoopback(host: string): boolean {
   return false;
 }
 
+/**
+ * The one warning for an address other than loopback (--listen, --metrics):
+ * `exposes` says what anyone who can reach it gets. Null for loopback.
+ */
+export function notLoopbackWarning(host: string, exposes: string): string | null {
+  return isLoopback(host) ? null : `listening on ${host}, not loopback: anyone who can reach this address can ${exposes}`;
+}
+
 export function parseNonNegativeNumber(flag: string, text: string): number {
   const value = Number(text);
   if (text.trim() === '' || !Number.isFinite(value) || value < 0) {

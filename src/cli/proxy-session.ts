@@ -3,9 +3,11 @@ import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
-import { narrate, narrateFindings, seconds, type Narration } from '../analysis/event-narrator.js';
+import { narrate, narrationOfFindings, seconds, type Narration } from '../analysis/event-narrator.js';
+import { findingsAt } from '../analysis/connection-findings.js';
+import type { Finding } from '../analysis/finding.js';
 import { TimeoutWatch } from '../analysis/timeout-watch.js';
-import { CaptureWriter, type CaptureHealth } from '../capture/capture-writer.js';
+import { CaptureWriter, type CaptureHealth, type CaptureTotals } from '../capture/capture-writer.js';
 import type { CaptureEvent, EventSink } from '../capture/events.js';
 import { SessionClock } from '../capture/session-clock.js';
 import type { LiveActivity } from '../capture/live-activity.js';
@@ -50,6 +52,8 @@ export interface ProxySessionOptions {
   testObserverFault?: { conn: number; afterChunks: number } | null;
   /** --nginx-error-log: nginx's error log, followed live; its lines are recorded as nginx.log events. */
   nginxErrorLog?: { path: string; zone: LogTimeZone } | null;
+  /** --instance: recorded in the capture's header and session.start. */
+  instance?: string;
 }
 
 /** The longest a close waits for nginx's log to be read past it (a local file takes milliseconds). */
@@ -58,7 +62,8 @@ const CLOSE_HOLD_MAX_MS = 5000;
 /** How often open connections are compared with the known timeouts (the UI's countdown ticks as often). */
 const WATCH_EVERY_MS = 1000;
 
-export type EventListener = (event: CaptureEvent, summary: ConnectionSummary | null) => void;
+/** A view of the session: each event after the fold applied it, with the findings it made known (the same the log says). */
+export type EventListener = (event: CaptureEvent, summary: ConnectionSummary | null, findings: readonly Finding[]) => void;
 
 /**
  * One running proxy: listener, capture file, the connection fold and the
@@ -89,6 +94,7 @@ export class ProxySession implements EventSink {
       ? new CaptureWriter({
           path: capturePath,
           createdBy: `wstap ${VERSION}`,
+          ...(options.instance !== undefined ? { instance: options.instance } : {}),
           overwrite: options.overwriteCapture,
           now: () => this.clock.now(),
           // One line when it stops and one when it resumes: the writer retries every second, quietly.
@@ -153,6 +159,7 @@ export class ProxySession implements EventSink {
       pid: process.pid,
       previewLimit: options.previewLimit,
       ...(options.diagnosis ? { diagnosis: options.diagnosis } : {}),
+      ...(options.instance !== undefined ? { instance: options.instance } : {}),
     });
     if (options.nginxErrorLog) await session.#followNginxLog(options.nginxErrorLog);
     if (session.#watch.active) {
@@ -174,6 +181,11 @@ export class ProxySession implements EventSink {
   /** The capture file's losses and whether it refuses data now (for displays); null without a capture. */
   captureHealth(): CaptureHealth | null {
     return this.#writer?.health() ?? null;
+  }
+
+  /** What the capture has written and lost so far (for metrics); null without a capture. */
+  captureTotals(): CaptureTotals | null {
+    return this.#writer?.totals() ?? null;
   }
 
   /** Exact last byte and byte counts of a live connection (for displays). */
@@ -256,13 +268,16 @@ export class ProxySession implements EventSink {
   #recordNow(event: CaptureEvent): void {
     let summary: ConnectionSummary | null;
     let lines: Narration[];
+    let findings: readonly Finding[];
     try {
       this.#writer?.record(event);
       summary = this.tracker.apply(event);
       if (event.kind === 'conn.close') this.#watch.forget(event.conn);
       const line = narrate(event, summary);
-      const findings = narrateFindings(event, summary, this.#diagnosis);
-      lines = line ? [line, ...findings] : [...findings];
+      // Judged once: the log and every listener (the UI, metrics) get the same findings.
+      findings = findingsAt(event, summary, this.#diagnosis);
+      const found = narrationOfFindings(findings, summary);
+      lines = line ? [line, ...found] : [...found];
     } catch (err) {
       if ('conn' in event) throw err;
       this.#log({ level: 'error', fields: { err }, msg: `internal fault while recording ${event.kind}; relaying continues` });
@@ -271,7 +286,7 @@ export class ProxySession implements EventSink {
     for (const line of lines) this.#log(line);
     for (const listener of this.#listeners) {
       try {
-        listener(event, summary);
+        listener(event, summary, findings);
       } catch (err) {
         this.#listeners.splice(this.#listeners.indexOf(listener), 1);
         this.#log({ level: 'error', fields: { err }, msg: `internal fault in a display while showing ${event.kind}: it gets no more events; relaying and recording continue` });

@@ -8,7 +8,7 @@ import { endpointText, ListenPathError, type ListenEndpoint } from '../relay/lis
 import { listenerTlsContext, TlsMaterialError } from '../relay/tls-termination.js';
 import { parseTarget, TargetError } from '../relay/target.js';
 import {
-  isLoopback,
+  notLoopbackWarning,
   parseArgsStrict,
   parseChoice,
   parseListen,
@@ -28,6 +28,9 @@ import type { RunningUi } from './terminal-ui.js';
 import { armUncaughtFault, testFaultsFromEnv } from './test-faults.js';
 import { captureKeptLine, keepsTemporaryCapture } from './temporary-capture.js';
 import { diagnosisRecordOf, profileFromOption } from './profile-option.js';
+import { metricsOptionOf, metricsStartFailure, type MetricsOption } from './metrics-option.js';
+import type { RunningMetrics } from './metrics-endpoint.js';
+import { instanceOf } from './instance-name.js';
 import { defaultLogFile, terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
@@ -96,6 +99,16 @@ Options:
                         \`error_log FILE info;\`; tie lines exactly with
                         \`proxy_set_header X-Nginx-Connection $connection;\`.
                         nginx's times are read in this process's time zone (TZ)
+  --metrics [HOST:]PORT Prometheus metrics at http://HOST:PORT/metrics (a bare
+                        PORT is loopback; another address is warned about)
+  --metrics-path-group REGEX=NAME
+                        with --metrics: label connections whose request path
+                        matches REGEX path_group="NAME" (first match wins; the
+                        rest are "other"); repeatable, at most 50. Paths are
+                        never labels themselves
+  --instance NAME       this proxy's name in the capture's header, so captures of
+                        several proxies read together (wstap view A B) say which
+                        connection came through which    [HOSTNAME/--listen]
   --no-tui              line output instead of the terminal UI (the default
                         when stdout is not a terminal)
   --log-file FILE       with the UI: where log lines go [$TMPDIR/wstap-log-*/]
@@ -138,6 +151,9 @@ export async function runProxy(args: string[]): Promise<number> {
     timeout: { type: 'string', multiple: true },
     profile: { type: 'string' },
     'probe-token': { type: 'string' },
+    metrics: { type: 'string' },
+    'metrics-path-group': { type: 'string', multiple: true },
+    instance: { type: 'string' },
     'log-file': { type: 'string' },
     'log-format': { type: 'string' },
     'log-level': { type: 'string' },
@@ -176,6 +192,8 @@ export async function runProxy(args: string[]): Promise<number> {
   const capture = captureLimits(values);
   const probeToken = probeTokenOf(values['probe-token'], mode);
   const nginxErrorLog = typeof values['nginx-error-log'] === 'string' ? nginxLogOption(values['nginx-error-log']) : null;
+  const metricsOption = metricsOptionOf(values.metrics, values['metrics-path-group']);
+  const instance = instanceOf(values.instance, listen);
   // Recorded in session.start: view and export later judge the capture as this run does.
   const recorded = diagnosisRecordOf(profile, values.profile, values.timeout);
   const diagnosis = recorded.context;
@@ -203,14 +221,24 @@ export async function runProxy(args: string[]): Promise<number> {
   const capturePath = typeof values.capture === 'string' ? values.capture : tempDir ? path.join(tempDir, 'capture.jsonl') : null;
 
   // A unix socket is local by nature; who may use it is its mode's business (0660).
-  if (listen.kind === 'tcp' && !isLoopback(listen.host)) {
-    logger.warn(`listening on ${listen.host}, not loopback: anyone who can reach this address can send traffic through wstap to ${target.href}`);
-  }
+  const exposed = listen.kind === 'tcp' ? notLoopbackWarning(listen.host, `send traffic through wstap to ${target.href}`) : null;
+  if (exposed) logger.warn(exposed);
   if (values.insecure && target.tls) {
     logger.warn(`--insecure: the certificate of ${target.href} is NOT verified`);
   }
 
   const signals = catchSignalsEarly({ hangup: true });
+  let metrics: RunningMetrics | null = null;
+  try {
+    // Before the session: a metrics port in use stops wstap before any traffic.
+    if (metricsOption) metrics = await (await import('./metrics-endpoint.js')).startMetrics(metricsOption, () => session, { mode, instance }, logger);
+  } catch (err) {
+    signals.release();
+    screenLog?.release();
+    await screenLog?.close();
+    if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
+    return metricsStartFailure(err as NodeJS.ErrnoException, logger, metricsOption as MetricsOption);
+  }
   try {
     session = await ProxySession.start({
       mode,
@@ -230,14 +258,17 @@ export async function runProxy(args: string[]): Promise<number> {
       testObserverFault: testFaults.observe,
       ...(probeToken !== null ? { probeToken } : {}),
       nginxErrorLog,
+      instance,
     });
   } catch (err) {
+    await metrics?.server.close();
     signals.release();
     if (tempDir) fs.rmSync(tempDir, { recursive: true, force: true });
     screenLog?.release();
     await screenLog?.close();
     return startFailure(err as NodeJS.ErrnoException, logger, listen, capturePath);
   }
+  if (metrics) metrics.attach(session);
   if (session.capturePath && !tempDir) logger.info(`capturing to ${session.capturePath}`);
   // Said once, before any traffic: every quiet connection of the session will meet it.
   for (const finding of heartbeatSetupFindings(diagnosis.heartbeat, diagnosis.timeouts)) {
@@ -252,6 +283,8 @@ export async function runProxy(args: string[]): Promise<number> {
   if (liveUi) terminal.watchUi(() => liveUi.abandon());
   signals.forwardHangupTo(() => terminal.lost('SIGHUP'));
   let code = await stopper.done;
+  // Scraped until the end: the last scrape sees the shutdown's closes.
+  await metrics?.server.close();
   terminal.unwatchUi();
   // After the terminal went away nothing more is said on it: the log file has it all.
   if (terminal.reason === null) {

@@ -1,7 +1,28 @@
-import { attributionOf, ConnectionTracker } from '../analysis/connection-tracker.js';
+import { attributionOf, ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
+import { printable } from '../analysis/printable.js';
 import type { DiagnosisChoice } from '../analysis/diagnosis-record.js';
 import { narrate, narrateFindings } from '../analysis/event-narrator.js';
 import type { CaptureEvent } from '../capture/events.js';
+
+/**
+ * Several proxies' captures read as one (capture-merge.ts): each line says
+ * which proxy it is about, `#12 [edge-a#3] ...` for a connection (its id
+ * there after the #), `[edge-a] ...` for a session's own lines. Lines of a
+ * single capture are left as they are.
+ */
+function instanceLabel(event: CaptureEvent, summary: ConnectionSummary | null, sessions: boolean): (msg: string) => string {
+  const open = summary?.open;
+  if (open?.instance !== undefined) {
+    const tag = `[${printable(open.instance)}${open.instanceConn !== undefined ? `#${open.instanceConn}` : ''}]`;
+    return (msg) => msg.replace(/^#(\d+) /, `#$1 ${tag} `);
+  }
+  // A single proxy's session.start names its instance too: only a merged read labels session lines.
+  if (sessions && !('conn' in event) && 'instance' in event && typeof event.instance === 'string') {
+    const tag = `[${printable(event.instance)}]`;
+    return (msg) => `${tag} ${msg}`;
+  }
+  return (msg) => msg;
+}
 
 function clock(t: number): string {
   return new Date(t).toISOString().slice(11, 23);
@@ -17,12 +38,18 @@ export class NarratedLines {
   readonly #diagnosis: DiagnosisChoice;
   readonly #unknown: ReadonlyMap<number, readonly string[]>;
   readonly #onNote: (message: string) => void;
+  readonly #merged: boolean;
 
-  /** `onNote` hears what the user should know beside the lines (the command line overriding the capture's profile). */
-  constructor(diagnosis: DiagnosisChoice, unknown: ReadonlyMap<number, readonly string[]> = new Map(), onNote: (message: string) => void = () => {}) {
+  /**
+   * `onNote` hears what the user should know beside the lines (the command
+   * line overriding the capture's profile); `merged`: several proxies'
+   * captures are read as one, so session lines say whose they are too.
+   */
+  constructor(diagnosis: DiagnosisChoice, unknown: ReadonlyMap<number, readonly string[]> = new Map(), onNote: (message: string) => void = () => {}, merged = false) {
     this.#diagnosis = diagnosis;
     this.#unknown = unknown;
     this.#onNote = onNote;
+    this.#merged = merged;
   }
 
   /** The lines one event makes (often none: frames have no line). */
@@ -34,7 +61,8 @@ export class NarratedLines {
     const summary = this.#tracker.apply(event);
     const line = narrate(event, summary);
     if (!line) return [];
-    let text = `${clock(event.t)} ${line.level.toUpperCase().padEnd(5)} ${line.msg}`;
+    const labelled = instanceLabel(event, summary, this.#merged);
+    let text = `${clock(event.t)} ${line.level.toUpperCase().padEnd(5)} ${labelled(line.msg)}`;
     if (event.kind === 'conn.close' && summary) {
       const attribution = attributionOf(summary);
       const who = attribution.orderUnknown ? 'either side (order unknown)' : (attribution.closedBy ?? 'unknown');
@@ -44,7 +72,7 @@ export class NarratedLines {
     }
     const out = [text];
     for (const f of narrateFindings(event, summary, this.#diagnosis.context)) {
-      if (f.level !== 'debug') out.push(`${clock(event.t)} ${f.level.toUpperCase().padEnd(5)} ${f.msg}`);
+      if (f.level !== 'debug') out.push(`${clock(event.t)} ${f.level.toUpperCase().padEnd(5)} ${labelled(f.msg)}`);
     }
     return out;
   }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { readFileHead } from '../capture/capture-reader.js';
-import { captureSetOfFiles, readCaptureSetEvents, type CaptureSetWarning } from '../capture/capture-set.js';
+import { instanceCapturesOfFiles, readMergedEvents, type InstanceCapture } from '../capture/capture-merge.js';
+import { readCaptureSetEvents, type CaptureSetWarning } from '../capture/capture-set.js';
 import type { CaptureEvent } from '../capture/events.js';
 import { harToEvents, looksLikeHar } from '../har/har-reader.js';
 import { UsageError } from './usage-error.js';
@@ -15,6 +16,8 @@ export interface ViewSource {
   capturePaths: string[] | null;
   /** About the set: files read, deleted segments. */
   notes: string[];
+  /** Several proxies' captures read as one (capture-merge.ts). */
+  merged: boolean;
 }
 
 export function warningText(w: CaptureSetWarning): string {
@@ -29,9 +32,11 @@ export function openViewSource(files: readonly string[], onWarning: (message: st
     if (files.length > 1) throw new UsageError(`${har} is a HAR file: view reads a HAR file alone`);
     const result = harToEvents(fs.readFileSync(har, 'utf8'), har);
     for (const warning of result.warnings) onWarning(warning);
-    return { events: result.events, unknown: result.unknown, describe: `HAR by ${result.creator}`, capturePaths: null, notes: [] };
+    return { events: result.events, unknown: result.unknown, describe: `HAR by ${result.creator}`, capturePaths: null, notes: [], merged: false };
   }
-  const set = captureSetOfFiles(files);
+  const captures = instanceCapturesOfFiles(files);
+  if (captures.length > 1) return mergedSource(captures, onWarning);
+  const set = (captures[0] as InstanceCapture).set;
   const header = (set.segments[0] as (typeof set.segments)[number]).header;
   return {
     events: readCaptureSetEvents(set, { onWarning: (w) => onWarning(warningText(w)) }),
@@ -39,5 +44,18 @@ export function openViewSource(files: readonly string[], onWarning: (message: st
     describe: `wstap capture (format ${header.version}, ${header.createdBy})`,
     capturePaths: set.segments.map((s) => s.path),
     notes: set.notes,
+    merged: false,
+  };
+}
+
+/** Captures of several proxies (or several sessions), read as one by time; connections renumbered (capture-merge.ts). */
+function mergedSource(captures: readonly InstanceCapture[], onWarning: (message: string) => void): ViewSource {
+  return {
+    events: readMergedEvents(captures, { onWarning: (w) => onWarning(warningText(w)) }),
+    unknown: new Map(),
+    describe: `${captures.length} wstap captures merged by time (${captures.map((c) => c.instance).join(', ')}); connections renumbered, each labelled with its instance`,
+    capturePaths: captures.flatMap((c) => c.set.segments.map((s) => s.path)),
+    notes: captures.flatMap((c) => c.set.notes.map((note) => `${c.instance}: ${note}`)),
+    merged: true,
   };
 }

@@ -26,8 +26,13 @@ Closes are judged with the profile and --timeout flags the proxy ran with
 
 A rotated capture (proxy --rotate) is read whole: CAPTURE and the
 CAPTURE.1, .2... of the same session beside it, also when --keep deleted
-CAPTURE itself. Several files named are read as one session (they must
-belong to the same one).
+CAPTURE itself. Several files of one session named are read as that session.
+
+Captures of several proxies (proxy --instance, e.g. one per nginx host),
+each maybe rotated, are read as one incident: merged by time, connections
+numbered anew in the order they opened (ids stay unique), each labelled with
+its instance and its id there ([edge-a#12] in lines, an instance column in
+the UI, _wstap.instance in an exported HAR).
 
 --follow shows a capture another wstap is writing (wstap proxy --capture
 CAPTURE), live: new connections, ticking idle timers, closes and verdicts as
@@ -101,7 +106,7 @@ async function recordingLines(files: readonly string[], diagnosis: DiagnosisReco
     return reportFileError(err, rewriteNotCapture);
   }
   for (const note of source.notes) process.stderr.write(`wstap: ${files[0]}: ${note}\n`);
-  const lines = new NarratedLines(new DiagnosisChoice(diagnosis), source.unknown, (note) => process.stderr.write(`wstap: ${note}\n`));
+  const lines = new NarratedLines(new DiagnosisChoice(diagnosis), source.unknown, (note) => process.stderr.write(`wstap: ${note}\n`), source.merged);
   const out: string[] = [`${files.join(', ')}: ${source.describe}`];
   const flush = (): void => {
     process.stdout.write(out.join('\n') + '\n');

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
-import { captureSetOfFiles, readCaptureSetEvents, totalBytes, type CaptureSetWarning } from '../capture/capture-set.js';
+import { instanceCapturesOfFiles, readMergedEvents, type InstanceCapture } from '../capture/capture-merge.js';
+import { readCaptureSetEvents, totalBytes, type CaptureSetWarning } from '../capture/capture-set.js';
 import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import type { CaptureEvent } from '../capture/events.js';
 import type { HarFoldStats } from './har-fold.js';
@@ -7,7 +8,7 @@ import { writeHarFile } from './har-file-writer.js';
 import type { PayloadMode } from './har-types.js';
 
 export interface ExportCaptureOptions {
-  /** A capture file (with the rest of its rotated set beside it), or several files of one session. */
+  /** A capture file (with the rest of its rotated set beside it), or several files: of one session, or of several proxies (merged by time). */
   capturePath: string | readonly string[];
   harPath: string;
   overwrite: boolean;
@@ -35,13 +36,16 @@ export interface ExportCaptureOptions {
  * output exists; an export that fails midway removes its partial output.
  */
 export async function exportCapture(options: ExportCaptureOptions): Promise<HarFoldStats> {
-  const set = captureSetOfFiles(typeof options.capturePath === 'string' ? [options.capturePath] : options.capturePath);
-  for (const note of set.notes) options.onNote?.(note);
-  const total = totalBytes(set);
+  const captures = instanceCapturesOfFiles(typeof options.capturePath === 'string' ? [options.capturePath] : options.capturePath);
+  const several = captures.length > 1;
+  for (const c of captures) for (const note of c.set.notes) options.onNote?.(several ? `${c.instance}: ${note}` : note);
+  if (several) options.onNote?.(`${captures.length} captures merged by time (${captures.map((c) => c.instance).join(', ')}); connections renumbered, _wstap.instance and _wstap.instanceConnectionId say where each came from`);
+  const total = captures.reduce((sum, c) => sum + totalBytes(c.set), 0);
   const progress = { bytesRead: 0 };
   let created = false;
   try {
-    const events = readCaptureSetEvents(set, { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress });
+    const read = { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress };
+    const events = several ? readMergedEvents(captures, read) : readCaptureSetEvents((captures[0] as InstanceCapture).set, read);
     return await writeHarFile(
       options.withEvidence ? options.withEvidence(events) : events,
       {

@@ -152,6 +152,8 @@ export class HarFold {
   #target = '';
   /** The target's address when it is a plain IP (HAR's serverIPAddress), from session.start. */
   #serverIp: string | undefined;
+  /** The same per instance, when several proxies' captures are read as one (a few entries: one per proxy). */
+  readonly #instanceServerIps = new Map<string, string | undefined>();
   #lastT = 0;
   readonly #judging: DiagnosisChoice;
 
@@ -235,6 +237,7 @@ export class HarFold {
   #startSession(event: Extract<CaptureEvent, { kind: 'session.start' }>): void {
     this.#target = event.target;
     this.#serverIp = serverIp(event.target);
+    if (event.instance !== undefined) this.#instanceServerIps.set(event.instance, this.#serverIp);
     const note = this.#judging.start(event);
     if (note) this.#options.onJudging?.(note);
   }
@@ -537,7 +540,15 @@ export class HarFold {
   }
 
   #emit(entry: HarEntry, websocketConn: number | null = null): void {
-    if (this.#serverIp) entry.serverIPAddress = this.#serverIp;
+    // Several proxies' captures read as one: the entry says which one, and its target is that proxy's.
+    const open = entry._wstap ? this.#tracker.get(entry._wstap.connectionId)?.open : undefined;
+    const instance = open?.instance;
+    if (instance !== undefined && entry._wstap) {
+      entry._wstap.instance = instance;
+      if (open?.instanceConn !== undefined) entry._wstap.instanceConnectionId = open.instanceConn;
+    }
+    const serverIp = instance !== undefined && this.#instanceServerIps.has(instance) ? this.#instanceServerIps.get(instance) : this.#serverIp;
+    if (serverIp) entry.serverIPAddress = serverIp;
     this.stats.entries++;
     this.#sink.entry(entry, websocketConn);
   }

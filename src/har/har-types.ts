@@ -136,6 +136,9 @@ export interface HarCutFrame {
 
 export interface HarWstap {
   connectionId: number;
+  /** Captures of several proxies exported as one: the proxy (--instance) the connection went through, and its id there. */
+  instance?: string;
+  instanceConnectionId?: number;
   closedBy: 'client' | 'upstream' | 'proxy' | null;
   closeEvents: HarCloseEvent[];
   /** Present only when closedBy is null because the close order is unknown. */

@@ -55,6 +55,8 @@ export interface ConnectionRow {
   /** HTTP: last status; WebSocket: handshake status when it was not 101. */
   status: number | null;
   close: RowClose | null;
+  /** Several proxies' captures read as one: the proxy it went through and its id there (`edge-a#3`); absent otherwise. */
+  instance?: string;
 }
 
 export function rowKind(s: ConnectionSummary): RowKind {
@@ -109,6 +111,7 @@ export function connectionRow(s: ConnectionSummary, q: RowQuery): ConnectionRow 
     conn: s.conn,
     kind: rowKind(s),
     client: clientOf(s),
+    ...(s.open.instance !== undefined ? { instance: instanceOf(s) } : {}),
     path: pathOf(s, q.redact),
     state: s.state,
     failed: isFailed(s),
@@ -138,6 +141,10 @@ export function connectionRow(s: ConnectionSummary, q: RowQuery): ConnectionRow 
   };
 }
 
+function instanceOf(s: ConnectionSummary): string {
+  return `${s.open.instance ?? ''}${s.open.instanceConn !== undefined ? `#${s.open.instanceConn}` : ''}`;
+}
+
 function clientOf(s: ConnectionSummary): string {
   return s.forwardedFor ?? (s.open.remoteAddress || '?');
 }
@@ -146,6 +153,7 @@ function matches(s: ConnectionSummary, needle: string, q: RowQuery): boolean {
   return (
     pathOf(s, q.redact).toLowerCase().includes(needle) ||
     clientOf(s).toLowerCase().includes(needle) ||
+    (s.open.instance !== undefined && instanceOf(s).toLowerCase().includes(needle)) ||
     s.state.includes(needle) ||
     String(s.conn) === needle
   );

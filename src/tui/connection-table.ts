@@ -63,6 +63,7 @@ export function noteCell(row: ConnectionRow): Cell {
 const COLUMNS: Column[] = [
   { id: 'conn', title: '#', width: 5, priority: 0, align: 'right', cell: (r) => plain(String(r.conn)) },
   { id: 'kind', title: 'type', width: 4, priority: 6, align: 'left', cell: (r) => plain(r.kind) },
+  { id: 'instance', title: 'instance', width: 14, priority: 4, align: 'left', cell: (r) => plain(r.instance ?? '') },
   { id: 'client', title: 'client', width: 15, priority: 4, align: 'left', cell: (r) => plain(r.client) },
   { id: 'path', title: 'path', width: 0, priority: 0, align: 'left', cell: (r) => plain(r.path) },
   {
@@ -88,8 +89,9 @@ export interface TableLayout {
 }
 
 /** Drops the least important columns until the rest fit; the path takes the remaining width. */
-export function layoutTable(width: number): TableLayout {
-  let shown = [...COLUMNS];
+export function layoutTable(width: number, options: { instances?: boolean } = {}): TableLayout {
+  // The instance column only when several proxies' captures are read as one.
+  let shown = options.instances ? [...COLUMNS] : COLUMNS.filter((c) => c.id !== 'instance');
   const need = (cols: Column[]): number => cols.reduce((sum, c) => sum + (c.id === 'path' ? PATH_MIN : c.width), 0) + cols.length - 1;
   while (need(shown) > width) {
     // Columns of the same priority go together (c→u without u→c would mislead).

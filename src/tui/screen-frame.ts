@@ -113,7 +113,7 @@ export function composeScreen(input: FrameInput): string[] {
     const visible = input.detail.slice(state.detailTop, state.detailTop + regions.bodyHeight + 1);
     for (const l of visible) out.push(styled(l.text, width, paint, l.tone));
   } else {
-    const layout = layoutTable(width);
+    const layout = layoutTable(width, { instances: input.rows.some((r) => r.instance !== undefined) });
     out.push(tableHeading(layout, paint));
     // Only the visible rows are formatted.
     for (const row of input.rows.slice(0, regions.bodyHeight)) {

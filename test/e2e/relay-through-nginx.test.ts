@@ -183,7 +183,7 @@ describe('relay through a real nginx', () => {
     expect(evidence.some((e) => e.kind === 'close-frame')).toBe(false);
   });
 
-  it('plain HTTP goes through http-proxy-3 and is recorded', async () => {
+  it('plain HTTP goes through the byte relay and is recorded', async () => {
     const res = await fetch(`http://127.0.0.1:${nginx.port}/api/v4/system/ping?x=1`, { method: 'POST', body: 'hello body' });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ method: 'POST', url: '/api/v4/system/ping?x=1', bodyLength: 10 });

@@ -88,7 +88,7 @@ describe('a rotated capture read as one session', () => {
     expect(r.stdout).toMatch(/#1 closed after .*who closed first is unknown: some of its events are not in the capture/);
   });
 
-  it('export of the set: one HAR with every connection; files of two sessions are refused', () => {
+  it('export of the set: one HAR with every connection; files of two sessions are read as two instances', () => {
     writeSet();
     const har = path.join(dir, 'out.har');
     const r = run(['export', base, '-o', har]);
@@ -101,8 +101,10 @@ describe('a rotated capture read as one session', () => {
     ]);
     const other = path.join(dir, 'other.jsonl');
     fs.writeFileSync(other, captureHeaderLine('wstap test', { session: 'beef', segment: 0 }));
-    const refused = run(['view', '--no-tui', base, other]);
-    expect(refused.status).toBe(2);
-    expect(refused.stderr).toMatch(/captures of different sessions.*session f00d: .*cap\.jsonl; session beef: .*other\.jsonl/);
+    // Issue 20: another session's capture (another proxy, or a restart) is merged by time, not refused.
+    const both = run(['view', '--no-tui', base, other]);
+    expect(both.status, both.stderr).toBe(0);
+    expect(both.stdout).toMatch(/2 wstap captures merged by time \(cap\.jsonl, other\.jsonl\)/);
+    expect(both.stdout).toMatch(/#1 \[cap\.jsonl#1\] /);
   });
 });

@@ -1,0 +1,150 @@
+// npm run build && node bench/metrics-overhead.mjs (issue 20): what `proxy --metrics`
+// costs the relay.
+// Not part of the tests.
+//
+// Two wstap processes in front of the same echo app, one plain, one with
+// --metrics scraped once a second (a busy Prometheus; 15 s is usual). In
+// alternating rounds, one connection sends MESSAGES 100 B binary messages
+// (256 in flight, scenario (b) of bench/relays.mjs) through each; measured
+// per round and relay: echoed messages per second, and wstap's own CPU time
+// (utime + stime of its process, /proc) per echoed message. On a shared
+// machine throughput swings widely from round to round; CPU per message
+// moves much less, and is the figure to read. Then, in this process, the
+// view alone: ns per event of MetricsView.apply over the events one such
+// message makes (a frame and a message each way).
+//
+// Environment: WSTAP_BENCH_RUNS (rounds, default 8), WSTAP_BENCH_MESSAGES
+// (per round and relay, default 100,000), WSTAP_BENCH_VIEW_ONLY=1 (only the
+// in-process figure: steadier than the relays' on a busy machine).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { startRelay, stopRelay } from './relay-processes.mjs';
+import { openSocket } from './scenarios/echo-throughput.mjs';
+import { envNumber, firstLine, launch, median } from './util.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const TICK_S = 0.01; // USER_HZ is 100 on Linux
+
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_S;
+}
+
+/** Exactly `count` echoed messages over one connection, `window` in flight: wall seconds and the relay's CPU seconds. */
+async function echoRound(port, pid, count, window = 256) {
+  const ws = await openSocket(`ws://127.0.0.1:${port}/bench`);
+  const payload = Buffer.alloc(100, 0x62);
+  // Warm-up: the JIT and the connection settle first.
+  await pump(ws, payload, 5000, window);
+  const cpu0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  await pump(ws, payload, count, window);
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(pid) - cpu0;
+  ws.terminate();
+  return { wall, cpu, count };
+}
+
+function pump(ws, payload, count, window) {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let received = 0;
+    const more = () => {
+      while (sent < count && sent - received < window) {
+        sent++;
+        ws.send(payload, { binary: true });
+      }
+    };
+    const onMessage = () => {
+      received++;
+      if (received === count) {
+        ws.off('message', onMessage);
+        resolve();
+      } else more();
+    };
+    ws.on('message', onMessage);
+    ws.once('error', reject);
+    more();
+  });
+}
+
+/** ns per event of the view alone, over the events of echoed 100 B messages (frame + message each way). */
+async function viewCost() {
+  const { ConnectionTracker } = await import(path.join(root, 'dist/analysis/connection-tracker.js'));
+  const { findingsAt } = await import(path.join(root, 'dist/analysis/connection-findings.js'));
+  const { EMPTY_DIAGNOSIS_CONTEXT } = await import(path.join(root, 'dist/analysis/connection-diagnosis.js'));
+  const { MetricsView } = await import(path.join(root, 'dist/metrics/metrics-view.js'));
+  const events = [{ kind: 'conn.open', t: 1, conn: 1, mode: 'http', remoteAddress: '127.0.0.1', remotePort: 1, localPort: 2 }];
+  for (let i = 0; i < 200_000; i++) {
+    const t = 2 + i;
+    for (const side of ['client', 'upstream']) {
+      events.push({ kind: 'ws.frame', t, conn: 1, side, index: i, offset: i * 106, opcode: 2, fin: true, rsv1: false, rsv2: false, rsv3: false, masked: side === 'client', length: 100, preview: '', previewTruncated: false });
+      events.push({ kind: 'ws.message', t, conn: 1, side, opcode: 2, tEnd: t, firstFrame: i, frames: 1, wireLength: 100, compressed: false, size: 100, preview: '', previewTruncated: false });
+    }
+  }
+  const run = (withView) => {
+    const tracker = new ConnectionTracker();
+    const view = new MetricsView({ processMetrics: false });
+    const t0 = performance.now();
+    for (const e of events) {
+      const summary = tracker.apply(e);
+      const findings = findingsAt(e, summary, EMPTY_DIAGNOSIS_CONTEXT);
+      if (withView) view.apply(e, summary, findings);
+    }
+    return ((performance.now() - t0) * 1e6) / events.length;
+  };
+  const without = [];
+  const withView = [];
+  for (let i = 0; i < 15; i++) {
+    without.push(run(false));
+    withView.push(run(true));
+  }
+  return { without: median(without), with: median(withView), events: events.length };
+}
+
+async function main() {
+  if (process.env.WSTAP_BENCH_VIEW_ONLY === '1') return printViewCost();
+  const runs = Math.round(envNumber('WSTAP_BENCH_RUNS', 8));
+  const count = Math.round(envNumber('WSTAP_BENCH_MESSAGES', 100_000));
+  if (!fs.existsSync(path.join(root, 'dist', 'cli', 'main.js'))) throw new Error('not built: run `npm run build` first');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `wstap-metrics-bench-${process.pid}-`));
+  const app = launch(process.execPath, [path.join(here, 'echo-app.mjs')]);
+  const appPort = Number(await firstLine(app, 'app'));
+  const relays = {};
+  try {
+    for (const name of ['wstap', 'wstap-metrics']) relays[name] = await startRelay(name, appPort, tmp);
+    const results = { wstap: [], 'wstap-metrics': [] };
+    for (let round = 0; round < runs; round++) {
+      const order = round % 2 === 0 ? ['wstap', 'wstap-metrics'] : ['wstap-metrics', 'wstap'];
+      const line = [];
+      for (const name of order) {
+        const r = await echoRound(relays[name].port, relays[name].child.pid, count);
+        results[name].push(r);
+        line.push(`${name} ${(r.count / r.wall).toFixed(0)} msg/s, ${((r.cpu / r.count) * 1e6).toFixed(2)} µs CPU/msg`);
+      }
+      console.log(`round ${round + 1}/${runs}: ${line.join('; ')}`);
+    }
+    const rate = (name) => median(results[name].map((r) => r.count / r.wall));
+    const cpu = (name) => median(results[name].map((r) => (r.cpu / r.count) * 1e6));
+    console.log('');
+    console.log(`echoed messages/s (median of ${runs}): wstap ${rate('wstap').toFixed(0)}, with --metrics ${rate('wstap-metrics').toFixed(0)} (${((100 * rate('wstap-metrics')) / rate('wstap')).toFixed(1)} %)`);
+    console.log(`wstap CPU per echoed message (median of ${runs}): ${cpu('wstap').toFixed(2)} µs, with --metrics ${cpu('wstap-metrics').toFixed(2)} µs (${((100 * cpu('wstap-metrics')) / cpu('wstap')).toFixed(1)} %)`);
+  } finally {
+    for (const r of Object.values(relays)) await stopRelay(r.child);
+    await stopRelay(app);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  await printViewCost();
+}
+
+async function printViewCost() {
+  const v = await viewCost();
+  console.log(`the fold alone (tracker + findingsAt) ${v.without.toFixed(0)} ns/event; with MetricsView.apply ${v.with.toFixed(0)} ns/event (+${(v.with - v.without).toFixed(0)} ns; ${v.events} events, median of 15, interleaved)`);
+}
+
+await main();
