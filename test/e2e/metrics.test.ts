@@ -129,8 +129,8 @@ describe('proxy --metrics', () => {
       'websocket upstream close_frame': 1,
       'websocket client fin': 1,
       'websocket client rst': 1,
-      // Plain HTTP still goes through http-proxy-3, which records no FIN or RST (issue 17): no evidence, and the metric says so.
-      'http unknown none': 1,
+      // Plain HTTP with Connection: close: the app ends the connection after its answer (a FIN), seen on the byte relay.
+      'http upstream fin': 1,
     });
     for (const [key, n] of byCloser) {
       const [kind, closedBy, evidence] = key.split(' ') as [string, string, string];
