@@ -101,7 +101,7 @@ describe('capture rotation through the CLI', () => {
     // Each later file repeats the session's start (segment 0, which held it, is long deleted).
     const start = headers[0]?.start;
     expect(start).toMatchObject({ kind: 'session.start', listen: `127.0.0.1:${wstap.port}`, target: `http://127.0.0.1:${app.port}` });
-    expect(headers).toStrictEqual(segments.map((segment) => ({ format: 'wstap-capture', version: 1, createdBy: expect.stringMatching(/^wstap /) as unknown, session, segment, start })));
+    expect(headers).toStrictEqual(segments.map((segment) => ({ format: 'wstap-capture', version: 1, createdBy: expect.stringMatching(/^wstap /) as unknown, session, segment, start, instance: expect.stringMatching(/\/127\.0\.0\.1:0$/) as unknown })));
     // Events in time order across the files; the newest end with the session's end and the four closes before it.
     for (let i = 1; i < events.length; i++) expect(events[i]?.t ?? 0).toBeGreaterThanOrEqual(events[i - 1]?.t ?? 0);
     expect(events.at(-1)).toMatchObject({ kind: 'session.end', reason: 'signal', droppedEvents: 0 });
