@@ -346,6 +346,12 @@ export interface RstEvent extends ConnBase {
   side: Side;
   idle: Idle;
   pausedSince?: PausedSince;
+  /**
+   * Only from a packet capture: data segments each side sent again
+   * (retransmissions) in the 30 s before this RST, e.g. a peer that got no
+   * acknowledgement before the reset came. Absent when there were none.
+   */
+  retransmissionsBefore?: Record<Side, number>;
 }
 
 export interface SocketErrorEvent extends ConnBase {
@@ -355,6 +361,47 @@ export interface SocketErrorEvent extends ConnBase {
   message: string;
   idle: Idle;
   pausedSince?: PausedSince;
+}
+
+/**
+ * Only from a packet capture (src/pcap/): bytes of one direction that the
+ * capture does not hold. Decoding of that direction stops here (a frame or
+ * head boundary after a hole cannot be found with certainty); its TCP
+ * evidence (FIN, RST, byte counts) is still recorded. Who closed first is
+ * then judged as after a `capture.gap`: a close frame may be in the hole.
+ */
+export interface TcpGapEvent extends ConnBase {
+  kind: 'tcp.gap';
+  side: Side;
+  /**
+   * Why the bytes are missing: `not-captured` (a hole in the sequence
+   * numbers: a packet the capture dropped or never saw), `snaplen` (packets
+   * cut at the capture's snap length), `capture-began` (the connection was
+   * already open when the capture started: its beginning is missing).
+   */
+  cause: 'not-captured' | 'snaplen' | 'capture-began';
+  /** Offset in this direction's byte stream (from the first byte the capture holds) where the hole starts. */
+  offset: number;
+  /** Bytes missing; null when unknown (the capture began mid-connection). */
+  bytes: number | null;
+  /** The packet (1-based, as tshark numbers them) where the hole was found. */
+  packet: number;
+}
+
+/**
+ * Only from a packet capture: a side advertised a zero receive window (it
+ * was not reading; its peer had to stop sending) from `t` until `until`
+ * (null: still closed at the connection's end or the capture's), recorded
+ * when it opens again or the connection ends. A proxy sees this only as
+ * backpressure on its own sockets; the packets show it on the wire.
+ */
+export interface TcpZeroWindowEvent extends ConnBase {
+  kind: 'tcp.zero-window';
+  /** The side whose receive window was zero (the one not reading). */
+  side: Side;
+  until: number | null;
+  /** Window probes and retransmissions its peer sent meanwhile. */
+  probes: number;
 }
 
 /** wstap itself ended the connection (shutdown, or a limit); `side` is absent: it is the proxy. */
@@ -415,6 +462,8 @@ export type CaptureEvent =
   | FinEvent
   | RstEvent
   | SocketErrorEvent
+  | TcpGapEvent
+  | TcpZeroWindowEvent
   | ProxyCloseEvent
   | ObserverFaultEvent
   | ConnCloseEvent;

@@ -1,16 +1,11 @@
 import type http from 'node:http';
 import type net from 'node:net';
-import type { HandshakeResponseEvent } from '../capture/events.js';
-import { headerValues, rawHeaderPairs } from '../capture/raw-headers.js';
-import type { HttpResponseHead } from '../wire/http-head-parser.js';
-import { ResponseHeads } from '../wire/response-heads.js';
-import { negotiatedDeflate } from '../wire/websocket-extensions.js';
+import { rawHeaderPairs } from '../capture/raw-headers.js';
 import type { ChunkObserver, ConnectionContext } from './connection-context.js';
 import { DuplexRelay } from './duplex-relay.js';
-import { HandshakeBodyTap } from './handshake-body-tap.js';
 import type { Target } from './target.js';
 import { dialUpstream, type DialOptions } from './upstream-dialer.js';
-import { WebSocketTap } from './websocket-tap.js';
+import { UpgradeObserver } from './upgrade-observer.js';
 
 export interface UpgradeRelayOptions extends DialOptions {
   target: Target;
@@ -29,15 +24,11 @@ export function serializeRequestHead(req: http.IncomingMessage): Buffer {
   return Buffer.from(head + '\r\n', 'latin1');
 }
 
-function isWebSocketUpgrade(head: HttpResponseHead): boolean {
-  return head.statusCode === 101 && headerValues(head.rawHeaders, 'upgrade').some((v) => v.trim().toLowerCase() === 'websocket');
-}
-
 /**
  * Relays one Upgrade request byte for byte: the head goes to the upstream as
  * it arrived, the upstream's answer (101, 400, anything) goes back unchanged,
- * then both directions are piped. A copy of the upstream's bytes feeds our own
- * head parser, and after a 101 both directions feed the frame decoders.
+ * then both directions are piped. Copies of both directions feed an
+ * UpgradeObserver (our own head parser, then the frame decoders after a 101).
  */
 export function relayUpgrade(
   ctx: ConnectionContext,
@@ -61,11 +52,7 @@ export function relayUpgrade(
     headLength: head.length,
   });
 
-  const tap = new WebSocketTap(ctx, { previewLimit: options.previewLimit });
-  /** The upstream's heads: interim ones (103 Early Hints...) are recorded and relayed, and decoding waits for the final one. */
-  const heads = new ResponseHeads();
-  /** After a response that did not upgrade: what the app said in its body. */
-  let body: HandshakeBodyTap | null = null;
+  const observer = new UpgradeObserver(ctx, { previewLimit: options.previewLimit, requestAt });
 
   dialUpstream(ctx, client, options.target, options, {
     failed(err) {
@@ -95,67 +82,16 @@ export function relayUpgrade(
     connected: ({ stream: upstream }) => {
       upstream.write(head);
 
-      const observeUpstreamHead = (chunk: Buffer, t: number, previousByteAt: number): void => {
-        const step = heads.push(chunk);
-        const waitMs = Math.round((t - requestAt) * 1000) / 1000;
-        for (const interim of step.interim) {
-          const { statusCode, reason, httpVersion, rawHeaders, headLength } = interim;
-          ctx.record({ kind: 'ws.handshake.interim', t, conn: ctx.id, statusCode, reason, httpVersion, rawHeaders, headLength, waitMs });
-        }
-        const result = step.end;
-        if (result === null) return;
-        if (result.state === 'error') {
-          ctx.record({ kind: 'ws.handshake.error', t, conn: ctx.id, code: result.code, message: result.message, offset: result.offset });
-          tap.disarm();
-          return;
-        }
-        const response = result.head;
-        const event: HandshakeResponseEvent = {
-          kind: 'ws.handshake.response',
-          t,
-          conn: ctx.id,
-          statusCode: response.statusCode,
-          reason: response.reason,
-          httpVersion: response.httpVersion,
-          rawHeaders: response.rawHeaders,
-          headLength: response.headLength,
-          upgraded: isWebSocketUpgrade(response),
-          deflate: negotiatedDeflate(headerValues(response.rawHeaders, 'sec-websocket-extensions')),
-          waitMs,
-        };
-        ctx.record(event);
-        if (!event.upgraded) {
-          tap.disarm();
-          try {
-            body = new HandshakeBodyTap(ctx, response, options.previewLimit);
-            body.observe(result.rest, t);
-          } catch {
-            // Only the body's evidence is lost; the relay goes on.
-            body = null;
-          }
-          return;
-        }
-        tap.arm(event);
-        if (result.rest.length > 0) tap.observe('upstream', result.rest, t, previousByteAt);
-      };
-
       // Called through ctx.observe (by the relay, and below for the early bytes): a throw stops observing, never relaying.
-      const observe: ChunkObserver = (side, chunk, t, previousByteAt) => {
-        if (side === 'upstream' && !heads.done) observeUpstreamHead(chunk, t, previousByteAt);
-        else if (side === 'upstream' && body) body.observe(chunk, t);
-        else tap.observe(side, chunk, t, previousByteAt);
-      };
+      const observe: ChunkObserver = (side, chunk, t, previousByteAt) => observer.observe(side, chunk, t, previousByteAt);
       const relay = new DuplexRelay(ctx, client, upstream, {
         observe,
-        settle: (done) => {
-          body?.finish();
-          tap.close(done);
-        },
+        settle: (done) => observer.settle(done),
         onClosed: () => register(null),
       });
       register(relay);
       // Registered before the relay's own listener: the body is recorded ahead of the upstream's FIN.
-      upstream.once('end', () => body?.finish());
+      upstream.once('end', () => observer.upstreamEnded());
       relay.start();
       if (early.length > 0) {
         // Bytes the client sent right behind its head: forwarded like any other.

@@ -25,6 +25,8 @@ export class WebSocketTap {
   #early: Array<{ chunk: Buffer; t: number; previousByteAt: number }> = [];
   #earlyBytes = 0;
   #disarmed = false;
+  /** The client's bytes before the 101 have a hole: not kept, not decoded. */
+  #earlyStopped = false;
 
   constructor(ctx: ConnectionContext, options: WebSocketTapOptions) {
     this.#ctx = ctx;
@@ -38,6 +40,7 @@ export class WebSocketTap {
       windowBits: deflate.clientMaxWindowBits,
       noContextTakeover: deflate.clientNoContextTakeover,
     });
+    if (this.#earlyStopped) this.#client.stop();
     this.#upstream = new DirectionTap(this.#ctx, 'upstream', this.#options, deflate && {
       windowBits: deflate.serverMaxWindowBits,
       noContextTakeover: deflate.serverNoContextTakeover,
@@ -59,11 +62,24 @@ export class WebSocketTap {
       tap.push(chunk, t, previousByteAt);
       return;
     }
-    if (side === 'client' && !this.#disarmed && this.#earlyBytes + chunk.length <= MAX_EARLY_BYTES) {
+    if (side === 'client' && !this.#disarmed && !this.#earlyStopped && this.#earlyBytes + chunk.length <= MAX_EARLY_BYTES) {
       // Copy: the relay may reuse nothing, but we must not pin large socket buffers.
       this.#early.push({ chunk: Buffer.from(chunk), t, previousByteAt });
       this.#earlyBytes += chunk.length;
     }
+  }
+
+  /**
+   * Bytes of `side` are missing from here on (a hole in a packet capture):
+   * decoding that direction stops without recording a cut frame, since the
+   * connection did not cut it.
+   */
+  stop(side: Side): void {
+    if (side === 'client') {
+      this.#early = [];
+      this.#earlyStopped = true;
+    }
+    (side === 'client' ? this.#client : this.#upstream)?.stop();
   }
 
   /** The connection ended; `settled` is called once every message event of it has been recorded. */
@@ -117,6 +133,13 @@ class DirectionTap {
         wantPayload: (header) => this.#wantPayload(header),
       },
     );
+  }
+
+  /** See WebSocketTap.stop: no more decoding, no cut frame at the end. */
+  stop(): void {
+    if (this.#faulted) return;
+    this.#faulted = true;
+    this.#inflater?.desync('bytes missing from the capture');
   }
 
   push(chunk: Buffer, t: number, previousByteAt: number): void {
