@@ -92,8 +92,8 @@ export interface CaptureGapEvent extends Base {
   lostEvents: number;
   /**
    * The write error's code (ENOSPC, EFBIG, EIO...), GAP_BACKLOG: the disk was
-   * too slow and the buffer full, GAP_MIN_FREE: the disk guard, or
-   * GAP_SEGMENT_MISSING.
+   * too slow and the buffer full, GAP_MIN_FREE: the disk guard,
+   * GAP_SEGMENT_MISSING, or GAP_PACKETS_DROPPED (a packet capture).
    */
   code: string;
   /**
@@ -109,6 +109,13 @@ export const GAP_BACKLOG = 'backlog';
 
 /** `capture.gap` code for a whole file of a rotated set that is missing (deleted, lost): how many events it held is unknown. */
 export const GAP_SEGMENT_MISSING = 'segment-missing';
+
+/**
+ * `capture.gap` code in events read from a packet capture (pcapng interface
+ * statistics): packets the kernel or libpcap dropped, `lostEvents` of them;
+ * which connections they belonged to is unknown.
+ */
+export const GAP_PACKETS_DROPPED = 'packets-dropped';
 
 /** `capture.gap` code for events not written because free space was below --min-free (the disk guard). */
 export const GAP_MIN_FREE = 'MIN_FREE';
@@ -389,18 +396,19 @@ export interface TcpGapEvent extends ConnBase {
 }
 
 /**
- * Only from a packet capture: a side advertised a zero receive window (it
- * was not reading; its peer had to stop sending) from `t` until `until`
- * (null: still closed at the connection's end or the capture's), recorded
- * when it opens again or the connection ends. A proxy sees this only as
+ * Only from a packet capture: a side advertised a zero receive window from
+ * `since` (it was not reading; its peer had to stop sending), recorded at
+ * `t` when the window opened again (`reopened`) or when the connection or
+ * the capture ended with it still closed. A proxy sees this only as
  * backpressure on its own sockets; the packets show it on the wire.
  */
 export interface TcpZeroWindowEvent extends ConnBase {
   kind: 'tcp.zero-window';
   /** The side whose receive window was zero (the one not reading). */
   side: Side;
-  until: number | null;
-  /** Window probes and retransmissions its peer sent meanwhile. */
+  since: number;
+  reopened: boolean;
+  /** Data segments (window probes) its peer sent meanwhile. */
   probes: number;
 }
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { captureSetOfFiles, readCaptureSetEvents, totalBytes, type CaptureSetWarning } from '../capture/capture-set.js';
 import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
+import type { CaptureEvent } from '../capture/events.js';
 import type { HarFoldStats } from './har-fold.js';
 import { writeHarFile } from './har-file-writer.js';
 import type { PayloadMode } from './har-types.js';
@@ -27,6 +28,9 @@ export interface ExportCaptureOptions {
   onProgress?: (done: number, stats: HarFoldStats) => void;
 }
 
+/** What an export needs besides its source. */
+export type HarExportOptions = Omit<ExportCaptureOptions, 'capturePath' | 'onWarning' | 'onNote'>;
+
 /**
  * Capture file (or rotated set) -> HAR file. Bad input is refused before the
  * output exists; an export that fails midway removes its partial output.
@@ -34,12 +38,26 @@ export interface ExportCaptureOptions {
 export async function exportCapture(options: ExportCaptureOptions): Promise<HarFoldStats> {
   const set = captureSetOfFiles(typeof options.capturePath === 'string' ? [options.capturePath] : options.capturePath);
   for (const note of set.notes) options.onNote?.(note);
-  const total = totalBytes(set);
   const progress = { bytesRead: 0 };
+  const events = readCaptureSetEvents(set, { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress });
+  return exportEvents(events, { total: totalBytes(set), progress }, options);
+}
+
+/**
+ * Events from any source (a packet capture, src/pcap/) -> HAR file, as
+ * exportCapture does for a capture; `read` tells the progress. The events'
+ * source is the caller's; `capturePath` is not read.
+ */
+export async function exportEvents(
+  events: AsyncIterable<CaptureEvent>,
+  read: { total: number; progress: { bytesRead: number } },
+  options: HarExportOptions,
+): Promise<HarFoldStats> {
+  const { total, progress } = read;
   let created = false;
   try {
     return await writeHarFile(
-      readCaptureSetEvents(set, { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress }),
+      events,
       {
         path: options.harPath,
         overwrite: options.overwrite,

@@ -57,10 +57,13 @@ export class UpgradeObserver {
     this.#tap.stop(side);
   }
 
-  /** The connection ended: `done` once everything still to record is recorded. */
-  settle(done: () => void): void {
+  /**
+   * The connection ended (`ended` false: only its recording did, at a packet
+   * capture's end): `done` once everything still to record is recorded.
+   */
+  settle(done: () => void, ended = true): void {
     this.#body?.finish();
-    this.#tap.close(done);
+    this.#tap.close(done, ended);
   }
 
   #observeUpstreamHead(chunk: Buffer, t: number, previousByteAt: number): void {

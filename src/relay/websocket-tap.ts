@@ -82,15 +82,19 @@ export class WebSocketTap {
     (side === 'client' ? this.#client : this.#upstream)?.stop();
   }
 
-  /** The connection ended; `settled` is called once every message event of it has been recorded. */
-  close(settled: () => void): void {
+  /**
+   * The connection ended; `settled` is called once every message event of it
+   * has been recorded. `ended` false: only the recording ended (a packet
+   * capture's end with the connection open), so no frame was cut.
+   */
+  close(settled: () => void, ended = true): void {
     let waiting = 2;
     const one = (): void => {
       if (--waiting === 0) settled();
     };
-    if (this.#client) this.#client.close(one);
+    if (this.#client) this.#client.close(one, ended);
     else one();
-    if (this.#upstream) this.#upstream.close(one);
+    if (this.#upstream) this.#upstream.close(one, ended);
     else one();
   }
 }
@@ -164,8 +168,8 @@ class DirectionTap {
   }
 
   /** The connection ended: record a frame it cut off, let messages already complete finish inflating, then release zlib. */
-  close(settled: () => void): void {
-    if (!this.#faulted) this.#recordCut();
+  close(settled: () => void, ended: boolean): void {
+    if (!this.#faulted && ended) this.#recordCut();
     if (this.#inflater) this.#inflater.finish(settled);
     else settled();
   }
