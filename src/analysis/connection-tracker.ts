@@ -226,6 +226,19 @@ export class ConnectionTracker {
       case 'observer.fault':
         s.observerFault ??= event;
         break;
+      case 'tcp.gap': {
+        // A packet capture's hole: a close frame may be in it, as in a capture.gap. Found late
+        // (once acknowledged), it may be older than evidence already recorded: that evidence
+        // is then not known to be first.
+        if (event.cause === 'capture-began') {
+          s.missing ??= missingBeginning(event.t);
+          break;
+        }
+        const before = s.evidence.filter((e) => e.t <= event.from).length;
+        s.missing = missingStretch(s.missing, before, event.t);
+        if (before < s.evidence.length && s.missing.closeJudgeable === null) s.missing.closeJudgeable = false;
+        break;
+      }
       case 'conn.close':
         s.state = 'closed';
         s.closedAt = event.t;

@@ -1,4 +1,4 @@
-import { GAP_BACKLOG, GAP_MIN_FREE, GAP_SEGMENT_MISSING, opcodeName, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
+import { GAP_BACKLOG, GAP_MIN_FREE, GAP_PACKETS_DROPPED, GAP_SEGMENT_MISSING, opcodeName, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, describeOrderUnknown, describeUnread, noAnswerReason, type CloseEvidence } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
@@ -128,6 +128,28 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
       };
     case 'conn.close':
       return summary ? closeNarration(summary) : null;
+    case 'tcp.gap':
+      return {
+        level: 'warn',
+        msg:
+          event.cause === 'capture-began'
+            ? `#${event.conn} was open before the packet capture began: its beginning (handshake, earlier frames) is not in it, and its ${event.side} bytes are not decoded; TCP evidence (FIN, RST, bytes) still is`
+            : `#${event.conn} ${event.bytes ?? 'some'} ${event.side} bytes at offset ${event.offset} are not in the packet capture (${event.cause === 'snaplen' ? 'cut by the snap length: capture with -s 0' : 'packets the capture lost'}, found at packet ${event.packet}); decoding of the ${event.side} side stops there, TCP evidence still counts`,
+        fields: { conn: event.conn, side: event.side, cause: event.cause, offset: event.offset, bytes: event.bytes, packet: event.packet },
+      };
+    case 'tcp.zero-window':
+      return {
+        level: 'warn',
+        msg: `#${event.conn} ${event.side} advertised a zero receive window (it was not reading) for ${seconds(event.t - event.since)}${event.reopened ? '' : ', still zero at the end'}; ${event.side === 'client' ? 'upstream' : 'client'} sent ${event.probes} probes meanwhile`,
+        fields: { conn: event.conn, side: event.side, since: event.since, reopened: event.reopened, probes: event.probes },
+      };
+    case 'tcp.rst':
+      if (!event.retransmissionsBefore) return null;
+      return {
+        level: 'warn',
+        msg: `#${event.conn} ${event.side} reset the connection after retransmissions in the 30 s before (client ${event.retransmissionsBefore.client}, upstream ${event.retransmissionsBefore.upstream}): data was sent again unacknowledged before the RST`,
+        fields: { conn: event.conn, side: event.side, retransmissionsBefore: event.retransmissionsBefore },
+      };
     case 'capture.gap':
       if (event.code === GAP_SEGMENT_MISSING) {
         const which = event.missingSegments ?? [];
@@ -135,6 +157,13 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
           level: 'warn',
           msg: `capture gap: segment${which.length === 1 ? '' : 's'} ${which.join(', ')} of the set ${which.length === 1 ? 'is' : 'are'} missing (${seconds(event.t - event.from)} between the files around it); connections open across it may lack events, and who closed them first is not judged`,
           fields: { code: event.code, missingSegments: which, from: event.from },
+        };
+      }
+      if (event.code === GAP_PACKETS_DROPPED) {
+        return {
+          level: 'warn',
+          msg: `capture gap: the packet capture dropped ${event.lostEvents} packets (kernel or libpcap buffer); connections open then may lack bytes or close evidence, and who closed them first is judged only where the packets allow`,
+          fields: { lostEvents: event.lostEvents, code: event.code },
         };
       }
       // Only read back from a file: live, the writer's own log lines say it as it happens.

@@ -393,6 +393,13 @@ export interface TcpGapEvent extends ConnBase {
   bytes: number | null;
   /** The packet (1-based, as tshark numbers them) where the hole was found. */
   packet: number;
+  /**
+   * The missing bytes were sent after this: the time of this direction's
+   * last byte before the hole (the connection's open when none). The hole is
+   * often found later (`t`), once the receiver acknowledged past it, so
+   * evidence recorded between the two may be later than what is missing.
+   */
+  from: number;
 }
 
 /**

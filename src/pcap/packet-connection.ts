@@ -99,6 +99,7 @@ export class PacketConnection {
     stream.segment(segment.seq, segment.payload, segment.payloadLength, (flags & TCP_FIN) !== 0, t, packet, this.#sinks[side]);
     if (stream.retransmissions > before) this.#noteRetransmission(side, t);
     if (flags & TCP_ACK) this.#streams[other].acknowledged(segment.ack, t, packet, this.#sinks[other]);
+    this.#streams[side].tick(t, this.#sinks[side]);
     if (this.#streams.client.finished && this.#streams.upstream.finished) this.#close(t);
   }
 
@@ -110,8 +111,10 @@ export class PacketConnection {
     if (this.#closing) return done();
     this.#open();
     for (const side of ['client', 'upstream'] as const) this.#streams[side].flush(this.#sinks[side]);
-    this.#recordZeroWindows(null);
     const t = this.#options.clock.t;
+    // Both FINs were in the capture, one behind a hole: the connection did end.
+    if (this.#streams.client.finished && this.#streams.upstream.finished) return this.#close(t, done);
+    this.#recordZeroWindows(null);
     let called = false;
     const once = (): void => {
       if (called) return;
@@ -140,10 +143,10 @@ export class PacketConnection {
         ctx.bytes[counter] += bytes.length;
         this.#at(t, () => ctx.observe(this.#observe, side, bytes, t, previousByteAt));
       },
-      gap: (cause, offset, bytes, t, packet) => {
+      gap: (cause, offset, bytes, t, packet, from) => {
         if (bytes !== null) ctx.bytes[counter] += bytes;
         this.#at(t, () => {
-          ctx.record({ kind: 'tcp.gap', t, conn: ctx.id, side, cause, offset, bytes, packet });
+          ctx.record({ kind: 'tcp.gap', t, conn: ctx.id, side, cause, offset, bytes, packet, from: from ?? ctx.openedAt });
           this.#observer.stop(side);
         });
       },
@@ -209,7 +212,7 @@ export class PacketConnection {
   }
 
   /** Both FINs, or an RST: what the decoders still hold is recorded, then `conn.close`. */
-  #close(t: number): void {
+  #close(t: number, after?: () => void): void {
     if (this.#closing) return;
     this.#closing = true;
     this.#options.closing();
@@ -221,6 +224,7 @@ export class PacketConnection {
       finished = true;
       this.#at(t, () => ctx.recordClose());
       this.#options.closed();
+      after?.();
     };
     if (ctx.observing) ctx.guard('settle', () => this.#at(t, () => this.#observer.settle(t, done)));
     if (!ctx.observing) done();

@@ -3,16 +3,18 @@
  * any order, repeated (retransmissions) or overlapping, become the byte
  * stream the receiver read, once each, in order. A hole becomes a gap, never
  * silently joined bytes: it is declared only when certain, i.e. when the
- * receiver acknowledged bytes the capture does not hold, when the
- * out-of-order buffer would pass its bound, or at the end (flush). Pure; the
- * only memory it keeps is segments ahead of a hole (bounded).
+ * receiver acknowledged bytes the capture does not hold (and they did not
+ * turn up within ACK_GRACE_MS: a capture may hold a data packet a little
+ * after the ACK of it, packets taken on different CPUs or interfaces), when
+ * the out-of-order buffer would pass its bound, or at the end (flush). Pure;
+ * the only memory it keeps is segments ahead of a hole (bounded).
  */
 
 export interface StreamSink {
   /** The next bytes of the stream, as the packet `packet` at `t` carried them. */
   data(bytes: Buffer, t: number, packet: number): void;
   /** `bytes` bytes at stream offset `offset` are not in the capture (null: unknown, before the capture began). */
-  gap(cause: 'not-captured' | 'snaplen' | 'capture-began', offset: number, bytes: number | null, t: number, packet: number): void;
+  gap(cause: 'not-captured' | 'snaplen' | 'capture-began', offset: number, bytes: number | null, t: number, packet: number, from: number | null): void;
   /** The sender's FIN, in stream order (after every byte before it), with the FIN packet's time. */
   fin(t: number, packet: number): void;
 }
@@ -26,6 +28,9 @@ interface Pending {
   t: number;
   packet: number;
 }
+
+/** How long (packet time) acknowledged bytes may be missing before they are a hole for certain. */
+export const ACK_GRACE_MS = 200;
 
 /** Default bound of bytes held ahead of a hole, per direction. */
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
@@ -44,6 +49,10 @@ export class TcpStream {
   #pendingBytes = 0;
   readonly #maxPending: number;
   #fin: { seq: number; t: number; packet: number } | null = null;
+  /** The highest acknowledgement of this direction seen past `#next`, and when. */
+  #acked: { ack: number; t: number; packet: number } | null = null;
+  /** When the last byte delivered was captured; null before any. */
+  #lastDataAt: number | null = null;
   #finDelivered = false;
   /** Data segments that carried only bytes already received. */
   retransmissions = 0;
@@ -82,7 +91,7 @@ export class TcpStream {
     if (this.#next === null) {
       // No SYN in the capture: the connection was open before it began.
       this.#next = seq >>> 0;
-      sink.gap('capture-began', 0, null, t, packet);
+      sink.gap('capture-began', 0, null, t, packet, null);
     }
     if (fin && this.#fin === null) this.#fin = { seq: (seq + wireLength) >>> 0, t, packet };
     if (wireLength > 0) {
@@ -94,21 +103,37 @@ export class TcpStream {
     this.#drain(sink);
   }
 
-  /** The receiver acknowledged up to `ack`: bytes before it that the capture lacks are a hole for certain. */
+  /**
+   * The receiver acknowledged up to `ack`: bytes before it that the capture
+   * lacks are a hole for certain once ACK_GRACE_MS passed without them.
+   */
   acknowledged(ack: number, t: number, packet: number, sink: StreamSink): void {
     if (this.#next === null || this.#finDelivered) return;
-    const ahead = seqDiff(ack, this.#next);
+    // One pending acknowledgement at a time: a later one matters once this one is settled.
+    if (this.#acked === null && seqDiff(ack, this.#next) > 0) this.#acked = { ack: ack >>> 0, t, packet };
+    this.tick(t, sink);
+  }
+
+  /** Time passed (any packet of the connection): an acknowledged hole older than the grace is declared. */
+  tick(t: number, sink: StreamSink, grace = ACK_GRACE_MS): void {
+    const acked = this.#acked;
+    if (acked === null || this.#next === null) return;
     // A FIN takes one sequence number: an ACK of the FIN is not a missing byte.
-    const finAt = this.#fin && seqDiff(ack, this.#fin.seq) === 1 ? 1 : 0;
-    if (ahead - finAt <= 0) return;
+    const end = this.#fin && seqDiff(acked.ack, this.#fin.seq) === 1 ? this.#fin.seq : acked.ack;
+    if (seqDiff(end, this.#next) <= 0) {
+      this.#acked = null;
+      return;
+    }
+    if (t - acked.t < grace) return;
+    this.#acked = null;
     const first = this.#pending[0];
-    const holeEnd = first && seqDiff(first.seq, ack) < 0 ? first.seq : (ack - finAt) >>> 0;
-    this.#skipTo(holeEnd, 'not-captured', t, packet, sink);
+    this.#skipTo(first && seqDiff(first.seq, end) < 0 ? first.seq : end, 'not-captured', t, acked.packet, sink);
     this.#drain(sink);
   }
 
   /** The end (RST, or the capture's end): what is held is delivered with its holes; the FIN if it came. */
   flush(sink: StreamSink): void {
+    if (this.#acked) this.tick(this.#acked.t, sink, 0);
     while (this.#pending.length > 0) {
       const first = this.#pending[0] as Pending;
       this.#skipTo(first.seq, 'not-captured', first.t, first.packet, sink);
@@ -140,7 +165,7 @@ export class TcpStream {
     if (this.#next === null) return;
     const missing = seqDiff(seq, this.#next);
     if (missing <= 0) return;
-    sink.gap(cause, this.#offset, missing, t, packet);
+    sink.gap(cause, this.#offset, missing, t, packet, this.#lastDataAt);
     this.#offset += missing;
     this.#next = seq >>> 0;
   }
@@ -153,6 +178,7 @@ export class TcpStream {
       const bytes = skip === 0 ? payload : payload.subarray(skip);
       this.#next = (next + bytes.length) >>> 0;
       this.#offset += bytes.length;
+      this.#lastDataAt = t;
       sink.data(bytes, t, packet);
     }
     // The snap length cut the segment: its tail is on the wire, not in the file.
