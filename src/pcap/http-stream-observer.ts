@@ -123,6 +123,9 @@ export class HttpStreamObserver {
       const connection = headerTokens(head.rawHeaders, 'connection');
       if (headerValues(head.rawHeaders, 'upgrade').length > 0 && connection.includes('upgrade')) {
         const upgrade = this.#startUpgrade(head.method, head.target, head.httpVersion, head.rawHeaders, head.headLength, t);
+        // As live: an upgraded connection's client bytes are counted from the relay's start, after
+        // the request head (Node's parser read it); the upstream's include its response head.
+        this.#ctx.bytes.fromClient = rest.length;
         if (rest.length > 0) upgrade.observe('client', rest, t, previousByteAt);
         return;
       }

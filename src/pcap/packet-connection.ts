@@ -60,6 +60,8 @@ export class PacketConnection {
   /** Whose receive window is zero, since when, and the probes its peer sent meanwhile. */
   readonly #zeroWindow: Record<Side, { since: number; probes: number } | null> = { client: null, upstream: null };
   readonly #retransmittedAt: Record<Side, number[]> = { client: [], upstream: [] };
+  /** When each side's FIN packet was captured. */
+  readonly #finAt: Record<Side, number | null> = { client: null, upstream: null };
 
   constructor(options: PacketConnectionOptions) {
     this.#options = options;
@@ -100,7 +102,12 @@ export class PacketConnection {
     if (stream.retransmissions > before) this.#noteRetransmission(side, t);
     if (flags & TCP_ACK) this.#streams[other].acknowledged(segment.ack, t, packet, this.#sinks[other]);
     this.#streams[side].tick(t, this.#sinks[side]);
-    if (this.#streams.client.finished && this.#streams.upstream.finished) this.#close(t);
+    if (this.#streams.client.finished && this.#streams.upstream.finished) this.#close(this.#bothFinsAt());
+  }
+
+  /** The connection ended with the second FIN (found in stream order, maybe after a hole was declared). */
+  #bothFinsAt(): number {
+    return Math.max(this.#finAt.client ?? 0, this.#finAt.upstream ?? 0);
   }
 
   /**
@@ -113,7 +120,7 @@ export class PacketConnection {
     for (const side of ['client', 'upstream'] as const) this.#streams[side].flush(this.#sinks[side]);
     const t = this.#options.clock.t;
     // Both FINs were in the capture, one behind a hole: the connection did end.
-    if (this.#streams.client.finished && this.#streams.upstream.finished) return this.#close(t, done);
+    if (this.#streams.client.finished && this.#streams.upstream.finished) return this.#close(this.#bothFinsAt(), done);
     this.#recordZeroWindows(null);
     let called = false;
     const once = (): void => {
@@ -152,6 +159,7 @@ export class PacketConnection {
       },
       fin: (t) =>
         this.#at(t, () => {
+          this.#finAt[side] = t;
           if (side === 'upstream') ctx.guard('upstream end', () => this.#observer.upstreamEnded(t));
           ctx.recordFin(side);
         }),
