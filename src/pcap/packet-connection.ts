@@ -10,6 +10,12 @@ const RETRANSMISSION_WINDOW_MS = 30_000;
 /** Retransmission times kept per side for that report (bounded). */
 const MAX_RETRANSMISSION_TIMES = 1000;
 
+/** An HTTP/1.x request line's start: a method token, then a space (or the bytes so far could be one). */
+function looksLikeHttpRequest(bytes: Buffer): boolean {
+  const head = bytes.subarray(0, 24).toString('latin1');
+  return /^[A-Z][A-Z-]{0,19}( |$)/.test(head);
+}
+
 /** The packet being read: every event of a connection is stamped with its packet's time. */
 export class PacketClock implements EventClock {
   t = 0;
@@ -56,6 +62,8 @@ export class PacketConnection {
   readonly #sinks: Record<Side, StreamSink>;
   readonly #observer: HttpStreamObserver;
   #opened = false;
+  /** An HTTP connection whose bytes go to the decoders; false for one read as TCP only. */
+  #decoding = false;
   #closing = false;
   /** Whose receive window is zero, since when, and the probes its peer sent meanwhile. */
   readonly #zeroWindow: Record<Side, { since: number; probes: number } | null> = { client: null, upstream: null };
@@ -87,7 +95,6 @@ export class PacketConnection {
     const other: Side = side === 'client' ? 'upstream' : 'client';
     const t = this.#options.clock.t;
     const flags = segment.flags;
-    this.#open();
     if (flags & TCP_RST) return this.#reset(side, t);
     if (flags & TCP_SYN) {
       this.#streams[side].syn(segment.seq);
@@ -116,11 +123,11 @@ export class PacketConnection {
    */
   captureEnded(done: () => void): void {
     if (this.#closing) return done();
-    this.#open();
     for (const side of ['client', 'upstream'] as const) this.#streams[side].flush(this.#sinks[side]);
     const t = this.#options.clock.t;
     // Both FINs were in the capture, one behind a hole: the connection did end.
     if (this.#streams.client.finished && this.#streams.upstream.finished) return this.#close(this.#bothFinsAt(), done);
+    this.#open('tcp');
     this.#recordZeroWindows(null);
     let called = false;
     const once = (): void => {
@@ -132,11 +139,23 @@ export class PacketConnection {
     if (!this.ctx.observing) once();
   }
 
-  #open(): void {
+  /**
+   * Records conn.open (at the connection's first packet) once its first
+   * bytes tell what it is: an HTTP request from the client makes it `http`
+   * and decoded; anything else (TLS on a front leg, a server that speaks
+   * first, a connection whose beginning is missing, none at all) `tcp`, as
+   * `wstap proxy --tcp` records: open, FIN/RST, bytes, close.
+   */
+  #open(mode: 'http' | 'tcp', first?: Buffer): void {
     if (this.#opened) return;
     this.#opened = true;
+    this.#decoding = mode === 'http';
     const ctx = this.ctx;
-    ctx.record({ kind: 'conn.open', t: ctx.openedAt, conn: ctx.id, mode: 'http', remoteAddress: this.client.address, remotePort: this.client.port, localPort: this.server.port });
+    ctx.record({ kind: 'conn.open', t: ctx.openedAt, conn: ctx.id, mode, remoteAddress: this.client.address, remotePort: this.client.port, localPort: this.server.port });
+    if (mode === 'tcp' && first) {
+      const what = first[0] === 0x16 ? 'a TLS handshake (the front leg?)' : 'not an HTTP request';
+      this.#options.note(`#${ctx.id}: the first bytes are ${what}: read as TCP only (open, FIN, RST, bytes, close)`);
+    }
   }
 
   #sinkFor(side: Side): StreamSink {
@@ -145,12 +164,14 @@ export class PacketConnection {
     const counter = side === 'client' ? 'fromClient' : 'fromUpstream';
     return {
       data: (bytes, t) => {
+        this.#open(side === 'client' && looksLikeHttpRequest(bytes) ? 'http' : 'tcp', bytes);
         const previousByteAt = ctx.lastByteAt[side];
         ctx.lastByteAt[side] = t;
         ctx.bytes[counter] += bytes.length;
-        this.#at(t, () => ctx.observe(this.#observe, side, bytes, t, previousByteAt));
+        if (this.#decoding) this.#at(t, () => ctx.observe(this.#observe, side, bytes, t, previousByteAt));
       },
       gap: (cause, offset, bytes, t, packet, from) => {
+        this.#open('tcp');
         if (bytes !== null) ctx.bytes[counter] += bytes;
         this.#at(t, () => {
           ctx.record({ kind: 'tcp.gap', t, conn: ctx.id, side, cause, offset, bytes, packet, from: from ?? ctx.openedAt });
@@ -159,6 +180,7 @@ export class PacketConnection {
       },
       fin: (t) =>
         this.#at(t, () => {
+          this.#open('tcp');
           this.#finAt[side] = t;
           if (side === 'upstream') ctx.guard('upstream end', () => this.#observer.upstreamEnded(t));
           ctx.recordFin(side);
@@ -209,6 +231,7 @@ export class PacketConnection {
 
   #reset(side: Side, t: number): void {
     for (const s of ['client', 'upstream'] as const) this.#streams[s].flush(this.#sinks[s]);
+    this.#open('tcp');
     this.#recordZeroWindows(t);
     const ctx = this.ctx;
     const event: RstEvent = { kind: 'tcp.rst', t, conn: ctx.id, side, idle: ctx.idleAt(t) };

@@ -83,7 +83,8 @@ describe('a WebSocket connection from a synthetic capture', () => {
     ]);
     expect(Buffer.from(ofKind(events, 'ws.message')[0]?.preview ?? '', 'base64').toString()).toBe('hello from the client');
     expect(ofKind(events, 'tcp.fin').map((e) => e.side)).toEqual(['upstream', 'client']);
-    expect(ofKind(events, 'conn.close')[0]).toMatchObject({ bytes: { fromClient: HANDSHAKE_REQUEST.length + 27 + 11, fromUpstream: HANDSHAKE_RESPONSE.length + 37 + 7 } });
+    // Counted as live: the client's from after its request head, the upstream's with its response head.
+    expect(ofKind(events, 'conn.close')[0]).toMatchObject({ bytes: { fromClient: 27 + 11, fromUpstream: HANDSHAKE_RESPONSE.length + 37 + 7 } });
     const [summary] = fold(events);
     expect(attributionOf(summary as ConnectionSummary)).toMatchObject({ closedBy: 'client', first: { kind: 'close-frame', side: 'client', code: 1000 } });
   });
@@ -199,6 +200,20 @@ describe('what only packets show', () => {
     expect(guessed.notes.some((n) => /open before the capture began \(no SYN\): taking port 8065 \(the lower\) as the server's; name the server port with --port/.test(n))).toBe(true);
     // Another port named: the connection is not read at all.
     expect(ofKind((await eventsOf(pcapFile(c.packets), [9999])).events, 'conn.open')).toEqual([]);
+  });
+
+  it('a connection that is not HTTP (TLS on the front leg) is read as TCP only: open, FIN, RST, bytes, close', async () => {
+    const c = new TcpConversation({ address: '198.51.100.9', port: 61000 }, { address: '10.0.0.1', port: 443 });
+    c.handshake();
+    c.send('client', Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]));
+    c.send('server', Buffer.from([0x16, 0x03, 0x03, 0x00, 0x02, 9, 9]));
+    c.at(50).rst('client');
+    const { events, notes } = await eventsOf(pcapFile(c.packets));
+    expect(events.filter((e) => 'conn' in e).map((e) => e.kind)).toEqual(['conn.open', 'tcp.rst', 'conn.close']);
+    expect(ofKind(events, 'conn.open')[0]).toMatchObject({ mode: 'tcp', remoteAddress: '198.51.100.9', localPort: 443 });
+    expect(ofKind(events, 'conn.close')[0]?.bytes).toEqual({ fromClient: 10, fromUpstream: 7 });
+    expect(notes.some((n) => /#1: the first bytes are a TLS handshake \(the front leg\?\): read as TCP only/.test(n))).toBe(true);
+    expect(attributionOf(fold(events)[0] as ConnectionSummary)).toMatchObject({ closedBy: 'client', first: { kind: 'rst' } });
   });
 
   it('a zero window (the app not reading) and retransmissions before an RST', async () => {
