@@ -79,6 +79,22 @@ export interface ConnectionSummary {
   closedAt: number | null;
   /** Part of the connection is not in the events read (then `open` may be a stand-in); null when they hold all of it. */
   missing: MissingPart | null;
+  /**
+   * A packet capture of both legs: the front-leg connection that carried
+   * this one (conn.front) and its first close evidence so far, so the
+   * verdict can say which leg closed first.
+   */
+  frontLeg: FrontLeg | null;
+}
+
+export interface FrontLeg {
+  /** Null: no single front connection fits (`candidates` says how many did). */
+  conn: number | null;
+  matchedBy: 'address+port' | 'address+time' | null;
+  candidates: number;
+  client: string;
+  /** The front connection's first close evidence, once seen. */
+  first: CloseEvidence | null;
 }
 
 const MAX_PINGS_KEPT = 32;
@@ -101,6 +117,8 @@ export class ConnectionTracker {
   readonly #live = new Map<number, ConnectionSummary>();
   readonly #closed = new Map<number, ConnectionSummary>();
   readonly #maxClosed: number;
+  /** Front-leg connection -> the back-leg summaries waiting for its first close evidence. */
+  readonly #waitingForFront = new Map<number, Set<ConnectionSummary>>();
 
   constructor(options: { maxClosed?: number } = {}) {
     this.#maxClosed = options.maxClosed ?? 1000;
@@ -144,7 +162,31 @@ export class ConnectionTracker {
       this.#live.set(event.conn, summary);
     }
     this.#applyTo(summary, event);
+    this.#noteFrontEvidence(event);
     return summary;
+  }
+
+  /** The first close evidence of a front-leg connection, for the back-leg ones it carried. */
+  #noteFrontEvidence(event: CaptureEvent): void {
+    if (this.#waitingForFront.size === 0 || !('conn' in event)) return;
+    const backs = this.#waitingForFront.get(event.conn);
+    if (!backs) return;
+    const evidence = closeEvidenceOf(event);
+    if (evidence) {
+      for (const back of backs) if (back.frontLeg && !back.frontLeg.first) back.frontLeg.first = evidence;
+      this.#waitingForFront.delete(event.conn);
+    } else if (event.kind === 'conn.close') this.#waitingForFront.delete(event.conn);
+  }
+
+  #linkFront(s: ConnectionSummary, event: Extract<CaptureEvent, { kind: 'conn.front' }>): void {
+    const front = event.front === null ? undefined : this.get(event.front);
+    const first = front ? attributionOf(front).first : null;
+    s.frontLeg = { conn: event.front, matchedBy: event.matchedBy, candidates: event.candidates, client: event.client, first };
+    if (event.front !== null && !first && front?.state !== 'closed') {
+      const backs = this.#waitingForFront.get(event.front) ?? new Set<ConnectionSummary>();
+      backs.add(s);
+      this.#waitingForFront.set(event.front, backs);
+    }
   }
 
   /** Forgets every closed connection (the UI's "clear"); returns their ids. */
@@ -226,6 +268,9 @@ export class ConnectionTracker {
       case 'observer.fault':
         s.observerFault ??= event;
         break;
+      case 'conn.front':
+        this.#linkFront(s, event);
+        break;
       case 'tcp.gap': {
         // A packet capture's hole: a close frame may be in it, as in a capture.gap. Found late
         // (once acknowledged), it may be older than evidence already recorded: that evidence
@@ -240,6 +285,7 @@ export class ConnectionTracker {
         break;
       }
       case 'conn.close':
+        if (s.frontLeg?.conn != null) this.#waitingForFront.get(s.frontLeg.conn)?.delete(s);
         s.state = 'closed';
         s.closedAt = event.t;
         s.bytes = event.bytes;
@@ -293,6 +339,7 @@ function newSummary(open: ConnOpenEvent, missing: MissingPart | null): Connectio
     notRelayed: null,
     closedAt: null,
     missing,
+    frontLeg: null,
   };
 }
 

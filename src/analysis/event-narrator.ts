@@ -247,9 +247,29 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const unreadText = attribution.unread ? `; ${describeUnread(attribution.unread, s.open.t)}` : '';
   return {
     level: neverAnswered ? 'warn' : 'info',
-    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${after}${idleText}${unreadText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${lateText}${unobservedText(s)}`,
-    fields,
+    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${after}${idleText}${unreadText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${lateText}${unobservedText(s)}${frontLegText(s, first)}`,
+    fields: s.frontLeg ? { ...fields, frontLeg: { conn: s.frontLeg.conn, matchedBy: s.frontLeg.matchedBy, firstEvidence: s.frontLeg.first ? describeEvidence(s.frontLeg.first) : null } } : fields,
   };
+}
+
+/**
+ * A packet capture of both legs: which hop cut the connection, from the
+ * front leg's first close evidence (client <-> nginx) against this back
+ * leg's (nginx <-> app). Said only when one front connection fits.
+ */
+function frontLegText(s: ConnectionSummary, first: CloseEvidence): string {
+  const leg = s.frontLeg;
+  if (!leg) return '';
+  const how = leg.matchedBy === 'address+port' ? `matched by the client's address and port ${printable(leg.client)}` : `matched by the client's address ${printable(leg.client)} and time`;
+  if (leg.conn === null) {
+    return `; front leg unknown: ${leg.candidates === 0 ? `no connection from ${printable(leg.client)} open at the request in the capture` : `${leg.candidates} connections from ${printable(leg.client)} were open at the request (name the client's port to nginx's upstream: proxy_set_header X-Real-Port $remote_port)`}`;
+  }
+  const front = leg.first;
+  if (front && front.t < first.t) {
+    return `; the front leg (#${leg.conn}, ${how}) closed first: ${printable(describeEvidence(front))} ${(first.t - front.t).toFixed(1)} ms before this leg's first evidence: the client side cut it, nginx followed`;
+  }
+  const after = front ? `its first evidence (${printable(describeEvidence(front))}) came ${(front.t - first.t).toFixed(1)} ms later` : 'it was still open then';
+  return `; this leg closed before the front leg (#${leg.conn}, ${how}): ${after}`;
 }
 
 /** After an observer fault the record is partial: frames and close frames after it were not seen, so the verdict rests on FIN/RST only. */

@@ -419,6 +419,25 @@ export interface TcpZeroWindowEvent extends ConnBase {
   probes: number;
 }
 
+/**
+ * Only from a packet capture holding both legs (client -> nginx, nginx ->
+ * app): the front-leg connection that carried this back-leg one, found by
+ * the client address nginx names in its request (X-Real-IP, else the first
+ * X-Forwarded-For hop) and time, exactly when a header also names the
+ * client's port (X-Real-Port, X-Client-Port: nginx's `$remote_port`).
+ * Recorded right after the connection's first request; `front` is null when
+ * no connection, or more than one, fits.
+ */
+export interface ConnFrontEvent extends ConnBase {
+  kind: 'conn.front';
+  front: number | null;
+  matchedBy: 'address+port' | 'address+time' | null;
+  /** Connections from that address (and port, when named) open at the request: 1 when matched. */
+  candidates: number;
+  /** The client as the request names it: `address` or `address:port`. */
+  client: string;
+}
+
 /** wstap itself ended the connection (shutdown, or a limit); `side` is absent: it is the proxy. */
 export interface ProxyCloseEvent extends ConnBase {
   kind: 'proxy.close';
@@ -479,6 +498,7 @@ export type CaptureEvent =
   | SocketErrorEvent
   | TcpGapEvent
   | TcpZeroWindowEvent
+  | ConnFrontEvent
   | ProxyCloseEvent
   | ObserverFaultEvent
   | ConnCloseEvent;

@@ -1,5 +1,6 @@
 import { GAP_PACKETS_DROPPED, type CaptureEvent } from '../capture/events.js';
 import type { CapturedPacket, InterfaceStatistics } from './packet-file.js';
+import { LegJoin } from './leg-join.js';
 import { PacketClock, PacketConnection, type Endpoint } from './packet-connection.js';
 import { TCP_ACK, TCP_SYN, linkTypeSupported, tcpSegmentOf, type SegmentResult, type TcpSegment } from './tcp-segment.js';
 
@@ -36,6 +37,7 @@ export class PacketCaptureConverter {
   readonly #recentlyClosed = new Map<string, number>();
   readonly #skipped = new Map<SkipReason, number>();
   readonly #unsupportedLinkTypes = new Set<number>();
+  readonly #legs = new LegJoin();
   #nextId = 1;
   #started = false;
   #lastT = 0;
@@ -90,6 +92,13 @@ export class PacketCaptureConverter {
     this.#emit({ kind: 'session.end', t: this.#lastT, reason: 'end of the packet capture', droppedEvents: 0 });
   }
 
+  /** A connection's event: out, and what the front-leg join needs from it. */
+  #record(event: CaptureEvent): void {
+    this.#emit(event);
+    const join = this.#legs.note(event);
+    if (join) this.#emit(join);
+  }
+
   #start(t: number): void {
     if (this.#started) return;
     this.#started = true;
@@ -122,7 +131,7 @@ export class PacketCaptureConverter {
       client,
       server,
       clock: this.#clock,
-      sink: { record: (event) => this.#emit(event) },
+      sink: { record: (event) => this.#record(event) },
       previewLimit: this.#options.previewLimit ?? DEFAULT_PREVIEW_LIMIT,
       note: this.#options.note,
       closing: () => this.#settling++,
