@@ -14,7 +14,9 @@ export const VIEW_HELP = `Usage: wstap view FILE [FILE...] [--no-tui] [--profile
 
 Reads a wstap capture (.jsonl), a HAR file (wstap's own, or one exported
 by Chrome DevTools) or a packet capture (tcpdump's pcap or pcapng of the
-leg between nginx and the app) and shows what happened to each connection. On a
+leg between nginx and the app; the files of a tcpdump -C/-W ring are read
+in the order of their first packets) and shows what happened to each
+connection. On a
 terminal it opens the same UI as the live proxy, read-only, with the timers
 frozen at the end of the recording; otherwise (or with --no-tui) it prints
 the lines and verdicts the live proxy logs. What the file cannot tell (a

@@ -36,13 +36,45 @@ export interface PacketCaptureReadOptions {
   progress?: { bytesRead: number };
 }
 
+/** Bytes of a file read to find its first packet's time. */
+const FIRST_PACKET_PROBE_BYTES = 1024 * 1024;
+
+/** The time of a file's first packet (null: none in its first MiB, or unreadable as a capture). */
+export function firstPacketTime(path: string): number | null {
+  let first: number | null = null;
+  const parser = new PacketFileParser({ packet: (p) => void (first ??= p.t) });
+  const fd = fs.openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(FIRST_PACKET_PROBE_BYTES);
+    parser.push(buffer.subarray(0, fs.readSync(fd, buffer, 0, buffer.length, 0)));
+  } catch {
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+  return first;
+}
+
 /**
- * Packet capture files (one, or the files of a tcpdump -C/-W ring, in the
- * order given: a connection may run on from one file into the next) as the
- * events a live wstap would have recorded for the TCP connections in them,
- * read in chunks (bounded memory whatever the size), in packet order.
+ * The files of a tcpdump ring (-C/-W) in time order, whatever their names
+ * (a ring reuses FILE0 after FILE9): by each file's first packet; files
+ * without one go last, in the order given.
  */
-export async function* readPacketCaptureEvents(paths: readonly string[], options: PacketCaptureReadOptions): AsyncGenerator<CaptureEvent> {
+export function inTimeOrder(paths: readonly string[]): string[] {
+  const times = new Map(paths.map((p) => [p, firstPacketTime(p)]));
+  return [...paths].sort((a, b) => (times.get(a) ?? Infinity) - (times.get(b) ?? Infinity));
+}
+
+/**
+ * Packet capture files (one, or the files of a tcpdump -C/-W ring, read in
+ * the order of their first packets: a connection may run on from one file
+ * into the next) as the events a live wstap would have recorded for the TCP
+ * connections in them, read in chunks (bounded memory whatever the size),
+ * in packet order.
+ */
+export async function* readPacketCaptureEvents(given: readonly string[], options: PacketCaptureReadOptions): AsyncGenerator<CaptureEvent> {
+  const paths = given.length > 1 ? inTimeOrder(given) : [...given];
+  if (paths.some((p, i) => p !== given[i])) options.note(`read in the order of their first packets: ${paths.join(', ')}`);
   let queue: CaptureEvent[] = [];
   const ports = options.serverPorts.length > 0 ? ` (server ports ${options.serverPorts.join(', ')})` : '';
   const converter = new PacketCaptureConverter(

@@ -170,6 +170,23 @@ describe('a WebSocket connection from a synthetic capture', () => {
   }
 });
 
+describe('the files of a tcpdump ring (-C/-W)', () => {
+  it('are read in the order of their first packets, a connection running on from one file into the next', async () => {
+    const c = webSocketConversation('client');
+    const one = await eventsOf(pcapFile(c.packets));
+    const later = path.join(dir, 'ring0.pcap');
+    const earlier = path.join(dir, 'ring1.pcap');
+    fs.writeFileSync(later, pcapFile(c.packets.slice(9)));
+    fs.writeFileSync(earlier, pcapFile(c.packets.slice(0, 9)));
+    const events: CaptureEvent[] = [];
+    const notes: string[] = [];
+    for await (const e of readPacketCaptureEvents([later, earlier], { serverPorts: [], note: (n) => notes.push(n) })) events.push(e);
+    const body = (list: CaptureEvent[]): string[] => list.filter((e) => 'conn' in e).map((e) => JSON.stringify(e));
+    expect(body(events)).toEqual(body(one.events));
+    expect(notes[0]).toBe(`read in the order of their first packets: ${earlier}, ${later}`);
+  });
+});
+
 describe('what only packets show', () => {
   it('pcapng with two interfaces (IPv6 on cooked v2, IPv4 on VLAN Ethernet) and a drop count', async () => {
     const a = webSocketConversation('client');
