@@ -43,6 +43,8 @@ export class PacketCaptureConverter {
   #lastT = 0;
   #segments = 0;
   #snapCut = 0;
+  /** Packets whose decoding threw (a bug of ours): skipped, counted. */
+  #faults = 0;
   /** Connections whose conn.close waits for their decoders (inflating). */
   #settling = 0;
   #settled: (() => void) | null = null;
@@ -53,7 +55,19 @@ export class PacketCaptureConverter {
     this.#ports = new Set(options.serverPorts);
   }
 
+  /**
+   * One packet. A fault of ours while decoding it costs that packet, said
+   * once with its number, never the rest of the file.
+   */
   packet(packet: CapturedPacket): void {
+    try {
+      this.#packet(packet);
+    } catch (err) {
+      if (this.#faults++ === 0) this.#options.note(`packet ${packet.number}: internal fault while decoding it (${(err as Error).message}); it was skipped (later faults are only counted)`);
+    }
+  }
+
+  #packet(packet: CapturedPacket): void {
     // A capture's clock can step back (several interfaces, NTP): events keep the packet's own time.
     this.#clock.t = packet.t;
     this.#lastT = Math.max(this.#lastT, packet.t);
@@ -110,6 +124,7 @@ export class PacketCaptureConverter {
     for (const linkType of this.#unsupportedLinkTypes) note(`link type ${linkType} is not supported (Ethernet, Linux cooked v1/v2, BSD loopback and raw IP are); its packets were skipped`);
     const skipped = [...this.#skipped].map(([reason, count]) => `${count} ${reason}`).join(', ');
     note(`${this.#segments} TCP segments read, ${this.#nextId - 1} connections (${openAtEnd} still open at the capture's end)${skipped ? `; packets skipped: ${skipped}` : ''}`);
+    if (this.#faults > 1) note(`${this.#faults} packets skipped after an internal fault in decoding them`);
     if (this.#snapCut > 0) note(`${this.#snapCut} segments were cut by the capture's snap length: their missing bytes are tcp.gap events and stop decoding (capture with -s 0)`);
   }
 

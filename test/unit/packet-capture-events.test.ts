@@ -170,6 +170,36 @@ describe('a WebSocket connection from a synthetic capture', () => {
   }
 });
 
+describe('hostile packets', () => {
+  it('random bytes flipped in the packets (headers and payloads) never stop the reading, and it ends with session.end', async () => {
+    const c = webSocketConversation('client', 40);
+    const clean = pcapFile(c.packets);
+    let state = 42;
+    const random = (n: number): number => {
+      state = (state * 1103515245 + 12345) & 0x7fffffff;
+      return state % n;
+    };
+    for (let round = 0; round < 60; round++) {
+      const file = Buffer.from(clean);
+      // Record headers (16 bytes before each packet) are left alone: a damaged length is refused, as tested elsewhere.
+      const spans: Array<[number, number]> = [];
+      for (let o = 24; o < file.length; ) {
+        const length = file.readUInt32LE(o + 8);
+        spans.push([o + 16, length]);
+        o += 16 + length;
+      }
+      for (let k = 0; k < 20; k++) {
+        const [start, length] = spans[random(spans.length)] as [number, number];
+        file[start + random(length)] = random(256);
+      }
+      const { events, notes } = await eventsOf(file);
+      expect(events.at(-1)?.kind).toBe('session.end');
+      // Containment is the last resort: garbage is decoded or skipped without a fault of ours.
+      expect(notes.filter((n) => /internal fault/.test(n))).toEqual([]);
+    }
+  });
+});
+
 describe('the files of a tcpdump ring (-C/-W)', () => {
   it('are read in the order of their first packets, a connection running on from one file into the next', async () => {
     const c = webSocketConversation('client');
