@@ -6,6 +6,8 @@ import { TCP_ACK, TCP_SYN, linkTypeSupported, tcpSegmentOf, type SegmentResult, 
 
 /** The live proxy's default --preview-bytes. */
 export const DEFAULT_PREVIEW_LIMIT = 256;
+/** Bytes all connections together may hold ahead of holes in their streams (out of order, not yet known lost). */
+export const MAX_PENDING_BYTES_TOTAL = 64 * 1024 * 1024;
 /** Closed connections remembered, so their last packets (final ACK, a late RST) do not open a new one. */
 const MAX_RECENTLY_CLOSED = 10_000;
 
@@ -38,6 +40,7 @@ export class PacketCaptureConverter {
   readonly #skipped = new Map<SkipReason, number>();
   readonly #unsupportedLinkTypes = new Set<number>();
   readonly #legs = new LegJoin();
+  readonly #pendingBudget = { bytes: 0, max: MAX_PENDING_BYTES_TOTAL };
   #nextId = 1;
   #started = false;
   #lastT = 0;
@@ -148,6 +151,7 @@ export class PacketCaptureConverter {
       clock: this.#clock,
       sink: { record: (event) => this.#record(event) },
       previewLimit: this.#options.previewLimit ?? DEFAULT_PREVIEW_LIMIT,
+      pendingBudget: this.#pendingBudget,
       note: this.#options.note,
       closing: () => this.#settling++,
       closed: () => this.#closed(key, connection),

@@ -3,7 +3,7 @@ import type { EventClock } from '../capture/session-clock.js';
 import { ConnectionContext } from '../relay/connection-context.js';
 import { HttpStreamObserver } from './http-stream-observer.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpSegment } from './tcp-segment.js';
-import { TcpStream, type StreamSink } from './tcp-stream.js';
+import { MAX_PENDING_BYTES, TcpStream, type PendingBudget, type StreamSink } from './tcp-stream.js';
 
 /** Retransmissions this long before an RST are reported with it. */
 const RETRANSMISSION_WINDOW_MS = 30_000;
@@ -36,6 +36,8 @@ export interface PacketConnectionOptions {
   clock: PacketClock;
   sink: EventSink;
   previewLimit: number;
+  /** Bytes held ahead of holes, shared by every connection of the reading. */
+  pendingBudget: PendingBudget;
   /** About this connection, for the reader (e.g. decoding stopped, why). */
   note: (message: string) => void;
   /** Called once when the connection ends (both FINs, an RST), before its decoders settle. */
@@ -58,7 +60,7 @@ export class PacketConnection {
   readonly client: Endpoint;
   readonly server: Endpoint;
   readonly #options: PacketConnectionOptions;
-  readonly #streams: Record<Side, TcpStream> = { client: new TcpStream(), upstream: new TcpStream() };
+  readonly #streams: Record<Side, TcpStream>;
   readonly #sinks: Record<Side, StreamSink>;
   readonly #observer: HttpStreamObserver;
   #opened = false;
@@ -76,6 +78,7 @@ export class PacketConnection {
     this.client = options.client;
     this.server = options.server;
     this.ctx = new ConnectionContext(options.id, options.clock, options.sink);
+    this.#streams = { client: new TcpStream(MAX_PENDING_BYTES, options.pendingBudget), upstream: new TcpStream(MAX_PENDING_BYTES, options.pendingBudget) };
     this.#observer = new HttpStreamObserver(this.ctx, options.previewLimit, (message) => options.note(`#${options.id}: ${message}`));
     this.#sinks = { client: this.#sinkFor('client'), upstream: this.#sinkFor('upstream') };
   }

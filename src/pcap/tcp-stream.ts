@@ -35,6 +35,12 @@ export const ACK_GRACE_MS = 200;
 /** Default bound of bytes held ahead of a hole, per direction. */
 export const MAX_PENDING_BYTES = 4 * 1024 * 1024;
 
+/** Bytes held ahead of holes by all the streams of one reading, and their bound (many connections with holes at once). */
+export interface PendingBudget {
+  bytes: number;
+  readonly max: number;
+}
+
 /** a - b in sequence space (wraps at 2^32). */
 function seqDiff(a: number, b: number): number {
   return (a - b) | 0;
@@ -59,8 +65,11 @@ export class TcpStream {
   /** Segments that arrived ahead of a hole. */
   outOfOrder = 0;
 
-  constructor(maxPendingBytes = MAX_PENDING_BYTES) {
+  readonly #budget: PendingBudget | null;
+
+  constructor(maxPendingBytes = MAX_PENDING_BYTES, budget: PendingBudget | null = null) {
     this.#maxPending = maxPendingBytes;
+    this.#budget = budget;
   }
 
   get started(): boolean {
@@ -152,8 +161,9 @@ export class TcpStream {
     while (i > 0 && seqDiff((this.#pending[i - 1] as Pending).seq, segment.seq) > 0) i--;
     this.#pending.splice(i, 0, segment);
     this.#pendingBytes += segment.bytes.length;
-    // Bounded: past the bound the hole is declared and what follows it is delivered.
-    while (this.#pendingBytes > this.#maxPending && this.#pending.length > 0) {
+    if (this.#budget) this.#budget.bytes += segment.bytes.length;
+    // Bounded, per stream and for all of them: past the bound the hole is declared and what follows it is delivered.
+    while ((this.#pendingBytes > this.#maxPending || (this.#budget !== null && this.#budget.bytes > this.#budget.max)) && this.#pending.length > 0) {
       const first = this.#pending[0] as Pending;
       this.#skipTo(first.seq, 'not-captured', segment.t, segment.packet, sink);
       this.#drain(sink);
@@ -192,6 +202,7 @@ export class TcpStream {
       if (d > 0) break;
       this.#pending.shift();
       this.#pendingBytes -= first.bytes.length;
+      if (this.#budget) this.#budget.bytes -= first.bytes.length;
       if (d + first.wireLength <= 0) continue;
       this.#deliver(first.seq, first.bytes, first.wireLength, first.t, first.packet, sink);
     }

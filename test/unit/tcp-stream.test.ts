@@ -101,6 +101,21 @@ describe('TcpStream', () => {
     expect(out).toEqual([{ gap: 'not-captured', offset: 0, bytes: 10 }, { data: 'ABCDE' }, { data: 'FGHIJ' }]);
   });
 
+  it('a budget shared by streams bounds what they hold together', () => {
+    const budget = { bytes: 0, max: 8 };
+    const a = new TcpStream(100, budget);
+    const b = new TcpStream(100, budget);
+    a.syn(99);
+    b.syn(99);
+    const outA: Out[] = [];
+    const outB: Out[] = [];
+    seg(a, sink(outA), 110, 'ABCDE');
+    seg(b, sink(outB), 110, 'FGHIJ');
+    expect(outA).toEqual([]);
+    expect(outB).toEqual([{ gap: 'not-captured', offset: 0, bytes: 10 }, { data: 'FGHIJ' }]);
+    expect(budget.bytes).toBe(5);
+  });
+
   it('flush at the end: held segments with their holes, then a FIN that came after a hole', () => {
     const { stream, out, s } = started();
     seg(stream, s, 105, 'fgh', true, 77);
