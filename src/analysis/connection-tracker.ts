@@ -275,6 +275,8 @@ export class ConnectionTracker {
         // A packet capture's hole: a close frame may be in it, as in a capture.gap. Found late
         // (once acknowledged), it may be older than evidence already recorded: that evidence
         // is then not known to be first.
+        // Inside one frame's payload: no close frame can be in it.
+        if (event.decoding === 'resumed') break;
         if (event.cause === 'capture-began') {
           s.missing ??= missingBeginning(event.t);
           break;

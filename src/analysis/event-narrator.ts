@@ -134,7 +134,7 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         msg:
           event.cause === 'capture-began'
             ? `#${event.conn} was open before the packet capture began: its beginning (handshake, earlier frames) is not in it, and its ${event.side} bytes are not decoded; TCP evidence (FIN, RST, bytes) still is`
-            : `#${event.conn} ${event.bytes ?? 'some'} ${event.side} bytes at offset ${event.offset} are not in the packet capture (${event.cause === 'snaplen' ? 'cut by the snap length: capture with -s 0' : 'packets the capture lost'}, found at packet ${event.packet}); decoding of the ${event.side} side stops there, TCP evidence still counts`,
+            : `#${event.conn} ${event.bytes ?? 'some'} ${event.side} bytes at offset ${event.offset} are not in the packet capture (${event.cause === 'snaplen' ? 'cut by the snap length: capture with -s 0' : 'packets the capture lost'}, found at packet ${event.packet}); ${event.decoding === 'resumed' ? "they lie inside one frame's payload, so decoding resumes at the next frame (that frame's preview may hold zeros where bytes are missing)" : `decoding of the ${event.side} side stops there, TCP evidence still counts`}`,
         fields: { conn: event.conn, side: event.side, cause: event.cause, offset: event.offset, bytes: event.bytes, packet: event.packet },
       };
     case 'tcp.zero-window':

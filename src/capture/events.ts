@@ -372,9 +372,9 @@ export interface SocketErrorEvent extends ConnBase {
 
 /**
  * Only from a packet capture (src/pcap/): bytes of one direction that the
- * capture does not hold. Decoding of that direction stops here (a frame or
- * head boundary after a hole cannot be found with certainty); its TCP
- * evidence (FIN, RST, byte counts) is still recorded. Who closed first is
+ * capture does not hold. Decoding of that direction stops here unless the
+ * next frame boundary is certain (`decoding`); its TCP evidence (FIN, RST,
+ * byte counts) is still recorded. Who closed first is
  * then judged as after a `capture.gap`: a close frame may be in the hole.
  */
 export interface TcpGapEvent extends ConnBase {
@@ -393,6 +393,14 @@ export interface TcpGapEvent extends ConnBase {
   bytes: number | null;
   /** The packet (1-based, as tshark numbers them) where the hole was found. */
   packet: number;
+  /**
+   * `resumed`: the hole lies inside one frame's payload whose length its
+   * header gave, so the next frame starts where that one ends, for certain:
+   * decoding goes on there (the frame is recorded, its missing bytes read as
+   * zeros in the preview; a compressed message's size is then unknown). A
+   * close frame cannot be in such a hole. `stopped`: anything else.
+   */
+  decoding: 'resumed' | 'stopped';
   /**
    * The missing bytes were sent after this: the time of this direction's
    * last byte before the hole (the connection's open when none). The hole is

@@ -62,6 +62,11 @@ export class HttpStreamObserver {
     this.#stopped[side] = true;
   }
 
+  /** See WebSocketTap.bridgeable: a hole inside one frame's payload of an upgraded connection; plain HTTP stops. */
+  bridgeable(side: Side, missing: number): ((t: number) => void) | null {
+    return this.#upgrade && !this.#stopped[side] ? this.#upgrade.bridgeable(side, missing) : null;
+  }
+
   /** The upstream's FIN: a body that runs to the close is complete. */
   upstreamEnded(t: number): void {
     if (this.#upgrade) return this.#upgrade.upstreamEnded();

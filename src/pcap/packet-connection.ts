@@ -177,8 +177,10 @@ export class PacketConnection {
         this.#open('tcp');
         if (bytes !== null) ctx.bytes[counter] += bytes;
         this.#at(t, () => {
-          ctx.record({ kind: 'tcp.gap', t, conn: ctx.id, side, cause, offset, bytes, packet, from: from ?? ctx.openedAt });
-          this.#observer.stop(side);
+          const bridge = bytes !== null && this.#decoding && ctx.observing ? this.#observer.bridgeable(side, bytes) : null;
+          ctx.record({ kind: 'tcp.gap', t, conn: ctx.id, side, cause, offset, bytes, packet, from: from ?? ctx.openedAt, decoding: bridge ? 'resumed' : 'stopped' });
+          if (bridge) ctx.guard('gap', () => bridge(t));
+          else this.#observer.stop(side);
         });
       },
       fin: (t) =>

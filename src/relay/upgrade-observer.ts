@@ -57,6 +57,12 @@ export class UpgradeObserver {
     this.#tap.stop(side);
   }
 
+  /** See WebSocketTap.bridgeable: only once the upgrade is decoded. */
+  bridgeable(side: Side, missing: number): ((t: number) => void) | null {
+    if (!this.#heads.done || this.#body) return null;
+    return this.#tap.bridgeable(side, missing);
+  }
+
   /**
    * The connection ended (`ended` false: only its recording did, at a packet
    * capture's end): `done` once everything still to record is recorded.

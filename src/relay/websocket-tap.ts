@@ -83,6 +83,17 @@ export class WebSocketTap {
   }
 
   /**
+   * `missing` bytes of `side` are not in a packet capture: when they lie
+   * inside the payload of the frame being decoded (its header gave its
+   * length), returns how to go on past them (zeros in their place, so the
+   * next frame is found where it starts); null when the next frame boundary
+   * is not certain.
+   */
+  bridgeable(side: Side, missing: number): ((t: number) => void) | null {
+    return (side === 'client' ? this.#client : this.#upstream)?.bridgeable(missing) ?? null;
+  }
+
+  /**
    * The connection ended; `settled` is called once every message event of it
    * has been recorded. `ended` false: only the recording ended (a packet
    * capture's end with the connection open), so no frame was cut.
@@ -137,6 +148,19 @@ class DirectionTap {
         wantPayload: (header) => this.#wantPayload(header),
       },
     );
+  }
+
+  /** See WebSocketTap.bridgeable. */
+  bridgeable(missing: number): ((t: number) => void) | null {
+    if (this.#faulted) return null;
+    const cut = this.#decoder.unfinishedFrame;
+    if (!cut?.header || missing > cut.header.length - cut.payloadReceived) return null;
+    return (t) => {
+      // The message's compressed bytes have a hole: it cannot be inflated, nor can what shares its context.
+      if (this.#messageCompressed) this.#inflater?.desync('bytes missing from the capture');
+      const zeros = Buffer.alloc(Math.min(missing, 64 * 1024));
+      for (let left = missing; left > 0; left -= zeros.length) this.push(left >= zeros.length ? zeros : zeros.subarray(0, left), t, t);
+    };
   }
 
   /** See WebSocketTap.stop: no more decoding, no cut frame at the end. */

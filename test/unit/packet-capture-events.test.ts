@@ -109,7 +109,7 @@ describe('a WebSocket connection from a synthetic capture', () => {
     expect(attributionOf(fold(events)[0] as ConnectionSummary)).toMatchObject({ closedBy: 'upstream' });
   });
 
-  it('a hole the receiver acknowledged: a tcp.gap, that side is not decoded further (no cut frame), the other side is', async () => {
+  it('a hole inside one frame payload: the next frame starts where that one ends, so decoding resumes there', async () => {
     const c = new TcpConversation(client, server);
     c.handshake();
     c.send('client', HANDSHAKE_REQUEST);
@@ -120,9 +120,33 @@ describe('a WebSocket connection from a synthetic capture', () => {
     c.at(300).ack('client');
     c.fin('client');
     c.fin('server');
-    const packets = c.packets.filter((p) => p !== lost[1]);
-    const { events } = await eventsOf(pcapFile(packets));
-    expect(ofKind(events, 'tcp.gap')).toEqual([expect.objectContaining({ side: 'upstream', cause: 'not-captured', offset: HANDSHAKE_RESPONSE.length + 1000, bytes: 1000 })]);
+    const { events } = await eventsOf(pcapFile(c.packets.filter((p) => p !== lost[1])));
+    expect(ofKind(events, 'tcp.gap')).toEqual([expect.objectContaining({ side: 'upstream', cause: 'not-captured', offset: HANDSHAKE_RESPONSE.length + 1000, bytes: 1000, decoding: 'resumed' })]);
+    // The app's frames wait behind the hole until it is certain (the client acknowledged past it).
+    expect(frames(events)).toEqual([
+      ['client', 0, 1, 13],
+      ['upstream', 0, 2, 3000],
+      ['upstream', 1, 1, 14],
+    ]);
+    const after = ofKind(events, 'ws.message').find((m) => m.side === 'upstream' && m.firstFrame === 1);
+    expect(Buffer.from(after?.preview ?? '', 'base64').toString()).toBe('after the hole');
+    // No close frame can hide inside a frame: the verdict is not withheld.
+    expect(fold(events)[0]?.missing).toBeNull();
+  });
+
+  it('a hole across a frame boundary: that side is not decoded further (no cut frame), the other side is', async () => {
+    const c = new TcpConversation(client, server);
+    c.handshake();
+    c.send('client', HANDSHAKE_REQUEST);
+    c.send('server', HANDSHAKE_RESPONSE);
+    // Two frames in one write, cut into 500-byte segments: the second segment holds the end of one and the start of the other.
+    const lost = c.send('server', Buffer.concat([frame({ opcode: 2, payload: Buffer.alloc(700, 7) }), frame({ opcode: 1, payload: Buffer.alloc(600, 0x61) })]), 500);
+    c.send('client', frame({ opcode: 1, payload: Buffer.from('still decoded'), mask }));
+    c.at(300).ack('client');
+    c.fin('client');
+    c.fin('server');
+    const { events } = await eventsOf(pcapFile(c.packets.filter((p) => p !== lost[1])));
+    expect(ofKind(events, 'tcp.gap')).toEqual([expect.objectContaining({ side: 'upstream', bytes: 500, decoding: 'stopped' })]);
     expect(frames(events)).toEqual([['client', 0, 1, 13]]);
     expect(ofKind(events, 'ws.frame.cut')).toEqual([]);
     expect(ofKind(events, 'conn.close')).toHaveLength(1);
