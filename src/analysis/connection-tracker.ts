@@ -96,6 +96,22 @@ export interface ConnectionSummary {
   nginxLines: JoinedLine[];
   /** The session's nginx error log, when one is read beside it (shared by every connection); null otherwise. */
   nginxLog: NginxLogState | null;
+  /**
+   * A packet capture of both legs: the front-leg connection that carried
+   * this one (conn.front) and its first close evidence so far, so the
+   * verdict can say which leg closed first.
+   */
+  frontLeg: FrontLeg | null;
+}
+
+export interface FrontLeg {
+  /** Null: no single front connection fits (`candidates` says how many did). */
+  conn: number | null;
+  matchedBy: 'address+port' | 'address+time' | null;
+  candidates: number;
+  client: string;
+  /** The front connection's first close evidence, once seen. */
+  first: CloseEvidence | null;
 }
 
 /** A plain HTTP request as the keep-alive checks need it. */
@@ -139,6 +155,8 @@ export class ConnectionTracker {
   #nginxLog: NginxLogState | null = null;
   /** Connections by nginx's connection number (X-Nginx-Connection), for the exact join. */
   readonly #byNginxConnection = new Map<number, ConnectionSummary>();
+  /** Front-leg connection -> the back-leg summaries waiting for its first close evidence. */
+  readonly #waitingForFront = new Map<number, Set<ConnectionSummary>>();
 
   constructor(options: { maxClosed?: number } = {}) {
     this.#maxClosed = options.maxClosed ?? 1000;
@@ -189,7 +207,31 @@ export class ConnectionTracker {
       this.#live.set(event.conn, summary);
     }
     this.#applyTo(summary, event);
+    this.#noteFrontEvidence(event);
     return summary;
+  }
+
+  /** The first close evidence of a front-leg connection, for the back-leg ones it carried. */
+  #noteFrontEvidence(event: CaptureEvent): void {
+    if (this.#waitingForFront.size === 0 || !('conn' in event)) return;
+    const backs = this.#waitingForFront.get(event.conn);
+    if (!backs) return;
+    const evidence = closeEvidenceOf(event);
+    if (evidence) {
+      for (const back of backs) if (back.frontLeg && !back.frontLeg.first) back.frontLeg.first = evidence;
+      this.#waitingForFront.delete(event.conn);
+    } else if (event.kind === 'conn.close') this.#waitingForFront.delete(event.conn);
+  }
+
+  #linkFront(s: ConnectionSummary, event: Extract<CaptureEvent, { kind: 'conn.front' }>): void {
+    const front = event.front === null ? undefined : this.get(event.front);
+    const first = front ? attributionOf(front).first : null;
+    s.frontLeg = { conn: event.front, matchedBy: event.matchedBy, candidates: event.candidates, client: event.client, first };
+    if (event.front !== null && !first && front?.state !== 'closed') {
+      const backs = this.#waitingForFront.get(event.front) ?? new Set<ConnectionSummary>();
+      backs.add(s);
+      this.#waitingForFront.set(event.front, backs);
+    }
   }
 
   /** Forgets every closed connection (the UI's "clear"); returns their ids. */
@@ -326,7 +368,26 @@ export class ConnectionTracker {
       case 'observer.fault':
         s.observerFault ??= event;
         break;
+      case 'conn.front':
+        this.#linkFront(s, event);
+        break;
+      case 'tcp.gap': {
+        // A packet capture's hole: a close frame may be in it, as in a capture.gap. Found late
+        // (once acknowledged), it may be older than evidence already recorded: that evidence
+        // is then not known to be first.
+        // Inside one frame's payload: no close frame can be in it.
+        if (event.decoding === 'resumed') break;
+        if (event.cause === 'capture-began') {
+          s.missing ??= missingBeginning(event.t);
+          break;
+        }
+        const before = s.evidence.filter((e) => e.t <= event.from).length;
+        s.missing = missingStretch(s.missing, before, event.t);
+        if (before < s.evidence.length && s.missing.closeJudgeable === null) s.missing.closeJudgeable = false;
+        break;
+      }
       case 'conn.close':
+        if (s.frontLeg?.conn != null) this.#waitingForFront.get(s.frontLeg.conn)?.delete(s);
         s.state = 'closed';
         s.closedAt = event.t;
         s.bytes = event.bytes;
@@ -411,6 +472,7 @@ function newSummary(open: ConnOpenEvent, missing: MissingPart | null, nginxLog: 
     nginxConnection: null,
     nginxLines: [],
     nginxLog,
+    frontLeg: null,
   };
 }
 

@@ -1,4 +1,4 @@
-import { GAP_BACKLOG, GAP_MIN_FREE, GAP_SEGMENT_MISSING, opcodeName, UPSTREAM_CLOSED, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
+import { GAP_BACKLOG, GAP_MIN_FREE, GAP_PACKETS_DROPPED, GAP_SEGMENT_MISSING, opcodeName, UPSTREAM_CLOSED, type CaptureEvent, type FrameCutEvent } from '../capture/events.js';
 import { headerValue } from '../capture/raw-headers.js';
 import { describeEvidence, describeOrderUnknown, describeUnread, noAnswerReason, type CloseEvidence } from './close-attribution.js';
 import { attributionOf, type ConnectionSummary } from './connection-tracker.js';
@@ -142,6 +142,28 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
       };
     case 'conn.close':
       return summary ? closeNarration(summary) : null;
+    case 'tcp.gap':
+      return {
+        level: 'warn',
+        msg:
+          event.cause === 'capture-began'
+            ? `#${event.conn} was open before the packet capture began: its beginning (handshake, earlier frames) is not in it, and its ${event.side} bytes are not decoded; TCP evidence (FIN, RST, bytes) still is`
+            : `#${event.conn} ${event.bytes ?? 'some'} ${event.side} bytes at offset ${event.offset} are not in the packet capture (${event.cause === 'snaplen' ? 'cut by the snap length: capture with -s 0' : 'packets the capture lost'}, found at packet ${event.packet}); ${event.decoding === 'resumed' ? "they lie inside one frame's payload, so decoding resumes at the next frame (that frame's preview may hold zeros where bytes are missing)" : `decoding of the ${event.side} side stops there, TCP evidence still counts`}`,
+        fields: { conn: event.conn, side: event.side, cause: event.cause, offset: event.offset, bytes: event.bytes, packet: event.packet },
+      };
+    case 'tcp.zero-window':
+      return {
+        level: 'warn',
+        msg: `#${event.conn} ${event.side} advertised a zero receive window (it was not reading) for ${seconds(event.t - event.since)}${event.reopened ? '' : ', still zero at the end'}; ${event.side === 'client' ? 'upstream' : 'client'} sent ${event.probes} probes meanwhile`,
+        fields: { conn: event.conn, side: event.side, since: event.since, reopened: event.reopened, probes: event.probes },
+      };
+    case 'tcp.rst':
+      if (!event.retransmissionsBefore) return null;
+      return {
+        level: 'warn',
+        msg: `#${event.conn} ${event.side} reset the connection after retransmissions in the 30 s before (client ${event.retransmissionsBefore.client}, upstream ${event.retransmissionsBefore.upstream}): data was sent again unacknowledged before the RST`,
+        fields: { conn: event.conn, side: event.side, retransmissionsBefore: event.retransmissionsBefore },
+      };
     case 'capture.gap':
       if (event.code === GAP_SEGMENT_MISSING) {
         const which = event.missingSegments ?? [];
@@ -149,6 +171,13 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
           level: 'warn',
           msg: `capture gap: segment${which.length === 1 ? '' : 's'} ${which.join(', ')} of the set ${which.length === 1 ? 'is' : 'are'} missing (${seconds(event.t - event.from)} between the files around it); connections open across it may lack events, and who closed them first is not judged`,
           fields: { code: event.code, missingSegments: which, from: event.from },
+        };
+      }
+      if (event.code === GAP_PACKETS_DROPPED) {
+        return {
+          level: 'warn',
+          msg: `capture gap: the packet capture dropped ${event.lostEvents} packets (kernel or libpcap buffer); connections open then may lack bytes or close evidence, and who closed them first is judged only where the packets allow`,
+          fields: { lostEvents: event.lostEvents, code: event.code },
         };
       }
       // Only read back from a file: live, the writer's own log lines say it as it happens.
@@ -242,9 +271,29 @@ export function closeNarration(s: ConnectionSummary): Narration {
   const unreadText = attribution.unread ? `; ${describeUnread(attribution.unread, s.open.t)}` : '';
   return {
     level: neverAnswered ? 'warn' : 'info',
-    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${after}${idleText}${unreadText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${lateText}${unobservedText(s)}`,
-    fields,
+    msg: `#${s.conn} closed by ${attribution.closedBy} (${printable(describeEvidence(first))}) after ${after}${idleText}${unreadText}${neverAnswered}; evidence: ${printable(chain, 400)}${moreText}${frameText}${pingText}${lateText}${unobservedText(s)}${frontLegText(s, first)}`,
+    fields: s.frontLeg ? { ...fields, frontLeg: { conn: s.frontLeg.conn, matchedBy: s.frontLeg.matchedBy, firstEvidence: s.frontLeg.first ? describeEvidence(s.frontLeg.first) : null } } : fields,
   };
+}
+
+/**
+ * A packet capture of both legs: which hop cut the connection, from the
+ * front leg's first close evidence (client <-> nginx) against this back
+ * leg's (nginx <-> app). Said only when one front connection fits.
+ */
+function frontLegText(s: ConnectionSummary, first: CloseEvidence): string {
+  const leg = s.frontLeg;
+  if (!leg) return '';
+  const how = leg.matchedBy === 'address+port' ? `matched by the client's address and port ${printable(leg.client)}` : `matched by the client's address ${printable(leg.client)} and time`;
+  if (leg.conn === null) {
+    return `; front leg unknown: ${leg.candidates === 0 ? `no connection from ${printable(leg.client)} open at the request in the capture` : `${leg.candidates} connections from ${printable(leg.client)} were open at the request (name the client's port to nginx's upstream: proxy_set_header X-Real-Port $remote_port)`}`;
+  }
+  const front = leg.first;
+  if (front && front.t < first.t) {
+    return `; the front leg (#${leg.conn}, ${how}) closed first: ${printable(describeEvidence(front))} ${(first.t - front.t).toFixed(1)} ms before this leg's first evidence: the client side cut it, nginx followed`;
+  }
+  const after = front ? `its first evidence (${printable(describeEvidence(front))}) came ${(front.t - first.t).toFixed(1)} ms later` : 'it was still open then';
+  return `; this leg closed before the front leg (#${leg.conn}, ${how}): ${after}`;
 }
 
 /** After an observer fault the record is partial: frames and close frames after it were not seen, so the verdict rests on FIN/RST only. */

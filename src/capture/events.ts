@@ -96,8 +96,8 @@ export interface CaptureGapEvent extends Base {
   lostEvents: number;
   /**
    * The write error's code (ENOSPC, EFBIG, EIO...), GAP_BACKLOG: the disk was
-   * too slow and the buffer full, GAP_MIN_FREE: the disk guard, or
-   * GAP_SEGMENT_MISSING.
+   * too slow and the buffer full, GAP_MIN_FREE: the disk guard,
+   * GAP_SEGMENT_MISSING, or GAP_PACKETS_DROPPED (a packet capture).
    */
   code: string;
   /**
@@ -115,6 +115,13 @@ export const GAP_BACKLOG = 'backlog';
 
 /** `capture.gap` code for a whole file of a rotated set that is missing (deleted, lost): how many events it held is unknown. */
 export const GAP_SEGMENT_MISSING = 'segment-missing';
+
+/**
+ * `capture.gap` code in events read from a packet capture (pcapng interface
+ * statistics): packets the kernel or libpcap dropped, `lostEvents` of them;
+ * which connections they belonged to is unknown.
+ */
+export const GAP_PACKETS_DROPPED = 'packets-dropped';
 
 /** `capture.gap` code for events not written because free space was below --min-free (the disk guard). */
 export const GAP_MIN_FREE = 'MIN_FREE';
@@ -397,6 +404,12 @@ export interface RstEvent extends ConnBase {
   side: Side;
   idle: Idle;
   pausedSince?: PausedSince;
+  /**
+   * Only from a packet capture: data segments each side sent again
+   * (retransmissions) in the 30 s before this RST, e.g. a peer that got no
+   * acknowledgement before the reset came. Absent when there were none.
+   */
+  retransmissionsBefore?: Record<Side, number>;
 }
 
 export interface SocketErrorEvent extends ConnBase {
@@ -406,6 +419,82 @@ export interface SocketErrorEvent extends ConnBase {
   message: string;
   idle: Idle;
   pausedSince?: PausedSince;
+}
+
+/**
+ * Only from a packet capture (src/pcap/): bytes of one direction that the
+ * capture does not hold. Decoding of that direction stops here unless the
+ * next frame boundary is certain (`decoding`); its TCP evidence (FIN, RST,
+ * byte counts) is still recorded. Who closed first is
+ * then judged as after a `capture.gap`: a close frame may be in the hole.
+ */
+export interface TcpGapEvent extends ConnBase {
+  kind: 'tcp.gap';
+  side: Side;
+  /**
+   * Why the bytes are missing: `not-captured` (a hole in the sequence
+   * numbers: a packet the capture dropped or never saw), `snaplen` (packets
+   * cut at the capture's snap length), `capture-began` (the connection was
+   * already open when the capture started: its beginning is missing).
+   */
+  cause: 'not-captured' | 'snaplen' | 'capture-began';
+  /** Offset in this direction's byte stream (from the first byte the capture holds) where the hole starts. */
+  offset: number;
+  /** Bytes missing; null when unknown (the capture began mid-connection). */
+  bytes: number | null;
+  /** The packet (1-based, as tshark numbers them) where the hole was found. */
+  packet: number;
+  /**
+   * `resumed`: the hole lies inside one frame's payload whose length its
+   * header gave, so the next frame starts where that one ends, for certain:
+   * decoding goes on there (the frame is recorded, its missing bytes read as
+   * zeros in the preview; a compressed message's size is then unknown). A
+   * close frame cannot be in such a hole. `stopped`: anything else.
+   */
+  decoding: 'resumed' | 'stopped';
+  /**
+   * The missing bytes were sent after this: the time of this direction's
+   * last byte before the hole (the connection's open when none). The hole is
+   * often found later (`t`), once the receiver acknowledged past it, so
+   * evidence recorded between the two may be later than what is missing.
+   */
+  from: number;
+}
+
+/**
+ * Only from a packet capture: a side advertised a zero receive window from
+ * `since` (it was not reading; its peer had to stop sending), recorded at
+ * `t` when the window opened again (`reopened`) or when the connection or
+ * the capture ended with it still closed. A proxy sees this only as
+ * backpressure on its own sockets; the packets show it on the wire.
+ */
+export interface TcpZeroWindowEvent extends ConnBase {
+  kind: 'tcp.zero-window';
+  /** The side whose receive window was zero (the one not reading). */
+  side: Side;
+  since: number;
+  reopened: boolean;
+  /** Data segments (window probes) its peer sent meanwhile. */
+  probes: number;
+}
+
+/**
+ * Only from a packet capture holding both legs (client -> nginx, nginx ->
+ * app): the front-leg connection that carried this back-leg one, found by
+ * the client address nginx names in its request (X-Real-IP, else the first
+ * X-Forwarded-For hop) and time, exactly when a header also names the
+ * client's port (X-Real-Port, X-Client-Port: nginx's `$remote_port`).
+ * Recorded right after the connection's first request; `front` is null when
+ * no connection, or more than one, fits.
+ */
+export interface ConnFrontEvent extends ConnBase {
+  kind: 'conn.front';
+  front: number | null;
+  matchedBy: 'address+port' | 'address+time' | null;
+  /** Connections from that address (and port, when named) open at the request: 1 when matched. */
+  candidates: number;
+  /** The client as the request names it: `address` or `address:port`. */
+  client: string;
 }
 
 /** wstap itself ended the connection (shutdown, or a limit); `side` is absent: it is the proxy. */
@@ -512,6 +601,9 @@ export type CaptureEvent =
   | FinEvent
   | RstEvent
   | SocketErrorEvent
+  | TcpGapEvent
+  | TcpZeroWindowEvent
+  | ConnFrontEvent
   | ProxyCloseEvent
   | ObserverFaultEvent
   | ConnCloseEvent

@@ -1,11 +1,17 @@
 import { performance } from 'node:perf_hooks';
 
+/** What stamps events: the live session's clock, or a packet capture's packet times. */
+export interface EventClock {
+  /** Epoch milliseconds with microsecond resolution. */
+  now(): number;
+}
+
 /**
  * Wall-clock timestamps from one anchor plus monotonic deltas: `Date.now()`
  * alone can step (NTP) and has millisecond resolution, which would make
  * durations between frames wrong or negative.
  */
-export class SessionClock {
+export class SessionClock implements EventClock {
   readonly #anchorEpochMs: number;
   readonly #anchorMonotonic: number;
 

@@ -1,12 +1,15 @@
-import { exportCapture } from '../har/export-capture.js';
+import fs from 'node:fs';
+import { exportCapture, exportEvents, type HarExportOptions } from '../har/export-capture.js';
+import { packetCaptureFormat, readPacketCaptureEvents } from '../pcap/packet-capture-reader.js';
 import { reportFileError } from './file-errors.js';
-import { parseArgsStrict, parsePayloadMode } from './option-values.js';
+import { parseArgsStrict, parsePayloadMode, parseServerPorts } from './option-values.js';
 import { givenDiagnosisRecord, profileFromOption } from './profile-option.js';
 import { UsageError } from './usage-error.js';
 import { VERSION } from './version.js';
 import { NGINX_LOG_HELP, nginxLogMerge } from './nginx-log-option.js';
 
 export const EXPORT_HELP = `Usage: wstap export CAPTURE.jsonl [MORE.jsonl...] [-o FILE.har] [options]
+       wstap export FILE.pcap|FILE.pcapng [MORE...] [--port N] [-o FILE.har] [options]
 
 Writes a capture as a HAR 1.2 file that Chrome DevTools and other HAR
 readers open: plain HTTP exchanges as entries, each WebSocket connection as
@@ -18,6 +21,9 @@ as that session. Captures of several proxies (proxy --instance) are merged by
 time into one HAR: connections numbered anew (unique), each entry's
 _wstap.instance and _wstap.instanceConnectionId say which proxy and its id
 there.
+A packet capture (tcpdump -w, pcap or pcapng, of the leg between nginx and
+the app; the files of a -C/-W ring in order) is decoded as the live proxy
+would have recorded it.
 Findings are judged with the profile and --timeout flags the proxy ran with
 (recorded in the capture; the HAR keeps them in log._wstap.diagnosisContext);
 --profile or --timeout here replace them, and say so.
@@ -32,6 +38,8 @@ Options:
   --profile NAME|FILE   judge _wstap.diagnosis with a profile instead of the
                         one the capture recorded (the proxy's --profile)
   --timeout NAME=DUR[:MEASURE]  ... or with a hop's timeout (repeatable)
+  --port N              a packet capture's server port (repeatable; see
+                        wstap view --help)
   --no-redact           keep Cookie, Authorization, token-like subprotocols and
                         secret query parameters (redacted by default)
 ${NGINX_LOG_HELP}  -h, --help            this help
@@ -46,6 +54,7 @@ export async function runExport(args: string[]): Promise<number> {
     profile: { type: 'string' },
     timeout: { type: 'string', multiple: true },
     'nginx-error-log': { type: 'string', multiple: true },
+    port: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -54,28 +63,35 @@ export async function runExport(args: string[]): Promise<number> {
   }
   const [input] = positionals;
   if (!input) throw new UsageError('export needs a capture file (wstap export CAPTURE.jsonl -o session.har)');
-  const output = typeof values.output === 'string' ? values.output : input.replace(/\.jsonl?$/i, '') + '.har';
+  const output = typeof values.output === 'string' ? values.output : input.replace(/\.(jsonl?|pcap|pcapng|cap)$/i, '') + '.har';
+  const serverPorts = parseServerPorts(values.port);
+  const packetCapture = positionals.some((file) => packetCaptureFormat(file) !== null);
+  if (!packetCapture && serverPorts.length > 0) throw new UsageError('--port is for packet captures (pcap, pcapng)');
   const profile = await profileFromOption(values.profile);
   // Null: the capture's own context (recorded by the proxy) is used.
   const diagnosis = givenDiagnosisRecord(profile, values.profile, values.timeout);
   const payloads = parsePayloadMode(values.payloads);
   const merge = nginxLogMerge(values['nginx-error-log'], (note) => process.stderr.write(`wstap: ${note}\n`));
   const started = Date.now();
+  const common: HarExportOptions = {
+    harPath: output,
+    overwrite: values.force === true,
+    redact: values['no-redact'] !== true,
+    payloads,
+    diagnosis,
+    ...(merge ? { withEvidence: merge } : {}),
+    onJudging: (note) => process.stderr.write(`wstap: ${note}\n`),
+    creatorVersion: VERSION,
+    onProgress: (done, s) => process.stderr.write(`wstap: exporting ${input}: ${(done * 100).toFixed(0)}% read, ${s.entries} entries, ${s.messages} messages\n`),
+  };
   try {
-    const stats = await exportCapture({
+    const stats = packetCapture
+      ? await exportPacketCapture(positionals, serverPorts, common)
+      : await exportCapture({
+      ...common,
       capturePath: positionals,
-      harPath: output,
-      overwrite: values.force === true,
-      redact: values['no-redact'] !== true,
-      payloads,
-      diagnosis,
-      ...(merge ? { withEvidence: merge } : {}),
-      onJudging: (note) => process.stderr.write(`wstap: ${note}\n`),
-      creatorVersion: VERSION,
       onWarning: (w) => process.stderr.write(`wstap: warning: ${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}\n`),
       onNote: (note) => process.stderr.write(`wstap: ${input}: ${note}\n`),
-      onProgress: (done, s) =>
-        process.stderr.write(`wstap: exporting ${input}: ${(done * 100).toFixed(0)}% read, ${s.entries} entries, ${s.messages} messages\n`),
     });
     const partial = stats.partialMessages > 0 ? ` (${stats.partialMessages} with partial data, marked with _size)` : '';
     process.stderr.write(
@@ -85,4 +101,14 @@ export async function runExport(args: string[]): Promise<number> {
   } catch (err) {
     return reportFileError(err);
   }
+}
+
+/** pcap/pcapng -> HAR: every file must be one (refused before the output exists otherwise). */
+function exportPacketCapture(files: string[], serverPorts: number[], options: HarExportOptions): ReturnType<typeof exportEvents> {
+  const other = files.find((file) => packetCaptureFormat(file) === null);
+  if (other !== undefined) throw new UsageError(`${other} is not a pcap or pcapng file: packet captures are exported alone (the files of one tcpdump ring, in order)`);
+  const progress = { bytesRead: 0 };
+  const total = files.reduce((sum, file) => sum + fs.statSync(file).size, 0);
+  const events = readPacketCaptureEvents(files, { serverPorts, note: (note) => process.stderr.write(`wstap: ${note}\n`), progress });
+  return exportEvents(events, { total, progress }, options);
 }

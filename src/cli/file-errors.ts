@@ -1,6 +1,7 @@
 import { CaptureFormatError } from '../capture/capture-reader.js';
 import { CaptureSetError } from '../capture/capture-set.js';
 import { HarFormatError } from '../har/har-reader.js';
+import { PacketCaptureError } from '../pcap/packet-capture-reader.js';
 
 /**
  * A problem with a file the user named (bad format, missing, exists,
@@ -8,7 +9,7 @@ import { HarFormatError } from '../har/har-reader.js';
  * and is rethrown.
  */
 export function reportFileError(err: unknown, rewrite: (message: string) => string = (m) => m): number {
-  if (err instanceof CaptureFormatError || err instanceof HarFormatError || err instanceof CaptureSetError) {
+  if (err instanceof CaptureFormatError || err instanceof HarFormatError || err instanceof CaptureSetError || err instanceof PacketCaptureError) {
     process.stderr.write(`wstap: ${rewrite(err.message)}\n`);
     return 2;
   }

@@ -63,6 +63,17 @@ export function parseNonNegativeInteger(flag: string, text: string): number {
   return value;
 }
 
+/** `--port N` (repeatable): TCP ports 1-65535. */
+export function parseServerPorts(values: unknown): number[] {
+  const texts = values === undefined ? [] : Array.isArray(values) ? values : [values];
+  return texts.map((value) => {
+    const text = String(value);
+    const port = parseNonNegativeInteger('--port', text);
+    if (port < 1 || port > 65535) throw new UsageError(`--port "${text}" is not a TCP port (1-65535)`);
+    return port;
+  });
+}
+
 export function parseChoice<T extends string>(flag: string, text: string, choices: readonly T[]): T {
   if ((choices as readonly string[]).includes(text)) return text as T;
   throw new UsageError(`${flag} "${text}" is not one of ${choices.join(', ')}`);

@@ -4,6 +4,7 @@ import { instanceCapturesOfFiles, readMergedEvents, type InstanceCapture } from 
 import { readCaptureSetEvents, type CaptureSetWarning } from '../capture/capture-set.js';
 import type { CaptureEvent } from '../capture/events.js';
 import { harToEvents, looksLikeHar } from '../har/har-reader.js';
+import { packetCaptureFormat, readPacketCaptureEvents } from '../pcap/packet-capture-reader.js';
 import { UsageError } from './usage-error.js';
 
 /** What `wstap view` reads: a HAR file, or a capture (one file, a rotated set, several files of one session). */
@@ -12,7 +13,7 @@ export interface ViewSource {
   /** Per connection, what the file cannot tell (a browser's HAR has no close evidence). */
   unknown: Map<number, string[]>;
   describe: string;
-  /** The capture files, for the UI's HAR export; null for a HAR. */
+  /** The capture files, for the UI's HAR export; null for a HAR or a packet capture. */
   capturePaths: string[] | null;
   /** About the set: files read, deleted segments. */
   notes: string[];
@@ -24,8 +25,29 @@ export function warningText(w: CaptureSetWarning): string {
   return `${w.path}${w.line === null ? '' : `:${w.line}`}: ${w.message}`;
 }
 
+export interface ViewSourceOptions {
+  /** --port: a packet capture's server ports. */
+  serverPorts: readonly number[];
+  /** What a packet capture's reader has to say while it reads (drops, guesses, decoding stopped). */
+  onNote: (message: string) => void;
+}
+
 /** Opens what the user named; bad input throws before anything is shown. */
-export function openViewSource(files: readonly string[], onWarning: (message: string) => void): ViewSource {
+export function openViewSource(files: readonly string[], onWarning: (message: string) => void, options: ViewSourceOptions = { serverPorts: [], onNote: () => undefined }): ViewSource {
+  const formats = files.map((file) => packetCaptureFormat(file));
+  if (formats.some((format) => format !== null)) {
+    const other = files.find((_, i) => formats[i] === null);
+    if (other !== undefined) throw new UsageError(`${other} is not a pcap or pcapng file: packet captures are read alone (the files of one tcpdump ring, in order)`);
+    return {
+      events: readPacketCaptureEvents(files, { serverPorts: options.serverPorts, note: options.onNote }),
+      unknown: new Map(),
+      describe: `packet capture (${[...new Set(formats)].join(', ')}), decoded by wstap`,
+      capturePaths: null,
+      notes: [],
+      merged: false,
+    };
+  }
+  if (options.serverPorts.length > 0) throw new UsageError('--port is for packet captures (pcap, pcapng); a wstap capture or HAR names its connections already');
   // A rotated capture's first file may be gone (--keep): only a file that is there can be a HAR.
   const har = files.find((file) => fs.existsSync(file) && looksLikeHar(readFileHead(file, 4096)));
   if (har !== undefined) {

@@ -1,7 +1,7 @@
 import { DiagnosisChoice, type DiagnosisRecord } from '../analysis/diagnosis-record.js';
 import { followCapture } from '../capture/capture-follower.js';
 import { reportFileError } from './file-errors.js';
-import { parseArgsStrict, parsePayloadMode } from './option-values.js';
+import { parseArgsStrict, parsePayloadMode, parseServerPorts } from './option-values.js';
 import { givenDiagnosisRecord, profileFromOption } from './profile-option.js';
 import { terminalAvailable } from './ui-prerequisites.js';
 import { UsageError } from './usage-error.js';
@@ -13,8 +13,11 @@ import type { TerminalViewOptions } from './view-terminal.js';
 export const VIEW_HELP = `Usage: wstap view FILE [FILE...] [--no-tui] [--profile NAME|FILE] [--timeout NAME=DUR] [--no-redact]
        wstap view --follow CAPTURE [--no-tui] [options]
 
-Reads a wstap capture (.jsonl) or a HAR file (wstap's own, or one exported
-by Chrome DevTools) and shows what happened to each connection. On a
+Reads a wstap capture (.jsonl), a HAR file (wstap's own, or one exported
+by Chrome DevTools) or a packet capture (tcpdump's pcap or pcapng of the
+leg between nginx and the app; the files of a tcpdump -C/-W ring are read
+in the order of their first packets) and shows what happened to each
+connection. On a
 terminal it opens the same UI as the live proxy, read-only, with the timers
 frozen at the end of the recording; otherwise (or with --no-tui) it prints
 the lines and verdicts the live proxy logs. What the file cannot tell (a
@@ -49,6 +52,11 @@ Options:
                         a hop's timeout, for verdicts and countdowns, instead
                         of the capture's own (repeatable)
   --no-redact           show Cookie, Authorization and secret query values
+  --port N              a packet capture's server port (repeatable): only
+                        its connections are read, and one already open when
+                        the capture began is told apart by it; without it
+                        every TCP connection is read, a SYN tells the server
+                        (else the lower port is taken, and said so)
   --payloads MODE       none or preview: message data in the UI's HAR export
                         (e key), as for wstap export                 [preview]
 ${NGINX_LOG_HELP}`;
@@ -66,6 +74,7 @@ export async function runView(args: string[]): Promise<number> {
     'no-redact': { type: 'boolean' },
     payloads: { type: 'string' },
     'nginx-error-log': { type: 'string', multiple: true },
+    port: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -81,13 +90,15 @@ export async function runView(args: string[]): Promise<number> {
   const payloads = parsePayloadMode(values.payloads);
   const terminal: TerminalViewOptions = { diagnosis, redact: values['no-redact'] !== true, payloads };
   const tui = values['no-tui'] !== true && terminalAvailable();
+  const serverPorts = parseServerPorts(values.port);
   const base = positionals[0] as string;
   const nginxLogs = values['nginx-error-log'];
   if (follow && nginxLogs) throw new UsageError('--nginx-error-log reads a log after the fact; to follow one live, give it to wstap proxy (its lines are then in the capture --follow reads)');
+  if (follow && serverPorts.length > 0) throw new UsageError('--follow follows a wstap capture; --port is for packet captures');
   const merge = nginxLogMerge(nginxLogs, (note) => process.stderr.write(`wstap: ${note}\n`));
   if (follow) return tui ? followInTerminal(base, terminal) : followLines(base, diagnosis);
-  if (tui) return recordingInTerminal(positionals, terminal, merge);
-  return recordingLines(positionals, diagnosis, merge);
+  if (tui) return recordingInTerminal(positionals, terminal, serverPorts, merge);
+  return recordingLines(positionals, diagnosis, serverPorts, merge);
 }
 
 type EvidenceMerge = ReturnType<typeof nginxLogMerge>;
@@ -98,10 +109,16 @@ function merged(source: ViewSource, merge: EvidenceMerge): ViewSource {
 }
 
 /** The lines of a recording, to its end, then the tally. */
-async function recordingLines(files: readonly string[], diagnosis: DiagnosisRecord | null, merge: EvidenceMerge): Promise<number> {
+async function recordingLines(files: readonly string[], diagnosis: DiagnosisRecord | null, serverPorts: readonly number[], merge: EvidenceMerge): Promise<number> {
   let source: ViewSource;
   try {
-    source = merged(openViewSource(files, (message) => process.stderr.write(`wstap: warning: ${message}\n`)), merge);
+    source = merged(
+      openViewSource(files, (message) => process.stderr.write(`wstap: warning: ${message}\n`), {
+        serverPorts,
+        onNote: (note) => process.stderr.write(`wstap: ${note}\n`),
+      }),
+      merge,
+    );
   } catch (err) {
     return reportFileError(err, rewriteNotCapture);
   }
@@ -171,13 +188,14 @@ async function followLines(base: string, diagnosis: DiagnosisRecord | null): Pro
   return 0;
 }
 
-async function recordingInTerminal(files: readonly string[], options: TerminalViewOptions, merge: EvidenceMerge): Promise<number> {
+async function recordingInTerminal(files: readonly string[], options: TerminalViewOptions, serverPorts: readonly number[], merge: EvidenceMerge): Promise<number> {
   let source: ViewSource;
   // Warnings before the UI is up wait for its log pane; later ones go straight there.
   const early: string[] = [];
   let warn = (message: string): void => void early.push(`warning: ${message}`);
+  let note = (message: string): void => void early.push(message);
   try {
-    source = merged(openViewSource(files, (message) => warn(message)), merge);
+    source = merged(openViewSource(files, (message) => warn(message), { serverPorts, onNote: (message) => note(message) }), merge);
   } catch (err) {
     return reportFileError(err, rewriteNotCapture);
   }
@@ -188,10 +206,11 @@ async function recordingInTerminal(files: readonly string[], options: TerminalVi
       label,
       live: false,
       capturePaths: source.capturePaths,
-      unavailable: `${label} is already a HAR file`,
+      unavailable: source.describe.startsWith('packet capture') ? `export a packet capture with: wstap export ${label} -o FILE.har` : `${label} is already a HAR file`,
       open: (log) => {
         for (const line of [`${label}: ${source.describe}`, ...source.notes, ...early]) log(line);
         warn = (message) => log(`warning: ${message}`);
+        note = log;
         return source.events;
       },
     },

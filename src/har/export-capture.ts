@@ -31,6 +31,9 @@ export interface ExportCaptureOptions {
   onProgress?: (done: number, stats: HarFoldStats) => void;
 }
 
+/** What an export needs besides its source. */
+export type HarExportOptions = Omit<ExportCaptureOptions, 'capturePath' | 'onWarning' | 'onNote'>;
+
 /**
  * Capture file (or rotated set) -> HAR file. Bad input is refused before the
  * output exists; an export that fails midway removes its partial output.
@@ -42,10 +45,25 @@ export async function exportCapture(options: ExportCaptureOptions): Promise<HarF
   if (several) options.onNote?.(`${captures.length} captures merged by time (${captures.map((c) => c.instance).join(', ')}); connections renumbered, _wstap.instance and _wstap.instanceConnectionId say where each came from`);
   const total = captures.reduce((sum, c) => sum + totalBytes(c.set), 0);
   const progress = { bytesRead: 0 };
+  const read = { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress };
+  const events = several ? readMergedEvents(captures, read) : readCaptureSetEvents((captures[0] as InstanceCapture).set, read);
+  return exportEvents(events, { total, progress }, options);
+}
+
+/**
+ * Events from any source (a packet capture, src/pcap/) -> HAR file, as
+ * exportCapture does for a capture; `read` tells the progress. The events'
+ * source is the caller's; `capturePath` is not read. Evidence read beside
+ * it (`withEvidence`: nginx's log) is merged in here, for every source.
+ */
+export async function exportEvents(
+  events: AsyncIterable<CaptureEvent>,
+  read: { total: number; progress: { bytesRead: number } },
+  options: HarExportOptions,
+): Promise<HarFoldStats> {
+  const { total, progress } = read;
   let created = false;
   try {
-    const read = { ...(options.onWarning ? { onWarning: options.onWarning } : {}), progress };
-    const events = several ? readMergedEvents(captures, read) : readCaptureSetEvents((captures[0] as InstanceCapture).set, read);
     return await writeHarFile(
       options.withEvidence ? options.withEvidence(events) : events,
       {

@@ -1,5 +1,5 @@
 import type { CaptureEvent, ConnCloseEvent, EventSink, FinEvent, Idle, RstEvent, Side, SocketErrorEvent } from '../capture/events.js';
-import type { SessionClock } from '../capture/session-clock.js';
+import type { EventClock } from '../capture/session-clock.js';
 import { ReadBacklog } from './read-backlog.js';
 
 /**
@@ -10,7 +10,7 @@ import { ReadBacklog } from './read-backlog.js';
 export type ChunkObserver = (side: Side, chunk: Buffer, t: number, previousByteAt: number) => void;
 
 /** Close evidence and the close itself: still recorded after an observer fault (see ConnectionContext.record). */
-const RECORDED_AFTER_FAULT: ReadonlySet<CaptureEvent['kind']> = new Set(['tcp.fin', 'tcp.rst', 'tcp.error', 'proxy.close', 'conn.close']);
+const RECORDED_AFTER_FAULT: ReadonlySet<CaptureEvent['kind']> = new Set(['tcp.fin', 'tcp.rst', 'tcp.error', 'tcp.gap', 'proxy.close', 'conn.close']);
 const MAX_STACK_CHARS = 2000;
 
 /**
@@ -49,7 +49,7 @@ export class ConnectionContext {
 
   constructor(
     readonly id: number,
-    readonly clock: SessionClock,
+    readonly clock: EventClock,
     readonly sink: EventSink,
   ) {
     this.openedAt = clock.now();

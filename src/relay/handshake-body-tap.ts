@@ -13,6 +13,16 @@ export const MAX_HANDSHAKE_BODY_PREVIEW = 1024;
  */
 export const HANDSHAKE_BODY_WAIT_MS = 1000;
 
+export interface HandshakeBodyTapOptions {
+  /**
+   * False: no timer; the body is recorded when complete, when the preview is
+   * full or at finish(). For a packet capture, read much faster than it
+   * happened, a wall-clock deadline would fire at a time unrelated to the
+   * packets'. Default true (HANDSHAKE_BODY_WAIT_MS).
+   */
+  deadline?: boolean;
+}
+
 /** How the response says its body ends (RFC 9112 section 6.3). */
 type Framing = { kind: 'none' } | { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
 
@@ -51,15 +61,17 @@ export class HandshakeBodyTap {
   #seen = 0;
   #recorded = false;
   #faulted = false;
-  readonly #deadline: NodeJS.Timeout;
+  readonly #deadline: NodeJS.Timeout | null = null;
 
-  constructor(ctx: ConnectionContext, head: HttpResponseHead, previewLimit: number) {
+  constructor(ctx: ConnectionContext, head: HttpResponseHead, previewLimit: number, options: HandshakeBodyTapOptions = {}) {
     this.#ctx = ctx;
     this.#cap = Math.max(0, Math.min(MAX_HANDSHAKE_BODY_PREVIEW, Math.floor(previewLimit) || 0));
     this.#framing = framingOf(head);
     this.#chunked = this.#framing.kind === 'chunked' ? new ChunkedBodyDecoder({ keep: this.#cap }) : null;
-    this.#deadline = setTimeout(() => this.finish(), HANDSHAKE_BODY_WAIT_MS);
-    this.#deadline.unref();
+    if (options.deadline !== false) {
+      this.#deadline = setTimeout(() => this.finish(), HANDSHAKE_BODY_WAIT_MS);
+      this.#deadline.unref();
+    }
   }
 
   /** Bytes from the upstream after the response head (the first call gets the rest of the head's chunk, maybe empty). */
@@ -129,7 +141,7 @@ export class HandshakeBodyTap {
 
   #record(t: number): void {
     this.#recorded = true;
-    clearTimeout(this.#deadline);
+    if (this.#deadline) clearTimeout(this.#deadline);
     let preview: Buffer = Buffer.alloc(0);
     let truncated = this.#seen > 0;
     try {

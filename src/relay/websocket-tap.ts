@@ -25,6 +25,8 @@ export class WebSocketTap {
   #early: Array<{ chunk: Buffer; t: number; previousByteAt: number }> = [];
   #earlyBytes = 0;
   #disarmed = false;
+  /** The client's bytes before the 101 have a hole: not kept, not decoded. */
+  #earlyStopped = false;
 
   constructor(ctx: ConnectionContext, options: WebSocketTapOptions) {
     this.#ctx = ctx;
@@ -38,6 +40,7 @@ export class WebSocketTap {
       windowBits: deflate.clientMaxWindowBits,
       noContextTakeover: deflate.clientNoContextTakeover,
     });
+    if (this.#earlyStopped) this.#client.stop();
     this.#upstream = new DirectionTap(this.#ctx, 'upstream', this.#options, deflate && {
       windowBits: deflate.serverMaxWindowBits,
       noContextTakeover: deflate.serverNoContextTakeover,
@@ -59,22 +62,50 @@ export class WebSocketTap {
       tap.push(chunk, t, previousByteAt);
       return;
     }
-    if (side === 'client' && !this.#disarmed && this.#earlyBytes + chunk.length <= MAX_EARLY_BYTES) {
+    if (side === 'client' && !this.#disarmed && !this.#earlyStopped && this.#earlyBytes + chunk.length <= MAX_EARLY_BYTES) {
       // Copy: the relay may reuse nothing, but we must not pin large socket buffers.
       this.#early.push({ chunk: Buffer.from(chunk), t, previousByteAt });
       this.#earlyBytes += chunk.length;
     }
   }
 
-  /** The connection ended; `settled` is called once every message event of it has been recorded. */
-  close(settled: () => void): void {
+  /**
+   * Bytes of `side` are missing from here on (a hole in a packet capture):
+   * decoding that direction stops without recording a cut frame, since the
+   * connection did not cut it.
+   */
+  stop(side: Side): void {
+    if (side === 'client') {
+      this.#early = [];
+      this.#earlyStopped = true;
+    }
+    (side === 'client' ? this.#client : this.#upstream)?.stop();
+  }
+
+  /**
+   * `missing` bytes of `side` are not in a packet capture: when they lie
+   * inside the payload of the frame being decoded (its header gave its
+   * length), returns how to go on past them (zeros in their place, so the
+   * next frame is found where it starts); null when the next frame boundary
+   * is not certain.
+   */
+  bridgeable(side: Side, missing: number): ((t: number) => void) | null {
+    return (side === 'client' ? this.#client : this.#upstream)?.bridgeable(missing) ?? null;
+  }
+
+  /**
+   * The connection ended; `settled` is called once every message event of it
+   * has been recorded. `ended` false: only the recording ended (a packet
+   * capture's end with the connection open), so no frame was cut.
+   */
+  close(settled: () => void, ended = true): void {
     let waiting = 2;
     const one = (): void => {
       if (--waiting === 0) settled();
     };
-    if (this.#client) this.#client.close(one);
+    if (this.#client) this.#client.close(one, ended);
     else one();
-    if (this.#upstream) this.#upstream.close(one);
+    if (this.#upstream) this.#upstream.close(one, ended);
     else one();
   }
 }
@@ -119,6 +150,26 @@ class DirectionTap {
     );
   }
 
+  /** See WebSocketTap.bridgeable. */
+  bridgeable(missing: number): ((t: number) => void) | null {
+    if (this.#faulted) return null;
+    const cut = this.#decoder.unfinishedFrame;
+    if (!cut?.header || missing > cut.header.length - cut.payloadReceived) return null;
+    return (t) => {
+      // The message's compressed bytes have a hole: it cannot be inflated, nor can what shares its context.
+      if (this.#messageCompressed) this.#inflater?.desync('bytes missing from the capture');
+      const zeros = Buffer.alloc(Math.min(missing, 64 * 1024));
+      for (let left = missing; left > 0; left -= zeros.length) this.push(left >= zeros.length ? zeros : zeros.subarray(0, left), t, t);
+    };
+  }
+
+  /** See WebSocketTap.stop: no more decoding, no cut frame at the end. */
+  stop(): void {
+    if (this.#faulted) return;
+    this.#faulted = true;
+    this.#inflater?.desync('bytes missing from the capture');
+  }
+
   push(chunk: Buffer, t: number, previousByteAt: number): void {
     if (this.#faulted) return;
     try {
@@ -141,8 +192,8 @@ class DirectionTap {
   }
 
   /** The connection ended: record a frame it cut off, let messages already complete finish inflating, then release zlib. */
-  close(settled: () => void): void {
-    if (!this.#faulted) this.#recordCut();
+  close(settled: () => void, ended: boolean): void {
+    if (!this.#faulted && ended) this.#recordCut();
     if (this.#inflater) this.#inflater.finish(settled);
     else settled();
   }
