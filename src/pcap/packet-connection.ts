@@ -1,7 +1,7 @@
 import type { EventSink, RstEvent, Side } from '../capture/events.js';
 import type { EventClock } from '../capture/session-clock.js';
 import { ConnectionContext } from '../relay/connection-context.js';
-import { HttpStreamObserver } from './http-stream-observer.js';
+import { HttpTap } from '../relay/http-tap.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, type TcpSegment } from './tcp-segment.js';
 import { MAX_PENDING_BYTES, TcpStream, type PendingBudget, type StreamSink } from './tcp-stream.js';
 
@@ -50,10 +50,11 @@ export interface PacketConnectionOptions {
  * One TCP connection of a packet capture, turned into the events the live
  * relay records for the connection it relays: client = the side that
  * opened it (nginx, on the back leg), upstream = the server (the app). Both
- * directions are reassembled (TcpStream) and fed, in order, to the same
- * decoders the relay uses; FIN and RST come from the flags, at the time of
- * their packets; holes become `tcp.gap` and stop the decoding of their
- * direction.
+ * directions are reassembled (TcpStream) and fed, in order, to the relay's
+ * own HttpTap; FIN and RST come from the flags, at the time of their
+ * packets, and reach the tap as the relay's sockets' would; holes become
+ * `tcp.gap` and stop the decoding of their direction (or, inside one
+ * frame's payload, are bridged).
  */
 export class PacketConnection {
   readonly ctx: ConnectionContext;
@@ -62,7 +63,7 @@ export class PacketConnection {
   readonly #options: PacketConnectionOptions;
   readonly #streams: Record<Side, TcpStream>;
   readonly #sinks: Record<Side, StreamSink>;
-  readonly #observer: HttpStreamObserver;
+  readonly #tap: HttpTap;
   #opened = false;
   /** An HTTP connection whose bytes go to the decoders; false for one read as TCP only. */
   #decoding = false;
@@ -79,7 +80,8 @@ export class PacketConnection {
     this.server = options.server;
     this.ctx = new ConnectionContext(options.id, options.clock, options.sink);
     this.#streams = { client: new TcpStream(MAX_PENDING_BYTES, options.pendingBudget), upstream: new TcpStream(MAX_PENDING_BYTES, options.pendingBudget) };
-    this.#observer = new HttpStreamObserver(this.ctx, options.previewLimit, (message) => options.note(`#${options.id}: ${message}`));
+    // The packets' times drive it: no wall-clock deadline for a refusal's body.
+    this.#tap = new HttpTap(this.ctx, { previewLimit: options.previewLimit, handshakeBodyDeadline: false });
     this.#sinks = { client: this.#sinkFor('client'), upstream: this.#sinkFor('upstream') };
   }
 
@@ -138,7 +140,7 @@ export class PacketConnection {
       called = true;
       done();
     };
-    if (this.ctx.observing) this.ctx.guard('settle', () => this.#observer.settle(t, once, false));
+    if (this.ctx.observing) this.ctx.guard('settle', () => this.#at(t, () => this.#tap.close(once, false)));
     if (!this.ctx.observing) once();
   }
 
@@ -177,23 +179,23 @@ export class PacketConnection {
         this.#open('tcp');
         if (bytes !== null) ctx.bytes[counter] += bytes;
         this.#at(t, () => {
-          const bridge = bytes !== null && this.#decoding && ctx.observing ? this.#observer.bridgeable(side, bytes) : null;
+          const bridge = bytes !== null && this.#decoding && ctx.observing ? this.#tap.bridgeable(side, bytes) : null;
           ctx.record({ kind: 'tcp.gap', t, conn: ctx.id, side, cause, offset, bytes, packet, from: from ?? ctx.openedAt, decoding: bridge ? 'resumed' : 'stopped' });
           if (bridge) ctx.guard('gap', () => bridge(t));
-          else this.#observer.stop(side);
+          else this.#tap.stop(side);
         });
       },
       fin: (t) =>
         this.#at(t, () => {
           this.#open('tcp');
           this.#finAt[side] = t;
-          if (side === 'upstream') ctx.guard('upstream end', () => this.#observer.upstreamEnded(t));
           ctx.recordFin(side);
+          if (this.#decoding) ctx.guard('ended', () => this.#tap.ended(side, 'fin', t));
         }),
     };
   }
 
-  readonly #observe = (side: Side, chunk: Buffer, t: number, previousByteAt: number): void => this.#observer.observe(side, chunk, t, previousByteAt);
+  readonly #observe = (side: Side, chunk: Buffer, t: number, previousByteAt: number): void => this.#tap.observe(side, chunk, t, previousByteAt);
 
   /** Runs `record` with the clock at `t` (a FIN or bytes released from the out-of-order buffer keep their own packet's time). */
   #at(t: number, record: () => void): void {
@@ -244,6 +246,7 @@ export class PacketConnection {
     const retransmissions = { client: recent('client'), upstream: recent('upstream') };
     if (retransmissions.client + retransmissions.upstream > 0) event.retransmissionsBefore = retransmissions;
     ctx.record(event);
+    if (this.#decoding) ctx.guard('ended', () => this.#at(t, () => this.#tap.ended(side, 'rst', t)));
     this.#close(t);
   }
 
@@ -262,7 +265,7 @@ export class PacketConnection {
       this.#options.closed();
       after?.();
     };
-    if (ctx.observing) ctx.guard('settle', () => this.#at(t, () => this.#observer.settle(t, done)));
+    if (ctx.observing) ctx.guard('settle', () => this.#at(t, () => this.#tap.close(done)));
     if (!ctx.observing) done();
   }
 }

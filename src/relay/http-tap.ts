@@ -11,6 +11,11 @@ import { WebSocketTap } from './websocket-tap.js';
 
 export interface HttpTapOptions {
   previewLimit: number;
+  /**
+   * False for a packet capture, read much faster than it happened: a refused
+   * handshake's body waits for no wall-clock deadline (see HandshakeBodyTap).
+   */
+  handshakeBodyDeadline?: boolean;
 }
 
 /** One exchange while it is open: a plain request and its answer, or an upgrade request (recorded as a handshake). */
@@ -57,6 +62,8 @@ export class HttpTap {
   /** previousByteAt of the chunk being parsed, for the frame decoder after a switch. */
   #previousByteAt = 0;
   #parsing = true;
+  /** Directions with bytes missing from here on (a packet capture's hole): not parsed further, nothing claimed about them. */
+  readonly #stopped: Record<Side, boolean> = { client: false, upstream: false };
 
   constructor(ctx: ConnectionContext, options: HttpTapOptions) {
     this.#ctx = ctx;
@@ -86,17 +93,36 @@ export class HttpTap {
 
   /** A ChunkObserver: a copy of a chunk already forwarded. */
   observe(side: Side, chunk: Buffer, t: number, previousByteAt: number): void {
-    if (!this.#parsing) return;
+    if (!this.#parsing || this.#stopped[side]) return;
     this.#previousByteAt = previousByteAt;
     this.#conversation.push(side, chunk, t);
+  }
+
+  /**
+   * Bytes of `side` are missing from here on (a hole in a packet capture):
+   * that direction is not parsed further, no frame is recorded as cut, and
+   * what its missing bytes may have said (an answer, the end of a body) is
+   * not guessed at the end.
+   */
+  stop(side: Side): void {
+    this.#stopped[side] = true;
+    this.#websocket?.stop(side);
+  }
+
+  /** See WebSocketTap.bridgeable: a hole inside one frame's payload after a 101; plain HTTP has no such certainty. */
+  bridgeable(side: Side, missing: number): ((t: number) => void) | null {
+    if (!this.#parsing || this.#stopped[side] || !this.#websocket) return null;
+    return this.#websocket.bridgeable(side, missing);
   }
 
   /** A side's FIN, RST or error: an answer read until close ends; requests the app leaves unanswered are recorded as such. */
   ended(side: Side, how: 'fin' | 'rst' | 'error', t: number): void {
     if (!this.#parsing) return;
-    this.#conversation.finish(side, t);
+    if (!this.#stopped[side]) this.#conversation.finish(side, t);
     if (side !== 'upstream') return;
     this.#handshakeBody?.finish();
+    // The answers may be in the hole: not claimed unanswered.
+    if (this.#stopped.upstream) return;
     const what = how === 'fin' ? 'closed the connection (FIN)' : how === 'rst' ? 'reset the connection (RST)' : 'connection failed';
     for (const n of this.#conversation.unanswered) {
       const open = this.#open.get(n);
@@ -115,13 +141,18 @@ export class HttpTap {
     }
   }
 
-  /** The connection is gone: exchanges still open are recorded as cut short; `done` once the frame decoders have settled. */
-  close(done: () => void): void {
+  /**
+   * The connection is gone: exchanges still open are recorded as cut short;
+   * `done` once the frame decoders have settled. `ended` false: only the
+   * recording ended (a packet capture's end with the connection open), so
+   * nothing was cut short and nothing is recorded as such.
+   */
+  close(done: () => void, ended = true): void {
     const t = this.#ctx.now();
-    for (const [n, open] of this.#open) {
+    for (const [n, open] of ended ? this.#open : []) {
       if (open.handshake) continue;
       if (open.response) this.#recordResponse(n, open, open.responseWireBytes, t, false);
-      else {
+      else if (!this.#stopped.upstream) {
         this.#ctx.record({
           kind: 'http.error',
           t,
@@ -136,7 +167,7 @@ export class HttpTap {
     }
     this.#open.clear();
     this.#handshakeBody?.finish();
-    if (this.#websocket) this.#websocket.close(done);
+    if (this.#websocket) this.#websocket.close(done, ended);
     else done();
   }
 
@@ -194,10 +225,11 @@ export class HttpTap {
     if (event.upgraded) {
       this.#websocket = new WebSocketTap(this.#ctx, { previewLimit: this.#options.previewLimit });
       this.#websocket.arm(event);
+      for (const side of ['client', 'upstream'] as const) if (this.#stopped[side]) this.#websocket.stop(side);
       return;
     }
     this.#handshakeBody?.finish();
-    this.#handshakeBody = new HandshakeBodyTap(this.#ctx, head, this.#options.previewLimit);
+    this.#handshakeBody = new HandshakeBodyTap(this.#ctx, head, this.#options.previewLimit, { deadline: this.#options.handshakeBodyDeadline !== false });
     this.#handshakeBody.observe(Buffer.alloc(0), t);
   }
 

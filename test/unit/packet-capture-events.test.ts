@@ -83,8 +83,8 @@ describe('a WebSocket connection from a synthetic capture', () => {
     ]);
     expect(Buffer.from(ofKind(events, 'ws.message')[0]?.preview ?? '', 'base64').toString()).toBe('hello from the client');
     expect(ofKind(events, 'tcp.fin').map((e) => e.side)).toEqual(['upstream', 'client']);
-    // Counted as live: the client's from after its request head, the upstream's with its response head.
-    expect(ofKind(events, 'conn.close')[0]).toMatchObject({ bytes: { fromClient: 27 + 11, fromUpstream: HANDSHAKE_RESPONSE.length + 37 + 7 } });
+    // Counted as live (the byte relay counts every byte, heads included; see fault-matrix.test.ts).
+    expect(ofKind(events, 'conn.close')[0]).toMatchObject({ bytes: { fromClient: HANDSHAKE_REQUEST.length + 27 + 11, fromUpstream: HANDSHAKE_RESPONSE.length + 37 + 7 } });
     const [summary] = fold(events);
     expect(attributionOf(summary as ConnectionSummary)).toMatchObject({ closedBy: 'client', first: { kind: 'close-frame', side: 'client', code: 1000 } });
   });
@@ -337,6 +337,47 @@ describe('plain HTTP and refused handshakes', () => {
     const { events } = await eventsOf(pcapFile(c.packets));
     expect(ofKind(events, 'ws.handshake.response')[0]).toMatchObject({ statusCode: 403, upgraded: false });
     expect(Buffer.from(ofKind(events, 'ws.handshake.body')[0]?.preview ?? '', 'base64').toString()).toBe('Origin not allowed\n');
+  });
+
+  it('a request the app leaves unanswered before its FIN: http.error UPSTREAM_CLOSED, as the live relay records it', async () => {
+    const c = new TcpConversation(client, server);
+    c.handshake();
+    c.send('client', 'GET /slow HTTP/1.1\r\nHost: app\r\n\r\n');
+    c.at(5).fin('server');
+    c.fin('client');
+    const { events } = await eventsOf(pcapFile(c.packets));
+    expect(ofKind(events, 'http.error')).toEqual([expect.objectContaining({ exchange: 1, stage: 'response', code: 'UPSTREAM_CLOSED', answeredStatus: null })]);
+    expect(ofKind(events, 'http.error')[0]?.message).toMatch(/upstream closed the connection \(FIN\) 5(\.\d+)? ms after request 1 arrived/);
+  });
+
+  it("a hole in the app's answer: that side is not parsed further; the answer is recorded incomplete and nothing after it is claimed unanswered", async () => {
+    const c = new TcpConversation(client, server);
+    c.handshake();
+    c.send('client', 'GET /a HTTP/1.1\r\nHost: app\r\n\r\nGET /b HTTP/1.1\r\nHost: app\r\n\r\n');
+    const lost = c.send('server', `HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n${'x'.repeat(3000)}`, 1000);
+    c.at(300).ack('client');
+    c.fin('client');
+    c.fin('server');
+    const { events } = await eventsOf(pcapFile(c.packets.filter((p) => p !== lost[1])));
+    expect(ofKind(events, 'tcp.gap')).toEqual([expect.objectContaining({ side: 'upstream', bytes: 1000, decoding: 'stopped' })]);
+    expect(ofKind(events, 'http.request').map((e) => e.exchange)).toEqual([1, 2]);
+    expect(ofKind(events, 'http.response').map((e) => [e.exchange, e.statusCode, e.complete])).toEqual([[1, 200, false]]);
+    // Exchange 2's answer may have been behind the hole: no error is invented for it.
+    expect(ofKind(events, 'http.error')).toEqual([]);
+    expect(ofKind(events, 'conn.close')).toHaveLength(1);
+  });
+
+  it('the capture ends with an exchange open: nothing is recorded as cut short or unanswered, and no close is invented', async () => {
+    const c = new TcpConversation(client, server);
+    c.handshake();
+    c.send('client', 'GET /a HTTP/1.1\r\nHost: app\r\n\r\nGET /b HTTP/1.1\r\nHost: app\r\n\r\n');
+    c.at(2).send('server', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello');
+    c.ack('client');
+    const { events } = await eventsOf(pcapFile(c.packets));
+    expect(ofKind(events, 'http.request')).toHaveLength(2);
+    expect(ofKind(events, 'http.response')).toEqual([]);
+    expect(ofKind(events, 'http.error')).toEqual([]);
+    expect(ofKind(events, 'conn.close')).toEqual([]);
   });
 
   it('an RST flag with data still in flight: the data first, then the reset, then the close', async () => {
