@@ -540,10 +540,8 @@ export interface ConnCloseEvent extends ConnBase {
  * `t` is when wstap read it (live) or the end of its logged second (read
  * after the fact, merged by time); `at` is nginx's own time.
  */
-export interface NginxLogEvent extends Base {
-  kind: 'nginx.log';
-  /** The error log file it was read from. */
-  file: string;
+/** One line of nginx's error log as nginx wrote it (parsed by src/nginx/error-log-line.ts). */
+export interface NginxLogLine {
   /** nginx's time of the line, epoch ms of its whole second (see `time` for what it wrote). */
   at: number;
   /** The time as nginx wrote it, e.g. "2026/12/02 06:44:31" (its local time). */
@@ -553,12 +551,20 @@ export interface NginxLogEvent extends Base {
   tid: number;
   /** nginx's connection number (*N, the `$connection` variable); absent when the line names none. */
   connection?: number;
+  /** The message, without its errno part: "upstream timed out". */
   message: string;
+  /** The failed system call's errno and text: "(110: Connection timed out)". */
   errno?: { code: number; text: string };
   /** What nginx was doing: "proxying upgraded connection". */
   action?: string;
-  /** The `, key: value` tails (client, server, request, upstream, host...), quotes removed. */
+  /** The `, key: value` tails in the order written (client, server, request, upstream, host...), quotes removed. */
   fields: Record<string, string>;
+}
+
+export interface NginxLogEvent extends Base, NginxLogLine {
+  kind: 'nginx.log';
+  /** The error log file it was read from. */
+  file: string;
 }
 
 /**

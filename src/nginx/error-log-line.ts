@@ -1,3 +1,5 @@
+import type { NginxLogLine } from '../capture/events.js';
+
 /**
  * One line of nginx's error log, parsed. Pure; never throws: a line that is
  * not in nginx's format is `null`, the caller counts it.
@@ -38,24 +40,9 @@ export const NGINX_LOG_LEVELS: readonly NginxLogLevel[] = ['debug', 'info', 'not
 export type LogTimeZone = { kind: 'local' } | { kind: 'offset'; minutes: number };
 export const LOCAL_TIME: LogTimeZone = { kind: 'local' };
 
-export interface NginxErrorLine {
-  /** The time as nginx wrote it, e.g. "2026/12/02 06:44:31". */
-  time: string;
-  /** That time as epoch ms in the zone given (the start of its second: nginx logs whole seconds). */
-  at: number;
+/** A parsed line: the capture's NginxLogLine, its level narrowed to nginx's levels. */
+export interface NginxErrorLine extends NginxLogLine {
   level: NginxLogLevel;
-  pid: number;
-  tid: number;
-  /** nginx's connection number (*N), absent when the line is not about a connection. */
-  connection?: number;
-  /** The message, without its errno part: "upstream timed out". */
-  message: string;
-  /** The failed system call's errno and text: "(110: Connection timed out)". */
-  errno?: { code: number; text: string };
-  /** What nginx was doing: "proxying upgraded connection". */
-  action?: string;
-  /** The `, key: value` tails in the order written, quotes removed (client, server, request, upstream, host...). */
-  fields: Record<string, string>;
 }
 
 const HEAD_RE = /^(\d{4})\/(\d{2})\/(\d{2}) (\d{2}):(\d{2}):(\d{2}) \[([a-z]+)\] (\d+)#(\d+): (?:\*(\d+) )?/;

@@ -207,10 +207,10 @@ export class PacketFileParser {
         this.#interfaces.push(this.#interfaceOf(body));
         break;
       case BLOCK_EPB:
-        this.#enhancedPacket(body, at);
+        this.#packet(body, at, this.#r.u32(body, 0));
         break;
       case BLOCK_OPB:
-        this.#obsoletePacket(body, at);
+        this.#packet(body, at, this.#r.u16(body, 0));
         break;
       case BLOCK_SPB:
         this.#simplePacket(body, at);
@@ -267,24 +267,12 @@ export class PacketFileParser {
     return epochMs(ts, iface.unitsPerSecond, iface.offsetSeconds);
   }
 
-  #enhancedPacket(body: Buffer, at: number): void {
+  /**
+   * An enhanced packet block, or the obsolete packet block before it: the
+   * same layout but for the interface id (32 bits, or 16 then a drop count).
+   */
+  #packet(body: Buffer, at: number, interfaceId: number): void {
     const r = this.#r;
-    const interfaceId = r.u32(body, 0);
-    const iface = this.#interface(interfaceId, at);
-    const captured = Math.min(r.u32(body, 12), body.length - 20);
-    this.#emit({
-      number: ++this.#numbered,
-      t: this.#timestamp(body, 4, iface),
-      linkType: iface.linkType,
-      interfaceId,
-      data: body.subarray(20, 20 + captured),
-      originalLength: r.u32(body, 16),
-    });
-  }
-
-  #obsoletePacket(body: Buffer, at: number): void {
-    const r = this.#r;
-    const interfaceId = r.u16(body, 0);
     const iface = this.#interface(interfaceId, at);
     const captured = Math.min(r.u32(body, 12), body.length - 20);
     this.#emit({
