@@ -1,4 +1,4 @@
-import type { CaptureEvent } from '../capture/events.js';
+import type { CaptureEvent, NginxLogEvent } from '../capture/events.js';
 import { checkErrorLogFiles, errorLogSourceEvent, readErrorLogFiles } from '../nginx/error-log-file.js';
 import { LOCAL_TIME } from '../nginx/error-log-line.js';
 import { mergeErrorLog } from '../nginx/error-log-merge.js';
@@ -18,18 +18,43 @@ export const NGINX_LOG_HELP = `  --nginx-error-log FILE
  * fails before any output), and the recording's events with their lines
  * merged in. Null without the option.
  */
-export function nginxLogMerge(
-  option: unknown,
-  onNote: (message: string) => void,
-): ((events: AsyncIterable<CaptureEvent> | Iterable<CaptureEvent>) => AsyncIterable<CaptureEvent>) | null {
+/** The files of --nginx-error-log, checked now: bad input fails before anything runs. */
+function errorLogFiles(option: unknown): string[] {
   const files = (Array.isArray(option) ? option : option === undefined ? [] : [option]).filter((f): f is string => typeof f === 'string');
-  if (files.length === 0) return null;
   try {
     checkErrorLogFiles(files);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new UsageError(`--nginx-error-log ${e.path ?? files.join(', ')}: cannot be read (${e.code ?? e.message})`);
   }
+  return files;
+}
+
+/**
+ * `probe --nginx-error-log FILE...`: the files checked now; `read` gives the
+ * lines from `from` (epoch ms) on, read after the run, at most `limit` of them
+ * (the newest kept): a probe needs minutes of log, not the whole file.
+ */
+export function nginxLogLines(option: unknown, onNote: (message: string) => void): ((from: number, limit?: number) => Promise<NginxLogEvent[]>) | null {
+  const files = errorLogFiles(option);
+  if (files.length === 0) return null;
+  return async (from, limit = 100_000) => {
+    const out: NginxLogEvent[] = [];
+    for await (const e of readErrorLogFiles(files, LOCAL_TIME, (n) => onNote(`${n.file}: ${n.message}`))) {
+      if (e.at < from) continue;
+      out.push(e);
+      if (out.length > limit) out.shift();
+    }
+    return out;
+  };
+}
+
+export function nginxLogMerge(
+  option: unknown,
+  onNote: (message: string) => void,
+): ((events: AsyncIterable<CaptureEvent> | Iterable<CaptureEvent>) => AsyncIterable<CaptureEvent>) | null {
+  const files = errorLogFiles(option);
+  if (files.length === 0) return null;
   return (events) =>
     mergeErrorLog(
       events,

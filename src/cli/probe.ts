@@ -2,9 +2,11 @@ import { formatDuration } from '../analysis/countdown.js';
 import { parseDuration, TimeoutSpecError } from '../profiles/hop-timeout.js';
 import { runProbe } from '../probe/probe-runner.js';
 import { variantLine, probeJson, probeText } from '../probe/probe-report.js';
+import { probeNginxEvidence } from '../probe/probe-nginx-evidence.js';
 import { buildProbeVerdict } from '../probe/probe-verdict.js';
 import type { VariantOutcome } from '../probe/probe-variants.js';
 import { parseArgsStrict } from './option-values.js';
+import { nginxLogLines } from './nginx-log-option.js';
 import { knownTimeouts, profileFromOption } from './profile-option.js';
 import { UsageError } from './usage-error.js';
 
@@ -32,6 +34,12 @@ Options:
   --profile NAME|FILE   the path's hops (wstap profiles): names the one that cut
   --timeout NAME=DUR[:MEASURE]
                         a hop's timeout, as for wstap proxy; repeatable
+  --nginx-error-log FILE
+                        nginx's error log (repeatable, oldest first; readable
+                        where the probe runs): its timeout line for the silent
+                        connection names nginx, its absence in a log at info
+                        level rules nginx out. nginx's times are read in this
+                        process's time zone (set TZ to nginx's)
   --json                print one JSON object instead of the report
   -h, --help            this help
 
@@ -59,6 +67,7 @@ export async function runProbeCommand(args: string[]): Promise<number> {
     profile: { type: 'string' },
     timeout: { type: 'string', multiple: true },
     json: { type: 'boolean' },
+    'nginx-error-log': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -76,6 +85,8 @@ export async function runProbeCommand(args: string[]): Promise<number> {
   if (token !== null && !/^[\x21-\x7e]{8,}$/.test(token)) throw new UsageError('--token is the proxy\'s --probe-token: at least 8 printable ASCII characters, no spaces');
   const profile = await profileFromOption(values.profile);
   const hops = knownTimeouts(profile, values.timeout);
+  const readLog = nginxLogLines(values['nginx-error-log'], (note) => process.stderr.write(`wstap: ${note}\n`));
+  const startedAt = Date.now();
   if (values.insecure && url.startsWith('wss:')) process.stderr.write(`wstap: --insecure: the certificate of ${url} is NOT verified\n`);
 
   const stop = new AbortController();
@@ -100,7 +111,11 @@ export async function runProbeCommand(args: string[]): Promise<number> {
       onVariantEnd: (o) => progress.ended(o),
     });
     progress.done();
-    const verdict = buildProbeVerdict({ outcomes: result.outcomes, maxSeconds, stopped: interrupted, intervalSeconds, withToken: token !== null, hops });
+    const silent = result.outcomes.find((o) => o.name === 'silent');
+    const target = new URL(url);
+    const log = readLog ? probeNginxEvidence(await readLog(startedAt - 60_000), silent, `GET ${target.pathname}${target.search}`, hops) : null;
+    if (log?.note) process.stderr.write(`wstap: ${log.note}\n`);
+    const verdict = buildProbeVerdict({ outcomes: result.outcomes, maxSeconds, stopped: interrupted, intervalSeconds, withToken: token !== null, hops, ...(log ? { evidence: log.evidence } : {}) });
     process.stdout.write(values.json ? `${JSON.stringify(probeJson(result.outcomes, verdict, result.reportError))}\n` : probeText(url, result.outcomes, verdict, result.reportError));
     if (interrupted) return 130;
     return result.outcomes.find((o) => o.name === 'silent')?.opened ? 0 : 1;

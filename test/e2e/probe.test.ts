@@ -131,6 +131,28 @@ describe('wstap probe through socat -T 2 -> nginx (proxy_read_timeout 4s) -> wst
     }
   }, 25_000);
 
+  it("a tie in the profile (balancer and nginx both 4 s) is broken by nginx's error log: its timeout line for the probe names nginx", async () => {
+    const slowLb = await startSocatBalancer(stack.nginx.port, 10);
+    try {
+      const profile = path.join(dir, 'tie-lb-nginx.yaml');
+      fs.writeFileSync(profile, fs.readFileSync(writeProfile(dir), 'utf8').replace('after: 2s', 'after: 4s').replace('name: lb-nginx', 'name: tie-lb-nginx'));
+      const url = `ws://127.0.0.1:${slowLb.port}/probe-tie`;
+      const common = ['probe', url, '--token', TOKEN, '--interval', '500ms', '--max', '5s', '--profile', profile, '--json'];
+      const [blind, withLog] = await Promise.all([runWstap(common), runWstap([...common, '--nginx-error-log', path.join(stack.nginx.dir, 'error.log')])]);
+      expect(blind.status, blind.stderr).toBe(0);
+      expect(withLog.status, withLog.stderr).toBe(0);
+      // Without the log both fit and neither is promoted.
+      const tie = parseJson(blind.stdout);
+      expect(tie.verdict).toContain('Cut by lb socat-T 4s or nginx proxy_read_timeout 4s: each fits what was seen');
+      const named = parseJson(withLog.stdout);
+      expect(Math.abs(variant(named, 'silent').livedSeconds - 4)).toBeLessThan(1);
+      expect(named.verdict).toContain('Cut by nginx proxy_read_timeout 4s (client-side)');
+      expect(named.verdict).toMatch(/nginx's error log: ".*upstream timed out \(110: Connection timed out\) while proxying upgraded connection.*request: "GET \/probe-tie HTTP\/1\.1"/);
+    } finally {
+      await slowLb.stop();
+    }
+  }, 25_000);
+
   it('with --token: wstap answers every variant itself, reports its end of each, records them, and nothing reaches the app', async () => {
     const url = `ws://127.0.0.1:${lb.port}/probe-token`;
     const requestsBefore = app.requests.length;
