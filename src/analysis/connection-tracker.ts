@@ -1,3 +1,9 @@
+/**
+ * The fold: one summary per connection from every kind of event (relay,
+ * close evidence, HTTP, WebSocket, nginx's log, packet captures). Past 400
+ * lines because it is one switch over the event kinds and the state each
+ * one updates; split by kind, every piece would reach into the same summary.
+ */
 import type {
   CaptureEvent,
   ConnOpenEvent,
