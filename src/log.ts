@@ -19,27 +19,105 @@ export interface LoggerOptions {
   fd?: number;
 }
 
+/** Log bytes that may wait for a slow stderr before lines are dropped (and counted). */
+export const MAX_PENDING_LOG_BYTES = 4 * 1024 * 1024;
+
+/** Lines are written in batches of this many bytes under load ... */
+const BATCH_BYTES = 4096;
+/** ... and at most this long after they were logged when it is quiet. */
+const BATCH_WAIT_MS = 100;
+
+/** How long the flush at exit keeps retrying a full pipe. */
+const EXIT_FLUSH_MS = 1000;
+
 /**
  * pino set-up for line output: human lines on a terminal, JSON lines
- * otherwise. pino-pretty formats in this process and lines are written
- * synchronously, not by a transport worker, so nothing is lost when the
- * process exits right after a shutdown line. (The TUI, which owns the
- * screen, logs to a file instead; see createScreenLogger.)
+ * otherwise. pino-pretty formats in this process (no transport worker).
+ *
+ * Lines are written asynchronously, in batches: a synchronous write to a
+ * terminal or a pipe that nobody reads (a paused pager, a stuck log shipper)
+ * would stop the event loop, and the relay with it (principle 3), and under
+ * load a write per line was the proxy's largest cost on plain HTTP (bench
+ * (e)). A line waits BATCH_WAIT_MS at most; past MAX_PENDING_LOG_BYTES
+ * waiting, lines are dropped, and one line says how many once the reader
+ * catches up. Whatever waits is written out synchronously when the process
+ * exits, however it exits (process 'exit').
  */
 export function createLogger(options: LoggerOptions): Logger {
   const fd = options.fd ?? 2;
   const level = options.level ?? 'info';
   const isTty = fd === 2 ? process.stderr.isTTY === true : fd === 1 ? process.stdout.isTTY === true : false;
   const pretty = options.format === 'pretty' || (options.format === 'auto' && isTty);
-  const destination = quietOnError(pino.destination({ dest: fd, sync: true }));
+  let exitDeadline = Number.POSITIVE_INFINITY;
+  const destination = quietOnError(
+    batchedWithin(
+      BATCH_WAIT_MS,
+      pino.destination({
+        dest: fd,
+        sync: false,
+        minLength: BATCH_BYTES,
+        maxLength: MAX_PENDING_LOG_BYTES,
+        // A full pipe (EAGAIN) is retried for as long as it takes, except by the flush at exit past its deadline.
+        retryEAGAIN: () => Date.now() < exitDeadline,
+      }),
+    ),
+  );
+  let logger: Logger;
   if (!pretty) {
-    return pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+    logger = pino({ level, base: null, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  } else {
+    // pino-pretty as a formatter over our destination, not its own stream
+    // pipeline: a failing descriptor then costs the lines, never the pipeline.
+    const format = prettyModule().prettyFactory({ ...PRETTY_LINE, colorize: isTty && !process.env.NO_COLOR });
+    const stream = { write: (line: string): void => void destination.write(format(line)) };
+    logger = pino({ level, base: null }, stream);
   }
-  // pino-pretty as a formatter over our destination, not its own stream
-  // pipeline: a failing descriptor then costs the lines, never the pipeline.
-  const format = prettyModule().prettyFactory({ ...PRETTY_LINE, colorize: isTty && !process.env.NO_COLOR });
-  const stream = { write: (line: string): void => void destination.write(format(line)) };
-  return pino({ level, base: null }, stream);
+  countDrops(destination, logger);
+  process.once('exit', () => {
+    exitDeadline = Date.now() + EXIT_FLUSH_MS;
+    try {
+      destination.flushSync();
+    } catch {
+      // A reader that stayed away past the deadline, or a descriptor that failed: there is nowhere left to say it.
+    }
+  });
+  return logger;
+}
+
+/** A destination whose lines, once one is waiting, are written within `waitMs` even when fewer than its minLength bytes wait. */
+function batchedWithin(waitMs: number, destination: Destination): Destination {
+  const write = destination.write.bind(destination);
+  let timer: NodeJS.Timeout | null = null;
+  const flush = (): void => {
+    timer = null;
+    try {
+      destination.flush();
+    } catch {
+      // Destroyed (a failed descriptor): nothing to write to.
+    }
+  };
+  destination.write = (data: string): boolean => {
+    if (timer === null) {
+      timer = setTimeout(flush, waitMs);
+      timer.unref();
+    }
+    return write(data);
+  };
+  return destination;
+}
+
+/** Lines dropped while the buffer was full are counted and, once it has drained, said in one line. */
+function countDrops(destination: Destination, logger: Logger): void {
+  let dropped = 0;
+  destination.on('drop', () => {
+    dropped++;
+  });
+  destination.on('drain', () => {
+    if (dropped === 0) return;
+    const lines = dropped;
+    dropped = 0;
+    logger.warn({ droppedLogLines: lines }, `${lines} log line${lines === 1 ? ' was' : 's were'} dropped: ${MAX_PENDING_LOG_BYTES / 2 ** 20} MiB of lines waited for a reader of this output (the capture file has every event)`);
+  });
 }
 
 type Destination = ReturnType<typeof pino.destination>;
