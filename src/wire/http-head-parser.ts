@@ -87,13 +87,20 @@ export class HttpHeadParser<K extends HeadKind> {
   push(chunk: Buffer): HeadParseResult<HeadFor<K>> {
     this.seen += chunk.length;
     if (this.final !== null) return this.final;
+    if (this.stored === 0) {
+      const whole = this.wholeHead(chunk);
+      if (whole !== null) return whole;
+    }
     const storedBefore = this.stored;
     const taken = Math.min(chunk.length, this.maxHeadBytes - storedBefore);
     this.append(chunk.subarray(0, taken));
     const headLength = this.searchForEnd();
     if (this.final !== null) return this.final;
     if (headLength >= 0) {
-      this.final = this.finish(headLength, chunk.subarray(headLength - storedBefore));
+      const text = this.storage.toString('latin1', 0, headLength);
+      // Release the copy; the final result is all that is kept.
+      this.storage = Buffer.alloc(0);
+      this.final = this.finish(text, headLength, chunk.subarray(headLength - storedBefore));
       return this.final;
     }
     if (taken < chunk.length) {
@@ -106,6 +113,26 @@ export class HttpHeadParser<K extends HeadKind> {
       return this.final;
     }
     return INCOMPLETE;
+  }
+
+  /**
+   * The common case, a head that arrives whole in its first chunk, parsed
+   * straight from the chunk: no copy. Null when the chunk does not hold a
+   * whole head within the limit; the general path then starts over.
+   */
+  private wholeHead(chunk: Buffer): HeadParseResult<HeadFor<K>> | null {
+    const limit = Math.min(chunk.length, this.maxHeadBytes);
+    const startLineEnd = chunk.indexOf(LF);
+    if (startLineEnd === -1 || startLineEnd >= limit) return null;
+    for (let lf = chunk.indexOf(LF, startLineEnd + 1); lf !== -1 && lf < limit; lf = chunk.indexOf(LF, lf + 1)) {
+      if (!(chunk[lf - 1] === LF || (chunk[lf - 1] === CR && chunk[lf - 2] === LF))) continue;
+      const headLength = lf + 1;
+      this.startLineEnd = startLineEnd;
+      this.startLine = this.parseStartLine(chunk.toString('latin1', 0, startLineEnd));
+      this.final = this.final ?? this.finish(chunk.toString('latin1', 0, headLength), headLength, chunk.subarray(headLength));
+      return this.final;
+    }
+    return null;
   }
 
   private append(bytes: Buffer): void {
@@ -165,10 +192,8 @@ export class HttpHeadParser<K extends HeadKind> {
     return null;
   }
 
-  private finish(headLength: number, rest: Buffer): HeadParseResult<HeadFor<K>> {
-    const text = this.storage.toString('latin1', 0, headLength);
-    // Release the copy; the final result is all that is kept.
-    this.storage = Buffer.alloc(0);
+  /** `text`: the whole head as latin1, blank line included. */
+  private finish(text: string, headLength: number, rest: Buffer): HeadParseResult<HeadFor<K>> {
     const fields = parseFieldLines(text, this.startLineEnd + 1);
     if (!Array.isArray(fields)) return fields;
     const startLine = this.startLine;

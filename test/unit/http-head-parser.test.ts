@@ -166,6 +166,28 @@ describe('HttpHeadParser responses', () => {
     expect(result).toMatchObject({ state: 'error', code: 'HEAD_TOO_LARGE', offset: 100 });
   });
 
+  it('gives the same result for a head that arrives whole in one chunk (read without a copy) as for the same bytes one at a time', () => {
+    const cases = [
+      SWITCHING + 'after',
+      'HTTP/1.1 200 OK\nA: 1\n\n',
+      'HTTP/1.1 200 OK\r\n\r\n',
+      'HTTP/1.1 200 OK\n\r\nbody',
+      'garbage\r\nX: 1\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nno colon here\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nX: 1\r\n',
+    ];
+    for (const text of cases) {
+      for (const maxHeadBytes of [65536, 20]) {
+        const whole = new HttpHeadParser('response', { maxHeadBytes }).push(Buffer.from(text, 'latin1'));
+        const bytewise = feed(new HttpHeadParser('response', { maxHeadBytes }), [...Buffer.from(text, 'latin1')].map((b) => Buffer.from([b]))).result;
+        const { rest: wholeRest, ...wholeResult } = whole as HeadParseResult<HeadFor<'response'>> & { rest?: Buffer };
+        const { rest: _bytewiseRest, ...bytewiseResult } = bytewise as HeadParseResult<HeadFor<'response'>> & { rest?: Buffer };
+        expect(wholeResult, `${JSON.stringify(text)} within ${maxHeadBytes}`).toEqual(bytewiseResult);
+        if (whole.state === 'complete') expect(wholeRest?.toString('latin1')).toBe(text.slice(whole.head.headLength));
+      }
+    }
+  });
+
   it('defaults maxHeadBytes to 65536', () => {
     const parser = new HttpHeadParser('response');
     expect(parser.push(Buffer.from('HTTP/1.1 200 OK\r\n')).state).toBe('incomplete');
