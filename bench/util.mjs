@@ -100,13 +100,15 @@ export async function stop(child) {
  * `seconds` (state.counting), then stop it (state.stopped, `close()`) and
  * let the last replies drain. Returns the window's length in seconds.
  */
-export async function countWindow(state, { warmupMs, seconds }, close) {
+export async function countWindow(state, { warmupMs, seconds, window }, close) {
   await sleep(warmupMs);
+  window?.start();
   state.counting = true;
   const t0 = performance.now();
   await sleep(seconds * 1000);
   state.counting = false;
   const elapsed = (performance.now() - t0) / 1000;
+  window?.end();
   state.stopped = true;
   close();
   await sleep(100);

@@ -62,7 +62,8 @@ class KeepAliveClient {
   }
 }
 
-async function httpLoad(port, { warmupMs, seconds }) {
+/** Requests per second through `port`; `window` ({start(), end()}), when given, is called as the counting window opens and closes. */
+export async function httpLoad(port, { warmupMs, seconds, window }) {
   const body = Buffer.alloc(SIZE, 0x68);
   const request = Buffer.concat([
     Buffer.from(`POST /echo HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${SIZE}\r\n\r\n`, 'latin1'),
@@ -70,7 +71,7 @@ async function httpLoad(port, { warmupMs, seconds }) {
   ]);
   const state = { counting: false, stopped: false, requests: 0, reconnects: 0, error: null };
   const clients = Array.from({ length: CONNECTIONS }, () => new KeepAliveClient(port, request, body, state));
-  const elapsed = await countWindow(state, { warmupMs, seconds }, () => {
+  const elapsed = await countWindow(state, { warmupMs, seconds, window }, () => {
     for (const c of clients) c.sock?.destroy();
   });
   if (state.error) throw state.error;
