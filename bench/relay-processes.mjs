@@ -19,7 +19,15 @@ export const RELAYS = [
   { name: 'wstap', binary: null },
   { name: 'wstap-metrics', binary: null },
   { name: 'mitmdump', binary: 'mitmdump', install: 'apt-get install -y mitmproxy' },
+  // A peer baseline for (b) and (e) only (issue 17); not one of wstap's dependencies.
+  { name: 'mockttp', module: path.join(benchDir, 'peers', 'node_modules', 'mockttp', 'package.json'), install: 'npm --prefix bench/peers ci', scenarios: ['small-1', 'small-100', 'http'] },
 ];
+
+/** Whether a relay is measured in a scenario (a peer may be a baseline for some only). */
+export const measuredIn = (name, scenarioId) => RELAYS.find((r) => r.name === name)?.scenarios?.includes(scenarioId) ?? true;
+
+/** Whether a relay can run here: its binary on PATH, or its module installed. */
+export const isInstalled = (relay) => (relay.binary ? hasCommand(relay.binary) : relay.module ? fs.existsSync(relay.module) : true);
 
 export const hasCommand = (name) => spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).status === 0;
 
@@ -141,6 +149,12 @@ http {
       const child = launchRaised('mitmdump', ['--mode', `reverse:http://127.0.0.1:${appPort}`, '--listen-host', '127.0.0.1', '--listen-port', String(port), '-q'],
         { env: { ...process.env, HOME: path.join(tmp, 'mitm-home') } });
       await waitForPort(port, child, 'mitmdump', 60000);
+      return { port, child };
+    }
+    case 'mockttp': {
+      const port = await freePort();
+      const child = launch(process.execPath, [path.join(benchDir, 'mockttp-relay.mjs'), String(appPort), String(port)]);
+      await firstLine(child, 'mockttp');
       return { port, child };
     }
     default:

@@ -23,9 +23,12 @@
 //       wstap      bin/wstap proxy --no-tui --log-format json --capture FILE
 //                  (decoder on, capture on: the defaults)
 //       mitmdump   --mode reverse:http://127.0.0.1:APP -q
+//       mockttp    bench/mockttp-relay.mjs: mockttp 4.6.5 (HTTP Toolkit's
+//                  engine) forwarding HTTP and WebSocket to the app; from
+//                  bench/peers (npm --prefix bench/peers ci); in (b) and (e) only
 //     socat, nginx and mitmdump run with their soft open-files limit raised
 //     to the hard limit (sh -c 'ulimit -S -n HARD; exec ...'); Node raises
-//     its own. A relay whose binary is missing is reported as missing, not
+//     its own. A relay whose binary (or module) is missing is reported as missing, not
 //     dropped; one that fails a measurement is reported with the error.
 //   - load generator: this process.
 //
@@ -77,7 +80,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { RELAYS, hasCommand, startRelay, stopRelay } from './relay-processes.mjs';
+import { RELAYS, isInstalled, measuredIn, startRelay, stopRelay } from './relay-processes.mjs';
 import { report } from './report.mjs';
 import { echoThroughputScenarios } from './scenarios/echo-throughput.mjs';
 import { httpKeepAliveScenario } from './scenarios/http-keepalive.mjs';
@@ -143,7 +146,7 @@ async function main() {
       if (only && !only.includes(relay.name)) continue;
       const entry = { status: 'ok', values: {}, errors: {} };
       results[relay.name] = entry;
-      if (relay.binary && !hasCommand(relay.binary)) {
+      if (!isInstalled(relay)) {
         entry.status = `missing (not installed: ${relay.install})`;
         console.log(`${relay.name}: ${entry.status}`);
         continue;
@@ -166,7 +169,7 @@ async function main() {
       for (const sc of scenarios) {
         const own = sc.relays === 'own';
         if (own && round >= idle.runs) continue;
-        const pool = own ? available.filter((n) => results[n].status === 'ok') : live;
+        const pool = (own ? available.filter((n) => results[n].status === 'ok') : live).filter((n) => measuredIn(n, sc.id));
         const order = pool.map((_, i) => pool[(i + round) % pool.length]);
         const line = [];
         for (const name of order) {

@@ -5,7 +5,7 @@
 // (memory holding them - memory idle before) / N, summed over its process tree.
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { nginxWorkerConnections, nofileLimits, startRelay, stopRelay, treeFds, treeMemory } from '../relay-processes.mjs';
+import { nginxWorkerConnections, nofileLimits, startRelay, stopRelay, treeFds, treeMemory, measuredIn } from '../relay-processes.mjs';
 import { fmtNum, isRunning, median, sleep, withTimeout } from '../util.mjs';
 import { openSocket } from './echo-throughput.mjs';
 
@@ -179,6 +179,7 @@ export const idleConnectionsScenario = {
     const base = medianPerConn(results, 'node-pipe');
     const notes = [];
     for (const [name, e] of Object.entries(results)) {
+      if (!measuredIn(name, 'idle')) continue;
       if (e.status !== 'ok') { L.push(`| ${name} | ${e.status} | | | | | | | |`); continue; }
       const all = e.values.idle ?? [];
       const ok = all.filter((v) => v.complete);

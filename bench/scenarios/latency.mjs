@@ -3,6 +3,7 @@
 // latency a relay adds = its figure minus direct's figure in the same round.
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import { measuredIn } from '../relay-processes.mjs';
 import { fmtNum, median, percentile, sleep, withTimeout } from '../util.mjs';
 import { openSocket } from './echo-throughput.mjs';
 
@@ -117,6 +118,7 @@ export const latencyScenario = {
     L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     const baseAdded = addedMedian(results, 'node-pipe', 'p99');
     for (const [name, e] of Object.entries(results)) {
+      if (!measuredIn(name, 'latency')) continue;
       if (e.status !== 'ok') { L.push(`| ${name} | ${e.status} | | | | | | | | | |`); continue; }
       const v = e.values.latency ?? [];
       const p99s = v.map((x) => x.p99);
