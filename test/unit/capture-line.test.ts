@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { captureLine, fastLineRoom, writeFastLine } from '../../src/capture/capture-line.js';
-import type { CaptureEvent, FrameEvent, MessageEvent } from '../../src/capture/events.js';
+import type { CaptureEvent, FrameEvent, HttpRequestEvent, HttpResponseEvent, MessageEvent } from '../../src/capture/events.js';
 
 /**
  * ws.frame and ws.message lines are written as bytes by hand for speed: they
@@ -176,5 +176,63 @@ describe('capture lines', () => {
       expect(captureLine(event)).toBe(json(event));
       expect(() => writeFastLine(event, Buffer.alloc(1024), 0)).toThrow(/no fast form for a .* event/);
     }
+  });
+});
+
+/** Built in the order HttpTap builds them; `Required` stops compiling when a field is added. */
+const fullRequest: Required<HttpRequestEvent> = {
+  kind: 'http.request',
+  t: 1763750000123.4567,
+  conn: 42,
+  method: 'POST',
+  url: '/echo?q="quoted"&back\\slash&é',
+  httpVersion: '1.1',
+  rawHeaders: [
+    ['Host', 'example'],
+    ['X-Dup', '1'],
+    ['x-dup', 'tab\there \u0001 del\u007f'],
+    ['X-Latin1', 'caf\u00e9 \u2028'],
+  ],
+  exchange: 3,
+};
+
+const fullResponse: Required<HttpResponseEvent> = {
+  kind: 'http.response',
+  t: 1763750000124.5,
+  conn: 42,
+  exchange: 3,
+  statusCode: 200,
+  statusMessage: 'OK "fine"',
+  httpVersion: '1.1',
+  rawHeaders: [['Content-Length', '100']],
+  requestBodyBytes: 100,
+  responseBodyBytes: 100,
+  ttfbMs: 0.25,
+  totalMs: 1.125,
+  complete: true,
+};
+
+describe('plain HTTP capture lines', () => {
+  it('are JSON.stringify\'s text, quotes, backslashes, control and non-ASCII characters included', () => {
+    expect(captureLine(fullRequest)).toBe(json(fullRequest));
+    expect(captureLine(fullResponse)).toBe(json(fullResponse));
+    const empty = { ...fullRequest, rawHeaders: [], url: '', method: '' };
+    expect(captureLine(empty)).toBe(json(empty));
+    const odd = { ...fullResponse, ttfbMs: NaN, totalMs: Infinity, complete: false, responseBodyBytes: 1e21, statusMessage: '' };
+    expect(captureLine(odd)).toBe(json(odd));
+  });
+
+  it('match JSON.stringify for generated requests and responses', () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme-ascii' }));
+    const headers = fc.array(fc.tuple(text, text), { maxLength: 6 });
+    const number = fc.oneof(fc.double(), fc.integer(), fc.maxSafeNat());
+    fc.assert(
+      fc.property(text, text, headers, number, number, (method, url, rawHeaders, t, n) => {
+        const request: HttpRequestEvent = { ...fullRequest, method, url, rawHeaders, t, exchange: n };
+        const response: HttpResponseEvent = { ...fullResponse, statusMessage: url, rawHeaders, t, ttfbMs: n, totalMs: t };
+        return captureLine(request) === json(request) && captureLine(response) === json(response);
+      }),
+      { numRuns: 500 },
+    );
   });
 });
