@@ -1,9 +1,12 @@
+import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CaptureEvent } from '../../src/capture/events.js';
 import { frame } from '../support/frame-fixtures.js';
+import { finalCapture, startNginxStack, type NginxStack } from '../support/nginx-stack.js';
+import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { rawClient, startRawApp, type RawApp, type RawEnd } from '../support/raw-peers.js';
 import { waitUntil } from '../support/wait-until.js';
-import { ofConn, sleep } from '../support/ws-peers.js';
+import { closedEvent, ofConn, sleep } from '../support/ws-peers.js';
 import { captureOfClosed, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
@@ -195,4 +198,64 @@ describe('later request heads written byte by byte reach the app byte for byte, 
       }
     });
   }
+});
+
+describe('through a real nginx with upstream keepalive: the probe rides a connection that carried ordinary requests', () => {
+  let app: UpstreamApp;
+  let stack: NginxStack;
+  beforeAll(async () => {
+    app = await startUpstreamApp();
+    stack = await startNginxStack(
+      app.port,
+      {
+        upstreamExtra: 'keepalive 4;',
+        websocketHeaders: false,
+        // Keep-alive to wstap needs no `Connection: close`; an upgrade still needs its Upgrade and Connection headers.
+        locationExtra: 'proxy_set_header Upgrade $http_upgrade;\n      proxy_set_header Connection $http_connection;',
+      },
+      ['--probe-token', TOKEN],
+    );
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await app?.close();
+  });
+
+  it('the app never sees the probe, which gets its 101 from wstap on the reused connection', async () => {
+    for (const path of ['/warm-1', '/warm-2']) {
+      const client = await rawClient(stack.nginx.port);
+      client.write(`GET ${path} HTTP/1.1\r\nHost: app\r\n\r\n`);
+      await client.waitFor(`"url":"${path}"`);
+      client.socket.destroy();
+    }
+    expect(app.requests.map((r) => r.url)).toEqual(['/warm-1', '/warm-2']);
+
+    const ws = new WebSocket(`ws://127.0.0.1:${stack.nginx.port}/probe-nginx`, {
+      headers: { 'X-Wstap-Probe': TOKEN, 'X-Wstap-Probe-Run': 'nginx-run', 'X-Wstap-Probe-Variant': 'v', 'X-Wstap-Probe-Mode': 'silent' },
+    });
+    const probeConn = await new Promise<number>((resolve, reject) => {
+      ws.once('upgrade', (res) => resolve(Number(res.headers['x-wstap-probe-conn'])));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`the probe got ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+    await new Promise<void>((resolve) => (ws.readyState === WebSocket.OPEN ? resolve() : ws.once('open', () => resolve())));
+    const pong = new Promise<string>((resolve) => ws.once('pong', (data: Buffer) => resolve(data.toString())));
+    ws.ping('through nginx');
+    expect(await pong).toBe('through nginx');
+    const closed = closedEvent(ws);
+    ws.close(1000);
+    await closed;
+
+    expect(app.upgrades).toEqual([]);
+    expect(app.requests.map((r) => r.url)).toEqual(['/warm-1', '/warm-2']);
+    const events = await finalCapture(stack);
+    // The same wstap connection carried the warm-up requests, then the probe: nginx reused it.
+    expect(ofConn(events, probeConn, 'http.request').map((e) => [e.exchange, e.url])).toEqual([
+      [1, '/warm-1'],
+      [2, '/warm-2'],
+    ]);
+    expect(ofConn(events, probeConn, 'ws.handshake.request').map((e) => e.url)).toEqual(['/probe-nginx']);
+    expect(ofConn(events, probeConn, 'proxy.close')[0]?.reason).toContain('request 3 carries X-Wstap-Probe');
+    expect(ofConn(events, probeConn, 'ws.frame').map((f) => `${f.side}:${f.opcode}`)).toEqual(['client:9', 'upstream:10', 'client:8', 'upstream:8']);
+  });
 });
