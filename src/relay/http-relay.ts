@@ -86,18 +86,21 @@ export function relayHttp(
       /**
        * A later request wstap answers itself: every earlier exchange is
        * complete, so the app's connection has nothing more to carry. wstap
-       * ends it (a FIN, recorded as wstap's own close), the tap's open
-       * records are settled, and the client's socket goes to the answerer,
-       * which records the rest as the first-request probe path does.
+       * ends it (a FIN, recorded as `proxy.takeover`: not close evidence, the
+       * client's connection lives on), the tap's open records are settled,
+       * and the client's socket goes to the answerer, which records the rest
+       * as on a connection whose first request was the probe: its close is
+       * judged from what follows, as there.
        */
       const takeOver = (claimed: ClaimedRequest): void => {
         relay.detach();
         const t = ctx.now();
         ctx.record({
-          kind: 'proxy.close',
+          kind: 'proxy.takeover',
           t,
           conn: ctx.id,
-          reason: `request ${claimed.exchange} carries ${PROBE_TOKEN_HEADER}: wstap ended the app's connection and answers that request itself`,
+          exchange: claimed.exchange,
+          reason: `request ${claimed.exchange} carries ${PROBE_TOKEN_HEADER}: wstap ended the app's connection (FIN) and answers that request itself`,
           idle: ctx.idleAt(t),
         });
         retire(ctx, upstream);

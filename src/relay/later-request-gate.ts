@@ -189,7 +189,7 @@ export class LaterRequestGate implements ClientGate {
       const all = this.#pending;
       this.#pending = [];
       this.#passedTo = this.#received;
-      return all;
+      return all.length > 1 ? [Buffer.concat(all)] : all;
     }
     const out: Buffer[] = [];
     let at = this.#passedTo;
@@ -206,7 +206,8 @@ export class LaterRequestGate implements ClientGate {
       }
     }
     this.#passedTo = upTo;
-    return out;
+    // A head held over several reads goes on in one write, the same bytes (and the tap sees it whole).
+    return out.length > 1 ? [Buffer.concat(out)] : out;
   }
 
   /** The claimed request cannot be answered any more: its bytes, and every later one, are counted and never forwarded. */

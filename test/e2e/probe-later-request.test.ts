@@ -1,13 +1,17 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attributeClose } from '../../src/analysis/close-attribution.js';
 import type { CaptureEvent } from '../../src/capture/events.js';
+import type { HarEntry } from '../../src/har/har-types.js';
 import { frame } from '../support/frame-fixtures.js';
 import { finalCapture, startNginxStack, type NginxStack } from '../support/nginx-stack.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { rawClient, startRawApp, type RawApp, type RawEnd } from '../support/raw-peers.js';
 import { waitUntil } from '../support/wait-until.js';
-import { closedEvent, ofConn, sleep } from '../support/ws-peers.js';
-import { captureOfClosed, startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { closedEvent, evidenceOf, ofConn, sleep } from '../support/ws-peers.js';
+import { captureOfClosed, runWstapSync, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
  * With --probe-token, a request carrying X-Wstap-Probe never reaches the app
@@ -77,9 +81,10 @@ describe('--probe-token: a probe request later on a keep-alive connection', () =
     const { conn, events } = await captureOfClosed(wstap, (evs) => connOf(evs, '/warm-a'));
     expect(ofConn(events, conn, 'http.request').map((e) => [e.exchange, e.url])).toEqual([[1, '/warm-a']]);
     expect(ofConn(events, conn, 'http.response').map((e) => [e.exchange, e.statusCode, e.complete])).toEqual([[1, 200, true]]);
-    const proxyClose = ofConn(events, conn, 'proxy.close');
-    expect(proxyClose).toHaveLength(1);
-    expect(proxyClose[0]?.reason).toContain('request 2 carries X-Wstap-Probe');
+    const takeover = ofConn(events, conn, 'proxy.takeover');
+    expect(takeover.map((e) => e.exchange)).toEqual([2]);
+    expect(takeover[0]?.reason).toContain('request 2 carries X-Wstap-Probe');
+    expect(ofConn(events, conn, 'proxy.close')).toEqual([]);
     expect(ofConn(events, conn, 'ws.handshake.request').map((e) => e.url)).toEqual(['/probe-a']);
     expect(ofConn(events, conn, 'ws.handshake.response').map((e) => e.statusCode)).toEqual([101]);
     expect(ofConn(events, conn, 'ws.frame').map((f) => `${f.side}:${f.opcode}`)).toEqual(['client:9', 'upstream:10']);
@@ -87,13 +92,27 @@ describe('--probe-token: a probe request later on a keep-alive connection', () =
     expect(ofConn(events, conn, 'tcp.fin').map((e) => e.side)).toEqual(['client']);
     // Order: the GET's exchange, wstap's close of the app's connection, then the probe.
     const kinds = events.filter((e) => 'conn' in e && e.conn === conn).map((e) => e.kind);
-    expect(kinds.indexOf('http.response')).toBeLessThan(kinds.indexOf('proxy.close'));
-    expect(kinds.indexOf('proxy.close')).toBeLessThan(kinds.indexOf('ws.handshake.request'));
+    expect(kinds.indexOf('http.response')).toBeLessThan(kinds.indexOf('proxy.takeover'));
+    expect(kinds.indexOf('proxy.takeover')).toBeLessThan(kinds.indexOf('ws.handshake.request'));
     expect(kinds.at(-1)).toBe('conn.close');
     const close = ofConn(events, conn, 'conn.close')[0];
     const sentByClient = first.length + probeUpgrade('/probe-a').length + PING.length;
     expect(close?.bytes.fromClient).toBe(sentByClient);
     expect(close?.bytes.fromUpstream).toBe(client.received.length);
+    // Who closed is judged from the probe's own end, as on a connection whose first request was the probe.
+    expect(attributeClose(evidenceOf(events, conn)).closedBy).toBe('client');
+
+    // The HAR: the GET as an ordinary entry, the probe as a WebSocket entry closed by the client.
+    const har = path.join(path.dirname(wstap.capturePath), 'later.har');
+    expect(runWstapSync(['export', wstap.capturePath, '-o', har]).status).toBe(0);
+    const entries = (JSON.parse(fs.readFileSync(har, 'utf8')) as { log: { entries: HarEntry[] } }).log.entries.filter((e) => e._wstap?.connectionId === conn);
+    expect(entries.map((e) => [e.request.url.replace(/^[a-z]+:\/\/app/, ''), e.response.status, e._resourceType ?? 'http'])).toEqual(
+      expect.arrayContaining([
+        ['/warm-a', 200, 'http'],
+        ['/probe-a', 101, 'websocket'],
+      ]),
+    );
+    expect(entries.find((e) => e._resourceType === 'websocket')?._wstap?.closedBy).toBe('client');
   });
 
   it('a wrong token later on the connection gets 403 and never reaches the app; a later report request gets its JSON as exchange 2', async () => {
@@ -255,7 +274,8 @@ describe('through a real nginx with upstream keepalive: the probe rides a connec
       [2, '/warm-2'],
     ]);
     expect(ofConn(events, probeConn, 'ws.handshake.request').map((e) => e.url)).toEqual(['/probe-nginx']);
-    expect(ofConn(events, probeConn, 'proxy.close')[0]?.reason).toContain('request 3 carries X-Wstap-Probe');
+    expect(ofConn(events, probeConn, 'proxy.takeover').map((e) => e.exchange)).toEqual([3]);
+    expect(attributeClose(evidenceOf(events, probeConn)).closedBy).toBe('client');
     expect(ofConn(events, probeConn, 'ws.frame').map((f) => `${f.side}:${f.opcode}`)).toEqual(['client:9', 'upstream:10', 'client:8', 'upstream:8']);
   });
 });
