@@ -36,7 +36,7 @@ export interface ClientGate {
   /** An upstream chunk was passed on to the client. */
   upstream(chunk: Buffer, t: number): void;
   /** A side's FIN, RST or error was recorded (and passed on). */
-  ended(side: Side, t: number): void;
+  ended(side: Side, how: 'fin' | 'rst' | 'error', t: number): void;
   /** Called after each chunk was passed on, either way: the gate may act now (it may detach the relay). */
   afterForward(): void;
   /** While true the client is not read. */
@@ -207,23 +207,23 @@ export class DuplexRelay {
     });
 
     const ended = this.#options.ended;
-    const gateEnded = (): void => {
+    const gateEnded = (how: 'fin' | 'rst' | 'error'): void => {
       if (!gate) return;
-      gate.ended(side, ctx.now());
+      gate.ended(side, how, ctx.now());
       this.#holdIfGated();
     };
     this.#on(src, 'end', () => {
       ctx.recordFin(side);
       if (!dst.destroyed) dst.end();
       if (ended) ctx.guard('ended', () => ended(side, 'fin', ctx.now()));
-      gateEnded();
+      gateEnded('fin');
     });
 
     this.#on(src, 'error', (err: NodeJS.ErrnoException) => {
       ctx.recordSocketError(side, err);
       if (!dst.destroyed) resetOrDestroy(dst);
       if (ended) ctx.guard('ended', () => ended(side, err.code === 'ECONNRESET' ? 'rst' : 'error', ctx.now()));
-      gateEnded();
+      gateEnded(err.code === 'ECONNRESET' ? 'rst' : 'error');
     });
 
     this.#on(src, 'close', () => {

@@ -35,6 +35,11 @@ const RETIRED_UPSTREAM_GRACE_MS = 5000;
  * 101. A copy of each chunk feeds the HttpTap, which records the exchanges.
  * An upstream that cannot be reached is answered 502 with a short plain-text
  * body, as any reverse proxy would: the app never spoke.
+ *
+ * With --probe-token (`options.claims`) the client's bytes pass a
+ * LaterRequestGate first: each later request head is held until complete,
+ * and one wstap claims ends the app's connection (takeOver below) instead
+ * of reaching it. Without it, nothing sits between the two sockets.
  */
 export function relayHttp(
   ctx: ConnectionContext,

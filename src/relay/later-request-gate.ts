@@ -112,7 +112,7 @@ export class LaterRequestGate implements ClientGate {
     }
   }
 
-  ended(side: Side, t: number): void {
+  ended(side: Side, how: 'fin' | 'rst' | 'error', t: number): void {
     if (this.#state !== 'gating' && this.#state !== 'claimed') return;
     if (side === 'upstream') this.#upstreamEnded = true;
     try {
@@ -122,7 +122,8 @@ export class LaterRequestGate implements ClientGate {
       this.#fail(err, null);
       return;
     }
-    if (this.#state === 'claimed') this.#drop();
+    // The client's FIN (half-close: it still reads) leaves its claimed request to be answered; the app's end, or a reset, does not.
+    if (this.#state === 'claimed' && (side === 'upstream' || how !== 'fin')) this.#drop();
   }
 
   afterForward(): void {

@@ -51,8 +51,10 @@ interface ConnectionEntry {
  * hands each to the byte relay: in http mode once its first request head is
  * complete (request-head-gate: 431/408/400/405 answered there), with --tcp at
  * once. One relay for all traffic: plain HTTP, upgrades and raw TCP alike go
- * byte for byte to an upstream connection of their own. Every connection,
- * whatever becomes of it, gets an id, `conn.open` and `conn.close`.
+ * byte for byte to an upstream connection of their own. With --probe-token,
+ * a request carrying X-Wstap-Probe, first or later on its connection, is
+ * answered by wstap (ProbeResponder) and never reaches the app. Every
+ * connection, whatever becomes of it, gets an id, `conn.open` and `conn.close`.
  */
 export class ProxyListener {
   readonly #options: ProxyListenerOptions;

@@ -170,6 +170,27 @@ describe('--probe-token: a probe request later on a keep-alive connection', () =
     expect(ofConn(events, conn, 'http.response').map((e) => [e.exchange, e.responseBodyBytes, e.complete])).toEqual([[1, 10, true]]);
     expect(ofConn(events, conn, 'ws.handshake.response').map((e) => e.statusCode)).toEqual([101]);
   });
+
+  it('a report request pipelined behind a GET, the client half-closing at once: answered after the GET, nothing of it reaches the app', async () => {
+    const index = app.connections.length;
+    const client = await rawClient(wstap.port);
+    const get = 'GET /before-fin HTTP/1.1\r\nHost: app\r\n\r\n';
+    client.socket.end(Buffer.from(`${get}GET /report-fin HTTP/1.1\r\nHost: app\r\nX-Wstap-Probe: ${TOKEN}\r\nX-Wstap-Probe-Report: later-run\r\n\r\n`, 'latin1'));
+    const up = await app.connection(index);
+    await up.waitFor(get);
+    await sleep(100);
+    up.write(OK);
+    expect(await client.waitForEnd()).toBe('fin');
+    expect(client.received).toMatch(/^HTTP\/1\.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n\{"run":"later-run"/);
+    expect(await up.waitForEnd()).toBe('fin');
+    expect(up.received).toBe(get);
+    const { conn, events } = await captureOfClosed(wstap, (evs) => connOf(evs, '/before-fin'));
+    expect(ofConn(events, conn, 'http.response').map((e) => [e.exchange, e.statusCode])).toEqual([
+      [1, 200],
+      [2, 200],
+    ]);
+    expect(ofConn(events, conn, 'proxy.takeover').map((e) => e.exchange)).toEqual([2]);
+  });
 });
 
 describe('later request heads written byte by byte reach the app byte for byte, token or not', () => {

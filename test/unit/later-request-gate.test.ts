@@ -128,7 +128,7 @@ describe('LaterRequestGate', () => {
     const run = newRun();
     push(run, bytes(REQUESTS[0] + PROBE));
     answer(run, 'HTTP/1.1 200 OK\r\n\r\nuntil close');
-    run.gate.ended('upstream', 0);
+    run.gate.ended('upstream', 'fin', 0);
     expect(run.claimed).toEqual([]);
     expect(run.gate.holdsClient).toBe(false);
     push(run, bytes('more'));
