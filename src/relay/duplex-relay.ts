@@ -193,12 +193,14 @@ export class DuplexRelay {
       ctx.bytes[counter] += chunk.length;
       // Contained: a throw stops observing this connection, never the relay.
       ctx.observe(observe, side, chunk, t, previousByteAt);
-      if (gate) {
-        // Only with a gate (side is upstream here): its pairing learns where the answers end.
-        gate.upstream(chunk, t);
-        gate.afterForward();
-      }
     });
+    if (gate && side === 'upstream') {
+      // A listener of its own, after the one above (so the chunk is forwarded first): without a gate no work is added per chunk.
+      this.#on(src, 'data', (chunk: Buffer) => {
+        gate.upstream(chunk, ctx.lastByteAt.upstream);
+        gate.afterForward();
+      });
+    }
     this.#on(dst, 'drain', () => {
       // A client the gate holds stays unread; the gate resumes it when it lets go.
       if (side === 'client' && this.#gateHolds) return;

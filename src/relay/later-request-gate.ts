@@ -237,10 +237,12 @@ export class LaterRequestGate implements ClientGate {
       return before;
     }
     this.#state = 'off';
+    // Not from the client's path: a head begun stays pending, and goes on with the client's next bytes ('off').
+    if (chunk === null) return NONE;
     const out = [...this.#pending];
     this.#pending = [];
     this.#passedTo = this.#received;
-    if (chunk !== null && !out.includes(chunk)) out.push(chunk);
+    if (!out.includes(chunk)) out.push(chunk);
     return out;
   }
 }
