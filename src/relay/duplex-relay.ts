@@ -41,6 +41,8 @@ export interface ClientGate {
   afterForward(): void;
   /** While true the client is not read. */
   readonly holdsClient: boolean;
+  /** True once the gate lets every byte through for good (after a 101): the relay then drops it from its path. */
+  readonly passesAll: boolean;
 }
 
 type Listener = Parameters<net.Socket['removeListener']>[1];
@@ -67,6 +69,9 @@ export class DuplexRelay {
   /** The client is paused because the gate holds it (not backpressure). */
   #gateHolds = false;
   #detached = false;
+  /** The gate's own listeners, taken off once it passes everything (#ungate), and the plain client listener that replaces them. */
+  readonly #gateListeners: Array<[net.Socket, string, Listener]> = [];
+  #plainClientData: Listener | null = null;
 
   constructor(ctx: ConnectionContext, client: net.Socket, upstream: net.Socket, options: DuplexRelayOptions) {
     this.#ctx = ctx;
@@ -150,6 +155,25 @@ export class DuplexRelay {
     gate.afterForward();
   }
 
+  /**
+   * The gate lets everything through from here on (a WebSocket after its
+   * 101): the client's chunks take the plain path again and the gate hears
+   * no more, so an upgraded connection costs with --probe-token what it
+   * costs without.
+   */
+  #ungate(): void {
+    if (this.#detached || this.#plainClientData === null) return;
+    for (const [socket, event, listener] of this.#gateListeners) socket.removeListener(event, listener);
+    this.#gateListeners.length = 0;
+    this.#on(this.client, 'data', this.#plainClientData);
+    this.#plainClientData = null;
+  }
+
+  #onGate(socket: net.Socket, listener: Listener): void {
+    this.#on(socket, 'data', listener);
+    this.#gateListeners.push([socket, 'data', listener]);
+  }
+
   /** Pauses the client while the gate holds it, resumes it when the gate lets go without taking the connection. */
   #holdIfGated(): void {
     const holds = (this.#options.clientGate as ClientGate).holdsClient;
@@ -168,14 +192,7 @@ export class DuplexRelay {
     const counter = side === 'client' ? 'fromClient' : 'fromUpstream';
     const gate = this.#options.clientGate;
 
-    if (gate && side === 'client') {
-      this.#on(src, 'data', (chunk: Buffer) => {
-        const t = ctx.now();
-        const previousByteAt = ctx.lastByteAt.client;
-        ctx.lastByteAt.client = t;
-        this.#gatedClientChunk(chunk, t, previousByteAt);
-      });
-    } else this.#on(src, 'data', (chunk: Buffer) => {
+    const forward = (chunk: Buffer): void => {
       // Forward first: nothing we record may delay or change the bytes. Once
       // wstap itself has ended or destroyed the other side (shutdown) a chunk
       // cannot go on; writing it would fail (ERR_STREAM_WRITE_AFTER_END) and
@@ -193,12 +210,23 @@ export class DuplexRelay {
       ctx.bytes[counter] += chunk.length;
       // Contained: a throw stops observing this connection, never the relay.
       ctx.observe(observe, side, chunk, t, previousByteAt);
-    });
+    };
+    if (gate && side === 'client') {
+      this.#plainClientData = forward;
+      this.#onGate(src, (chunk: Buffer) => {
+        const t = ctx.now();
+        const previousByteAt = ctx.lastByteAt.client;
+        ctx.lastByteAt.client = t;
+        this.#gatedClientChunk(chunk, t, previousByteAt);
+        if (gate.passesAll) this.#ungate();
+      });
+    } else this.#on(src, 'data', forward);
     if (gate && side === 'upstream') {
       // A listener of its own, after the one above (so the chunk is forwarded first): without a gate no work is added per chunk.
-      this.#on(src, 'data', (chunk: Buffer) => {
+      this.#onGate(src, (chunk: Buffer) => {
         gate.upstream(chunk, ctx.lastByteAt.upstream);
         gate.afterForward();
+        if (gate.passesAll) this.#ungate();
       });
     }
     this.#on(dst, 'drain', () => {

@@ -95,6 +95,11 @@ export class LaterRequestGate implements ClientGate {
     return this.#state === 'claimed';
   }
 
+  /** Nothing held and nothing more to look at, for good (after a 101, or past what can be parsed): the relay may leave the gate out. */
+  get passesAll(): boolean {
+    return this.#state === 'off' && this.#pending.length === 0;
+  }
+
   client(chunk: Buffer, t: number): readonly Buffer[] {
     try {
       return this.#client(chunk, t);

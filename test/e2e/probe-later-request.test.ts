@@ -171,6 +171,29 @@ describe('--probe-token: a probe request later on a keep-alive connection', () =
     expect(ofConn(events, conn, 'ws.handshake.response').map((e) => e.statusCode)).toEqual([101]);
   });
 
+  it('an ordinary upgrade later on the connection: its early frame is not held, and after the 101 frames flow byte for byte both ways', async () => {
+    const { client, up, first } = await warmed('warm-ws');
+    const upgrade = 'GET /ws HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+    const early = frame({ opcode: 1, payload: Buffer.from('early text'), mask: new Uint8Array([9, 8, 7, 6]) }).toString('latin1');
+    client.write(upgrade + early);
+    await up.waitFor(early);
+    up.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n');
+    await client.waitFor('101 Switching Protocols');
+    // A frame that looks like a request head with the probe header: after a 101 it is payload, passed on as it is.
+    const later = frame({ opcode: 1, payload: Buffer.from(probeUpgrade('/not-a-request')), mask: new Uint8Array([1, 1, 1, 1]) }).toString('latin1');
+    for (let i = 0; i < later.length; i += 7) client.write(later.slice(i, i + 7));
+    expect(await up.waitFor((r) => r.length >= first.length + upgrade.length + early.length + later.length)).toBe(first + upgrade + early + later);
+    const answer = frame({ opcode: 1, payload: Buffer.from('from the app') }).toString('latin1');
+    up.write(answer);
+    await client.waitFor(answer);
+    client.socket.end();
+    await up.waitForEnd();
+    up.socket.end();
+    const { conn, events } = await captureOfClosed(wstap, (evs) => connOf(evs, '/warm-ws'));
+    expect(ofConn(events, conn, 'ws.frame').map((f) => `${f.side}:${f.length}`)).toEqual([`client:10`, `client:${probeUpgrade('/not-a-request').length}`, 'upstream:12']);
+    expect(ofConn(events, conn, 'proxy.takeover')).toEqual([]);
+  });
+
   it('a report request pipelined behind a GET, the client half-closing at once: answered after the GET, nothing of it reaches the app', async () => {
     const index = app.connections.length;
     const client = await rawClient(wstap.port);

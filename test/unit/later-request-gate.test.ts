@@ -149,7 +149,10 @@ describe('LaterRequestGate', () => {
 
     const switched = newRun();
     push(switched, bytes(upgrade));
+    expect(switched.gate.passesAll).toBe(false);
     answer(switched, 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    // The relay leaves the gate out from here.
+    expect(switched.gate.passesAll).toBe(true);
     push(switched, bytes(PROBE.slice(0, 10)));
     push(switched, bytes(PROBE.slice(10)));
     expect(Buffer.concat(switched.forwarded).toString('latin1')).toBe(upgrade + PROBE);
