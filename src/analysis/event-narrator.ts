@@ -134,6 +134,12 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         msg: `#${event.conn} ${event.side} socket error ${event.code}: ${printable(event.message)}`,
         fields: { conn: event.conn, side: event.side, code: event.code },
       };
+    case 'proxy.takeover':
+      return {
+        level: 'info',
+        msg: `#${event.conn} ${printable(event.reason)}`,
+        fields: { conn: event.conn, exchange: event.exchange },
+      };
     case 'observer.fault':
       return {
         level: 'error',

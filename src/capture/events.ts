@@ -497,6 +497,23 @@ export interface ConnFrontEvent extends ConnBase {
   client: string;
 }
 
+/**
+ * With --probe-token: request `exchange`, not its connection's first,
+ * carries X-Wstap-Probe, so wstap answers it itself. Every earlier exchange
+ * was complete; wstap ended the app's connection with a FIN, and from here
+ * wstap's own end is the connection's upstream side (its answer, a probe
+ * WebSocket's frames, recorded as on a connection whose first request was a
+ * probe). Not close evidence: the client's connection lives on, and who
+ * closes it is judged from what follows; the app's answer to that FIN
+ * concerns no one and is not recorded.
+ */
+export interface ProxyTakeoverEvent extends ConnBase {
+  kind: 'proxy.takeover';
+  exchange: number;
+  reason: string;
+  idle: Idle;
+}
+
 /** wstap itself ended the connection (shutdown, or a limit); `side` is absent: it is the proxy. */
 export interface ProxyCloseEvent extends ConnBase {
   kind: 'proxy.close';
@@ -610,6 +627,7 @@ export type CaptureEvent =
   | TcpGapEvent
   | TcpZeroWindowEvent
   | ConnFrontEvent
+  | ProxyTakeoverEvent
   | ProxyCloseEvent
   | ObserverFaultEvent
   | ConnCloseEvent

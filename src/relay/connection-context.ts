@@ -9,8 +9,8 @@ import { ReadBacklog } from './read-backlog.js';
  */
 export type ChunkObserver = (side: Side, chunk: Buffer, t: number, previousByteAt: number) => void;
 
-/** Close evidence and the close itself: still recorded after an observer fault (see ConnectionContext.record). */
-const RECORDED_AFTER_FAULT: ReadonlySet<CaptureEvent['kind']> = new Set(['tcp.fin', 'tcp.rst', 'tcp.error', 'tcp.gap', 'proxy.close', 'conn.close']);
+/** Close evidence, wstap's own actions on the connection and the close itself: still recorded after an observer fault (see ConnectionContext.record). */
+const RECORDED_AFTER_FAULT: ReadonlySet<CaptureEvent['kind']> = new Set(['tcp.fin', 'tcp.rst', 'tcp.error', 'tcp.gap', 'proxy.takeover', 'proxy.close', 'conn.close']);
 const MAX_STACK_CHARS = 2000;
 
 /**

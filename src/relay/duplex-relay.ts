@@ -21,7 +21,31 @@ export interface DuplexRelayOptions {
   ended?: (side: Side, how: 'fin' | 'rst' | 'error', t: number) => void;
   /** Called once when both sockets have closed, after `conn.close` was recorded. */
   onClosed?: () => void;
+  /**
+   * Decides which client bytes go on now (an HTTP relay with --probe-token:
+   * later-request-gate.ts). Absent, every chunk is forwarded as it comes and
+   * nothing more is done per chunk.
+   */
+  clientGate?: ClientGate;
 }
+
+/** What sits on the client->upstream path when one does (see DuplexRelayOptions.clientGate). Never throws. */
+export interface ClientGate {
+  /** A client chunk arrived at `t`: the bytes to forward now, in order; the rest stays with the gate. */
+  client(chunk: Buffer, t: number): readonly Buffer[];
+  /** An upstream chunk was passed on to the client. */
+  upstream(chunk: Buffer, t: number): void;
+  /** A side's FIN, RST or error was recorded (and passed on). */
+  ended(side: Side, how: 'fin' | 'rst' | 'error', t: number): void;
+  /** Called after each chunk was passed on, either way: the gate may act now (it may detach the relay). */
+  afterForward(): void;
+  /** While true the client is not read. */
+  readonly holdsClient: boolean;
+  /** True once the gate lets every byte through for good (after a 101): the relay then drops it from its path. */
+  readonly passesAll: boolean;
+}
+
+type Listener = Parameters<net.Socket['removeListener']>[1];
 
 /**
  * Pipes two sockets both ways, byte for byte, and records the close evidence
@@ -40,6 +64,14 @@ export class DuplexRelay {
   #open = 2;
   readonly #ctx: ConnectionContext;
   readonly #options: DuplexRelayOptions;
+  /** Every listener this relay put on either socket, for detach(). */
+  readonly #listeners: Array<[net.Socket, string, Listener]> = [];
+  /** The client is paused because the gate holds it (not backpressure). */
+  #gateHolds = false;
+  #detached = false;
+  /** The gate's own listeners, taken off once it passes everything (#ungate), and the plain client listener that replaces them. */
+  readonly #gateListeners: Array<[net.Socket, string, Listener]> = [];
+  #plainClientData: Listener | null = null;
 
   constructor(ctx: ConnectionContext, client: net.Socket, upstream: net.Socket, options: DuplexRelayOptions) {
     this.#ctx = ctx;
@@ -67,12 +99,100 @@ export class DuplexRelay {
     force.unref();
   }
 
+  /**
+   * Passes client chunks through the gate (the gate is fed the client's
+   * stream in order: the held bytes first, then the socket's). The client
+   * must be paused; it is resumed here unless the gate holds it.
+   */
+  startGated(held: readonly { chunk: Buffer; t: number }[]): void {
+    this.start();
+    let previousByteAt = this.#ctx.openedAt;
+    for (const { chunk, t } of held) {
+      if (this.#detached) return;
+      this.#gatedClientChunk(chunk, t, previousByteAt);
+      previousByteAt = t;
+    }
+    if (!this.#detached && !this.#gateHolds) this.client.resume();
+  }
+
+  /**
+   * Takes every listener of this relay off both sockets: from here on
+   * someone else owns them (the probe responder takes the client) and this
+   * relay records nothing more, not even the close. Sides left paused by
+   * backpressure are no longer behind on this relay's account.
+   */
+  detach(): void {
+    this.#detached = true;
+    for (const [socket, event, listener] of this.#listeners) socket.removeListener(event, listener);
+    this.#listeners.length = 0;
+    this.#ctx.backlog.resumed('client');
+    this.#ctx.backlog.resumed('upstream');
+  }
+
+  #on(socket: net.Socket, event: string, listener: Listener): void {
+    socket.on(event, listener);
+    this.#listeners.push([socket, event, listener]);
+  }
+
+  /** A client chunk through the gate: what it lets go is forwarded and observed as any chunk. */
+  #gatedClientChunk(chunk: Buffer, t: number, previousByteAt: number): void {
+    const gate = this.#options.clientGate as ClientGate;
+    const ctx = this.#ctx;
+    let previous = previousByteAt;
+    for (const piece of gate.client(chunk, t)) {
+      let paused = false;
+      if (this.upstream.writableEnded || this.upstream.destroyed) ctx.notRelayed.fromClient += piece.length;
+      else if (!this.upstream.write(piece)) {
+        this.client.pause();
+        paused = true;
+      }
+      if (paused) ctx.backlog.paused('client', t);
+      ctx.bytes.fromClient += piece.length;
+      ctx.observe(this.#options.observe, 'client', piece, t, previous);
+      previous = t;
+    }
+    this.#holdIfGated();
+    gate.afterForward();
+  }
+
+  /**
+   * The gate lets everything through from here on (a WebSocket after its
+   * 101): the client's chunks take the plain path again and the gate hears
+   * no more, so an upgraded connection costs with --probe-token what it
+   * costs without.
+   */
+  #ungate(): void {
+    if (this.#detached || this.#plainClientData === null) return;
+    for (const [socket, event, listener] of this.#gateListeners) socket.removeListener(event, listener);
+    this.#gateListeners.length = 0;
+    this.#on(this.client, 'data', this.#plainClientData);
+    this.#plainClientData = null;
+  }
+
+  #onGate(socket: net.Socket, listener: Listener): void {
+    this.#on(socket, 'data', listener);
+    this.#gateListeners.push([socket, 'data', listener]);
+  }
+
+  /** Pauses the client while the gate holds it, resumes it when the gate lets go without taking the connection. */
+  #holdIfGated(): void {
+    const holds = (this.#options.clientGate as ClientGate).holdsClient;
+    if (holds && !this.#gateHolds) {
+      this.#gateHolds = true;
+      this.client.pause();
+    } else if (!holds && this.#gateHolds && !this.#detached) {
+      this.#gateHolds = false;
+      this.client.resume();
+    }
+  }
+
   #wire(side: Side, src: net.Socket, dst: net.Socket): void {
     const ctx = this.#ctx;
     const observe = this.#options.observe;
     const counter = side === 'client' ? 'fromClient' : 'fromUpstream';
+    const gate = this.#options.clientGate;
 
-    src.on('data', (chunk: Buffer) => {
+    const forward = (chunk: Buffer): void => {
       // Forward first: nothing we record may delay or change the bytes. Once
       // wstap itself has ended or destroyed the other side (shutdown) a chunk
       // cannot go on; writing it would fail (ERR_STREAM_WRITE_AFTER_END) and
@@ -90,26 +210,53 @@ export class DuplexRelay {
       ctx.bytes[counter] += chunk.length;
       // Contained: a throw stops observing this connection, never the relay.
       ctx.observe(observe, side, chunk, t, previousByteAt);
-    });
-    dst.on('drain', () => {
+    };
+    if (gate && side === 'client') {
+      this.#plainClientData = forward;
+      this.#onGate(src, (chunk: Buffer) => {
+        const t = ctx.now();
+        const previousByteAt = ctx.lastByteAt.client;
+        ctx.lastByteAt.client = t;
+        this.#gatedClientChunk(chunk, t, previousByteAt);
+        if (gate.passesAll) this.#ungate();
+      });
+    } else this.#on(src, 'data', forward);
+    if (gate && side === 'upstream') {
+      // A listener of its own, after the one above (so the chunk is forwarded first): without a gate no work is added per chunk.
+      this.#onGate(src, (chunk: Buffer) => {
+        gate.upstream(chunk, ctx.lastByteAt.upstream);
+        gate.afterForward();
+        if (gate.passesAll) this.#ungate();
+      });
+    }
+    this.#on(dst, 'drain', () => {
+      // A client the gate holds stays unread; the gate resumes it when it lets go.
+      if (side === 'client' && this.#gateHolds) return;
       src.resume();
       ctx.backlog.resumed(side);
     });
 
     const ended = this.#options.ended;
-    src.on('end', () => {
+    const gateEnded = (how: 'fin' | 'rst' | 'error'): void => {
+      if (!gate) return;
+      gate.ended(side, how, ctx.now());
+      this.#holdIfGated();
+    };
+    this.#on(src, 'end', () => {
       ctx.recordFin(side);
       if (!dst.destroyed) dst.end();
       if (ended) ctx.guard('ended', () => ended(side, 'fin', ctx.now()));
+      gateEnded('fin');
     });
 
-    src.on('error', (err: NodeJS.ErrnoException) => {
+    this.#on(src, 'error', (err: NodeJS.ErrnoException) => {
       ctx.recordSocketError(side, err);
       if (!dst.destroyed) resetOrDestroy(dst);
       if (ended) ctx.guard('ended', () => ended(side, err.code === 'ECONNRESET' ? 'rst' : 'error', ctx.now()));
+      gateEnded(err.code === 'ECONNRESET' ? 'rst' : 'error');
     });
 
-    src.on('close', () => {
+    this.#on(src, 'close', () => {
       // A socket that closes while the peer still has one open for writing can
       // only do so after an error or our own destroy; either way the other side
       // cannot carry on alone.

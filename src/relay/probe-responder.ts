@@ -58,7 +58,8 @@ function digest(text: string): Buffer {
 
 /**
  * A request head as wstap read it: all the responder needs, whichever relay
- * parsed it (the first request head of a connection, request-head-gate.ts).
+ * parsed it (a connection's first request head, request-head-gate.ts, or a
+ * later one, later-request-gate.ts).
  */
 export interface ProbeRequestHead {
   method: string;
@@ -141,11 +142,12 @@ export class ProbeResponder {
    * A plain request this responder claimed: answered (plainAnswer) on the
    * client's socket, recorded as an exchange, and the connection closed
    * (Connection: close): nothing of it, and nothing after it, reaches the app.
+   * `exchange`: its number on the connection (1 unless earlier requests were relayed).
    */
-  answerRequest(ctx: ConnectionContext, head: ProbeRequestHead, socket: net.Socket): void {
+  answerRequest(ctx: ConnectionContext, head: ProbeRequestHead, socket: net.Socket, exchange = 1): void {
     socket.on('error', () => socket.destroy());
     const startedAt = ctx.now();
-    ctx.record({ kind: 'http.request', t: startedAt, conn: ctx.id, exchange: 1, method: head.method, url: head.url, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders });
+    ctx.record({ kind: 'http.request', t: startedAt, conn: ctx.id, exchange, method: head.method, url: head.url, httpVersion: head.httpVersion, rawHeaders: head.rawHeaders });
     const answer = this.plainAnswer(head);
     const rawHeaders: RawHeaders = [...answer.rawHeaders, ['Connection', 'close']];
     const reason = answer.status === 200 ? 'OK' : answer.status === 403 ? 'Forbidden' : 'Bad Request';
@@ -157,7 +159,7 @@ export class ProbeResponder {
       kind: 'http.response',
       t,
       conn: ctx.id,
-      exchange: 1,
+      exchange,
       statusCode: answer.status,
       statusMessage: reason,
       httpVersion: '1.1',

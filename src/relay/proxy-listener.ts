@@ -8,7 +8,9 @@ import { ConnectionContext } from './connection-context.js';
 import type { DuplexRelay } from './duplex-relay.js';
 import { relayHttp } from './http-relay.js';
 import { listenOn, type ListenEndpoint } from './listen-endpoint.js';
-import { probeRequestHead, ProbeResponder } from './probe-responder.js';
+import { probeRequestHead, ProbeResponder, type ProbeRequestHead } from './probe-responder.js';
+import type { ClaimedRequest } from './later-request-gate.js';
+import type { HttpRequestHead } from '../wire/http-head-parser.js';
 import { layerOn } from './tcp-beneath.js';
 import type { Target } from './target.js';
 import { relayTcp } from './tcp-relay.js';
@@ -32,7 +34,7 @@ export interface ProxyListenerOptions {
   testObserverFault?: { conn: number; afterChunks: number };
   /** How long an upstream dial (TCP connect and TLS handshake) may take; 0: no limit. Default 60 s, nginx's proxy_connect_timeout. */
   connectTimeoutMs?: number;
-  /** --probe-token: a first request carrying `X-Wstap-Probe` is answered by wstap itself (probe-responder.ts), never forwarded. */
+  /** --probe-token: any request carrying `X-Wstap-Probe`, first or later on its connection, is answered by wstap itself (probe-responder.ts), never forwarded. */
   probeToken?: string;
 }
 
@@ -49,8 +51,10 @@ interface ConnectionEntry {
  * hands each to the byte relay: in http mode once its first request head is
  * complete (request-head-gate: 431/408/400/405 answered there), with --tcp at
  * once. One relay for all traffic: plain HTTP, upgrades and raw TCP alike go
- * byte for byte to an upstream connection of their own. Every connection,
- * whatever becomes of it, gets an id, `conn.open` and `conn.close`.
+ * byte for byte to an upstream connection of their own. With --probe-token,
+ * a request carrying X-Wstap-Probe, first or later on its connection, is
+ * answered by wstap (ProbeResponder) and never reaches the app. Every
+ * connection, whatever becomes of it, gets an id, `conn.open` and `conn.close`.
  */
 export class ProxyListener {
   readonly #options: ProxyListenerOptions;
@@ -166,30 +170,50 @@ export class ProxyListener {
     holdRequestHead(ctx, socket, this.#options.headTimeoutMs ?? DEFAULT_HEAD_TIMEOUT_MS, {
       passed: (held) => {
         if (this.#probe && this.#answeredAsProbe(entry, held)) return;
-        relayHttp(ctx, socket, held, { target: this.#options.target, previewLimit: this.#options.previewLimit, ...this.#dialOptions() }, this.#registrar(entry));
+        const probe = this.#probe;
+        // With --probe-token, later heads on the connection are held until complete too (later-request-gate.ts).
+        const claims = probe
+          ? {
+              claims: (head: HttpRequestHead) => probe.claim(probeRequestHead(head)) !== 'none',
+              answer: (claimed: ClaimedRequest) => {
+                // The relay let go of the connection: from here it is as a first-request probe's.
+                entry.relay = null;
+                ctx.relayed = false;
+                this.#answerProbe(entry, probe, probeRequestHead(claimed.head), claimed.early, claimed.exchange);
+              },
+            }
+          : undefined;
+        relayHttp(ctx, socket, held, { target: this.#options.target, previewLimit: this.#options.previewLimit, ...this.#dialOptions(), ...(claims ? { claims } : {}) }, this.#registrar(entry));
       },
     });
   }
 
   /**
    * A connection whose first request carries X-Wstap-Probe is wstap's (the
-   * right token) or refused (a wrong one): it never reaches the app. Only
-   * the first request is looked at: later ones on a keep-alive connection
-   * stream to the app unheld (see request-head-gate.ts).
+   * right token) or refused (a wrong one): it never reaches the app, which
+   * is not even dialed. A later request carrying it never reaches the app
+   * either: the relay holds each later head until complete, and once every
+   * earlier exchange is complete it ends the app's connection and hands the
+   * client's socket here (the `claims` given to relayHttp).
    */
   #answeredAsProbe(entry: ConnectionEntry, held: HeldRequest): boolean {
     const probe = this.#probe;
     const head = probeRequestHead(held.head);
     if (!probe || probe.claim(head) === 'none') return false;
+    const early = Buffer.concat(held.chunks.map((c) => c.chunk)).subarray(head.headLength);
+    this.#answerProbe(entry, probe, head, early, 1);
+    return true;
+  }
+
+  /** wstap answers a claimed request on the client's socket (paused, no other listener of ours on it). */
+  #answerProbe(entry: ConnectionEntry, probe: ProbeResponder, head: ProbeRequestHead, early: Buffer, exchange: number): void {
     const { ctx, socket } = entry;
     if (headerTokens(head.rawHeaders, 'upgrade').includes('websocket')) {
-      const early = Buffer.concat(held.chunks.map((c) => c.chunk)).subarray(head.headLength);
       probe.answerUpgrade(ctx, head, socket, early, () => this.#forget(entry));
       socket.resume();
     } else {
-      probe.answerRequest(ctx, head, socket);
+      probe.answerRequest(ctx, head, socket, exchange);
     }
-    return true;
   }
 
   #open(socket: net.Socket, raw: net.Socket): ConnectionEntry {

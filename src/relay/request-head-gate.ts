@@ -36,8 +36,11 @@ interface Answer {
  * complete within `headTimeoutMs` (slowloris) 408, bytes that are not an
  * HTTP request (or one a strict server refuses: strictRequestHeadProblem) 400, and CONNECT 405 (wstap forwards to its one target, it is
  * no tunnel). Each is recorded as `http.rejected`, and nothing of it reaches
- * the app, which is never even dialed. Later heads on the connection are not
- * held (that would delay pipelined requests): they stream, parsed from a copy.
+ * the app, which is never even dialed. Later heads on the connection are
+ * neither refused nor answered: they stream, parsed from a copy; with
+ * --probe-token each is held until complete (later-request-gate.ts), only so
+ * that one carrying X-Wstap-Probe never reaches the app, and otherwise goes
+ * on unchanged whatever its size or shape.
  */
 export function holdRequestHead(ctx: ConnectionContext, socket: net.Socket, headTimeoutMs: number, handlers: RequestHeadGateHandlers): void {
   const parser = new HttpHeadParser('request', { maxHeadBytes: MAX_REQUEST_HEAD_BYTES });

@@ -22,8 +22,8 @@ export interface ConversationAnomaly {
 
 /** What a conversation tells as it goes, one call per fact; every exchange number counts from 1 on its connection. */
 export interface ExchangeHandlers {
-  /** A request head; `upgrade`: it asks to switch protocols (Upgrade, or CONNECT), so what follows waits for its answer. */
-  request(exchange: number, head: HttpRequestHead, t: number, upgrade: boolean): void;
+  /** A request head; `upgrade`: it asks to switch protocols (Upgrade, or CONNECT), so what follows waits for its answer; `offset`: where the head began in the client's stream. */
+  request(exchange: number, head: HttpRequestHead, t: number, upgrade: boolean, offset: number): void;
   requestEnd(exchange: number, bodyBytes: number, t: number): void;
   /** A 1xx answer other than 101 (100 Continue, 103 Early Hints); the final one follows. */
   interim(exchange: number, head: HttpResponseHead, t: number): void;
@@ -72,7 +72,7 @@ export class HttpConversation {
     this.#requests = new HttpStreamParser(
       'request',
       {
-        head: (head, t) => this.#onRequest(head, t),
+        head: (head, t, offset) => this.#onRequest(head, t, offset),
         body: () => undefined,
         end: (bytes, t) => handlers.requestEnd(this.#requestInBody, bytes, t),
         // A head that does not parse starts no exchange; other troubles belong to the request being read.
@@ -110,6 +110,21 @@ export class HttpConversation {
     return this.#answering || null;
   }
 
+  /** The oldest exchange whose final answer has not begun, or null (unanswered[0] without a copy). */
+  get oldestUnanswered(): number | null {
+    return this.#awaiting[0]?.exchange ?? null;
+  }
+
+  /** How many exchanges wait for their final answer (unanswered.length without a copy). */
+  get unansweredCount(): number {
+    return this.#awaiting.length;
+  }
+
+  /** Where the client's request head being read began (an offset in its stream), while one is incomplete; else null. */
+  get requestHeadStart(): number | null {
+    return this.#requests.headStart;
+  }
+
   push(side: ConversationSide, chunk: Buffer, t: number): void {
     if (side === 'client') this.#requests.push(chunk, t);
     else this.#responses.push(chunk, t);
@@ -120,12 +135,12 @@ export class HttpConversation {
     return side === 'client' ? this.#requests.finish(t) : this.#responses.finish(t);
   }
 
-  #onRequest(head: HttpRequestHead, t: number): MessagePlan {
+  #onRequest(head: HttpRequestHead, t: number, offset: number): MessagePlan {
     const exchange = ++this.#requested;
     this.#requestInBody = exchange;
     const upgrade = head.method === 'CONNECT' || isUpgradeRequest(head);
     this.#awaiting.push({ exchange, method: head.method, upgrade });
-    this.#handlers.request(exchange, head, t, upgrade);
+    this.#handlers.request(exchange, head, t, upgrade, offset);
     const decision = requestFraming(head);
     return { framing: decision.framing, anomalies: decision.anomalies, after: upgrade ? 'hold' : 'next' };
   }

@@ -86,6 +86,17 @@ export class HttpStreamParser<K extends HeadKind> {
     return this.#state.kind === 'held';
   }
 
+  /**
+   * Where the head being read began (a stream offset), while one is begun
+   * and not complete; null between messages, in a body, held or opaque. A
+   * relay that must see a whole head before passing it on holds the bytes
+   * from here (request-head-gate's later heads, see later-request-gate.ts).
+   */
+  get headStart(): number | null {
+    const state = this.#state;
+    return state.kind === 'head' && state.parser !== null ? this.#headStart : null;
+  }
+
   push(chunk: Buffer, t: number): void {
     let input = chunk;
     while (input.length > 0) {

@@ -173,4 +173,23 @@ describe('HTTP conversation (passive, both directions)', () => {
     expect(waiting.conversation.finish('upstream', 1)).toBe('between-messages');
     expect(waiting.conversation.unanswered).toEqual([2]);
   });
+
+  it('says where each request head began, where an incomplete one began, and which answers are still owed', () => {
+    const offsets: number[] = [];
+    const r = recorder();
+    const conversation = new HttpConversation({ ...r.handlers, request: (_n, _head, _t, _upgrade, offset) => offsets.push(offset) });
+    const first = 'GET /1 HTTP/1.1\r\n\r\n';
+    const second = 'POST /2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc';
+    conversation.push('client', bytes(`${first}\r\n${second}GET /3 HT`), 0);
+    expect(offsets).toEqual([0, first.length + 2]);
+    expect(conversation.requestHeadStart).toBe(first.length + 2 + second.length);
+    expect([conversation.unansweredCount, conversation.oldestUnanswered, conversation.answering]).toEqual([2, 1, null]);
+    conversation.push('client', bytes('TP/1.1\r\n\r\n'), 0);
+    expect(conversation.requestHeadStart).toBeNull();
+    expect(conversation.unansweredCount).toBe(3);
+    conversation.push('upstream', bytes('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\no'), 0);
+    expect([conversation.unansweredCount, conversation.oldestUnanswered, conversation.answering]).toEqual([2, 2, 1]);
+    conversation.push('upstream', bytes('k'), 0);
+    expect(conversation.answering).toBeNull();
+  });
 });
