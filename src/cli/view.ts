@@ -205,6 +205,7 @@ async function recordingInTerminal(files: readonly string[], options: TerminalVi
     {
       label,
       live: false,
+      merged: source.merged,
       capturePaths: source.capturePaths,
       unavailable: source.describe.startsWith('packet capture') ? `export a packet capture with: wstap export ${label} -o FILE.har` : `${label} is already a HAR file`,
       open: (log) => {
@@ -224,6 +225,7 @@ async function followInTerminal(base: string, options: TerminalViewOptions): Pro
     {
       label: base,
       live: true,
+      merged: false,
       capturePaths: [base],
       unavailable: '',
       open: (log, signal) => {
