@@ -9,7 +9,8 @@ import { harSchemaErrors } from '../support/har-schema.js';
 import { startUpstreamApp, type UpstreamApp } from '../support/upstream-app.js';
 import { closedEvent, connectClient, ofKind, sleep } from '../support/ws-peers.js';
 import type { HarLog } from '../../src/har/har-types.js';
-import { captureWhen, findingsIn, runWstapSync, startWstap, type WstapProcess } from '../support/wstap-process.js';
+import { paneExitStatus, shellQuote, tmuxMissing, TmuxServer } from '../support/tmux.js';
+import { BIN, captureWhen, findingsIn, runWstapSync, startWstap, type WstapProcess } from '../support/wstap-process.js';
 
 /**
  * Issue 20 item 3: two proxies on two ports, each writing its own capture
@@ -232,5 +233,40 @@ describe('two proxies with different contexts, read as one', () => {
     expect(judged.map((l) => /matches front idle 2s/.test(l))).toEqual([true, true]);
     expect(r.stderr).toContain(`judging with --timeout front.idle=2s instead of edge-b's capture's --profile slow-front (${path.join(dir, 'slow.yaml')})`);
     expect(r.stderr).not.toMatch(/different contexts/);
+  });
+
+  it('the UI: the log pane labels session lines with their instance, the status line and each detail judge per instance', async () => {
+    const noTmux = tmuxMissing();
+    if (noTmux) throw noTmux;
+    const paneDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-instances-tui-'));
+    const tmux = new TmuxServer(paneDir);
+    try {
+      const cli = [process.execPath, BIN, 'view', a, b].map(shellQuote).join(' ');
+      const status = path.join(paneDir, 'status');
+      const script = ['export TERM=xterm-256color NCURSES_NO_UTF8_ACS=1', cli, `echo "$?" > ${shellQuote(status)}.tmp && mv ${shellQuote(status)}.tmp ${shellQuote(status)}`, 'exec sleep 3600', ''].join('\n');
+      tmux.start({ width: 220, height: 24, script, scriptFile: path.join(paneDir, 'run.sh') });
+      const lines = await tmux.waitForScreen('the recording in the UI', (l) => (l.some((x) => x.includes('end of recording')) ? l : null), { timeoutMs: 10_000 });
+      const text = lines.join('\n');
+      expect(text).toMatch(/\[edge-a\] session ended/);
+      expect(text).toMatch(/\[edge-b\] session ended/);
+      expect(lines[1]).toContain('judged per instance (edge-a: profile none, timeouts front.idle 2s; edge-b: profile slow-front, timeouts front.idle 30s)');
+      expect(lines.find((l) => l.includes('/quiet-via-a'))).toContain('edge-a#1');
+      tmux.sendKeys('Enter');
+      const first = await tmux.waitForScreen('the detail of #1', (l) => (l.some((x) => x.includes('matches front idle 2s')) ? l : null));
+      expect(first.join('\n')).toContain('timeout.match');
+      tmux.sendKeys('Escape');
+      await tmux.waitForScreen('the table again', (l) => (l.some((x) => x.includes('/quiet-via-b')) && !l.some((x) => x.includes('Findings')) ? l : null));
+      tmux.sendKeys('Down');
+      await sleep(200);
+      tmux.sendKeys('Enter');
+      const second = await tmux.waitForScreen('the detail of #2', (l) => (l.some((x) => x.includes('GET /quiet-via-b')) ? l : null));
+      expect(second.join('\n')).not.toContain('matches front idle 2s');
+      expect(second.join('\n')).toContain('matches no known timeout');
+      tmux.sendKeys('q');
+      expect(await paneExitStatus(status, tmux)).toBe('0');
+    } finally {
+      await tmux.kill();
+      fs.rmSync(paneDir, { recursive: true, force: true });
+    }
   });
 });
