@@ -1,5 +1,6 @@
 import type { SessionStartEvent, Side } from '../capture/events.js';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from './connection-diagnosis.js';
+import { printable } from './printable.js';
 import type { Heartbeat } from '../profiles/heartbeat.js';
 import { HOP_PLACEMENTS, TIMEOUT_ACTIONS, TIMEOUT_MEASURES, type HopTimeout } from '../profiles/hop-timeout.js';
 
@@ -105,22 +106,41 @@ function sameRecord(a: DiagnosisRecord, b: DiagnosisRecord): boolean {
   return JSON.stringify(readDiagnosisRecord(a)) === JSON.stringify(readDiagnosisRecord(b));
 }
 
+/** Null (nothing recorded, or unusable) counts as one more context: "no profile and no --timeout". */
+function sameOrNone(a: DiagnosisRecord | null, b: DiagnosisRecord | null): boolean {
+  return a === null || b === null ? a === b : sameRecord(a, b);
+}
+
+function describeOrNone(record: DiagnosisRecord | null): string {
+  return record ? describeRecord(record) : 'no profile and no --timeout';
+}
+
 /**
  * Which context a reader judges with: the one given on its command line
  * (--profile/--timeout) if any, else the one the session recorded. Starts
  * with the given one (or nothing) and learns the recorded one from the
  * session's first `session.start`.
+ *
+ * Several proxies' captures read as one (capture-merge.ts) bring one
+ * session.start per instance, each naming its instance and the context that
+ * proxy ran with: each connection is then judged with its own instance's
+ * (`contextOf(open.instance)`), since proxies in front of different hops
+ * (or run with different --timeout flags) would otherwise be judged with
+ * the wrong hops. The command line still overrides for all.
  */
 export class DiagnosisChoice {
   readonly #given: DiagnosisRecord | null;
   #recorded: DiagnosisRecord | null = null;
   #started = false;
+  /** Each instance's recorded context (null: none, or unusable), in the order their sessions started; a few entries, one per proxy. */
+  readonly #byInstance = new Map<string, DiagnosisRecord | null>();
+  #instancesDiffer = false;
 
   constructor(given: DiagnosisRecord | null) {
     this.#given = given;
   }
 
-  /** The record in force, null when nothing is known (an older capture and no flags). */
+  /** The record in force, null when nothing is known (an older capture and no flags); merged: the first instance's. */
   get inForce(): DiagnosisRecord | null {
     return this.#given ?? this.#recorded;
   }
@@ -130,17 +150,59 @@ export class DiagnosisChoice {
   }
 
   /**
-   * Sees the session's start; returns what to tell the user when the command
-   * line overrides what the capture recorded (null when there is nothing to say).
+   * The context a connection is judged with: the command line's, else the
+   * one its instance recorded (a merged read), else the session's.
+   */
+  contextOf(instance: string | undefined): DiagnosisContext {
+    if (this.#given || instance === undefined || !this.#byInstance.has(instance)) return this.context;
+    return this.#byInstance.get(instance)?.context ?? EMPTY_DIAGNOSIS_CONTEXT;
+  }
+
+  /**
+   * Each instance's record, in the order their sessions started, when they
+   * differ and no context was given on the command line; null otherwise
+   * (one context judges every connection: `inForce`).
+   */
+  get perInstance(): ReadonlyMap<string, DiagnosisRecord | null> | null {
+    return !this.#given && this.#instancesDiffer ? this.#byInstance : null;
+  }
+
+  /**
+   * Sees a session's start; returns what to tell the user when the command
+   * line overrides what the capture recorded, or (several instances read as
+   * one) when an instance recorded another context than the first (null
+   * when there is nothing to say).
    */
   start(event: SessionStartEvent): string | null {
-    if (this.#started) return null;
-    this.#started = true;
     // A capture is read back from disk: its record is checked like any input.
     const recorded = readDiagnosisRecord(event.diagnosis);
+    const instance = event.instance;
+    if (this.#started) return instance === undefined || this.#byInstance.has(instance) ? null : this.#otherInstance(instance, recorded);
+    this.#started = true;
+    if (instance !== undefined) this.#byInstance.set(instance, recorded instanceof Error ? null : recorded);
     if (recorded instanceof Error) return this.#given ? null : `${recorded.message}: judging with no profile and no --timeout`;
     this.#recorded = recorded;
     if (!this.#given || !this.#recorded || sameRecord(this.#given, this.#recorded)) return null;
     return `judging with ${describeRecord(this.#given)} instead of the capture's ${describeRecord(this.#recorded)}`;
+  }
+
+  /** A later instance's session.start in a merged read. */
+  #otherInstance(instance: string, recorded: DiagnosisRecord | null | Error): string | null {
+    const record = recorded instanceof Error ? null : recorded;
+    this.#byInstance.set(instance, record);
+    const [firstInstance, first] = [...this.#byInstance][0] as [string, DiagnosisRecord | null];
+    const [name, firstName] = [printable(instance), printable(firstInstance)];
+    const differs = !sameOrNone(record, first);
+    if (this.#given) {
+      if (!differs || record === null || sameRecord(this.#given, record)) return null;
+      return `judging with ${describeRecord(this.#given)} instead of ${name}'s capture's ${describeRecord(record)}`;
+    }
+    const notes: string[] = [];
+    if (recorded instanceof Error) notes.push(`${name}: ${recorded.message}: judging its connections with no profile and no --timeout`);
+    if (differs) {
+      this.#instancesDiffer = true;
+      notes.push(`the instances ran with different contexts, each connection is judged with its own instance's: ${firstName}: ${describeOrNone(first)}; ${name}: ${describeOrNone(record)}`);
+    }
+    return notes.length > 0 ? notes.join('; ') : null;
   }
 }

@@ -26,7 +26,10 @@ the app; the files of a -C/-W ring in order) is decoded as the live proxy
 would have recorded it.
 Findings are judged with the profile and --timeout flags the proxy ran with
 (recorded in the capture; the HAR keeps them in log._wstap.diagnosisContext);
---profile or --timeout here replace them, and say so.
+when captures of proxies that ran with different ones are merged, each
+connection is judged with its own proxy's (said once; the HAR keeps each in
+log._wstap.diagnosisContexts). --profile or --timeout here replace them all,
+and say so.
 
 Options:
   -o, --output FILE     where to write                     [CAPTURE.har]

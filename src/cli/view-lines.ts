@@ -1,28 +1,8 @@
 import { attributionOf, ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
-import { printable } from '../analysis/printable.js';
+import { instanceLabel } from '../analysis/instance-label.js';
 import type { DiagnosisChoice } from '../analysis/diagnosis-record.js';
 import { narrate, narrateFindings } from '../analysis/event-narrator.js';
 import type { CaptureEvent } from '../capture/events.js';
-
-/**
- * Several proxies' captures read as one (capture-merge.ts): each line says
- * which proxy it is about, `#12 [edge-a#3] ...` for a connection (its id
- * there after the #), `[edge-a] ...` for a session's own lines. Lines of a
- * single capture are left as they are.
- */
-function instanceLabel(event: CaptureEvent, summary: ConnectionSummary | null, sessions: boolean): (msg: string) => string {
-  const open = summary?.open;
-  if (open?.instance !== undefined) {
-    const tag = `[${printable(open.instance)}${open.instanceConn !== undefined ? `#${open.instanceConn}` : ''}]`;
-    return (msg) => msg.replace(/^#(\d+) /, `#$1 ${tag} `);
-  }
-  // A single proxy's session.start names its instance too: only a merged read labels session lines.
-  if (sessions && !('conn' in event) && 'instance' in event && typeof event.instance === 'string') {
-    const tag = `[${printable(event.instance)}]`;
-    return (msg) => `${tag} ${msg}`;
-  }
-  return (msg) => msg;
-}
 
 function clock(t: number): string {
   return new Date(t).toISOString().slice(11, 23);
@@ -71,7 +51,7 @@ export class NarratedLines {
       if (missing && missing.length > 0) text += `; not in this file (unknown): ${missing.join(', ')}`;
     }
     const out = [text];
-    for (const f of narrateFindings(event, summary, this.#diagnosis.context)) {
+    for (const f of narrateFindings(event, summary, this.#diagnosis.contextOf(summary?.open.instance))) {
       if (f.level !== 'debug') out.push(`${clock(event.t)} ${f.level.toUpperCase().padEnd(5)} ${labelled(f.msg)}`);
     }
     return out;

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { printable } from '../analysis/printable.js';
 import { readFileHead } from '../capture/capture-reader.js';
 import { instanceCapturesOfFiles, readMergedEvents, type InstanceCapture } from '../capture/capture-merge.js';
 import { readCaptureSetEvents, type CaptureSetWarning } from '../capture/capture-set.js';
@@ -54,7 +55,11 @@ export function openViewSource(files: readonly string[], onWarning: (message: st
     if (files.length > 1) throw new UsageError(`${har} is a HAR file: view reads a HAR file alone`);
     const result = harToEvents(fs.readFileSync(har, 'utf8'), har);
     for (const warning of result.warnings) onWarning(warning);
-    return { events: result.events, unknown: result.unknown, describe: `HAR by ${result.creator}`, capturePaths: null, notes: [], merged: false };
+    // A HAR of several proxies' captures: its connections name their instance again, so session lines do too.
+    const instances = instancesOf(result.events);
+    const merged = instances.length > 1 || result.events.some((e) => e.kind === 'session.start' && e !== result.events[0]);
+    const describe = `HAR by ${result.creator}${merged ? ` of ${instances.length} instances (${instances.map((i) => printable(i)).join(', ')}); each connection labelled with its instance` : ''}`;
+    return { events: result.events, unknown: result.unknown, describe, capturePaths: null, notes: [], merged };
   }
   const captures = instanceCapturesOfFiles(files);
   if (captures.length > 1) return mergedSource(captures, onWarning);
@@ -80,4 +85,11 @@ function mergedSource(captures: readonly InstanceCapture[], onWarning: (message:
     notes: captures.flatMap((c) => c.set.notes.map((note) => `${c.instance}: ${note}`)),
     merged: true,
   };
+}
+
+/** The instances a HAR's connections name (its reader puts them on each connection's first event), in order. */
+function instancesOf(events: readonly CaptureEvent[]): string[] {
+  const names = new Set<string>();
+  for (const e of events) if ('conn' in e && 'instance' in e && typeof e.instance === 'string') names.add(e.instance);
+  return [...names];
 }

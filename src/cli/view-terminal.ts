@@ -1,7 +1,9 @@
 import pino from 'pino';
 import { ConnectionTracker } from '../analysis/connection-tracker.js';
 import { DiagnosisChoice, type DiagnosisRecord } from '../analysis/diagnosis-record.js';
+import { EMPTY_DIAGNOSIS_CONTEXT } from '../analysis/connection-diagnosis.js';
 import { narrate } from '../analysis/event-narrator.js';
+import { instanceLabel } from '../analysis/instance-label.js';
 import type { CaptureEvent } from '../capture/events.js';
 import type { PayloadMode } from '../har/har-types.js';
 import { LogTail } from '../log.js';
@@ -23,6 +25,8 @@ export interface TerminalViewInput {
   open: (log: (message: string) => void, signal: AbortSignal) => AsyncIterable<CaptureEvent> | Iterable<CaptureEvent>;
   /** Following a live capture: the clock runs (wall clock) until the session ends. */
   live: boolean;
+  /** Several proxies' captures read as one: the log pane's session lines say whose they are. */
+  merged: boolean;
   /** For the e key; null says why there is nothing to export from. */
   capturePaths: string[] | null;
   unavailable: string;
@@ -69,19 +73,24 @@ export async function viewInTerminal(input: TerminalViewInput, options: Terminal
   try {
     for await (const event of input.open((message) => tail.push(message), quitting.signal)) {
       if (quitting.signal.aborted) break;
-      if (event.kind === 'session.start' && events === 0) {
-        facts.listen = event.listen || input.label;
-        facts.target = event.target || 'unknown target';
+      if (event.kind === 'session.start') {
         // The header names the profile in force: the capture's, unless --profile/--timeout replaced it.
         const note = judging.start(event);
         if (note) tail.push(note);
-        facts.profile = judging.inForce?.profile?.name ?? null;
-        facts.diagnosis = judging.context;
+        if (events === 0) {
+          facts.listen = event.listen || input.label;
+          facts.target = event.target || 'unknown target';
+          facts.profile = judging.inForce?.profile?.name ?? null;
+          facts.diagnosis = judging.context;
+        }
+        // Several instances that ran with different contexts: each connection is judged with its own instance's.
+        const perInstance = judging.perInstance;
+        if (perInstance) facts.perInstance = new Map([...perInstance].map(([name, r]) => [name, { profile: r?.profile?.name ?? null, diagnosis: r?.context ?? EMPTY_DIAGNOSIS_CONTEXT }]));
       }
       if (event.kind === 'capture.gap' || event.kind === 'session.end') {
-        // The table cannot show these; the log pane says them.
+        // The table cannot show these; the log pane says them, labelled with their instance as view's lines are.
         const line = narrate(event, null);
-        if (line) logger[line.level](line.fields, line.msg);
+        if (line) logger[line.level](line.fields, instanceLabel(event, null, input.merged)(line.msg));
       }
       if (!input.live) facts.frozenAt = Math.max(facts.frozenAt ?? 0, event.t);
       ui.app.record(event, tracker.apply(event));

@@ -24,8 +24,10 @@ the lines and verdicts the live proxy logs. What the file cannot tell (a
 browser's HAR has no close evidence, for example) is marked unknown.
 
 Closes are judged with the profile and --timeout flags the proxy ran with
-(the capture records them, and so does a HAR wstap wrote); --profile or
---timeout here replace them, and say so.
+(the capture records them, and so does a HAR wstap wrote); when captures of
+several proxies are read as one, each connection is judged with its own
+proxy's (said when they differ). --profile or --timeout here replace them
+all, and say so.
 
 A rotated capture (proxy --rotate) is read whole: CAPTURE and the
 CAPTURE.1, .2... of the same session beside it, also when --keep deleted
@@ -34,8 +36,9 @@ CAPTURE itself. Several files of one session named are read as that session.
 Captures of several proxies (proxy --instance, e.g. one per nginx host),
 each maybe rotated, are read as one incident: merged by time, connections
 numbered anew in the order they opened (ids stay unique), each labelled with
-its instance and its id there ([edge-a#12] in lines, an instance column in
-the UI, _wstap.instance in an exported HAR).
+its instance and its id there ([edge-a#12] in lines and the UI's log pane,
+an instance column in the UI, _wstap.instance in an exported HAR, read back
+by view of that HAR).
 
 --follow shows a capture another wstap is writing (wstap proxy --capture
 CAPTURE), live: new connections, ticking idle timers, closes and verdicts as
@@ -205,6 +208,7 @@ async function recordingInTerminal(files: readonly string[], options: TerminalVi
     {
       label,
       live: false,
+      merged: source.merged,
       capturePaths: source.capturePaths,
       unavailable: source.describe.startsWith('packet capture') ? `export a packet capture with: wstap export ${label} -o FILE.har` : `${label} is already a HAR file`,
       open: (log) => {
@@ -224,6 +228,7 @@ async function followInTerminal(base: string, options: TerminalViewOptions): Pro
     {
       label: base,
       live: true,
+      merged: false,
       capturePaths: [base],
       unavailable: '',
       open: (log, signal) => {

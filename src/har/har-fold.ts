@@ -1,6 +1,6 @@
 // Past 400 lines: one fold over every event kind a HAR entry needs (HTTP, WebSocket, gaps, stand-ins); the entry builders live in har-entries.ts and har-incomplete.ts.
 import { noAnswerReason } from '../analysis/close-attribution.js';
-import type { DiagnosisContext, RecordedHandshake } from '../analysis/connection-diagnosis.js';
+import type { RecordedHandshake } from '../analysis/connection-diagnosis.js';
 import { findingsAt } from '../analysis/connection-findings.js';
 import { attributionOf, ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { DiagnosisChoice, type DiagnosisRecord } from '../analysis/diagnosis-record.js';
@@ -166,15 +166,21 @@ export class HarFold {
   /** The log-level `_wstap`, once every event is folded; undefined when there is nothing to say. */
   sessionFacts(): HarSessionFacts | undefined {
     const context = this.#judging.inForce;
-    if (this.captureGaps.length === 0 && !context) return undefined;
-    return { ...(this.captureGaps.length > 0 ? { captureGaps: this.captureGaps } : {}), ...(context ? { diagnosisContext: context } : {}) };
+    // Several instances that ran with different contexts: each one's, by name (diagnosisContext stays the first's, for older readers).
+    const perInstance = this.#judging.perInstance;
+    if (this.captureGaps.length === 0 && !context && !perInstance) return undefined;
+    return {
+      ...(this.captureGaps.length > 0 ? { captureGaps: this.captureGaps } : {}),
+      ...(context ? { diagnosisContext: context } : {}),
+      ...(perInstance ? { diagnosisContexts: Object.fromEntries(perInstance) } : {}),
+    };
   }
 
   apply(event: CaptureEvent): void {
     this.#lastT = Math.max(this.#lastT, event.t);
     if (event.kind === 'session.start') this.#startSession(event);
     const summary = this.#tracker.apply(event);
-    const found = findingsAt(event, summary, this.#diagnosisContext(), (h) => this.#shareable(h));
+    const found = findingsAt(event, summary, this.#judging.contextOf(summary?.open.instance), (h) => this.#shareable(h));
     if (summary && found.length > 0) {
       const list = this.#findings.get(summary.conn);
       if (list) list.push(...found);
@@ -470,10 +476,6 @@ export class HarFold {
   /** Findings quote headers: in a redacted export they quote the redacted ones. */
   #shareable(h: RecordedHandshake): RecordedHandshake {
     return this.#options.redact ? redactHandshake(h) : h;
-  }
-
-  #diagnosisContext(): DiagnosisContext {
-    return this.#judging.context;
   }
 
   #onHttpError(event: HttpErrorEvent): void {

@@ -87,13 +87,15 @@ export function harToEvents(text: string, path: string): HarReadResult {
     previewLimit: 0,
     ...diagnosisOf(log, warnings),
   };
+  // Several instances that ran with different contexts: one start per instance, as the merged captures had.
+  const starts = instanceStartsOf(log, start, warnings);
   const end: SessionEndEvent = { kind: 'session.end', t: last, reason: 'har', droppedEvents: gaps.reduce((sum, g) => sum + g.lostEvents, 0) };
 
   const unknown = new Map<number, string[]>();
   for (const connection of connections) unknown.set(connection.id, connection.unknown);
 
   return {
-    events: [start, ...events, end],
+    events: [...starts, ...events, end],
     source,
     creator: `${creatorName} ${creatorVersion}`.trim(),
     unknown,
@@ -110,6 +112,30 @@ function diagnosisOf(log: Json, warnings: string[]): { diagnosis?: DiagnosisReco
     return {};
   }
   return record ? { diagnosis: record } : {};
+}
+
+/**
+ * wstap's `log._wstap.diagnosisContexts` (several instances exported as one,
+ * judged each with its own context): one session.start per instance, naming
+ * it and its context, so the fold judges each connection (its conn.open
+ * names its instance) as the export did. Without it: the one start.
+ */
+function instanceStartsOf(log: Json, start: SessionStartEvent, warnings: string[]): SessionStartEvent[] {
+  const wstap = log['_wstap'];
+  const contexts = isObject(wstap) ? wstap['diagnosisContexts'] : undefined;
+  if (contexts === undefined) return [start];
+  if (!isObject(contexts)) {
+    warnings.push('log._wstap.diagnosisContexts: ignored: not an object of instance names');
+    return [start];
+  }
+  if (Object.keys(contexts).length === 0) return [start];
+  const shared: SessionStartEvent = { ...start };
+  delete shared.diagnosis;
+  return Object.entries(contexts).map(([instance, raw]) => {
+    const record = readDiagnosisRecord(raw);
+    if (record instanceof Error) warnings.push(`log._wstap.diagnosisContexts[${JSON.stringify(instance)}]: ignored: ${record.message}`);
+    return { ...shared, instance, ...(record instanceof Error || record === null ? {} : { diagnosis: record }) };
+  });
 }
 
 /** wstap's `log._wstap.captureGaps`: where its capture lost events. */
@@ -161,12 +187,35 @@ function buildConnection(connection: Connection, warnings: string[]): void {
   const firstInner = inner.reduce((min, e) => Math.min(min, e.t), openT);
   // wstap's `_wstap.openAtEnd`: the capture ended with the connection open; read back, it is still open (no close, no close verdict).
   const openAtEnd = entries.some((e) => e.wstap?.['openAtEnd'] === true);
+  const from = instanceOf(entries);
+  // Without its beginning, the connection's first event names its instance (the fold's stand-in open takes it from there).
+  if (beginningMissing && from) labelFirst(inner, from);
   connection.events = [
-    ...(beginningMissing ? [] : [{ kind: 'conn.open' as const, t: firstInner, conn, mode: 'http' as const, remoteAddress: '', remotePort: 0, localPort: 0 }]),
+    ...(beginningMissing ? [] : [{ kind: 'conn.open' as const, t: firstInner, conn, mode: 'http' as const, remoteAddress: '', remotePort: 0, localPort: 0, ...from }]),
     ...inner,
     ...(openAtEnd ? [] : [{ kind: 'conn.close' as const, t: lastInner, conn, bytes: { fromClient: 0, fromUpstream: 0 } }]),
   ];
   addUnknown(connection, UNKNOWN.byteCounts);
+}
+
+/** wstap's `_wstap.instance` and `instanceConnectionId` (several proxies' captures exported as one): where the connection came from. */
+function instanceOf(entries: GoodEntry[]): { instance: string; instanceConn?: number } | null {
+  for (const entry of entries) {
+    const instance = str(entry.wstap?.['instance']);
+    if (instance === undefined || instance === '') continue;
+    const id = num(entry.wstap?.['instanceConnectionId']);
+    return { instance, ...(id !== undefined && Number.isSafeInteger(id) && id >= 1 ? { instanceConn: id } : {}) };
+  }
+  return null;
+}
+
+/** The earliest of a connection's events (the first one of them in the final order) carries its instance. */
+function labelFirst(events: CaptureEvent[], from: { instance: string; instanceConn?: number }): void {
+  let first = -1;
+  events.forEach((e, i) => {
+    if (first < 0 || e.t < (events[first] as CaptureEvent).t) first = i;
+  });
+  if (first >= 0) events[first] = { ...(events[first] as CaptureEvent), ...from } as CaptureEvent;
 }
 
 /** When wstap says the entry's connection was accepted; Infinity when it does not say. */

@@ -232,6 +232,14 @@ export interface HarSessionFacts {
   captureGaps?: HarCaptureGap[];
   /** The profile and --timeout flags `_wstap.diagnosis` was judged with (`wstap view` of the HAR judges the same way). */
   diagnosisContext?: DiagnosisRecord;
+  /**
+   * Several proxies' captures exported as one, whose instances ran with
+   * different contexts (and none was given to export): each instance's
+   * (null: it recorded none), by its name as in `_wstap.instance`; each
+   * entry's `_wstap.diagnosis` was judged with its instance's.
+   * `diagnosisContext` is then the first instance's.
+   */
+  diagnosisContexts?: Record<string, DiagnosisRecord | null>;
 }
 
 /**

@@ -2,6 +2,7 @@ import { attributionOf, type ConnectionState, type ConnectionSummary } from '../
 import type { CloseActor, CloseEvidenceKind } from '../analysis/close-attribution.js';
 import type { HopTimeout } from '../profiles/hop-timeout.js';
 import { directionLevel, nearestCountdown, type Countdown, type CountdownLevel } from '../analysis/countdown.js';
+import { instanceTag } from '../analysis/instance-label.js';
 import { REDACTED, redactUrl } from '../analysis/redaction.js';
 import type { Idle, Side } from '../capture/events.js';
 import type { LiveActivity } from '../capture/live-activity.js';
@@ -19,6 +20,8 @@ export interface RowQuery {
   sort: SortKey;
   showHttp: boolean;
   timeouts: readonly HopTimeout[];
+  /** Several instances judged each with its own context: a connection's timeouts (else `timeouts`). */
+  timeoutsOf?: (s: ConnectionSummary) => readonly HopTimeout[];
   redact: boolean;
   /** Live relay state; absent (or null for a connection) when replaying a recording. */
   activity?: (conn: number) => LiveActivity | null;
@@ -107,6 +110,7 @@ export function connectionRow(s: ConnectionSummary, q: RowQuery): ConnectionRow 
   const attribution = closedRow ? attributionOf(s) : null;
   const firstIdle = attribution?.idleBeforeCloseMs;
   const idle = idleOf(s, q, live, firstIdle);
+  const timeouts = q.timeoutsOf?.(s) ?? q.timeouts;
   return {
     conn: s.conn,
     kind: rowKind(s),
@@ -119,8 +123,8 @@ export function connectionRow(s: ConnectionSummary, q: RowQuery): ConnectionRow 
     idle,
     idleLevel: closedRow
       ? { client: 'ok', upstream: 'ok' }
-      : { client: directionLevel(q.timeouts, 'client', idle, ageMs), upstream: directionLevel(q.timeouts, 'upstream', idle, ageMs) },
-    countdown: closedRow ? null : nearestCountdown(q.timeouts, idle, ageMs),
+      : { client: directionLevel(timeouts, 'client', idle, ageMs), upstream: directionLevel(timeouts, 'upstream', idle, ageMs) },
+    countdown: closedRow ? null : nearestCountdown(timeouts, idle, ageMs),
     frames: { client: s.directions.client.frames, upstream: s.directions.upstream.frames },
     bytes: bytesOf(s, live),
     rttMs: s.pings.at(-1)?.rttMs ?? null,
@@ -142,7 +146,7 @@ export function connectionRow(s: ConnectionSummary, q: RowQuery): ConnectionRow 
 }
 
 function instanceOf(s: ConnectionSummary): string {
-  return `${s.open.instance ?? ''}${s.open.instanceConn !== undefined ? `#${s.open.instanceConn}` : ''}`;
+  return instanceTag(s.open) ?? '';
 }
 
 function clientOf(s: ConnectionSummary): string {

@@ -28,6 +28,12 @@ export interface SessionFacts {
   profile: string | null;
   /** The profile's (and --timeout flags') knowledge of the path: countdowns, findings. */
   diagnosis: DiagnosisContext;
+  /**
+   * Several proxies' captures read as one whose instances ran with different
+   * contexts: each connection is judged with its instance's (`diagnosis` is
+   * then the first's). Absent when one context judges every connection.
+   */
+  perInstance?: ReadonlyMap<string, { profile: string | null; diagnosis: DiagnosisContext }>;
   /** Replaying a recording: the time the timers are frozen at. */
   frozenAt: number | null;
   logFile: string | null;
@@ -86,14 +92,24 @@ function captureTrouble(capture: CaptureHealth | null): { text: string; tone: To
     : { text: `capture: ${lost}, marked in the file as capture.gap`, tone: 'warn' };
 }
 
+function timeoutsText(diagnosis: DiagnosisContext): string {
+  return diagnosis.timeouts.map((t) => `${t.hop}${t.setting ? `.${t.setting}` : ''} ${formatDuration(t.seconds)}`).join(', ');
+}
+
+/** What judges the connections: the profile and timeouts, or (instances that differ) each instance's. */
+function judgingText(facts: SessionFacts): string {
+  if (facts.perInstance) {
+    const each = [...facts.perInstance].map(([instance, c]) => `${instance}: profile ${c.profile ?? 'none'}, timeouts ${timeoutsText(c.diagnosis) || 'none'}`);
+    return `judged per instance (${each.join('; ')})`;
+  }
+  const timeouts = facts.diagnosis.timeouts.length === 0 ? 'none (--timeout NAME=SECONDS or a profile adds countdowns)' : timeoutsText(facts.diagnosis);
+  return `profile ${facts.profile ?? 'none'} · timeouts ${timeouts}`;
+}
+
 function statusLine(input: FrameInput): string {
   const { facts, state } = input;
-  const timeouts =
-    facts.diagnosis.timeouts.length === 0
-      ? 'none (--timeout NAME=SECONDS or a profile adds countdowns)'
-      : facts.diagnosis.timeouts.map((t) => `${t.hop}${t.setting ? `.${t.setting}` : ''} ${formatDuration(t.seconds)}`).join(', ');
   const filter = state.filter ? `  filter "${state.filter}"` : '';
-  return `profile ${facts.profile ?? 'none'} · timeouts ${timeouts} · sort ${state.sort} · http ${state.showHttp ? 'shown' : 'hidden'}${filter}`;
+  return `${judgingText(facts)} · sort ${state.sort} · http ${state.showHttp ? 'shown' : 'hidden'}${filter}`;
 }
 
 function keyHelp(state: UiState): string {

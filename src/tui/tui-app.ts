@@ -1,3 +1,4 @@
+import type { DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { ConnectionSummary, ConnectionTracker } from '../analysis/connection-tracker.js';
 import type { FrameHistory } from '../analysis/frame-history.js';
 import type { CaptureHealth } from '../capture/capture-writer.js';
@@ -143,9 +144,16 @@ export class TuiApp {
       sort: this.#state.sort,
       showHttp: this.#state.showHttp,
       timeouts: this.#o.facts.diagnosis.timeouts,
+      ...(this.#o.facts.perInstance ? { timeoutsOf: (s: ConnectionSummary) => this.#diagnosisOf(s).timeouts } : {}),
       redact: this.#o.redact,
       ...(this.#o.activity ? { activity: this.#o.activity } : {}),
     };
+  }
+
+  /** The context a connection is judged with: its instance's when instances differ (SessionFacts.perInstance). */
+  #diagnosisOf(s: ConnectionSummary): DiagnosisContext {
+    const instance = s.open.instance;
+    return (instance !== undefined ? this.#o.facts.perInstance?.get(instance)?.diagnosis : undefined) ?? this.#o.facts.diagnosis;
   }
 
   #extent(): ViewExtent {
@@ -182,7 +190,7 @@ export class TuiApp {
       droppedFrames: this.#o.history.droppedOf(conn),
       redact: this.#o.redact,
       width: this.#o.screen.width,
-      diagnosis: this.#o.facts.diagnosis,
+      diagnosis: this.#diagnosisOf(summary),
       now: this.#now(),
     });
   }

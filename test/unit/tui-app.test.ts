@@ -379,3 +379,28 @@ describe('TuiApp over a capture whose first file was deleted', () => {
     await until(h, 'it closed', (lines) => /^wstap {2}open 0 {2}closed 1\b/.test(lines[0] ?? ''));
   });
 });
+
+describe('TuiApp over several instances judged each with its own context', () => {
+  const edge = (seconds: number): SessionFacts['diagnosis'] => ({ ...EMPTY_DIAGNOSIS_CONTEXT, timeouts: [{ hop: 'front', setting: 'idle', seconds, measures: 'both-idle' }] });
+  const via = (instance: string, events: CaptureEvent[]): CaptureEvent[] => events.map((e) => (e.kind === 'conn.open' ? { ...e, instance, instanceConn: 1 } : e));
+
+  it('counts each connection down toward its instance\'s timeout and says so in the status line', async () => {
+    const h = start({
+      columns: 160,
+      facts: {
+        diagnosis: edge(2),
+        perInstance: new Map([
+          ['edge-a', { profile: null, diagnosis: edge(2) }],
+          ['edge-b', { profile: 'slow', diagnosis: edge(30) }],
+        ]),
+      },
+    });
+    h.clock.now = T0 + 4000;
+    h.feed([...via('edge-a', liveWs(1, '/via-a')), ...via('edge-b', liveWs(2, '/via-b'))]);
+    const lines = await until(h, 'both rows', (l) => hasText('/via-a')(l) && hasText('/via-b')(l));
+    expect(lineWith(lines, '/via-a')).toContain('front 2s over by');
+    expect(lineWith(lines, '/via-b')).not.toContain('over by');
+    expect(lineWith(lines, '/via-b')).toMatch(/front 30s/);
+    expect(lines[1]).toContain('judged per instance (edge-a: profile none, timeouts front.idle 2s; edge-b: profile slow, timeouts front.idle 30s)');
+  });
+});
