@@ -1,9 +1,10 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { CAPTURE_FORMAT, headerSessionStart, segmentPath, type CaptureHeader } from './capture-format.js';
 import { CaptureFormatError, checkCaptureHeader, readFileHead } from './capture-reader.js';
 import { discoverCaptureSet, missingSegmentGap, missingSegmentWarning, siblingSegmentPaths, type CaptureSet, type CaptureSetWarning } from './capture-set.js';
-import type { CaptureEvent } from './events.js';
+import type { CaptureEvent, SessionStartEvent } from './events.js';
 
 /**
  * Fallback poll when fs.watch says nothing. fs.watch (inotify) wakes the
@@ -59,6 +60,10 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
     // Joined after --keep deleted the first file: the session's start comes from the header of the first one left.
     const sessionStart = file.segment > 0 ? headerSessionStart((set.segments[0] as (typeof set.segments)[number]).header) : null;
     let gapBefore: number[] | null = null;
+    /** The proxy writing the capture, when it runs on this host: if it goes without a session.end, nothing more will come. */
+    let writer = sessionStart ? localWriter(sessionStart) : null;
+    /** The writer was found gone: one more read for lines it wrote just before, then the end. */
+    let lastLook = false;
     try {
       if (sessionStart) {
         lastT = sessionStart.t;
@@ -77,11 +82,20 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
             gapBefore = null;
           }
           lastT = event.t;
+          if (event.kind === 'session.start') writer = localWriter(event);
           yield event;
           if (event.kind === 'session.end') return;
         }
         if (lines.length > 0) continue;
         if (!next) {
+          if (lastLook && writer) {
+            options.onNote?.(writerGoneNote(writer));
+            return;
+          }
+          if (writer && !isRunning(writer.pid)) {
+            lastLook = true;
+            continue;
+          }
           await waker.wait();
           continue;
         }
@@ -110,6 +124,25 @@ export async function* followCapture(base: string, options: FollowOptions = {}):
   } finally {
     waker.close();
   }
+}
+
+/** The proxy of a session.start, when it ran on this host (a pid elsewhere says nothing here). */
+function localWriter(start: SessionStartEvent): { pid: number; host: string } | null {
+  return start.host !== undefined && start.host === os.hostname() && Number.isInteger(start.pid) && start.pid > 0 ? { pid: start.pid, host: start.host } : null;
+}
+
+/** Whether a process runs (one of another user's too: EPERM means it exists). A reused pid reads as running: following goes on, as before. */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function writerGoneNote(writer: { pid: number }): string {
+  return `the proxy writing this capture (pid ${writer.pid}) has exited without ending its session (killed, or it crashed): nothing more will come; what it wrote is all there is`;
 }
 
 /** The set as it is now; waits for the file to appear (the proxy may start after the viewer). */

@@ -71,6 +71,8 @@ export interface SessionStartEvent extends Base {
   diagnosis?: DiagnosisRecord;
   /** The proxy's --instance name (as in the capture's header). Absent in older captures. */
   instance?: string;
+  /** The host the proxy ran on (its host name): a follower on the same host can tell whether `pid` still runs. Absent in older captures. */
+  host?: string;
 }
 
 export interface SessionEndEvent extends Base {

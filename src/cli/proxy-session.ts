@@ -1,3 +1,4 @@
+import os from 'node:os';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
@@ -157,6 +158,7 @@ export class ProxySession implements EventSink {
       listen: session.#address,
       target: options.target.href,
       pid: process.pid,
+      host: os.hostname(),
       previewLimit: options.previewLimit,
       ...(options.diagnosis ? { diagnosis: options.diagnosis } : {}),
       ...(options.instance !== undefined ? { instance: options.instance } : {}),

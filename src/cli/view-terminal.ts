@@ -70,6 +70,7 @@ export async function viewInTerminal(input: TerminalViewInput, options: Terminal
   });
   let events = 0;
   let ended: CaptureEvent | null = null;
+  let lastT: number | null = null;
   try {
     for await (const event of input.open((message) => tail.push(message), quitting.signal)) {
       if (quitting.signal.aborted) break;
@@ -95,12 +96,17 @@ export async function viewInTerminal(input: TerminalViewInput, options: Terminal
       if (!input.live) facts.frozenAt = Math.max(facts.frozenAt ?? 0, event.t);
       ui.app.record(event, tracker.apply(event));
       events++;
+      lastT = event.t;
       if (event.kind === 'session.end') ended = event;
     }
     if (!quitting.signal.aborted) {
       if (input.live && ended) {
         facts.frozenAt = ended.t;
         ui.app.say(`the session ended: ${events} events; timers frozen at its end`);
+      } else if (input.live) {
+        // The follower gave up on a writer that is gone (killed): its last event is the last word.
+        facts.frozenAt = lastT ?? 0;
+        ui.app.say(`the capture ends without its session's end: ${events} events; timers frozen at its last event`);
       } else if (!input.live) {
         ui.app.say(`end of recording: ${events} events; timers frozen at its last event`);
       }

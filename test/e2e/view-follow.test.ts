@@ -199,6 +199,34 @@ describe('wstap view --follow', () => {
       await exited;
     }
   });
+
+  it('--no-tui: a proxy killed (SIGKILL) without its session\'s end: the follower says so and stops, instead of waiting for ever', async () => {
+    const { capture, port } = await startProxy();
+    const viewer: ChildProcess = spawn(process.execPath, [BIN, 'view', '--follow', '--no-tui', capture], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    viewer.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    viewer.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => viewer.once('exit', (code) => resolve(code)));
+    try {
+      const upstreamSide = app!.nextConnection();
+      client = await connectClient(`ws://127.0.0.1:${port}/killed`);
+      await upstreamSide;
+      const deadline = Date.now() + 10_000;
+      while (!/#1 open from 127\.0\.0\.1:/.test(stdout) && Date.now() < deadline) await sleep(50);
+      expect(stdout).toMatch(/#1 open from 127\.0\.0\.1:/);
+      process.kill(wstap!.pid, 'SIGKILL');
+      await wstap!.exited;
+      wstap = undefined;
+      const code = await Promise.race([exited, sleep(10_000).then(() => 'still following' as const)]);
+      expect(code, `stderr: ${stderr}`).toBe(0);
+      expect(stderr).toContain(') has exited without ending its session (killed, or it crashed): nothing more will come');
+      expect(stdout).not.toContain('session ended');
+    } finally {
+      if (viewer.exitCode === null) viewer.kill('SIGINT');
+      await exited;
+    }
+  });
 });
 
 /** `wstap view --follow --no-tui CAPTURE`, interrupted (SIGINT, as ^C) once it has printed `untilLine`: its output and exit status. */

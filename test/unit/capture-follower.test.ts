@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +53,30 @@ describe('following a capture being written', () => {
     // Nothing after session.end: the session is over.
     expect(await f.next()).toBeNull();
     expect(f.warnings).toEqual([]);
+  });
+
+  it('ends when the proxy writing on this host is gone without its session.end (SIGKILL), after reading what it wrote last; a proxy elsewhere or still running is waited for', async () => {
+    // A pid that ran here and is gone: a child that has exited.
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const deadPid = Number(gone.stdout);
+    const start = (pid: number, host: string): CaptureEvent => ({ kind: 'session.start', t: T0, version: 'test', mode: 'http', listen: '127.0.0.1:1', target: 'http://127.0.0.1:2', pid, previewLimit: 64, host });
+    fs.writeFileSync(base, header(0) + line(start(deadPid, os.hostname())) + line(openEvent(1, { t: T0 + 1 })));
+    const f = follow();
+    expect(await f.next()).toMatchObject({ kind: 'session.start' });
+    expect(await f.next()).toMatchObject({ kind: 'conn.open', conn: 1 });
+    expect(await f.next()).toBeNull();
+    expect(f.notes.at(-1)).toBe(`the proxy writing this capture (pid ${deadPid}) has exited without ending its session (killed, or it crashed): nothing more will come; what it wrote is all there is`);
+
+    // The same pid on another host says nothing about this one; a live writer (this process) is waited for.
+    for (const [pid, host] of [[deadPid, `not-${os.hostname()}`], [process.pid, os.hostname()]] as const) {
+      fs.writeFileSync(base, header(0) + line(start(pid, host)));
+      const abort = new AbortController();
+      const g = follow({ signal: abort.signal });
+      expect(await g.next()).toMatchObject({ kind: 'session.start', pid });
+      expect(await stillPending(g.next(), 400)).toBe('pending');
+      abort.abort();
+      expect(g.notes.some((n) => n.includes('has exited'))).toBe(false);
+    }
   });
 
   it('holds a half-written last line until its newline arrives', async () => {
