@@ -76,7 +76,8 @@ describe('a tcpdump capture agrees with the live proxy and with tshark', () => {
   let tcpdumpStatistics = '';
   const url = (scenario: Scenario): string => `/ws?pcap=${scenario}`;
 
-  beforeAll(async () => {
+  /** One run of every scenario through a fresh stack, tcpdump on both legs: tcpdump's statistics line. */
+  async function captureScenarios(): Promise<string> {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-pcap-e2e-'));
     // The app refuses the handshake of the `refused` scenario (ws answers 401).
     app = await startUpstreamApp({ verifyClient: (info: { req: { url?: string } }) => !info.req.url?.includes('refused') });
@@ -109,12 +110,24 @@ describe('a tcpdump capture agrees with the live proxy and with tshark', () => {
     // Every connection closed on both legs, in the file, before tcpdump stops.
     const closedIn = async (port: number): Promise<number> => ofKind(await pcapEvents(dump.file, [port]), 'conn.close').length;
     await waitUntilAsync(async () => (await closedIn(app.port)) >= SCENARIOS.length && (await closedIn(s.wstap.port)) >= SCENARIOS.length);
-    tcpdumpStatistics = await dump.stop();
+    return dump.stop();
+  }
+
+  beforeAll(async () => {
+    // Agreement needs every packet: on a machine busy enough that the kernel drops some for tcpdump, the run is repeated (at most twice more).
+    for (let attempt = 1; ; attempt++) {
+      tcpdumpStatistics = await captureScenarios();
+      if (/ 0 packets dropped by kernel/.test(tcpdumpStatistics) || attempt === 3) break;
+      console.log(`tcpdump dropped packets (${tcpdumpStatistics}); capturing again (attempt ${attempt + 1} of 3)`);
+      await s.stop();
+      await app.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
     expect(tcpdumpStatistics).toMatch(/ 0 packets dropped by kernel/);
     live = await finalCapture(s);
     front = await pcapEvents(dump.file, [s.wstap.port]);
     back = await pcapEvents(dump.file, [app.port]);
-  }, 120_000);
+  }, 300_000);
   afterAll(async () => {
     await s?.stop();
     await app?.close();
