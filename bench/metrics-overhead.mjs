@@ -4,8 +4,9 @@
 //
 // Two wstap processes in front of the same echo app, one plain, one with
 // --metrics scraped once a second (a busy Prometheus; 15 s is usual). In
-// alternating rounds, one connection sends MESSAGES 100 B binary messages
-// (256 in flight, scenario (b) of bench/relays.mjs) through each; measured
+// alternating rounds, MESSAGES 100 B binary messages are echoed through
+// each, over 1 connection (256 in flight) and over 100 (32 in flight each),
+// as scenario (b) of bench/relays.mjs (small-1, small-100); measured
 // per round and relay: echoed messages per second, and wstap's own CPU time
 // (utime + stime of its process, /proc) per echoed message. On a shared
 // machine throughput swings widely from round to round; CPU per message
@@ -14,7 +15,9 @@
 // message makes (a frame and a message each way).
 //
 // Environment: WSTAP_BENCH_RUNS (rounds, default 8), WSTAP_BENCH_MESSAGES
-// (per round and relay, default 100,000), WSTAP_BENCH_VIEW_ONLY=1 (only the
+// (per round and relay, default 100,000), WSTAP_BENCH_CONNECTIONS (the
+// connection counts measured, comma-separated, default 1,100),
+// WSTAP_BENCH_VIEW_ONLY=1 (only the
 // in-process figure: steadier than the relays' on a busy machine).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,7 +25,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startRelay, stopRelay } from './relay-processes.mjs';
-import { openSocket } from './scenarios/echo-throughput.mjs';
+import { openSockets } from './scenarios/echo-throughput.mjs';
 import { envNumber, firstLine, launch, median } from './util.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -35,19 +38,24 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) * TICK_S;
 }
 
-/** Exactly `count` echoed messages over one connection, `window` in flight: wall seconds and the relay's CPU seconds. */
-async function echoRound(port, pid, count, window = 256) {
-  const ws = await openSocket(`ws://127.0.0.1:${port}/bench`);
+/** Messages in flight per connection, as scenario (b): 256 on one connection, 32 each on many. */
+const windowFor = (connections) => (connections === 1 ? 256 : 32);
+
+/** Exactly `count` echoed messages over `connections` connections (count split evenly): wall seconds and the relay's CPU seconds. */
+async function echoRound(port, pid, count, connections) {
+  const sockets = await openSockets(`ws://127.0.0.1:${port}/bench`, connections);
   const payload = Buffer.alloc(100, 0x62);
-  // Warm-up: the JIT and the connection settle first.
-  await pump(ws, payload, 5000, window);
+  const window = windowFor(connections);
+  const each = Math.ceil(count / connections);
+  // Warm-up: the JIT and the connections settle first.
+  await Promise.all(sockets.map((ws) => pump(ws, payload, Math.ceil(5000 / connections), window)));
   const cpu0 = cpuSeconds(pid);
   const t0 = performance.now();
-  await pump(ws, payload, count, window);
+  await Promise.all(sockets.map((ws) => pump(ws, payload, each, window)));
   const wall = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds(pid) - cpu0;
-  ws.terminate();
-  return { wall, cpu, count };
+  for (const ws of sockets) ws.terminate();
+  return { wall, cpu, count: each * connections };
 }
 
 function pump(ws, payload, count, window) {
@@ -111,6 +119,9 @@ async function main() {
   if (process.env.WSTAP_BENCH_VIEW_ONLY === '1') return printViewCost();
   const runs = Math.round(envNumber('WSTAP_BENCH_RUNS', 8));
   const count = Math.round(envNumber('WSTAP_BENCH_MESSAGES', 100_000));
+  const connectionCounts = (process.env.WSTAP_BENCH_CONNECTIONS ?? '1,100').split(',').map((n) => Math.round(Number(n)));
+  if (connectionCounts.some((n) => !(n >= 1))) throw new Error(`WSTAP_BENCH_CONNECTIONS "${process.env.WSTAP_BENCH_CONNECTIONS}": give connection counts, e.g. 1,100`);
+  const summary = [];
   if (!fs.existsSync(path.join(root, 'dist', 'cli', 'main.js'))) throw new Error('not built: run `npm run build` first');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `wstap-metrics-bench-${process.pid}-`));
   const app = launch(process.execPath, [path.join(here, 'echo-app.mjs')]);
@@ -118,22 +129,27 @@ async function main() {
   const relays = {};
   try {
     for (const name of ['wstap', 'wstap-metrics']) relays[name] = await startRelay(name, appPort, tmp);
-    const results = { wstap: [], 'wstap-metrics': [] };
-    for (let round = 0; round < runs; round++) {
-      const order = round % 2 === 0 ? ['wstap', 'wstap-metrics'] : ['wstap-metrics', 'wstap'];
-      const line = [];
-      for (const name of order) {
-        const r = await echoRound(relays[name].port, relays[name].child.pid, count);
-        results[name].push(r);
-        line.push(`${name} ${(r.count / r.wall).toFixed(0)} msg/s, ${((r.cpu / r.count) * 1e6).toFixed(2)} µs CPU/msg`);
+    for (const connections of connectionCounts) {
+      const results = { wstap: [], 'wstap-metrics': [] };
+      console.log(`${connections} connection${connections === 1 ? '' : 's'}, ${windowFor(connections)} in flight each:`);
+      for (let round = 0; round < runs; round++) {
+        const order = round % 2 === 0 ? ['wstap', 'wstap-metrics'] : ['wstap-metrics', 'wstap'];
+        const line = [];
+        for (const name of order) {
+          const r = await echoRound(relays[name].port, relays[name].child.pid, count, connections);
+          results[name].push(r);
+          line.push(`${name} ${(r.count / r.wall).toFixed(0)} msg/s, ${((r.cpu / r.count) * 1e6).toFixed(2)} µs CPU/msg`);
+        }
+        console.log(`  round ${round + 1}/${runs}: ${line.join('; ')}`);
       }
-      console.log(`round ${round + 1}/${runs}: ${line.join('; ')}`);
+      const rate = (name) => median(results[name].map((r) => r.count / r.wall));
+      const cpu = (name) => median(results[name].map((r) => (r.cpu / r.count) * 1e6));
+      const label = `${connections} connection${connections === 1 ? '' : 's'}`;
+      summary.push(`${label}: echoed messages/s (median of ${runs}): wstap ${rate('wstap').toFixed(0)}, with --metrics ${rate('wstap-metrics').toFixed(0)} (${((100 * rate('wstap-metrics')) / rate('wstap')).toFixed(1)} %)`);
+      summary.push(`${label}: wstap CPU per echoed message (median of ${runs}): ${cpu('wstap').toFixed(2)} µs, with --metrics ${cpu('wstap-metrics').toFixed(2)} µs (${((100 * cpu('wstap-metrics')) / cpu('wstap')).toFixed(1)} %)`);
     }
-    const rate = (name) => median(results[name].map((r) => r.count / r.wall));
-    const cpu = (name) => median(results[name].map((r) => (r.cpu / r.count) * 1e6));
     console.log('');
-    console.log(`echoed messages/s (median of ${runs}): wstap ${rate('wstap').toFixed(0)}, with --metrics ${rate('wstap-metrics').toFixed(0)} (${((100 * rate('wstap-metrics')) / rate('wstap')).toFixed(1)} %)`);
-    console.log(`wstap CPU per echoed message (median of ${runs}): ${cpu('wstap').toFixed(2)} µs, with --metrics ${cpu('wstap-metrics').toFixed(2)} µs (${((100 * cpu('wstap-metrics')) / cpu('wstap')).toFixed(1)} %)`);
+    for (const line of summary) console.log(line);
   } finally {
     for (const r of Object.values(relays)) await stopRelay(r.child);
     await stopRelay(app);
