@@ -24,7 +24,8 @@
 // WSTAP_BENCH_PAIRED (1 by default; 0: one relay at a time),
 // WSTAP_BENCH_VIEW_ONLY=1 (only the in-process figure: steadier than the
 // relays' on a busy machine), WSTAP_NODE_ARGS (node flags for both wstap
-// processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), WSTAP_METRICS_ARGS
+// (more options for the --metrics one, e.g. --metrics-no-process).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
