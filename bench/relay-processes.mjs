@@ -138,7 +138,8 @@ http {
       const port = await freePort();
       const child = launch(process.execPath, [...nodeArgs, path.join(root, 'bin', 'wstap'), 'proxy', '--target', `http://127.0.0.1:${appPort}`,
         '--listen', `127.0.0.1:${port}`, '--no-tui', '--log-format', 'json', '--capture', capture, '--force',
-        ...(metrics ? ['--metrics', `127.0.0.1:${metrics}`] : []),
+        // WSTAP_METRICS_ARGS: more options for wstap-metrics alone (e.g. --metrics-no-process).
+        ...(metrics ? ['--metrics', `127.0.0.1:${metrics}`, ...(process.env.WSTAP_METRICS_ARGS ?? '').split(' ').filter(Boolean)] : []),
         ...(process.env.WSTAP_ARGS ?? '').split(' ').filter(Boolean)]);
       await waitForPort(port, child, name);
       if (metrics) scrapeWhileRunning(child, metrics);

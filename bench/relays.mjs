@@ -74,7 +74,9 @@
 // (N before the descriptor cap; 10,000), WSTAP_BENCH_OUT (where the report
 // goes; bench/RESULTS.md by default), WSTAP_NODE_ARGS (node flags for wstap
 // alone, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), WSTAP_ARGS (more wstap
-// options, for experiments, e.g. "--log-level warn"; the report says so).
+// options, for experiments, e.g. "--log-level warn"; the report says so),
+// WSTAP_METRICS_ARGS (more options for wstap-metrics alone, e.g.
+// --metrics-no-process).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -31,6 +31,7 @@ export async function startMetrics(
 ): Promise<RunningMetrics> {
   const view = new MetricsView({
     pathGroups: option.pathGroups,
+    processMetrics: option.processMetrics,
     captureTotals: () => session()?.captureTotals() ?? null,
     captureStalled: () => {
       const health = session()?.captureHealth() ?? null;

@@ -3,18 +3,21 @@ import { MAX_PATH_GROUPS, parsePathGroup, PathGroupError, type PathGroup } from 
 import { parseListen } from './option-values.js';
 import { UsageError } from './usage-error.js';
 
-/** --metrics and --metrics-path-group, checked before anything starts. */
+/** --metrics, --metrics-path-group and --metrics-no-process, checked before anything starts. */
 export interface MetricsOption {
   host: string;
   port: number;
   pathGroups: PathGroup[];
+  /** prom-client's default process metrics (false with --metrics-no-process: see process-metrics.ts for their cost). */
+  processMetrics: boolean;
 }
 
 /** `PORT` (loopback) or `HOST:PORT`; null without --metrics. A unix socket is refused: Prometheus scrapes TCP. */
-export function metricsOptionOf(address: unknown, groups: unknown): MetricsOption | null {
+export function metricsOptionOf(address: unknown, groups: unknown, noProcess: unknown = false): MetricsOption | null {
   const groupTexts = Array.isArray(groups) ? groups.filter((g): g is string => typeof g === 'string') : [];
   if (typeof address !== 'string') {
     if (groupTexts.length > 0) throw new UsageError('--metrics-path-group needs --metrics [HOST:]PORT');
+    if (noProcess === true) throw new UsageError('--metrics-no-process needs --metrics [HOST:]PORT');
     return null;
   }
   if (address.startsWith('unix:')) throw new UsageError(`--metrics "${address}": Prometheus scrapes TCP; give [HOST:]PORT (e.g. 9466)`);
@@ -34,7 +37,7 @@ export function metricsOptionOf(address: unknown, groups: unknown): MetricsOptio
       throw err;
     }
   });
-  return { host: endpoint.host, port: endpoint.port, pathGroups };
+  return { host: endpoint.host, port: endpoint.port, pathGroups, processMetrics: noProcess !== true };
 }
 
 /** Errors of bind that say what to change rather than a bug. */

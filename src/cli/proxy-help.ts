@@ -71,6 +71,10 @@ Options:
                         matches REGEX path_group="NAME" (first match wins; the
                         rest are "other"); repeatable, at most 50. Paths are
                         never labels themselves
+  --metrics-no-process  with --metrics: leave out prom-client's process and
+                        Node.js metrics (CPU, memory, event loop lag, GC,
+                        handles), which cost the relay a few % more CPU at
+                        high message rates
   --instance NAME       this proxy's name in the capture's header, so captures of
                         several proxies read together (wstap view A B) say which
                         connection came through which    [HOSTNAME/--listen]

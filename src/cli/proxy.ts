@@ -66,6 +66,7 @@ export async function runProxy(args: string[]): Promise<number> {
     'probe-token': { type: 'string' },
     metrics: { type: 'string' },
     'metrics-path-group': { type: 'string', multiple: true },
+    'metrics-no-process': { type: 'boolean' },
     instance: { type: 'string' },
     'log-file': { type: 'string' },
     'log-format': { type: 'string' },
@@ -105,7 +106,7 @@ export async function runProxy(args: string[]): Promise<number> {
   const capture = captureLimits(values);
   const probeToken = probeTokenOf(values['probe-token'], mode);
   const nginxErrorLog = typeof values['nginx-error-log'] === 'string' ? nginxLogOption(values['nginx-error-log']) : null;
-  const metricsOption = metricsOptionOf(values.metrics, values['metrics-path-group']);
+  const metricsOption = metricsOptionOf(values.metrics, values['metrics-path-group'], values['metrics-no-process']);
   const instance = instanceOf(values.instance, listen);
   // Recorded in session.start: view and export later judge the capture as this run does.
   const recorded = diagnosisRecordOf(profile, values.profile, values.timeout);

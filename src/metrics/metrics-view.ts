@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { attributionOf, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import type { Finding } from '../analysis/finding.js';
 import type { PingRoundTrip } from '../analysis/ping-pairing.js';
@@ -15,6 +15,7 @@ import {
   type ConnectionKind,
   type PathGroup,
 } from './metric-labels.js';
+import { registerProcessMetrics } from './process-metrics.js';
 
 export interface MetricsViewOptions {
   /** --metrics-path-group: the path_group label's values; none: every connection is `other`. */
@@ -25,7 +26,7 @@ export interface MetricsViewOptions {
   captureStalled?: () => boolean;
   /** wstap_info's labels. */
   info?: { version: string; mode: 'http' | 'tcp'; instance: string };
-  /** prom-client's default process metrics (CPU, memory, event loop lag, ...); on by default. */
+  /** prom-client's default process metrics (CPU, memory, event loop lag, ...; see process-metrics.ts); on by default. */
   processMetrics?: boolean;
 }
 
@@ -87,7 +88,7 @@ export class MetricsView {
   constructor(options: MetricsViewOptions = {}) {
     this.#groups = options.pathGroups ?? [];
     const registers = [this.registry];
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (options.processMetrics !== false) registerProcessMetrics(this.registry);
     if (options.info) {
       new Gauge({ name: 'wstap_info', help: 'Always 1: the running wstap version, mode and --instance name', labelNames: ['version', 'mode', 'wstap_instance'], registers }).set(
         { version: options.info.version, mode: options.info.mode, wstap_instance: options.info.instance },

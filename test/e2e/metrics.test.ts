@@ -149,6 +149,8 @@ describe('proxy --metrics', () => {
     expect(valueOf(live, 'wstap_http_responses_total', { status_class: '2xx', path_group: 'other' })).toBe(1);
     expect(valueOf(live, 'wstap_capture_written_events_total')).toBe(events.length);
     expect(sumOf(live, 'wstap_info', { mode: 'http', wstap_instance: 'edge-a' })).toBe(1);
+    // prom-client's process metrics are in by default (--metrics-no-process leaves them out: see the --tcp test).
+    for (const name of ['process_cpu_seconds_total', 'nodejs_gc_duration_seconds', 'nodejs_active_handles_total']) expect(live.types.has(name), name).toBe(true);
     // The same view fed the capture afterwards says exactly the same.
     expect(comparable(await replayed(events))).toEqual(comparable(live));
 
@@ -173,7 +175,7 @@ describe('proxy --metrics', () => {
     await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
     const deadPort = (dead.address() as net.AddressInfo).port;
     await new Promise<void>((r) => dead.close(() => r()));
-    const tcp = await startWstap(['--tcp', '--target', `127.0.0.1:${deadPort}`, '--metrics', '0']);
+    const tcp = await startWstap(['--tcp', '--target', `127.0.0.1:${deadPort}`, '--metrics', '0', '--metrics-no-process']);
     try {
       const tcpUrl = await metricsUrl(tcp);
       expect(tcpUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
@@ -188,6 +190,8 @@ describe('proxy --metrics', () => {
       expect(valueOf(e, 'wstap_connections_opened_total', { kind: 'tcp' })).toBe(1);
       expect(valueOf(e, 'wstap_info', { version: valueOfInfo(e, 'version'), mode: 'tcp', wstap_instance: valueOfInfo(e, 'wstap_instance') })).toBe(1);
       expect(valueOfInfo(e, 'wstap_instance')).toMatch(/\/127\.0\.0\.1:0$/);
+      // --metrics-no-process: wstap's own series only, none of prom-client's process and Node.js ones.
+      expect([...e.types.keys()].filter((name) => !name.startsWith('wstap_'))).toEqual([]);
       expect((await scrapeText(tcpUrl.replace('/metrics', '/'))).status).toBe(404);
     } finally {
       expect(await tcp.stop()).toBe(0);
@@ -198,6 +202,7 @@ describe('proxy --metrics', () => {
     expect(runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--metrics', 'unix:/tmp/x.sock']).stderr).toMatch(/Prometheus scrapes TCP/);
     expect(runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--metrics', 'nine']).stderr).toMatch(/--metrics "nine" is not \[HOST:\]PORT/);
     expect(runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--metrics-path-group', '^/a=a']).stderr).toMatch(/needs --metrics/);
+    expect(runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--metrics-no-process']).stderr).toMatch(/--metrics-no-process needs --metrics/);
     const badName = runWstapSync(['proxy', '--target', 'http://127.0.0.1:1', '--instance', 'edge\u001b[2J']);
     expect(badName.status).toBe(2);
     expect(badName.stderr).toContain('--instance "edge\\u001b[2J" must be 1 to 200 characters, none of them control characters');
