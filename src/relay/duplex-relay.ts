@@ -119,9 +119,11 @@ export class DuplexRelay {
    * Takes every listener of this relay off both sockets: from here on
    * someone else owns them (the probe responder takes the client) and this
    * relay records nothing more, not even the close. Sides left paused by
-   * backpressure are no longer behind on this relay's account.
+   * backpressure are no longer behind on this relay's account. Only a relay
+   * with a clientGate can be detached: only its listeners are kept.
    */
   detach(): void {
+    if (!this.#options.clientGate) throw new Error(`connection ${this.#ctx.id}: DuplexRelay.detach() needs a clientGate (only then are its listeners kept)`);
     this.#detached = true;
     for (const [socket, event, listener] of this.#listeners) socket.removeListener(event, listener);
     this.#listeners.length = 0;
@@ -131,7 +133,8 @@ export class DuplexRelay {
 
   #on(socket: net.Socket, event: string, listener: Listener): void {
     socket.on(event, listener);
-    this.#listeners.push([socket, event, listener]);
+    // Kept for detach() only, which only a gated relay needs: an idle connection without one carries no list (bench (d)).
+    if (this.#options.clientGate) this.#listeners.push([socket, event, listener]);
   }
 
   /** A client chunk through the gate: what it lets go is forwarded and observed as any chunk. */

@@ -55,7 +55,9 @@ function ms(value: number): number {
 export class HttpTap {
   readonly #ctx: ConnectionContext;
   readonly #options: HttpTapOptions;
-  readonly #conversation: HttpConversation;
+  /** Null once the connection switched protocols (a 101): from then on every byte is the WebSocketTap's. */
+  #conversation: HttpConversation | null;
+  #switched = false;
   readonly #open = new Map<number, OpenExchange>();
   #websocket: WebSocketTap | null = null;
   #handshakeBody: HandshakeBodyTap | null = null;
@@ -84,7 +86,7 @@ export class HttpTap {
         },
         responseEnd: (n, bytes, t) => this.#onResponseEnd(n, bytes, t),
         anomaly: (a) => this.#onAnomaly(a),
-        switched: () => undefined,
+        switched: () => (this.#switched = true),
         opaque: (side, data, t, reason) => this.#onOpaque(side, data, t, reason),
       },
       { maxHeadBytes: MAX_REQUEST_HEAD_BYTES },
@@ -94,8 +96,15 @@ export class HttpTap {
   /** A ChunkObserver: a copy of a chunk already forwarded. */
   observe(side: Side, chunk: Buffer, t: number, previousByteAt: number): void {
     if (!this.#parsing || this.#stopped[side]) return;
+    const conversation = this.#conversation;
+    if (conversation === null) {
+      // After the switch the HTTP parsers have nothing left to do: the frames go straight to the decoder, and the parsers' memory is let go.
+      this.#websocket?.observe(side, chunk, t, previousByteAt);
+      return;
+    }
     this.#previousByteAt = previousByteAt;
-    this.#conversation.push(side, chunk, t);
+    conversation.push(side, chunk, t);
+    if (this.#switched) this.#conversation = null;
   }
 
   /**
@@ -118,13 +127,13 @@ export class HttpTap {
   /** A side's FIN, RST or error: an answer read until close ends; requests the app leaves unanswered are recorded as such. */
   ended(side: Side, how: 'fin' | 'rst' | 'error', t: number): void {
     if (!this.#parsing) return;
-    if (!this.#stopped[side]) this.#conversation.finish(side, t);
+    if (!this.#stopped[side]) this.#conversation?.finish(side, t);
     if (side !== 'upstream') return;
     this.#handshakeBody?.finish();
     // The answers may be in the hole: not claimed unanswered.
     if (this.#stopped.upstream) return;
     const what = how === 'fin' ? 'closed the connection (FIN)' : how === 'rst' ? 'reset the connection (RST)' : 'connection failed';
-    for (const n of this.#conversation.unanswered) {
+    for (const n of this.#conversation?.unanswered ?? []) {
       const open = this.#open.get(n);
       if (!open || open.handshake) continue;
       this.#open.delete(n);
