@@ -4,6 +4,7 @@
  * lines because it is one switch over the event kinds and the state each
  * one updates; split by kind, every piece would reach into the same summary.
  */
+import { TrafficTotals } from './traffic-totals.js';
 import type {
   CaptureEvent,
   ConnOpenEvent,
@@ -163,6 +164,8 @@ export class ConnectionTracker {
   readonly #byNginxConnection = new Map<number, ConnectionSummary>();
   /** Front-leg connection -> the back-leg summaries waiting for its first close evidence. */
   readonly #waitingForFront = new Map<number, Set<ConnectionSummary>>();
+  /** The session's frames and messages in totals, moved in this same pass (for the Prometheus view). */
+  readonly traffic = new TrafficTotals();
 
   constructor(options: { maxClosed?: number } = {}) {
     this.#maxClosed = options.maxClosed ?? 1000;
@@ -347,6 +350,7 @@ export class ConnectionTracker {
         break;
       }
       case 'ws.frame': {
+        this.traffic.frame(event);
         const d = s.directions[event.side];
         d.frames++;
         d.payloadBytes += event.length;
@@ -363,6 +367,7 @@ export class ConnectionTracker {
         break;
       }
       case 'ws.message':
+        this.traffic.message(event);
         s.directions[event.side].messages++;
         break;
       case 'ws.protocol-error':

@@ -38,6 +38,8 @@ export async function startMetrics(
       return health !== null && (health.refusing !== null || health.paused !== null);
     },
     info: { version: VERSION, ...info },
+    // Frames and messages in totals from the fold, read at scrape time: the view is not called for each.
+    traffic: () => session()?.tracker.traffic ?? null,
   });
   const exposed = notLoopbackWarning(option.host, "read wstap's metrics (counts only: no paths, addresses or payloads)");
   if (exposed) logger.warn(`--metrics: ${exposed}`);
@@ -48,5 +50,5 @@ export async function startMetrics(
     onError: (err) => logger.warn({ err }, `metrics endpoint: ${err.message}; relaying continues`),
   });
   logger.info(`metrics at http://${server.address}/metrics`);
-  return { server, view, attach: (s) => s.onEvent((event, summary, findings) => view.apply(event, summary, findings)) };
+  return { server, view, attach: (s) => s.onEvent((event, summary, findings) => view.apply(event, summary, findings), { dataFrames: false }) };
 }

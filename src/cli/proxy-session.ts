@@ -78,6 +78,8 @@ export class ProxySession implements EventSink {
   readonly #writer: CaptureWriter | null;
   readonly #listener: ProxyListener;
   readonly #listeners: EventListener[] = [];
+  /** Listeners that read frame and message totals from the fold: not told of each data frame and message. */
+  readonly #listenersNotDataFrames: EventListener[] = [];
   readonly #watch: TimeoutWatch;
   #watchTimer: NodeJS.Timeout | null = null;
   #address = '';
@@ -195,8 +197,15 @@ export class ProxySession implements EventSink {
     return this.#listener.activity(conn);
   }
 
-  onEvent(listener: EventListener): void {
-    this.#listeners.push(listener);
+  /**
+   * `listener` hears every event after the fold, with its summary and
+   * findings. `dataFrames: false`: not the data frames and whole messages
+   * (nearly every event), for a listener that reads their totals from the
+   * fold (ConnectionTracker.traffic) instead: a call per frame was most of
+   * what --metrics cost (bench/metrics-overhead.mjs).
+   */
+  onEvent(listener: EventListener, options: { dataFrames?: boolean } = {}): void {
+    (options.dataFrames === false ? this.#listenersNotDataFrames : this.#listeners).push(listener);
   }
 
   /**
@@ -286,11 +295,18 @@ export class ProxySession implements EventSink {
       return;
     }
     for (const line of lines) this.#log(line);
-    for (const listener of this.#listeners) {
+    this.#tell(this.#listeners, event, summary, findings);
+    const dataFrame = event.kind === 'ws.message' || (event.kind === 'ws.frame' && event.opcode < 8);
+    if (!dataFrame && this.#listenersNotDataFrames.length > 0) this.#tell(this.#listenersNotDataFrames, event, summary, findings);
+  }
+
+  /** Hands an event to each listener; one that throws is dropped, once logged. */
+  #tell(listeners: EventListener[], event: CaptureEvent, summary: ConnectionSummary | null, findings: readonly Finding[]): void {
+    for (const listener of listeners) {
       try {
         listener(event, summary, findings);
       } catch (err) {
-        this.#listeners.splice(this.#listeners.indexOf(listener), 1);
+        listeners.splice(listeners.indexOf(listener), 1);
         this.#log({ level: 'error', fields: { err }, msg: `internal fault in a display while showing ${event.kind}: it gets no more events; relaying and recording continue` });
         break;
       }
@@ -368,3 +384,4 @@ export function listenAddressText(bound: ListenEndpoint, mode: 'http' | 'tcp', t
   if (!tls) return text;
   return mode === 'http' ? `https://${text}` : `tls:${text}`;
 }
+

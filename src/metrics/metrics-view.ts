@@ -3,6 +3,7 @@ import { attributionOf, type ConnectionSummary } from '../analysis/connection-tr
 import type { Finding } from '../analysis/finding.js';
 import type { PingRoundTrip } from '../analysis/ping-pairing.js';
 import type { CaptureTotals } from '../capture/capture-writer.js';
+import { TrafficTotals } from '../analysis/traffic-totals.js';
 import type { CaptureEvent, Side } from '../capture/events.js';
 import {
   closedByLabel,
@@ -28,6 +29,14 @@ export interface MetricsViewOptions {
   info?: { version: string; mode: 'http' | 'tcp'; instance: string };
   /** prom-client's default process metrics (CPU, memory, event loop lag, ...; see process-metrics.ts); on by default. */
   processMetrics?: boolean;
+  /**
+   * Where frames and messages are counted: the fold's totals
+   * (ConnectionTracker.traffic; null until there is one), read at scrape
+   * time, so the view need not hear data frames and messages at all (see
+   * ProxySession.onEvent). Absent: the view counts them from the events it
+   * is given.
+   */
+  traffic?: () => TrafficTotals | null;
 }
 
 /** What the view keeps per live connection: forgotten at its close. */
@@ -42,7 +51,6 @@ interface ConnectionState {
 
 const DURATION_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 75, 90, 120, 300, 600, 1800, 3600, 14400];
 const RTT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const OPCODES = 16;
 
 /**
  * The Prometheus view over the fold: each event, with the summary the
@@ -63,12 +71,8 @@ export class MetricsView {
   readonly #groups: readonly PathGroup[];
   readonly #connections = new Map<number, ConnectionState>();
   readonly #codes = new CloseCodeLabels();
-  /** [side][opcode]: frames, and their payload bytes. */
-  readonly #frames: number[][] = SIDES.map(() => new Array<number>(OPCODES).fill(0));
-  readonly #frameBytes: number[][] = SIDES.map(() => new Array<number>(OPCODES).fill(0));
-  /** [side][opcode 1 text, 2 binary]: messages and their (inflated) bytes. */
-  readonly #messages: number[][] = SIDES.map(() => [0, 0, 0]);
-  readonly #messageBytes: number[][] = SIDES.map(() => [0, 0, 0]);
+  /** Frames and messages counted from the events given, when no `traffic` source was (see MetricsViewOptions.traffic). */
+  readonly #ownTraffic: TrafficTotals | null;
 
   readonly #opened: Counter<'kind'>;
   readonly #open: Gauge<'kind'>;
@@ -87,6 +91,9 @@ export class MetricsView {
 
   constructor(options: MetricsViewOptions = {}) {
     this.#groups = options.pathGroups ?? [];
+    this.#ownTraffic = options.traffic ? null : new TrafficTotals();
+    const own = this.#ownTraffic;
+    const traffic = options.traffic ?? ((): TrafficTotals | null => own);
     const registers = [this.registry];
     if (options.processMetrics !== false) registerProcessMetrics(this.registry);
     if (options.info) {
@@ -132,7 +139,7 @@ export class MetricsView {
     for (const stage of ['connect', 'response']) this.#upstreamErrors.inc({ stage }, 0);
     for (const from of SIDES) this.#protocolErrors.inc({ from }, 0);
     this.#observerFaults = new Counter({ name: 'wstap_observer_faults_total', help: "Connections wstap stopped observing after a fault of its own (still relayed)", registers });
-    this.#perFrameMetrics(registers);
+    this.#perFrameMetrics(registers, traffic);
     this.#captureMetrics(registers, options.captureTotals ?? (() => null), options.captureStalled ?? (() => false));
   }
 
@@ -140,21 +147,12 @@ export class MetricsView {
   apply(event: CaptureEvent, summary: ConnectionSummary | null, findings: readonly Finding[]): void {
     if (findings.length > 0) for (const f of findings) this.#findings.inc({ id: f.id, severity: f.severity });
     if (!summary) return;
-    // Data frames and messages are nearly every event: plain array counts, no per-connection lookup.
+    // Data frames and messages are nearly every event: plain array counts (or none here: the fold's), no per-connection lookup.
     if (event.kind === 'ws.frame') {
-      const side = sideIndex(event.side);
-      const opcode = event.opcode & 0x0f;
-      const frames = this.#frames[side] as number[];
-      const bytes = this.#frameBytes[side] as number[];
-      frames[opcode] = (frames[opcode] ?? 0) + 1;
-      bytes[opcode] = (bytes[opcode] ?? 0) + event.length;
-      if (opcode < 8) return;
+      this.#ownTraffic?.frame(event);
+      if ((event.opcode & 0x0f) < 8) return;
     } else if (event.kind === 'ws.message') {
-      const side = sideIndex(event.side);
-      const messages = this.#messages[side] as number[];
-      const bytes = this.#messageBytes[side] as number[];
-      messages[event.opcode] = (messages[event.opcode] ?? 0) + 1;
-      bytes[event.opcode] = (bytes[event.opcode] ?? 0) + (event.size ?? event.wireLength);
+      this.#ownTraffic?.message(event);
       return;
     }
     if (!('conn' in event)) return;
@@ -260,29 +258,31 @@ export class MetricsView {
     this.#connections.delete(summary.conn);
   }
 
-  /** Frames, messages and their bytes: counted as plain numbers per event, handed over at scrape time. */
-  #perFrameMetrics(registers: Registry[]): void {
-    const byOpcode = (counts: number[][]) =>
+  /** Frames, messages and their bytes: plain numbers (TrafficTotals), handed over at scrape time. */
+  #perFrameMetrics(registers: Registry[], traffic: () => TrafficTotals | null): void {
+    const byOpcode = (pick: (t: TrafficTotals) => number[][]) =>
       function (this: Counter<'from' | 'opcode'>): void {
         this.reset();
-        counts.forEach((row, side) =>
+        const t = traffic();
+        if (t) pick(t).forEach((row, side) =>
           row.forEach((n, opcode) => {
             if (n > 0) this.inc({ from: SIDES[side] as Side, opcode: opcodeLabel(opcode) }, n);
           }),
         );
       };
-    const byType = (counts: number[][]) =>
+    const byType = (pick: (t: TrafficTotals) => number[][]) =>
       function (this: Counter<'from' | 'type'>): void {
         this.reset();
-        counts.forEach((row, side) => {
+        const t = traffic();
+        (t ? pick(t) : [[0, 0, 0], [0, 0, 0]]).forEach((row, side) => {
           this.inc({ from: SIDES[side] as Side, type: 'text' }, row[1] ?? 0);
           this.inc({ from: SIDES[side] as Side, type: 'binary' }, row[2] ?? 0);
         });
       };
-    new Counter({ name: 'wstap_frames_total', help: 'WebSocket frames by the side that sent them and opcode', labelNames: ['from', 'opcode'], registers, collect: byOpcode(this.#frames) });
-    new Counter({ name: 'wstap_frame_payload_bytes_total', help: 'WebSocket frame payload bytes (as on the wire) by side and opcode', labelNames: ['from', 'opcode'], registers, collect: byOpcode(this.#frameBytes) });
-    new Counter({ name: 'wstap_messages_total', help: 'Whole WebSocket data messages by side and type', labelNames: ['from', 'type'], registers, collect: byType(this.#messages) });
-    new Counter({ name: 'wstap_message_bytes_total', help: 'WebSocket message bytes (inflated when compressed) by side and type', labelNames: ['from', 'type'], registers, collect: byType(this.#messageBytes) });
+    new Counter({ name: 'wstap_frames_total', help: 'WebSocket frames by the side that sent them and opcode', labelNames: ['from', 'opcode'], registers, collect: byOpcode((t) => t.frames) });
+    new Counter({ name: 'wstap_frame_payload_bytes_total', help: 'WebSocket frame payload bytes (as on the wire) by side and opcode', labelNames: ['from', 'opcode'], registers, collect: byOpcode((t) => t.frameBytes) });
+    new Counter({ name: 'wstap_messages_total', help: 'Whole WebSocket data messages by side and type', labelNames: ['from', 'type'], registers, collect: byType((t) => t.messages) });
+    new Counter({ name: 'wstap_message_bytes_total', help: 'WebSocket message bytes (inflated when compressed) by side and type', labelNames: ['from', 'type'], registers, collect: byType((t) => t.messageBytes) });
   }
 
   #captureMetrics(registers: Registry[], totals: () => CaptureTotals | null, stalled: () => boolean): void {
@@ -311,8 +311,4 @@ export class MetricsView {
       },
     });
   }
-}
-
-function sideIndex(side: Side): number {
-  return side === 'client' ? 0 : 1;
 }

@@ -130,6 +130,31 @@ describe('MetricsView', () => {
     expect(view.tracked).toBe(0);
   });
 
+  it('with the fold\'s traffic totals, needs no data frame or message: the same series as a view told every event', async () => {
+    const everything = new MetricsView({ processMetrics: false });
+    feed(everything, everyCloseKind(), NGINX_60S);
+    // As ProxySession does for onEvent(..., { dataFrames: false }): the tracker sees every event, the view all but data frames and messages.
+    const tracker = new ConnectionTracker();
+    const told = new MetricsView({ processMetrics: false, traffic: () => tracker.traffic });
+    let skipped = 0;
+    for (const event of everyCloseKind()) {
+      const summary = tracker.apply(event);
+      if (event.kind === 'ws.message' || (event.kind === 'ws.frame' && event.opcode < 8)) {
+        skipped++;
+        continue;
+      }
+      told.apply(event, summary, findingsAt(event, summary, NGINX_60S));
+    }
+    expect(skipped).toBeGreaterThan(0);
+    const a = await scrape(everything);
+    const b = await scrape(told);
+    expect(sumOf(b, 'wstap_frames_total', {})).toBeGreaterThan(0);
+    expect(sumOf(b, 'wstap_messages_total', {})).toBeGreaterThan(0);
+    expect(wstapSeries(b)).toEqual(wstapSeries(a));
+    // Before the session exists the source is null: zeros, not an error.
+    expect(sumOf(await scrape(new MetricsView({ processMetrics: false, traffic: () => null })), 'wstap_frames_total', {})).toBe(0);
+  });
+
   it('keeps its label sets bounded under 10,000 distinct paths, close codes and addresses', async () => {
     const groups = [parsePathGroup('^/api/v4/websocket=websocket'), parsePathGroup('^/static/=static')];
     const view = new MetricsView({ pathGroups: groups, processMetrics: false });
