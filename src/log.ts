@@ -84,6 +84,11 @@ export function createLogger(options: LoggerOptions): Logger {
   return logger;
 }
 
+/** Resolves once the lines `logger` holds are written (before output on stdout that should follow them). */
+export function flushLogger(logger: Logger): Promise<void> {
+  return new Promise((resolve) => logger.flush(() => resolve()));
+}
+
 /** A destination whose lines, once one is waiting, are written within `waitMs` even when fewer than its minLength bytes wait. */
 function batchedWithin(waitMs: number, destination: Destination): Destination {
   const write = destination.write.bind(destination);

@@ -9,7 +9,7 @@ import { seconds } from '../analysis/event-narrator.js';
 import { printable } from '../analysis/printable.js';
 import { diagnosisRecord } from '../analysis/diagnosis-record.js';
 import { diagnoseConnection, factsOf, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
-import { createLogger, createScreenLogger, type LogFormat } from '../log.js';
+import { createLogger, createScreenLogger, flushLogger, type LogFormat } from '../log.js';
 import { parseTarget } from '../relay/target.js';
 import { startDemoApp, type DemoApp } from './demo-app.js';
 import { SimulatedNginxLog } from './demo-nginx-log.js';
@@ -74,6 +74,8 @@ export async function runDemo(args: string[]): Promise<number> {
     await app.close();
     fs.rmSync(path.dirname(nginxLog.path), { recursive: true, force: true });
   }
+  // The session's last lines (written in batches) come before the summary, as they happened.
+  await flushLogger(logger);
   process.stdout.write(renderSummary([...session.tracker.closed].sort((a, b) => a.conn - b.conn), demoContext(QUICK)));
   if (session.capturePath) process.stdout.write(`capture written to ${session.capturePath}\n`);
   return 0;
