@@ -2,7 +2,9 @@
 // Toolkit, as a pass-through reverse proxy to the app (plain HTTP and
 // WebSocket forwarded to it, nothing mocked), in its own process. mockttp is
 // not a dependency of wstap: it comes from bench/peers (npm --prefix
-// bench/peers ci). mockttp has no listen-address option: it listens on all
+// bench/peers install; not `ci`, which refuses the lock because mockttp names
+// an optional dependency the registry does not have). mockttp has no
+// listen-address option: it listens on all
 // interfaces, on the port given, for as long as the bench runs. Prints its
 // port on stdout; exits on SIGTERM or when its parent goes.
 import { createRequire } from 'node:module';

@@ -20,7 +20,7 @@ export const RELAYS = [
   { name: 'wstap-metrics', binary: null },
   { name: 'mitmdump', binary: 'mitmdump', install: 'apt-get install -y mitmproxy' },
   // A peer baseline for (b) and (e) only (issue 17); not one of wstap's dependencies.
-  { name: 'mockttp', module: path.join(benchDir, 'peers', 'node_modules', 'mockttp', 'package.json'), install: 'npm --prefix bench/peers ci', scenarios: ['small-1', 'small-100', 'http'] },
+  { name: 'mockttp', module: path.join(benchDir, 'peers', 'node_modules', 'mockttp', 'package.json'), install: 'npm --prefix bench/peers install', scenarios: ['small-1', 'small-100', 'http'] },
 ];
 
 /** Whether a relay is measured in a scenario (a peer may be a baseline for some only). */

@@ -25,7 +25,7 @@
 //       mitmdump   --mode reverse:http://127.0.0.1:APP -q
 //       mockttp    bench/mockttp-relay.mjs: mockttp 4.6.5 (HTTP Toolkit's
 //                  engine) forwarding HTTP and WebSocket to the app; from
-//                  bench/peers (npm --prefix bench/peers ci); in (b) and (e) only
+//                  bench/peers (npm --prefix bench/peers install); in (b) and (e) only
 //     socat, nginx and mitmdump run with their soft open-files limit raised
 //     to the hard limit (sh -c 'ulimit -S -n HARD; exec ...'); Node raises
 //     its own. A relay whose binary (or module) is missing is reported as missing, not
