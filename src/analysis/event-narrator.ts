@@ -18,6 +18,8 @@ export interface Narration {
   fields: Record<string, unknown>;
 }
 
+const everyLevel = (): boolean => true;
+
 export function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
 }
@@ -26,9 +28,10 @@ export function seconds(ms: number): string {
  * Which events deserve a line in `--no-tui` output and what it says. Frames
  * do not (a busy connection would flood the log); opens, handshakes, HTTP
  * exchanges, errors and closes do. `summary` is the tracker's state after
- * the event was applied.
+ * the event was applied. `wanted` says which levels the caller will print:
+ * a frequent line below them (an HTTP exchange at debug) is then not built.
  */
-export function narrate(event: CaptureEvent, summary: ConnectionSummary | null): Narration | null {
+export function narrate(event: CaptureEvent, summary: ConnectionSummary | null, wanted: (level: NarrationLevel) => boolean = everyLevel): Narration | null {
   switch (event.kind) {
     case 'session.start':
       return {
@@ -77,12 +80,17 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null):
         msg: `#${event.conn} upstream's response head is not HTTP: ${printable(event.message)} at byte ${event.offset}`,
         fields: { conn: event.conn, code: event.code, offset: event.offset },
       };
-    case 'http.response':
+    case 'http.response': {
+      // One line per notable event: an answered exchange below 400 is the normal case (an API behind nginx makes
+      // thousands a second; the capture, the UI and `view` list every one); it is logged at debug.
+      const level = event.statusCode >= 400 || !event.complete ? 'info' : 'debug';
+      if (!wanted(level)) return null;
       return {
-        level: 'info',
+        level,
         msg: `#${event.conn} ${exchangeLine(summary, event.exchange)}-> ${event.statusCode} (${event.responseBodyBytes} B, ttfb ${event.ttfbMs.toFixed(1)} ms, total ${event.totalMs.toFixed(1)} ms)${event.complete ? '' : ' incomplete: client went away'}`,
         fields: { conn: event.conn, exchange: event.exchange, status: event.statusCode, bytes: event.responseBodyBytes },
       };
+    }
     case 'http.error':
       if (event.code === UPSTREAM_CLOSED) {
         return {

@@ -10,13 +10,14 @@ export function rawHeaderPairs(raw: readonly string[]): RawHeaders {
 /** Every value of a header, names compared case-insensitively, in order. */
 export function headerValues(headers: RawHeaders, name: string): string[] {
   const lower = name.toLowerCase();
-  return headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
+  return headers.filter(([n]) => n.length === lower.length && n.toLowerCase() === lower).map(([, v]) => v);
 }
 
 /** The first value of a header, or undefined. */
 export function headerValue(headers: RawHeaders, name: string): string | undefined {
   const lower = name.toLowerCase();
-  return headers.find(([n]) => n.toLowerCase() === lower)?.[1];
+  // Lengths first: the fold looks up several headers of every exchange, and most names differ in length.
+  return headers.find(([n]) => n.length === lower.length && n.toLowerCase() === lower)?.[1];
 }
 
 /** A list-valued header's items (RFC 9110 5.6.1), every field line of it, trimmed and lower-cased: `Connection: keep-alive, Upgrade` -> keep-alive, upgrade. */

@@ -83,6 +83,8 @@ Options:
   --log-file FILE       with the UI: where log lines go [$TMPDIR/wstap-log-*/]
   --log-format FORMAT   auto, pretty or json                             [auto]
   --log-level LEVEL     info, warn, error or debug                       [info]
+                        (debug adds a line for each plain HTTP exchange
+                        answered below 400; the capture has every one)
   -h, --help            this help
 
 Signals: SIGINT or SIGTERM stop gracefully (a second one stops at once, 130).

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { ConnectionTracker, type ConnectionSummary } from '../analysis/connection-tracker.js';
 import { EMPTY_DIAGNOSIS_CONTEXT, type DiagnosisContext } from '../analysis/connection-diagnosis.js';
 import type { DiagnosisRecord } from '../analysis/diagnosis-record.js';
-import { narrate, narrationOfFindings, seconds, type Narration } from '../analysis/event-narrator.js';
+import { narrate, narrationOfFindings, seconds, type Narration, type NarrationLevel } from '../analysis/event-narrator.js';
 import { findingsAt } from '../analysis/connection-findings.js';
 import type { Finding } from '../analysis/finding.js';
 import { TimeoutWatch } from '../analysis/timeout-watch.js';
@@ -87,6 +87,14 @@ export class ProxySession implements EventSink {
   #nginxLog: ErrorLogFollower | null = null;
   /** Closes waiting for the nginx log to be read past them (see #holdClose). */
   readonly #heldCloses = new Set<Promise<void>>();
+  /** Whether the logger prints a level: a line it would drop is not built (an exchange at debug, thousands a second). */
+  readonly #logsLevel = (level: NarrationLevel): boolean => {
+    try {
+      return this.#options.logger.isLevelEnabled(level);
+    } catch {
+      return true;
+    }
+  };
 
   private constructor(options: ProxySessionOptions) {
     this.#options = options;
@@ -284,7 +292,7 @@ export class ProxySession implements EventSink {
       this.#writer?.record(event);
       summary = this.tracker.apply(event);
       if (event.kind === 'conn.close') this.#watch.forget(event.conn);
-      const line = narrate(event, summary);
+      const line = narrate(event, summary, this.#logsLevel);
       // Judged once: the log and every listener (the UI, metrics) get the same findings.
       findings = findingsAt(event, summary, this.#diagnosis);
       const found = narrationOfFindings(findings, summary);

@@ -39,6 +39,7 @@ export interface FramingDecision {
 }
 
 const NO_ANOMALIES: FramingAnomaly[] = [];
+const NO_BODY: BodyFraming = { kind: 'none' };
 const CONTENT_LENGTH = /^\d{1,15}$/;
 
 /** A request's body framing (RFC 9112 section 6.3, items 3 to 6). */
@@ -63,12 +64,25 @@ function messageFraming(headers: ReadonlyArray<readonly [string, string]>, kind:
   // One pass over the fields, comparing names without allocating: it runs for every message of every connection.
   let codings: string[] | null = null;
   let lengths: string[] | null = null;
+  // The usual message: one Content-Length of plain digits and no Transfer-Encoding, decided without an array or a Set.
+  let single: string | null = null;
   for (const [name, value] of headers) {
     if (name.length === 17 && sameLetters(name, 'transfer-encoding')) (codings ??= []).push(...tokens(value));
     else if (name.length === 14 && sameLetters(name, 'content-length')) {
-      if (DIGITS.test(value)) (lengths ??= []).push(value);
-      else (lengths ??= []).push(...value.split(',').map((v) => v.trim()));
+      if (single === null && lengths === null && CONTENT_LENGTH.test(value)) single = value;
+      else {
+        lengths ??= single === null ? [] : [single];
+        if (DIGITS.test(value)) lengths.push(value);
+        else lengths.push(...value.split(',').map((v) => v.trim()));
+      }
     }
+  }
+  if (single !== null) {
+    if (codings === null && lengths === null) {
+      const length = Number(single);
+      return { framing: length === 0 ? NO_BODY : { kind: 'length', length }, anomalies: NO_ANOMALIES };
+    }
+    lengths ??= [single];
   }
   const anomalies: FramingAnomaly[] = [];
   if (codings !== null) {

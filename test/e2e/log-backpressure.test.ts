@@ -49,7 +49,7 @@ describe('a log reader that stops reading', () => {
     const port = await freePort();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wstap-logbp-'));
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const child = spawn(process.execPath, [BIN, 'proxy', '--target', `http://127.0.0.1:${app.port}`, '--listen', `127.0.0.1:${port}`, '--no-tui', '--log-format', 'json', '--capture', path.join(dir, 'c.jsonl')], {
+    const child = spawn(process.execPath, [BIN, 'proxy', '--target', `http://127.0.0.1:${app.port}`, '--listen', `127.0.0.1:${port}`, '--no-tui', '--log-format', 'json', '--log-level', 'debug', '--capture', path.join(dir, 'c.jsonl')], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     cleanups.push(() => child.kill('SIGKILL'));
@@ -58,7 +58,7 @@ describe('a log reader that stops reading', () => {
     stderr.pause();
     await waitForPort(port);
 
-    // Each exchange logs one line of about 350 B (its target shortened): enough exchanges to fill the pipe and then twice the buffer.
+    // At debug (an answered exchange below 400 is logged at debug), each exchange logs one line of about 350 B (its target shortened): enough exchanges to fill the pipe and then twice the buffer.
     const target = `/${'x'.repeat(3000)}`;
     const requests = Math.ceil((2 * MAX_PENDING_LOG_BYTES) / 350);
     const client = net.connect({ port, host: '127.0.0.1' });

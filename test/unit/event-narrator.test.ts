@@ -266,10 +266,29 @@ describe('narrate: socket errors', () => {
 });
 
 describe('narrate: HTTP exchanges', () => {
-  it('names the request of a single exchange', () => {
+  it('names the request of a single exchange; an answered one below 400 is at debug', () => {
     const n = lastLine([open(4), request(4, 1, 'GET', '/first'), response(4, 1)]);
-    expect(n.level).toBe('info');
+    expect(n.level).toBe('debug');
     expect(n.msg).toBe('#4 GET /first -> 200 (12 B, ttfb 3.0 ms, total 4.3 ms)');
+  });
+
+  it('an exchange answered 400 or more, or cut short, is at info', () => {
+    expect(lastLine([open(4), request(4, 1, 'GET', '/gone'), response(4, 1, { statusCode: 404 })]).level).toBe('info');
+    expect(lastLine([open(4), request(4, 1, 'GET', '/down'), response(4, 1, { statusCode: 502 })]).level).toBe('info');
+    expect(lastLine([open(4), request(4, 1, 'GET', '/big'), response(4, 1, { complete: false })]).level).toBe('info');
+  });
+
+  it('a line below the levels the caller prints is not built', () => {
+    const tracker = new ConnectionTracker();
+    const answer = response(4, 1);
+    tracker.apply(open(4));
+    tracker.apply(request(4, 1, 'GET', '/first'));
+    const summary = tracker.apply(answer);
+    const asked: string[] = [];
+    const line = narrate(answer, summary, (level) => (asked.push(level), level !== 'debug'));
+    expect(line).toBeNull();
+    expect(asked).toEqual(['debug']);
+    expect(narrate(answer, summary, () => true)?.level).toBe('debug');
   });
 
   it('numbers later keep-alive exchanges and says when the client went away', () => {
