@@ -216,48 +216,65 @@ function parseFieldLines(text: string, start: number): Array<[string, string]> |
   const fields: Array<[string, string]> = [];
   let lineStart = start;
   for (;;) {
-    const lineEnd = text.indexOf('\n', lineStart);
-    if (lineEnd === -1) return fields;
-    const line = text.slice(lineStart, text[lineEnd - 1] === '\r' ? lineEnd - 1 : lineEnd);
-    if (line === '') return fields;
-    const problem = addFieldLine(fields, line);
+    const lf = text.indexOf('\n', lineStart);
+    if (lf === -1) return fields;
+    const lineEnd = text.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
+    if (lineEnd <= lineStart) return fields;
+    const problem = addFieldLine(fields, text, lineStart, lineEnd);
     if (problem !== null) {
+      const line = text.slice(lineStart, lineEnd);
       return { state: 'error', code: 'MALFORMED_HEADER', message: `${problem}: ${JSON.stringify(truncate(line))}`, offset: lineStart };
     }
-    lineStart = lineEnd + 1;
+    lineStart = lf + 1;
   }
 }
 
-/** Adds one field line to `fields`; returns what is wrong with it, or null. */
-function addFieldLine(fields: Array<[string, string]>, line: string): string | null {
-  if (line[0] === ' ' || line[0] === '\t') {
+const SP_CODE = 0x20;
+const HTAB_CODE = 0x09;
+const COLON_CODE = 0x3a;
+
+/**
+ * Adds the field line `text[start, end)` to `fields`; returns what is wrong
+ * with it, or null. Works on indices into the head's text: only the name and
+ * the value are cut out (every header of every exchange passes here).
+ */
+function addFieldLine(fields: Array<[string, string]>, text: string, start: number, end: number): string | null {
+  const first = text.charCodeAt(start);
+  if (first === SP_CODE || first === HTAB_CODE) {
     // RFC 9112 section 5.2: a recipient of obs-fold "MUST replace each
     // received obs-fold with one or more SP octets prior to interpreting the
     // field value".
     const previous = fields[fields.length - 1];
     if (previous === undefined) return 'continuation line before any header field';
-    const continuation = trimWhitespace(line);
+    const continuation = trimmed(text, start, end);
     if (continuation !== '') previous[1] = previous[1] === '' ? continuation : `${previous[1]} ${continuation}`;
     return null;
   }
-  const colon = line.indexOf(':');
+  let colon = -1;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === COLON_CODE) {
+      colon = i;
+      break;
+    }
+    // RFC 9112 section 5.1: "No whitespace is allowed between the field name and colon."
+    if (c === SP_CODE || c === HTAB_CODE) {
+      const later = text.indexOf(':', i);
+      return later !== -1 && later < end ? 'whitespace in a header field name' : 'header line without a colon';
+    }
+  }
   if (colon === -1) return 'header line without a colon';
-  const name = line.slice(0, colon);
-  if (name === '') return 'header line with an empty field name';
-  // RFC 9112 section 5.1: "No whitespace is allowed between the field name and colon."
-  if (/[ \t]/.test(name)) return 'whitespace in a header field name';
+  if (colon === start) return 'header line with an empty field name';
   // RFC 9112 section 5.1: optional whitespace before and after the value is excluded from it.
-  fields.push([name, trimWhitespace(line.slice(colon + 1))]);
+  fields.push([text.slice(start, colon), trimmed(text, colon + 1, end)]);
   return null;
 }
 
-/** Trims OWS (SP / HTAB) only; other bytes are part of the value. */
-function trimWhitespace(value: string): string {
-  let start = 0;
-  let end = value.length;
-  while (start < end && (value[start] === ' ' || value[start] === '\t')) start += 1;
-  while (end > start && (value[end - 1] === ' ' || value[end - 1] === '\t')) end -= 1;
-  return value.slice(start, end);
+/** `text[start, end)` without OWS (SP / HTAB) at either end; other bytes are part of the value. */
+function trimmed(text: string, start: number, end: number): string {
+  while (start < end && (text.charCodeAt(start) === SP_CODE || text.charCodeAt(start) === HTAB_CODE)) start += 1;
+  while (end > start && (text.charCodeAt(end - 1) === SP_CODE || text.charCodeAt(end - 1) === HTAB_CODE)) end -= 1;
+  return text.slice(start, end);
 }
 
 function truncate(text: string): string {

@@ -222,17 +222,39 @@ describe('plain HTTP capture lines', () => {
     expect(captureLine(odd)).toBe(json(odd));
   });
 
-  it('match JSON.stringify for generated requests and responses', () => {
-    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme-ascii' }));
+  it('match JSON.stringify for generated requests and responses, as text and as bytes', () => {
+    // Printable ASCII (mostly plain: the byte path) and anything (mostly not: the text path).
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme-ascii' }), fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)) }));
     const headers = fc.array(fc.tuple(text, text), { maxLength: 6 });
     const number = fc.oneof(fc.double(), fc.integer(), fc.maxSafeNat());
     fc.assert(
-      fc.property(text, text, headers, number, number, (method, url, rawHeaders, t, n) => {
-        const request: HttpRequestEvent = { ...fullRequest, method, url, rawHeaders, t, exchange: n };
-        const response: HttpResponseEvent = { ...fullResponse, statusMessage: url, rawHeaders, t, ttfbMs: n, totalMs: t };
-        return captureLine(request) === json(request) && captureLine(response) === json(response);
+      fc.property(text, text, text, headers, number, number, fc.boolean(), fc.nat(64), (method, url, version, rawHeaders, t, n, complete, at) => {
+        const request: HttpRequestEvent = { ...fullRequest, method, url, httpVersion: version, rawHeaders, t, exchange: n };
+        const response: HttpResponseEvent = { ...fullResponse, statusMessage: url, httpVersion: version, rawHeaders, t, ttfbMs: n, totalMs: t, requestBodyBytes: n, complete };
+        return (
+          captureLine(request) === json(request) &&
+          captureLine(response) === json(response) &&
+          written(request, at) === json(request) &&
+          written(response, at) === json(response)
+        );
       }),
-      { numRuns: 500 },
+      { numRuns: 1000 },
     );
+  });
+
+  it('are written as bytes when every string is plain, and through text otherwise', () => {
+    const plainRequest: HttpRequestEvent = { ...fullRequest, url: '/echo?q=1', rawHeaders: [['Host', 'example'], ['X-Dup', '1'], ['x-dup', 'a b']] };
+    const plainResponse: HttpResponseEvent = { ...fullResponse, statusMessage: 'OK' };
+    for (const event of [plainRequest, plainResponse, { ...plainRequest, rawHeaders: [] }, { ...plainResponse, ttfbMs: NaN, totalMs: -0, complete: false }]) {
+      expect(fastLineRoom(event)).toBeGreaterThan(0);
+      expect(written(event, 5)).toBe(json(event));
+    }
+    // A quote, a backslash, a tab, a DEL, a Latin-1 letter: each sends the line through JSON.stringify's escapes.
+    for (const odd of ['say "hi"', 'back\\slash', 'tab\there', 'del\u007f', 'caf\u00e9']) {
+      expect(fastLineRoom({ ...plainRequest, url: odd })).toBe(0);
+      expect(fastLineRoom({ ...plainRequest, rawHeaders: [['X-Odd', odd]] })).toBe(0);
+      expect(fastLineRoom({ ...plainResponse, statusMessage: odd })).toBe(0);
+      expect(written({ ...plainRequest, rawHeaders: [['X-Odd', odd]] })).toBe(json({ ...plainRequest, rawHeaders: [['X-Odd', odd]] }));
+    }
   });
 });

@@ -112,6 +112,18 @@ describe('HttpHeadParser responses', () => {
     expect(head.headLength).toBe(23);
   });
 
+  it('keeps a value as sent but for the whitespace around it: inner spaces, tabs, an empty value, no space after the colon', () => {
+    const text = 'HTTP/1.1 200 OK\r\nx-weird:   spaced  inside \t\r\nEmpty:\r\nTight:v\r\nAlso-Empty: \t \r\nColons: a:b: c\r\n\r\n';
+    const head = complete(new HttpHeadParser('response').push(Buffer.from(text)));
+    expect(head.rawHeaders).toEqual([
+      ['x-weird', 'spaced  inside'],
+      ['Empty', ''],
+      ['Tight', 'v'],
+      ['Also-Empty', ''],
+      ['Colons', 'a:b: c'],
+    ]);
+  });
+
   it('joins obsolete line folding with a single space', () => {
     const text = 'HTTP/1.1 200 OK\r\nX-Folded: first\r\n   second\r\n\tthird \r\nNext: n\r\n\r\n';
     const head = complete(new HttpHeadParser('response').push(Buffer.from(text)));
@@ -122,16 +134,17 @@ describe('HttpHeadParser responses', () => {
   });
 
   it('reports malformed header lines at the offset of the line', () => {
-    const cases: Array<[string, string]> = [
-      ['HTTP/1.1 200 OK\r\nGood: 1\r\nno colon here\r\n\r\n', 'no colon here'],
-      ['HTTP/1.1 200 OK\r\nGood: 1\r\n: empty name\r\n\r\n', ': empty name'],
-      ['HTTP/1.1 200 OK\r\nGood: 1\r\nBad : space\r\n\r\n', 'Bad : space'],
-      ['HTTP/1.1 200 OK\r\nGood: 1\r\nBad\t: tab\r\n\r\n', 'Bad\t: tab'],
-      ['HTTP/1.1 200 OK\r\n folded-first: x\r\n\r\n', ' folded-first'],
+    const cases: Array<[string, string, string]> = [
+      ['HTTP/1.1 200 OK\r\nGood: 1\r\nno colon here\r\n\r\n', 'no colon here', 'header line without a colon'],
+      ['HTTP/1.1 200 OK\r\nGood: 1\r\n: empty name\r\n\r\n', ': empty name', 'header line with an empty field name'],
+      ['HTTP/1.1 200 OK\r\nGood: 1\r\nBad : space\r\n\r\n', 'Bad : space', 'whitespace in a header field name'],
+      ['HTTP/1.1 200 OK\r\nGood: 1\r\nBad\t: tab\r\n\r\n', 'Bad\t: tab', 'whitespace in a header field name'],
+      ['HTTP/1.1 200 OK\r\nGood: 1\r\nBad name no colon\r\n\r\n', 'Bad name no colon', 'header line without a colon'],
+      ['HTTP/1.1 200 OK\r\n folded-first: x\r\n\r\n', ' folded-first: x', 'continuation line before any header field'],
     ];
-    for (const [text, badLine] of cases) {
+    for (const [text, badLine, problem] of cases) {
       const result = new HttpHeadParser('response').push(Buffer.from(text));
-      expect(result).toMatchObject({ state: 'error', code: 'MALFORMED_HEADER', offset: text.indexOf(badLine) });
+      expect(result).toMatchObject({ state: 'error', code: 'MALFORMED_HEADER', offset: text.indexOf(badLine), message: `${problem}: ${JSON.stringify(badLine)}` });
     }
   });
 
