@@ -190,8 +190,10 @@ export function renderSummary(summaries: ConnectionSummary[], diagnosis: Diagnos
   for (const s of summaries) {
     const label = demoLabel(s) ?? '';
     const handshake = s.handshakeRequest ?? s.handshakeLike?.request;
-    const request = handshake ? `${handshake.method} ${printable(handshake.url)}` : s.httpExchanges > 0 ? `${s.httpExchanges} HTTP exchange(s)` : 'tcp';
-    const answer = s.handshakeResponse?.statusCode ?? s.handshakeLike?.response?.statusCode;
+    // A plain HTTP connection: its last answered exchange (the log has it only at debug: not a notable event).
+    const plain = !handshake && s.lastAnswered ? `${s.lastAnswered.method} ${printable(s.lastAnswered.url)}${s.httpExchanges > 1 ? ` (the last of ${s.httpExchanges} exchanges)` : ''}` : null;
+    const request = handshake ? `${handshake.method} ${printable(handshake.url)}` : (plain ?? (s.httpExchanges > 0 ? `${s.httpExchanges} HTTP exchange(s)` : 'tcp'));
+    const answer = s.handshakeResponse?.statusCode ?? s.handshakeLike?.response?.statusCode ?? (plain !== null ? (s.lastStatus ?? undefined) : undefined);
     const status = answer !== undefined ? ` -> ${answer}${s.handshakeLike ? ' (as plain HTTP)' : ''}` : '';
     const frames = s.handshakeResponse?.upgraded ? `, frames ${s.directions.client.frames} up / ${s.directions.upstream.frames} down` : '';
     const ping = s.pings.at(-1);
