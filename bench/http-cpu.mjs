@@ -11,7 +11,8 @@
 // less, and says what the relay itself spends.
 //
 // Environment: WSTAP_BENCH_RUNS (rounds, default 6), WSTAP_BENCH_SECONDS
-// (window, default 3), WSTAP_BENCH_RELAYS (default node-pipe,nginx,wstap),
+// (window, default 3), WSTAP_BENCH_RELAYS (default node-pipe,nginx,wstap; wstap-alt
+// is the build at WSTAP_ALT_ROOT, for an A/B of two builds in the same rounds),
 // WSTAP_ARGS (more wstap options, as in relays.mjs).
 import fs from 'node:fs';
 import os from 'node:os';

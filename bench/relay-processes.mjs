@@ -129,6 +129,7 @@ http {
       return { port, child };
     }
     case 'wstap':
+    case 'wstap-alt':
     case 'wstap-metrics': {
       // wstap-metrics (issue 20): the same with --metrics, scraped once a second (a busy Prometheus; 15 s is usual).
       const metrics = name === 'wstap-metrics' ? await freePort() : null;
@@ -136,7 +137,9 @@ http {
       const nodeArgs = (process.env.WSTAP_NODE_ARGS ?? '').split(' ').filter(Boolean);
       // A port chosen here, not read from the log: WSTAP_ARGS may raise the log level past the listen line.
       const port = await freePort();
-      const child = launch(process.execPath, [...nodeArgs, path.join(root, 'bin', 'wstap'), 'proxy', '--target', `http://127.0.0.1:${appPort}`,
+      // wstap-alt: another build (WSTAP_ALT_ROOT, a checkout with dist/ built), for A/B runs in one process tree of rounds.
+      const home = name === 'wstap-alt' ? altRoot() : root;
+      const child = launch(process.execPath, [...nodeArgs, path.join(home, 'bin', 'wstap'), 'proxy', '--target', `http://127.0.0.1:${appPort}`,
         '--listen', `127.0.0.1:${port}`, '--no-tui', '--log-format', 'json', '--capture', capture, '--force',
         // WSTAP_METRICS_ARGS: more options for wstap-metrics alone (e.g. --metrics-no-process).
         ...(metrics ? ['--metrics', `127.0.0.1:${metrics}`, ...(process.env.WSTAP_METRICS_ARGS ?? '').split(' ').filter(Boolean)] : []),
@@ -161,6 +164,12 @@ http {
     default:
       throw new Error(`unknown relay ${name}`);
   }
+}
+
+function altRoot() {
+  const alt = process.env.WSTAP_ALT_ROOT;
+  if (!alt || !fs.existsSync(path.join(alt, 'dist', 'cli', 'main.js'))) throw new Error('wstap-alt needs WSTAP_ALT_ROOT: a checkout of wstap with dist/ built');
+  return path.resolve(alt);
 }
 
 /** GET /metrics once a second until the relay exits; the bytes are read and dropped, failures ignored. */
