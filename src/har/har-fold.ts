@@ -194,8 +194,16 @@ export class HarFold {
         if (last && this.captureGaps.length >= MAX_CAPTURE_GAPS) {
           last.to = epochSeconds(event.t);
           last.lostEvents += event.lostEvents;
+          // Gaps of several instances folded into one belong to none of them alone.
+          if (last.instance !== event.instance) delete last.instance;
         } else {
-          this.captureGaps.push({ from: epochSeconds(event.from), to: epochSeconds(event.t), lostEvents: event.lostEvents, code: event.code });
+          this.captureGaps.push({
+            from: epochSeconds(event.from),
+            to: epochSeconds(event.t),
+            lostEvents: event.lostEvents,
+            code: event.code,
+            ...(event.instance !== undefined ? { instance: event.instance } : {}),
+          });
         }
         return;
       }

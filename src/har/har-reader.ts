@@ -152,7 +152,8 @@ function captureGapsOf(log: Json, warnings: string[]): CaptureGapEvent[] {
       return;
     }
     const code = (isObject(raw) ? str(raw['code']) : undefined) ?? 'UNKNOWN';
-    gaps.push({ kind: 'capture.gap', t: secondsToMs(to), from: secondsToMs(from), lostEvents, code });
+    const instance = isObject(raw) ? str(raw['instance']) : undefined;
+    gaps.push({ kind: 'capture.gap', t: secondsToMs(to), from: secondsToMs(from), lostEvents, code, ...(instance !== undefined ? { instance } : {}) });
   });
   return gaps;
 }

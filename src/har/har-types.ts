@@ -213,6 +213,8 @@ export interface HarCaptureGap {
   lostEvents: number;
   /** ENOSPC, EFBIG, EIO..., or "backlog" (the disk did not keep up). */
   code: string;
+  /** Whose capture lost them, when several proxies' captures were exported together (its connections alone may lack events). */
+  instance?: string;
 }
 
 export interface HarLog {

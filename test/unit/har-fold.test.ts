@@ -314,6 +314,15 @@ describe('HAR: where the capture lost events', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('says whose capture lost them when several instances were exported together, and reads that back', () => {
+    const mine: CaptureGapEvent = { ...gap, instance: 'edge-1/127.0.0.1:8066' };
+    const har = buildHar([...session(), mine], DEFAULTS, '0.1.0');
+    expect(har.log._wstap?.captureGaps).toStrictEqual([{ from: (T0 + 200.25) / 1000, to: (T0 + 5000.5) / 1000, lostEvents: 42, code: 'ENOSPC', instance: 'edge-1/127.0.0.1:8066' }]);
+    expect(harSchemaErrors(har)).toEqual([]);
+    const back = harToEvents(JSON.stringify(har), 'gap.har');
+    expect(back.events.filter((e) => e.kind === 'capture.gap')).toStrictEqual([mine]);
+  });
+
   it('reads back from the HAR as the same capture.gap, counted in the session end', () => {
     const back = harToEvents(JSON.stringify(buildHar([...session(), gap], DEFAULTS, '0.1.0')), 'gap.har');
     expect(back.warnings).toEqual([]);
