@@ -44,7 +44,24 @@ export function instanceCapturesOfFiles(paths: readonly string[]): InstanceCaptu
     const set = files.length === 1 ? discoverCaptureSet(files[0] as string) : captureSetOfFiles(files);
     captures.push({ set, instance: instanceOf(set) });
   }
-  return captures;
+  return withDistinctNames(captures);
+}
+
+/**
+ * Sessions of one name (a proxy restarted, maybe with another profile) are
+ * told apart as `NAME (session K)`, in the order named: every view keys a
+ * connection's instance, and the context it is judged with, by that name.
+ */
+function withDistinctNames(captures: InstanceCapture[]): InstanceCapture[] {
+  const total = new Map<string, number>();
+  for (const c of captures) total.set(c.instance, (total.get(c.instance) ?? 0) + 1);
+  const seen = new Map<string, number>();
+  return captures.map((c) => {
+    if ((total.get(c.instance) ?? 0) < 2) return c;
+    const k = (seen.get(c.instance) ?? 0) + 1;
+    seen.set(c.instance, k);
+    return { ...c, instance: `${c.instance} (session ${k})` };
+  });
 }
 
 function sessionOfFile(file: string): string | null {

@@ -91,6 +91,20 @@ describe('instances that ran with different contexts, read as one', () => {
     ]);
   });
 
+  it('two sessions of one instance name (a restart with another profile) are told apart and each judged with its own context', async () => {
+    const a = write('first.jsonl', 'edge-a', [start(T0, 'edge-a', FAST), ...quietTwoSeconds(7, T0 + 10)]);
+    const b = write('second.jsonl', 'edge-a', [start(T0 + 5, 'edge-a', SLOW), ...quietTwoSeconds(7, T0 + 20)]);
+    const events: CaptureEvent[] = [];
+    for await (const e of readMergedEvents(instanceCapturesOfFiles([a, b]))) events.push(e);
+    const { lines, notes } = viewed(events);
+    const judged = verdicts(lines);
+    expect(judged.filter((l) => l.startsWith('#1 [edge-a (session 1)#7]')).join('\n')).toMatch(/matches front idle 2s/);
+    expect(judged.filter((l) => l.startsWith('#2 [edge-a (session 2)#7]')).join('\n')).toMatch(/matches no known timeout/);
+    expect(notes).toEqual([
+      "the instances ran with different contexts, each connection is judged with its own instance's: edge-a (session 1): --timeout front.idle=2s; edge-a (session 2): --timeout front.idle=30s",
+    ]);
+  });
+
   it('the same contexts say nothing and judge alike', async () => {
     const { lines, notes } = viewed(await mergedEvents(FAST));
     expect(notes).toEqual([]);
