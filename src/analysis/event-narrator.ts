@@ -82,7 +82,7 @@ export function narrate(event: CaptureEvent, summary: ConnectionSummary | null, 
       };
     case 'http.response': {
       // One line per notable event: an answered exchange below 400 is the normal case (an API behind nginx makes
-      // thousands a second; the capture, the UI and `view` list every one); it is logged at debug.
+      // thousands a second; the capture, `view` and the HAR list every one); it is logged at debug.
       const level = event.statusCode >= 400 || !event.complete ? 'info' : 'debug';
       if (!wanted(level)) return null;
       return {
