@@ -75,14 +75,19 @@ export function createLogger(options: LoggerOptions): Logger {
     logger = pino({ level, base: null }, stream);
   }
   countDrops(destination, logger);
-  process.once('exit', () => {
-    exitDeadline = Date.now() + EXIT_FLUSH_MS;
+  // Every synchronous flush is an exit's (pino's own at 'exit', ours below, a second signal's): a full pipe is retried
+  // until the deadline, then the lines are given up. Without it, pino's flush at exit retried for ever, and a SIGTERM'd
+  // wstap whose log reader had stalled never exited (test/e2e/log-backpressure.test.ts).
+  const flushSyncAtExit = destination.flushSync.bind(destination);
+  destination.flushSync = (): void => {
+    exitDeadline = Math.min(exitDeadline, Date.now() + EXIT_FLUSH_MS);
     try {
-      destination.flushSync();
+      flushSyncAtExit();
     } catch {
       // A reader that stayed away past the deadline, or a descriptor that failed: there is nowhere left to say it.
     }
-  });
+  };
+  process.once('exit', () => destination.flushSync());
   return logger;
 }
 

@@ -52,11 +52,25 @@ async function main(argv: string[]): Promise<number> {
   return (await load())(rest);
 }
 
+/**
+ * Once the command is done, the process ends within this long even if
+ * something still holds the event loop: a log write out to a pipe nobody
+ * reads (a stalled log reader, a paused pager) never returns, and wstap
+ * stopped by SIGTERM must not hang on it (test/e2e/log-backpressure.test.ts).
+ */
+const EXIT_GRACE_MS = 2000;
+
+function exitAfterGrace(): void {
+  setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    exitAfterGrace();
   },
   (err: unknown) => {
+    exitAfterGrace();
     if (err instanceof UsageError) {
       process.stderr.write(`wstap: ${err.message} (see wstap --help)\n`);
       process.exitCode = err.exitCode;

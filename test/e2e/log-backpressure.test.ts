@@ -103,4 +103,39 @@ describe('a log reader that stops reading', () => {
     expect(code).toBe(0);
     expect(lines().some((l) => l.msg.startsWith('session ended'))).toBe(true);
   }, 120_000);
+
+  it('a reader that never comes back does not keep a stopped wstap from exiting', async () => {
+    const app = await startCountingApp();
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, 'proxy', '--target', `http://127.0.0.1:${app.port}`, '--listen', `127.0.0.1:${port}`, '--no-tui', '--log-format', 'json', '--log-level', 'debug'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    cleanups.push(() => child.kill('SIGKILL'));
+    child.stderr.pause();
+    await waitForPort(port);
+    // Enough lines to fill the pipe: from then on every write of the log is refused (EAGAIN) and retried.
+    const client = net.connect({ port, host: '127.0.0.1' });
+    cleanups.push(() => client.destroy());
+    let responses = 0;
+    client.on('data', (d: Buffer) => {
+      responses += d.toString('latin1').split('HTTP/1.1 200 OK').length - 1;
+    });
+    await new Promise<void>((resolve) => client.once('connect', resolve));
+    const requests = 3000;
+    for (let sent = 0; sent < requests; sent += 100) {
+      client.write(`GET /${'x'.repeat(2000)} HTTP/1.1\r\nHost: app\r\n\r\n`.repeat(100));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await waitUntil(`${requests} responses`, () => responses >= requests, { timeoutMs: 20_000, intervalMs: 20 });
+    // The log's retries of the full pipe are under way.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+
+    // Stopped while nobody reads: the log's pending lines are tried for a second at exit, then given up.
+    const stoppedAt = Date.now();
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(0);
+    // A hang, not a speed: 2 s for the loop to finish on its own (cli/main.ts), 1 s of retries at exit (log.ts); before, it never exited.
+    expect(Date.now() - stoppedAt).toBeLessThan(30_000);
+  }, 60_000);
 });
