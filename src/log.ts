@@ -144,7 +144,18 @@ function batchedWithin(waitMs: number, destination: Destination): Destination {
     flushAsync(cb);
   };
   destination.flushSync = (): void => {
-    handOver();
+    if (pending !== '') {
+      // Into sonic-boom's buffer without starting an asynchronous write there: at exit that write would never finish,
+      // and the last lines (a shutdown's closes and findings) with it. Its flushSync then writes them in order.
+      const held = destination as unknown as { minLength: number };
+      const minLength = held.minLength;
+      held.minLength = Number.MAX_SAFE_INTEGER;
+      try {
+        handOver();
+      } finally {
+        held.minLength = minLength;
+      }
+    }
     flushSync();
   };
   return destination;
