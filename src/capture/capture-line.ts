@@ -17,10 +17,8 @@ export function captureLine(event: CaptureEvent): string {
  * JSON.stringify.
  */
 
-const PLAIN_JSON_STRING = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
 function jsonString(text: string): string {
-  return PLAIN_JSON_STRING.test(text) ? `"${text}"` : JSON.stringify(text);
+  return isPlain(text) ? `"${text}"` : JSON.stringify(text);
 }
 
 /** JSON's spelling of a number: non-finite ones are null. */
